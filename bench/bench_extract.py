@@ -1,0 +1,174 @@
+"""Extraction throughput: sertool vs a plain per-file librosa loop, same run, same files.
+
+For MFCC and log-Mel at 1 and 2 jobs, times
+
+- ``librosa``: for each file ``librosa.load`` + ``librosa.feature.mfcc`` (or
+  ``melspectrogram`` + ``log``) with the same parameters as sertool's config;
+  features are computed and discarded (nothing written).
+- ``sertool``: ``extract_manifest(..., overwrite=True)``: decode, features,
+  and writing the HDF5 store (so sertool does strictly more work).
+
+Both sides use one BLAS thread per process and ``jobs`` processes; the page
+cache is warmed first, and each number is the best of ``--repeat`` runs.
+Also times a no-op rerun of ``sertool extract`` (the CLI, fresh process)
+against its first run. Results go to stdout and, with ``--write``, into the
+table between the markers in bench/README.md.
+
+Usage: python bench/bench_extract.py [--data ../shared/data/ravdess] [--repeat 2] [--write]
+"""
+
+from __future__ import annotations
+
+import os
+
+# Same threading for both sides: one BLAS thread per process, set before numpy loads.
+os.environ.update({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+
+import argparse
+import multiprocessing
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sertool import __version__  # noqa: E402
+from sertool.corpora import ravdess  # noqa: E402
+from sertool.extract import extract_manifest  # noqa: E402
+from sertool.features import build_config  # noqa: E402
+from sertool.manifest import write_manifest  # noqa: E402
+from sertool.report import RunReport  # noqa: E402
+
+_CFG = None
+
+
+def _librosa_one(path: str) -> int:
+    import librosa
+
+    c = _CFG
+    y, sr = librosa.load(path, sr=c.sample_rate)
+    kw = dict(y=y, sr=sr, n_fft=c.n_fft, win_length=c.win_length, hop_length=c.hop_length, window=c.window,
+              n_mels=c.n_mels, center=c.center)
+    if c.type == "mfcc":
+        out = librosa.feature.mfcc(n_mfcc=c.n_mfcc, **kw)
+    else:
+        out = np.log(librosa.feature.melspectrogram(**kw) + c.log_offset)
+    return out.shape[1]
+
+
+def _init_baseline(config) -> None:
+    from threadpoolctl import threadpool_limits
+
+    global _CFG, _LIMIT
+    _CFG = config
+    _LIMIT = threadpool_limits(1, user_api="blas")
+
+
+def librosa_loop(files: list[str], config, jobs: int) -> float:
+    start = time.perf_counter()
+    if jobs == 1:
+        _init_baseline(config)
+        for f in files:
+            _librosa_one(f)
+    else:
+        # fork: librosa is already imported, so its workers start at once (the fairest baseline).
+        with multiprocessing.get_context("fork").Pool(jobs, _init_baseline, (config,)) as pool:
+            list(pool.imap_unordered(_librosa_one, files, chunksize=8))
+    return time.perf_counter() - start
+
+
+def sertool_run(manifest: Path, feature_set: str, out: Path, jobs: int) -> float:
+    start = time.perf_counter()
+    result = extract_manifest(manifest, feature_set=feature_set, out_dir=out, jobs=jobs, overwrite=True,
+                              progress=False)
+    elapsed = time.perf_counter() - start
+    assert result.report.failed == 0, result.report.failures[:3]
+    return elapsed
+
+
+def cli_rerun(manifest: Path, out: Path) -> tuple[float, float]:
+    cmd = [sys.executable, "-m", "sertool", "extract", str(manifest), "--features", "mfcc", "-o", str(out)]
+    def timed() -> float:
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        return time.perf_counter() - start
+
+    first = timed()
+    reruns = sorted(timed() for _ in range(5))
+    return first, reruns[2]  # median of 5 no-op reruns
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, sertool {__version__}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--write", action="store_true", help="update bench/README.md")
+    args = ap.parse_args()
+
+    import librosa
+
+    work = Path(tempfile.mkdtemp(prefix="sertool-bench-"))
+    rows = ravdess.prepare(Path(args.data), report=RunReport())
+    manifest = write_manifest(rows, work / "ravdess.csv")
+    files = [str(u.path) for u in rows]
+    audio_s = sum(u.duration for u in rows)
+    for f in files:  # warm the page cache
+        Path(f).read_bytes()
+    librosa.feature.mfcc(y=np.zeros(16000, np.float32), sr=16000)  # numba compilation out of the timings
+
+    lines = []
+    for feature_set in ("mfcc", "logmel"):
+        config = build_config(feature_set)
+        for jobs in (1, 2):
+            base_runs, our_runs = [], []
+            for _ in range(args.repeat):  # interleaved, so drifts in machine load hit both sides
+                base_runs.append(librosa_loop(files, config, jobs))
+                our_runs.append(sertool_run(manifest, feature_set, work / "feats", jobs))
+            base, ours = min(base_runs), min(our_runs)
+            lines.append(f"| {feature_set} | {jobs} | {base:.2f} | {audio_s / base:.0f}x | {ours:.2f} | "
+                         f"{audio_s / ours:.0f}x | **{base / ours:.2f}** |")
+            print(lines[-1], flush=True)
+    first, second = cli_rerun(manifest, work / "cli")
+    rerun = (f"No-op rerun of `sertool extract m.csv --features mfcc -o feats/` (CLI, fresh process): "
+             f"first run {first:.2f} s, rerun {second:.3f} s (median of 5) = {100 * second / first:.1f} % of the first.")
+    print(rerun)
+    table = "\n".join([
+        f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; {len(files)} RAVDESS files, "
+        f"{audio_s:.0f} s of audio; best of {args.repeat}. xRT = audio seconds per wall second.",
+        "",
+        "| features | jobs | librosa loop (s) | librosa xRT | sertool extract (s) | sertool xRT | speed-up |",
+        "|---|---|---|---|---|---|---|",
+        *lines,
+        "",
+        rerun,
+    ])
+    if args.write:
+        readme = ROOT / "bench" / "README.md"
+        text = readme.read_text()
+        start, end = "<!-- extract-table:start -->", "<!-- extract-table:end -->"
+        head, rest = text.split(start)
+        _, tail = rest.split(end)
+        readme.write_text(f"{head}{start}\n{table}\n{end}{tail}")
+        print(f"updated {readme}")
+
+
+if __name__ == "__main__":
+    main()

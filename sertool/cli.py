@@ -1,0 +1,226 @@
+"""The ``sertool`` command line: a Click group whose commands call the library.
+
+Kept import-light: heavy modules are imported inside command bodies, so
+``sertool --help`` returns at once. Every :class:`SertoolError` becomes
+``Error: <message>`` on stderr with exit code 1 (``--debug`` shows the
+traceback); usage errors exit 2; a run with more failed files than
+``--max-failures`` exits 3; Ctrl-C exits 130 after saving finished work.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from sertool import __version__
+from sertool.errors import SertoolError
+
+MAX_FAILURES_HELP = "Failed files tolerated before the exit code becomes 3."
+
+
+class SertoolGroup(click.Group):
+    """Turns library errors into one-line messages and exit codes."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SertoolError as exc:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            if ctx.params.get("debug"):
+                raise
+            click.echo("Interrupted: finished work is saved; rerun the same command to continue.", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=SertoolGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sertool")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+def cli(debug: bool) -> None:
+    """Speech emotion recognition: prepare corpora, extract features, train, evaluate, predict."""
+
+
+def _log(message: str) -> None:
+    click.echo(message, err=True)
+
+
+# --------------------------------------------------------------------------- prepare
+@cli.command()
+@click.argument("corpus", type=click.Choice(["ravdess", "emodb", "iemocap", "folder"]))
+@click.argument("corpus_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Manifest CSV to write.")
+@click.option("--label-set", default=None, help="iemocap: 4 (default; happy+excited), 4-noexc, 6 or all.")
+@click.option("--subset", default=None, help="iemocap: all (default), improvised or scripted.")
+@click.option("--no-labels", is_flag=True, help="folder: list every audio file, unlabelled (for predict).")
+@click.option("--speaker-regex", default=None,
+              help="folder: regex on the relative path whose first group is the speaker.")
+@click.option("--max-failures", default=0, show_default=True, help=MAX_FAILURES_HELP)
+@click.pass_context
+def prepare(ctx, corpus, corpus_dir, output, label_set, subset, no_labels, speaker_regex, max_failures):
+    """Scan a corpus folder and write a manifest CSV (one row per utterance).
+
+    \b
+    CORPUS layouts:
+      ravdess  DIR/Actor_XX/MM-VV-EE-II-SS-RR-AA.wav|flac (speech only)
+      emodb    DIR/wav/SSTTTEV.wav|flac
+      iemocap  DIR/SessionN/dialog/EmoEvaluation/*.txt + sentences/wav/
+      folder   DIR/<label>/**/*.wav|flac|ogg|mp3 (or --no-labels)
+    Paths in the CSV are relative to the CSV's folder. Unreadable audio files
+    are listed in <output stem>.failures.csv and left out.
+    """
+    from collections import Counter
+    from pathlib import Path
+
+    from sertool.corpora import PREPARERS
+    from sertool.manifest import write_manifest
+    from sertool.report import RunReport
+
+    options = {"iemocap": {"label_set": label_set, "subset": subset},
+               "folder": {"labels": not no_labels if no_labels else None, "speaker_regex": speaker_regex}}
+    given = {k: v for k, v in options.get(corpus, {}).items() if v is not None}
+    stray = [name for name, value in (("--label-set", label_set), ("--subset", subset),
+                                      ("--no-labels", no_labels or None), ("--speaker-regex", speaker_regex))
+             if value is not None and name.lstrip("-").replace("-", "_").replace("no_labels", "labels") not in given]
+    if stray:
+        raise click.UsageError(f"{', '.join(stray)} do(es) not apply to corpus {corpus!r}")
+    start = time.monotonic()
+    report = RunReport(max_failures=max_failures)
+    rows = PREPARERS[corpus].prepare(Path(corpus_dir), report=report, **given)
+    out = write_manifest(rows, output)
+    report.write_failures(out.with_suffix(".failures.csv"))
+    labels = Counter(u.label for u in rows)
+    speakers = {u.speaker for u in rows if u.speaker}
+    _log(f"prepare {corpus}: {len(rows)} utterances, {len(speakers)} speakers, {len(labels)} labels "
+         f"-> {out} ({time.monotonic() - start:.1f} s)")
+    _log("  " + ", ".join(f"{label or '(none)'} {n}" for label, n in sorted(labels.items())))
+    if report.skipped:
+        _log(f"  {report.skipped} utterances outside the label set/subset left out")
+    if report.failed:
+        _log(f"  {report.failed} unreadable files left out, see {out.with_suffix('.failures.csv')}")
+    ctx.exit(report.exit_code())
+
+
+# --------------------------------------------------------------------------- extract
+_CONFIG_OPTIONS = {  # CLI option -> config field
+    "sample_rate": int, "win_ms": float, "hop_ms": float, "n_fft": int, "window": str, "n_mels": int,
+    "fmin": float, "fmax": float, "n_mfcc": int, "delta_order": int, "log": str, "log_offset": float,
+}
+
+
+def _config_options(func):
+    helps = {
+        "sample_rate": "Resample audio to this rate (Hz).", "win_ms": "Window length (ms).",
+        "hop_ms": "Hop between frames (ms).", "n_fft": "FFT size (samples).",
+        "window": "Window type: hann, hamming, blackman, boxcar, bartlett.", "n_mels": "Mel bands.",
+        "fmin": "Lowest mel frequency (Hz).", "fmax": "Highest mel frequency (Hz; 0 = Nyquist).",
+        "n_mfcc": "Cepstral coefficients.", "delta_order": "0, 1 (+deltas) or 2 (+delta-deltas).",
+        "log": "db (10 log10, librosa) or ln (natural log + offset).", "log_offset": "Offset inside ln().",
+    }
+    for name in reversed(list(_CONFIG_OPTIONS)):
+        func = click.option(f"--{name.replace('_', '-')}", name, type=_CONFIG_OPTIONS[name], default=None,
+                            help=helps[name])(func)
+    return func
+
+
+def _overrides(config_file, sets, options) -> dict:
+    from sertool.features.base import load_toml
+
+    overrides = load_toml(config_file) if config_file else {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
+        overrides[key.strip().replace("-", "_")] = value.strip()
+    overrides.update({k: v for k, v in options.items() if v is not None})
+    return overrides
+
+
+@cli.command()
+@click.argument("manifest", required=False, type=click.Path(dir_okay=False))
+@click.option("-f", "--features", "feature_set", default=None, help="Feature set (see --list-features).")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Folder for the store.")
+@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML file of config values (see --print-config).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any config value; repeatable.")
+@_config_options
+@click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(1), help="Worker processes.")
+@click.option("--overwrite", is_flag=True, help="Recompute everything into a fresh store.")
+@click.option("--max-failures", default=0, show_default=True, help=MAX_FAILURES_HELP)
+@click.option("--print-config", "print_config", metavar="NAME", default=None,
+              help="Print the config of feature set NAME as TOML and exit.")
+@click.option("--list-features", is_flag=True, help="List the feature sets and exit.")
+@click.option("--checkpoint-every", "checkpoint_seconds", default=30.0, show_default=True, metavar="SECONDS",
+              help="Make finished work durable this often (a kill -9 loses at most this much).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@click.pass_context
+def extract(ctx, manifest, feature_set, out_dir, config_file, sets, jobs, overwrite, max_failures,
+            print_config, list_features, checkpoint_seconds, progress, **options):
+    """Compute features for every row of MANIFEST into an HDF5 store in --output.
+
+    The store is named <manifest>.<features>-<config hash>.h5; its path is
+    printed on stdout. Files unchanged since the last run are skipped; a
+    changed config writes a new store. Config values come from the feature
+    set's defaults, then --config, then --set and the options below.
+    """
+    from sertool.features import PRESETS, build_config
+
+    if list_features:
+        for name, preset in sorted(PRESETS.items()):
+            click.echo(f"{name:24s} {preset.description}")
+        return
+    if print_config:
+        click.echo(build_config(print_config, _overrides(config_file, sets, options)).to_toml(), nl=False)
+        return
+    missing = [n for n, v in (("MANIFEST", manifest), ("--features", feature_set), ("--output", out_dir)) if not v]
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)}")
+    import os
+
+    from sertool.extract import SINGLE_THREAD_ENV, extract_manifest
+
+    for key, value in SINGLE_THREAD_ENV.items():  # before numpy loads BLAS; --jobs sets the cores
+        os.environ.setdefault(key, value)
+    start = time.monotonic()
+    result = extract_manifest(manifest, feature_set=feature_set, out_dir=out_dir, jobs=jobs,
+                              overrides=_overrides(config_file, sets, options), overwrite=overwrite,
+                              max_failures=max_failures, progress=progress,
+                              checkpoint_seconds=checkpoint_seconds)
+    report = result.report
+    _log(f"extract {feature_set}: {report.ok} extracted, {report.skipped} up to date, {report.failed} failed "
+         f"-> {result.store_path} ({time.monotonic() - start:.1f} s)")
+    if result.failures_path:
+        _log(f"  failures listed in {result.failures_path}")
+    click.echo(str(result.store_path))
+    ctx.exit(report.exit_code())
+
+
+# --------------------------------------------------------------------------- not built yet
+def _not_implemented(name: str, summary: str):
+    @cli.command(name=name, help=f"{summary} (not implemented yet)",
+                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    @click.pass_context
+    def command(ctx):
+        click.echo(f"Error: `sertool {name}` is not implemented yet", err=True)
+        ctx.exit(1)
+
+    return command
+
+
+_not_implemented("augment", "Write augmented copies of manifest rows.")
+_not_implemented("train", "Train a model on a manifest and feature store.")
+_not_implemented("evaluate", "Evaluate a trained run: WA, UA, F1, confusion matrix.")
+_not_implemented("predict", "Score audio files or folders into a CSV.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="sertool")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,54 @@
+"""Helpers shared by the corpus preparers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sertool.audio import AUDIO_SUFFIXES, audio_info
+from sertool.errors import AudioError, CorpusError
+from sertool.manifest import Utterance
+from sertool.report import RunReport
+
+
+def require_dir(corpus_dir: Path, expected: str) -> Path:
+    """Return ``corpus_dir`` or raise CorpusError describing the expected layout."""
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.is_dir():
+        raise CorpusError(f"{corpus_dir}: not a folder; expected {expected}")
+    return corpus_dir
+
+
+def audio_files(folder: Path, *, recursive: bool = False) -> list[Path]:
+    """Audio files (by suffix, any case) under ``folder``, sorted; hidden files skipped."""
+    pattern = "**/*" if recursive else "*"
+    return sorted(
+        p for p in folder.glob(pattern)
+        if p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def with_duration(utterances: list[Utterance], report: RunReport) -> list[Utterance]:
+    """Fill ``duration`` from each file's header; unreadable files go to ``report``.
+
+    Returns the utterances whose audio could be read.
+    """
+    kept = []
+    for utt in utterances:
+        try:
+            info = audio_info(utt.path)
+        except AudioError as exc:
+            report.fail(utt.id, utt.path, "prepare", exc)
+            continue
+        kept.append(Utterance(**{**utt.__dict__, "duration": info.duration}))
+    report.ok += len(kept)
+    return kept
+
+
+def check_labels(found: dict[str, Path], known: dict[str, str], what: str, fix: str) -> None:
+    """Raise CorpusError when any code in ``found`` (code -> example file) is unknown."""
+    unknown = {code: path for code, path in found.items() if code not in known}
+    if unknown:
+        code, path = next(iter(unknown.items()))
+        raise CorpusError(
+            f"{path}: unknown {what} code {code!r} (known: {', '.join(sorted(known))}); {fix}"
+        )

@@ -1,0 +1,34 @@
+"""The exception hierarchy: one root, :class:`SertoolError`, and a few kinds.
+
+Every message names the bad value and, where there is one, the fix. The CLI
+prints ``Error: <message>`` and exits 1 for any of these; loops over files
+catch them per item and record them in a :class:`~sertool.report.RunReport`.
+"""
+
+
+class SertoolError(Exception):
+    """Root of every error sertool raises on purpose."""
+
+
+class ConfigError(SertoolError):
+    """A configuration value or file is invalid."""
+
+
+class CorpusError(SertoolError):
+    """A corpus folder does not have the expected layout or label codes."""
+
+
+class ManifestError(SertoolError):
+    """A manifest CSV is missing, malformed or inconsistent."""
+
+
+class AudioError(SertoolError):
+    """One audio file cannot be used (empty, unreadable, non-finite, too short)."""
+
+
+class FeatureError(SertoolError):
+    """Feature extraction produced unusable output for one file."""
+
+
+class StoreError(SertoolError):
+    """A feature store is missing, unreadable or does not match what was asked."""

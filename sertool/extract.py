@@ -1,0 +1,303 @@
+"""``extract``: compute features for every utterance of a manifest into a store.
+
+One process writes (:class:`~sertool.store.StoreWriter`); with ``jobs > 1``
+worker processes decode audio and compute features. Utterances whose audio
+is unchanged since they were stored (same size and mtime) are skipped.
+
+A finished run leaves a stamp (``.<store>.stamp``): a digest of the config,
+every manifest row's path and audio identity, and the store file's own
+identity. A rerun that computes the same digest returns after one ``stat``
+per file, without importing numpy or opening the store, so ``make`` can call
+``extract`` on every build for almost nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from sertool.errors import SertoolError
+from sertool.manifest import Utterance, read_manifest
+from sertool.progress import progress_bar
+from sertool.report import RunReport
+from sertool.store import SourceIdentity, store_path
+
+if TYPE_CHECKING:
+    import numpy as np
+
+_WORKER_EXTRACTOR = None
+
+
+@dataclass
+class ExtractResult:
+    """Where the store is, and what this run did (``report.ok`` = newly extracted)."""
+
+    store_path: Path
+    report: RunReport
+    failures_path: Path | None
+
+
+def failures_path_for(store: Path) -> Path:
+    """``feats/m.mfcc-1234abcd.h5`` -> ``feats/m.mfcc-1234abcd.failures.csv``."""
+    return store.with_suffix(".failures.csv")
+
+
+def _stamp_path(store: Path) -> Path:
+    return store.with_name(f".{store.name}.stamp")
+
+
+def _digest(config_hash: str, identities: dict[str, tuple[str, SourceIdentity]]) -> str:
+    h = hashlib.sha256(config_hash.encode())
+    for utt_id, (path, ident) in identities.items():
+        h.update(f"{utt_id}\t{path}\t{ident.size}\t{ident.mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _stamp_matches(store: Path, digest: str) -> bool:
+    try:
+        stamp = json.loads(_stamp_path(store).read_text())
+        current = SourceIdentity.of(store)
+    except (OSError, ValueError):
+        return False
+    return stamp == {"digest": digest, "store_size": current.size, "store_mtime_ns": current.mtime_ns}
+
+
+def _write_stamp(store: Path, digest: str | None) -> None:
+    stamp = _stamp_path(store)
+    if digest is None:
+        stamp.unlink(missing_ok=True)
+        return
+    ident = SourceIdentity.of(store)
+    tmp = stamp.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"digest": digest, "store_size": ident.size, "store_mtime_ns": ident.mtime_ns}))
+    os.replace(tmp, stamp)
+
+
+def _compute(extractor, utt_id: str, path: str) -> tuple[str, "np.ndarray | None", str | None]:
+    from sertool.audio import load_audio
+
+    try:
+        samples = load_audio(path, sr=extractor.sample_rate, min_duration=extractor.min_duration)
+        return utt_id, extractor.extract(samples, extractor.sample_rate), None
+    except SertoolError as exc:
+        message = str(exc)
+        return utt_id, None, message if message.startswith(str(path)) else f"{path}: {message}"
+
+
+_BLAS_LIMIT = None
+
+
+def _tune_compute_process() -> None:
+    """Settings for a process that computes features; idempotent.
+
+    - One BLAS thread: the matrices are small, and ``--jobs`` decides the cores.
+    - glibc malloc keeps large blocks instead of mmap/munmap-ing every numpy
+      temporary (>128 KiB): that cut page-fault time from 1.0 s to 0.16 s
+      per 960 files here (see bench/README.md).
+    """
+    global _BLAS_LIMIT
+    if _BLAS_LIMIT is not None:
+        return
+    from threadpoolctl import threadpool_limits
+
+    _BLAS_LIMIT = threadpool_limits(1, user_api="blas")
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
+#: Thread-pool sizes read by BLAS/OpenMP libraries when they load.
+SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@contextlib.contextmanager
+def _single_thread_env():
+    """Workers spawned in this block load BLAS with one thread.
+
+    Limiting threads after import (threadpoolctl) is not enough: OpenBLAS's
+    idle threads keep spinning, and two processes then ran 5x slower each.
+    """
+    saved = {k: os.environ.get(k) for k in SINGLE_THREAD_ENV}
+    os.environ.update(SINGLE_THREAD_ENV)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _init_worker(config: dict) -> None:
+    import signal
+
+    from sertool.features import build_extractor
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    _tune_compute_process()
+    global _WORKER_EXTRACTOR
+    _WORKER_EXTRACTOR = build_extractor(config)
+
+
+def _worker(chunk: list[tuple[str, str]]):
+    return [_compute(_WORKER_EXTRACTOR, *task) for task in chunk]
+
+
+def _run(extractor, tasks: list[tuple[str, str]], jobs: int) -> Iterator[tuple[str, "np.ndarray | None", str | None]]:
+    """Yield ``(id, features or None, error or None)`` for every task, in any order."""
+    if jobs <= 1 or len(tasks) <= 1:
+        _tune_compute_process()
+        for task in tasks:
+            yield _compute(extractor, *task)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: forking a parent that has loaded OpenBLAS can deadlock the children.
+    size = max(1, min(16, len(tasks) // (jobs * 8)))
+    chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(extractor.config.to_dict(),))
+    with _single_thread_env():
+        yield from _drain(pool, chunks, jobs)
+
+
+def _drain(pool, chunks, jobs):
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        pending = {pool.submit(_worker, c) for c in chunks[: jobs * 4]}
+        queued = iter(chunks[jobs * 4:])
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield from future.result()
+                nxt = next(queued, None)
+                if nxt is not None:
+                    pending.add(pool.submit(_worker, nxt))
+    except BrokenProcessPool:
+        raise SertoolError("a feature worker process died (out of memory?); finished work is saved, "
+                           "rerun with fewer --jobs to continue") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit():
+    """Turn SIGTERM into SystemExit (in the main thread), so ``kill`` commits finished work."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _identities(utterances: list[Utterance], report: RunReport) -> dict[str, tuple[str, SourceIdentity]]:
+    identities = {}
+    for utt in utterances:
+        try:
+            identities[utt.id] = (str(utt.path), SourceIdentity.of(utt.path))
+        except OSError as exc:
+            report.fail(utt.id, utt.path, "extract",
+                        f"{utt.path}: cannot read file ({exc.strerror}); fix the path in the manifest")
+    return identities
+
+
+def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: str | os.PathLike,
+                     overrides: dict[str, Any] | None = None, jobs: int = 1, overwrite: bool = False,
+                     max_failures: int = 0, progress: bool | None = None,
+                     checkpoint_seconds: float = 30.0) -> ExtractResult:
+    """Extract ``feature_set`` for every utterance of ``manifest`` into a store in ``out_dir``.
+
+    Parameters
+    ----------
+    manifest
+        Manifest CSV (see :mod:`sertool.manifest`).
+    feature_set
+        A preset name (``mfcc``, ``lightsernet_mfcc``, ...).
+    out_dir
+        Folder of the store ``<manifest stem>.<feature_set>-<hash8>.h5``.
+    overrides
+        Config values replacing the preset's defaults.
+    jobs
+        Worker processes computing features (1: in this process).
+    overwrite
+        Recompute everything into a fresh store.
+    progress
+        Progress bar on stderr; default: only when stderr is a terminal.
+    checkpoint_seconds
+        How often finished features are made durable (a kill -9 loses at
+        most this much work; Ctrl-C and SIGTERM lose nothing).
+
+    Returns
+    -------
+    ExtractResult
+        The store path and a report: ``ok`` newly extracted, ``skipped``
+        already up to date, ``failures`` per file (also written to
+        ``<store stem>.failures.csv``).
+
+    Raises
+    ------
+    SertoolError
+        Bad manifest or config, or a store that cannot be written.
+    """
+    from sertool.features import build_extractor
+
+    manifest = Path(manifest)
+    utterances = read_manifest(manifest)
+    extractor = build_extractor(feature_set, overrides)
+    config = extractor.config
+    path = store_path(out_dir, manifest, feature_set, config.config_hash())
+    report = RunReport(max_failures=max_failures)
+    identities = _identities(utterances, report)
+    digest = _digest(config.config_hash(), identities) if not report.failed else None
+    if digest and not overwrite and _stamp_matches(path, digest):
+        report.skipped = len(utterances)
+        failures_path_for(path).unlink(missing_ok=True)
+        return ExtractResult(path, report, None)
+
+    from sertool.store import StoreWriter
+
+    attrs = {"config": config.to_dict(), "config_hash": config.config_hash(), "feature_set": feature_set,
+             "feature_type": config.type, "level": extractor.level, "dim": extractor.dim,
+             "sample_rate": extractor.sample_rate, "manifest": str(manifest.resolve())}
+    with StoreWriter(path, attrs, overwrite=overwrite, checkpoint_seconds=checkpoint_seconds) as writer, \
+            _sigterm_as_exit():
+        _write_stamp(path, None)
+        tasks = [(utt_id, p) for utt_id, (p, ident) in identities.items() if writer.needs(utt_id, ident)]
+        report.skipped = len(identities) - len(tasks)
+        with progress_bar(len(tasks), progress, desc="extract") as bar:
+            paths = dict(tasks)
+            for utt_id, feats, error in _run(extractor, tasks, jobs):
+                if error is None:
+                    writer.add(utt_id, feats, identities[utt_id][1])
+                    report.ok += 1
+                else:
+                    report.fail(utt_id, paths[utt_id], "extract", error)
+                bar.update()
+    if not report.failed:
+        _write_stamp(path, digest)
+    failures = report.write_failures(failures_path_for(path))
+    return ExtractResult(path, report, failures)

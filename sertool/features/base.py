@@ -1,0 +1,214 @@
+"""The extractor contract, the registry of extractor types, and named presets.
+
+An extractor is a frozen config dataclass plus a class that turns samples
+into a time-major float32 matrix::
+
+    extractor = build_extractor("mfcc", {"n_mfcc": 20})
+    feats = extractor.extract(samples, extractor.sample_rate)   # (num_frames, dim)
+
+Frame-level extractors return ``(num_frames, dim)``; utterance-level ones
+``(1, dim)``. Output is always finite.
+
+Configs round-trip through plain dicts with a ``type`` tag
+(:meth:`FeatureConfig.to_dict` / :func:`config_from_dict`) and through TOML;
+:meth:`FeatureConfig.config_hash` (sha256 of canonical JSON) keys the cache.
+A *preset* is a name for an extractor type plus overrides of its defaults
+(``lightsernet_mfcc`` = ``mfcc`` with the paper's settings); ``--features``
+takes any preset name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from sertool.errors import ConfigError
+
+#: extractor type name -> FeatureExtractor subclass (filled by @register).
+EXTRACTORS: dict[str, type["FeatureExtractor"]] = {}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named starting configuration: extractor type + overridden defaults."""
+
+    type: str
+    overrides: dict[str, Any]
+    description: str
+
+
+#: preset name -> Preset. Every extractor type is also a preset of itself.
+PRESETS: dict[str, Preset] = {}
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Base of every extractor config; subclasses add fields with defaults."""
+
+    type: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict with a ``type`` tag; inverse of :func:`config_from_dict`."""
+        return {"type": self.type, **dataclasses.asdict(self)}
+
+    def config_hash(self) -> str:
+        """sha256 hex digest of the canonical JSON of :meth:`to_dict`."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def to_toml(self) -> str:
+        """The config as TOML text (readable by ``--config``)."""
+        lines = [f"type = {json.dumps(self.type)}"]
+        for key, value in dataclasses.asdict(self).items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    raise TypeError(f"cannot write {value!r} to TOML")
+
+
+class FeatureExtractor:
+    """Base class: subclasses set ``name``, ``config_cls``, ``level`` and implement extract."""
+
+    name: ClassVar[str]
+    config_cls: ClassVar[type[FeatureConfig]]
+    level: ClassVar[str] = "frame"  # or "utterance"
+
+    def __init__(self, config: FeatureConfig):
+        if not isinstance(config, self.config_cls):
+            raise ConfigError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(config).__name__}")
+        self.config = config
+
+    @property
+    def sample_rate(self) -> int:
+        """Rate in Hz that :meth:`extract` expects; audio is resampled to it."""
+        return int(self.config.sample_rate)
+
+    @property
+    def dim(self) -> int:
+        """Number of feature columns."""
+        raise NotImplementedError
+
+    @property
+    def min_duration(self) -> float:
+        """Shortest input in seconds that gives a meaningful output."""
+        return 0.0
+
+    def extract(self, samples: "np.ndarray", sr: int) -> "np.ndarray":
+        """Features of ``samples`` (float32, ``(num_samples,)`` at ``sr`` Hz).
+
+        Returns float32 ``(num_frames, dim)`` (``(1, dim)`` at utterance level).
+        """
+        raise NotImplementedError
+
+
+def register(cls: type[FeatureExtractor]) -> type[FeatureExtractor]:
+    """Class decorator: add an extractor type and a preset of the same name."""
+    cls.config_cls.type = cls.name
+    EXTRACTORS[cls.name] = cls
+    PRESETS.setdefault(cls.name, Preset(cls.name, {}, (cls.__doc__ or "").strip().splitlines()[0]))
+    return cls
+
+
+def add_preset(name: str, type: str, description: str, **overrides: Any) -> None:
+    """Register preset ``name``; its overrides are checked when built."""
+    PRESETS[name] = Preset(type, overrides, description)
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    target = {"int": int, "float": float, "bool": bool, "str": str}.get(
+        annotation if isinstance(annotation, str) else getattr(annotation, "__name__", ""), None
+    )
+    if target is None:
+        return value
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{name} = {value!r} is not a boolean; use true or false")
+    if target is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if target is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, target) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return target(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{name} = {value!r} is not a{'n' if target is int else ''} {target.__name__}")
+
+
+def config_from_dict(data: dict[str, Any], *, type: str | None = None) -> FeatureConfig:
+    """Build a config from a dict (``type`` tag inside, or given as argument).
+
+    Values are coerced to the field types (so CLI strings work); unknown keys
+    are an error naming the valid ones.
+    """
+    data = dict(data)
+    type_name = data.pop("type", None) or type
+    if type_name not in EXTRACTORS:
+        raise ConfigError(f"unknown feature type {type_name!r}; choose one of {', '.join(sorted(EXTRACTORS))}")
+    cls = EXTRACTORS[type_name].config_cls
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)} for feature type {type_name!r}; "
+            f"valid: {', '.join(sorted(fields))}"
+        )
+    return cls(**{k: _coerce(k, v, hints[k]) for k, v in data.items()})
+
+
+def build_config(preset: str, overrides: dict[str, Any] | None = None) -> FeatureConfig:
+    """Config of ``preset`` with ``overrides`` (e.g. from a TOML file, then CLI) applied."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown feature set {preset!r}; choose one of {', '.join(sorted(PRESETS))}")
+    p = PRESETS[preset]
+    overrides = dict(overrides or {})
+    if overrides.get("type", p.type) != p.type:
+        raise ConfigError(
+            f"config type {overrides['type']!r} does not match feature set {preset!r} (type {p.type!r})"
+        )
+    overrides.pop("type", None)
+    return config_from_dict({**p.overrides, **overrides}, type=p.type)
+
+
+def build_extractor(preset_or_config: str | FeatureConfig | dict, overrides: dict[str, Any] | None = None) -> FeatureExtractor:
+    """An extractor from a preset name (+ overrides), a config, or a config dict."""
+    if isinstance(preset_or_config, str):
+        config = build_config(preset_or_config, overrides)
+    elif isinstance(preset_or_config, dict):
+        config = config_from_dict(preset_or_config)
+    else:
+        config = preset_or_config
+    return EXTRACTORS[config.type](config)
+
+
+def load_toml(path) -> dict[str, Any]:
+    """Read a TOML feature config file into a dict."""
+    import tomllib
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc}); see `sertool extract --print-config NAME`") from None

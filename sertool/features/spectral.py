@@ -1,0 +1,291 @@
+"""Frame-level spectral features: ``mfcc``, ``logmel`` and the ``mfcc_logmel`` stack.
+
+Pipeline (shapes time-major, T frames)::
+
+    samples (N,) -> |STFT|^power (T, 1 + n_fft/2) -> mel (T, n_mels) -> log
+        logmel: the log-mel matrix                                  (T, n_mels)
+        mfcc:   orthonormal DCT-II of it, first n_mfcc, opt. lifter  (T, n_mfcc)
+        mfcc_logmel: [mfcc | logmel]                                 (T, n_mfcc + n_mels)
+    then optional deltas ([x, d1] or [x, d1, d2], width 9) and clipping.
+
+With ``log = "db"`` (10 log10 with ``amin`` and ``top_db``) and the same STFT
+settings, ``mfcc`` equals ``librosa.feature.mfcc`` and ``logmel`` equals
+``librosa.power_to_db(librosa.feature.melspectrogram(...))``; with
+``log = "ln"`` logmel is ``ln(mel + log_offset)``. Tests check both against
+librosa to a relative error under 1e-4.
+
+Times are in milliseconds (``win_ms``, ``hop_ms``) and converted to samples
+at ``sample_rate`` (rounded). ``fmax = 0`` means the Nyquist frequency,
+``top_db = 0`` and ``clip = 0`` switch those off (TOML has no null).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from sertool.errors import ConfigError, FeatureError
+from sertool.features.base import FeatureConfig, FeatureExtractor, add_preset, register
+
+WINDOWS = ("hann", "hamming", "blackman", "boxcar", "bartlett")
+
+
+@dataclass(frozen=True)
+class SpectralConfig(FeatureConfig):
+    """Settings shared by every STFT-based feature (see the module docstring)."""
+
+    sample_rate: int = 16000
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    n_fft: int = 512
+    window: str = "hamming"
+    center: bool = True
+    pad_mode: str = "constant"
+    power: float = 2.0
+    n_mels: int = 64
+    fmin: float = 0.0
+    fmax: float = 0.0
+    htk: bool = False
+    mel_norm: str = "slaney"
+    log: str = "db"
+    log_offset: float = 1e-6
+    amin: float = 1e-10
+    top_db: float = 80.0
+    clip: float = 0.0
+    delta_order: int = 0
+    delta_width: int = 9
+
+    @property
+    def win_length(self) -> int:
+        """Window length in samples."""
+        return int(round(self.win_ms * self.sample_rate / 1000))
+
+    @property
+    def hop_length(self) -> int:
+        """Hop in samples."""
+        return int(round(self.hop_ms * self.sample_rate / 1000))
+
+    @property
+    def mel_fmax(self) -> float:
+        return self.fmax if self.fmax > 0 else self.sample_rate / 2
+
+    def __post_init__(self):
+        checks = [
+            (self.sample_rate > 0, "sample_rate must be positive"),
+            (self.hop_length >= 1, f"hop_ms {self.hop_ms} is below one sample"),
+            (1 <= self.win_length <= self.n_fft,
+             f"window of {self.win_length} samples ({self.win_ms} ms) must fit in n_fft = {self.n_fft}; "
+             "raise n_fft or shorten win_ms"),
+            (self.window in WINDOWS, f"window {self.window!r} is not one of {', '.join(WINDOWS)}"),
+            (self.pad_mode in ("constant", "reflect", "edge"), "pad_mode must be constant, reflect or edge"),
+            (self.power in (1.0, 2.0), "power must be 1 (magnitude) or 2 (power)"),
+            (self.n_mels >= 1, "n_mels must be at least 1"),
+            (0 <= self.fmin < self.mel_fmax <= self.sample_rate / 2,
+             f"need 0 <= fmin < fmax <= sample_rate / 2 (got fmin={self.fmin}, fmax={self.fmax})"),
+            (self.mel_norm in ("slaney", "none"), "mel_norm must be 'slaney' or 'none'"),
+            (self.log in ("db", "ln"), "log must be 'db' (10 log10) or 'ln' (natural log + log_offset)"),
+            (self.log_offset > 0 and self.amin > 0, "log_offset and amin must be positive"),
+            (self.top_db >= 0 and self.clip >= 0, "top_db and clip must be >= 0 (0 switches them off)"),
+            (self.delta_order in (0, 1, 2), "delta_order must be 0, 1 or 2"),
+            (self.delta_width >= 3 and self.delta_width % 2 == 1, "delta_width must be odd and >= 3"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class MfccConfig(SpectralConfig):
+    """Spectral settings + number of cepstral coefficients and liftering."""
+
+    n_mels: int = 64
+    n_mfcc: int = 40
+    lifter: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 1 <= self.n_mfcc <= self.n_mels:
+            raise ConfigError(f"n_mfcc = {self.n_mfcc} must be between 1 and n_mels = {self.n_mels}")
+        if self.lifter < 0:
+            raise ConfigError("lifter must be >= 0")
+
+
+@dataclass(frozen=True)
+class LogMelConfig(SpectralConfig):
+    """Spectral settings; natural log with an offset by default."""
+
+    log: str = "ln"
+
+
+@dataclass(frozen=True)
+class MfccLogMelConfig(MfccConfig):
+    """MFCC settings; the log-mel matrix the MFCCs come from is appended."""
+
+
+class _SpectralExtractor(FeatureExtractor):
+    """Shared STFT -> mel -> log front end; subclasses pick the output columns."""
+
+    @cached_property
+    def _window(self) -> np.ndarray:
+        """float32 ``(win_length,)`` periodic window."""
+        from sertool.features import dsp
+
+        c = self.config
+        return dsp.periodic_window(c.window, c.win_length).astype("float32")
+
+    @cached_property
+    def _mel(self) -> "dsp.BandedMel":
+        from sertool.features import dsp
+
+        c = self.config
+        return dsp.BandedMel(dsp.mel_filterbank(sr=c.sample_rate, n_fft=c.n_fft, n_mels=c.n_mels, fmin=c.fmin,
+                                                fmax=c.mel_fmax, htk=c.htk, norm=c.mel_norm))
+
+    @property
+    def base_dim(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def dim(self) -> int:
+        return self.base_dim * (1 + self.config.delta_order)
+
+    @property
+    def min_duration(self) -> float:
+        c = self.config
+        samples = c.win_length if c.center else c.n_fft
+        return samples / c.sample_rate
+
+    def log_mel(self, samples: np.ndarray) -> np.ndarray:
+        """Log-mel matrix ``(num_frames, n_mels)`` float32 of float32 ``samples``."""
+        import numpy as np
+
+        from sertool.features import dsp
+
+        c = self.config
+        spectrum = dsp.frame_spectrum(samples, window=self._window, n_fft=c.n_fft, hop_length=c.hop_length,
+                                      center=c.center, pad_mode=c.pad_mode)
+        mel = self._mel.power_mel(spectrum, power=c.power)
+        if c.log == "db":
+            return dsp.power_to_db(mel, amin=c.amin, top_db=c.top_db)
+        return np.log(mel + np.float32(c.log_offset))
+
+    def _columns(self, logmel: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
+        import numpy as np
+
+        from sertool.features import dsp
+
+        c = self.config
+        if sr != c.sample_rate:
+            raise FeatureError(f"{self.name} expects {c.sample_rate} Hz audio, got {sr} Hz; resample it first")
+        if samples.shape[0] < self.min_duration * sr:
+            raise FeatureError(
+                f"{samples.shape[0] / sr:.3f} s of audio is shorter than one analysis window "
+                f"({self.min_duration:.3f} s)"
+            )
+        feats = self._columns(self.log_mel(np.asarray(samples, dtype=np.float32)))
+        if c.delta_order:
+            feats = np.concatenate(
+                [feats] + [dsp.deltas(feats, order=k, width=c.delta_width) for k in range(1, c.delta_order + 1)],
+                axis=1,
+            )
+        if c.clip > 0:
+            np.clip(feats, -c.clip, c.clip, out=feats)
+        feats = np.ascontiguousarray(feats, dtype=np.float32)
+        if not np.isfinite(feats).all():
+            raise FeatureError(f"{self.name} produced non-finite values; check the audio")
+        return feats
+
+
+class _CepstralMixin:
+    @cached_property
+    def _dct(self) -> np.ndarray:
+        import numpy as np
+
+        from sertool.features import dsp
+
+        c = self.config
+        basis = dsp.dct_matrix(c.n_mels, c.n_mfcc)
+        if c.lifter > 0:
+            n = np.arange(1, c.n_mfcc + 1)
+            basis = basis * (1 + (c.lifter / 2) * np.sin(np.pi * n / c.lifter)).astype(np.float32)
+        return basis
+
+
+@register
+class MfccExtractor(_CepstralMixin, _SpectralExtractor):
+    """MFCC (optionally with deltas), equal to librosa.feature.mfcc."""
+
+    name = "mfcc"
+    config_cls = MfccConfig
+
+    @property
+    def base_dim(self) -> int:
+        return self.config.n_mfcc
+
+    def _columns(self, logmel):
+        return logmel @ self._dct
+
+
+@register
+class LogMelExtractor(_SpectralExtractor):
+    """Log-mel spectrogram (optionally with deltas)."""
+
+    name = "logmel"
+    config_cls = LogMelConfig
+
+    @property
+    def base_dim(self) -> int:
+        return self.config.n_mels
+
+    def _columns(self, logmel):
+        return logmel
+
+
+@register
+class MfccLogMelExtractor(_CepstralMixin, _SpectralExtractor):
+    """MFCC and the log-mel matrix they come from, side by side."""
+
+    name = "mfcc_logmel"
+    config_cls = MfccLogMelConfig
+
+    @property
+    def base_dim(self) -> int:
+        return self.config.n_mfcc + self.config.n_mels
+
+    def _columns(self, logmel):
+        import numpy as np
+
+        return np.concatenate([logmel @ self._dct, logmel], axis=1)
+
+
+# Paper presets (see docs in the README and ../shared/docs/MODELS.md).
+add_preset(
+    "lightsernet_mfcc", "mfcc",
+    "LIGHT-SERNET (ICASSP 2022) input, as in the authors' code: 40 MFCC, 64 ms Hamming / 16 ms hop, "
+    "1024-point FFT, |STFT|, 128 HTK mel bands 80-7600 Hz, ln(mel + 1e-6), clipped to [-10, 10], "
+    "no centring (3 s -> 184 frames)",
+    sample_rate=16000, win_ms=64.0, hop_ms=16.0, n_fft=1024, window="hamming", center=False, power=1.0,
+    n_mels=128, fmin=80.0, fmax=7600.0, htk=True, mel_norm="none", log="ln", log_offset=1e-6,
+    top_db=0.0, n_mfcc=40, clip=10.0,
+)
+add_preset(
+    "transformer_logmel", "logmel",
+    "ILT/CAT transformer-integration paper input: 40-band log-Mel (librosa, dB), 25 ms Hann / 10 ms hop",
+    sample_rate=16000, win_ms=25.0, hop_ms=10.0, n_fft=400, window="hann", n_mels=40, log="db",
+)
+add_preset(
+    "mscnn_mfcc96", "mfcc",
+    "MSCNN-SPU input: 32 MFCC + deltas + delta-deltas (96-dim), 25 ms Hamming / 10 ms hop",
+    sample_rate=16000, win_ms=25.0, hop_ms=10.0, n_fft=512, window="hamming", n_mels=40, n_mfcc=32,
+    delta_order=2,
+)
+add_preset(
+    "resnet_transformer_map", "mfcc_logmel",
+    "ResNet-CNN-Transformer paper input: 40 MFCC + 40 log-mel (dB) from librosa's defaults at 48 kHz "
+    "(2048-point Hann, hop 512; 3 s -> 282 frames), 80 columns",
+    sample_rate=48000, win_ms=2048 / 48, hop_ms=512 / 48, n_fft=2048, window="hann", n_mels=40, n_mfcc=40,
+    log="db",
+)

@@ -1,0 +1,77 @@
+"""RunReport: counts finished items, records per-item failures, picks the exit code."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_TOO_MANY_FAILURES = 3
+
+FAILURE_COLUMNS = ("id", "path", "stage", "error")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One item that could not be processed."""
+
+    id: str
+    path: str
+    stage: str
+    error: str
+
+
+@dataclass
+class RunReport:
+    """What a command did: how many items succeeded, were skipped, or failed.
+
+    Parameters
+    ----------
+    max_failures
+        How many failed items are tolerated before :meth:`exit_code` returns 3.
+    """
+
+    max_failures: int = 0
+    ok: int = 0
+    skipped: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+    def fail(self, id: str, path: str | os.PathLike, stage: str, error: BaseException | str) -> None:
+        """Record that item ``id`` failed at ``stage``."""
+        self.failures.append(Failure(str(id), str(path), stage, str(error)))
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    def exit_code(self) -> int:
+        """0 when failures are within ``max_failures``, else 3."""
+        return EXIT_TOO_MANY_FAILURES if self.failed > self.max_failures else EXIT_OK
+
+    def write_failures(self, path: str | os.PathLike) -> Path | None:
+        """Write ``failures.csv`` (id, path, stage, error) atomically.
+
+        A stale file from an earlier run is removed when this run had no
+        failures, so the file on disk always describes the latest run.
+        Returns the path written, or None.
+        """
+        path = Path(path)
+        if not self.failures:
+            path.unlink(missing_ok=True)
+            return None
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(FAILURE_COLUMNS)
+            for f in self.failures:
+                writer.writerow([f.id, f.path, f.stage, f.error])
+        os.replace(tmp, path)
+        return path
+
+    def summary(self, what: str = "items") -> str:
+        """One line for stderr, e.g. ``"958 items ok, 0 skipped, 2 failed"``."""
+        return f"{self.ok} {what} ok, {self.skipped} skipped, {self.failed} failed"

@@ -1,0 +1,317 @@
+"""FeatureStore: one HDF5 file of features per (manifest, feature config).
+
+File layout (readable with plain h5py)::
+
+    /                     attrs: format ("sertool-features"), format_version, config (JSON),
+                                 config_hash (sha256 hex), feature_set, feature_type, level
+                                 ("frame" | "utterance"), dim, sample_rate, sertool_version,
+                                 manifest (path of the manifest it was made from)
+    /feats/<utt_id>       float32 (num_frames, dim), time-major
+    /index/id             utterance ids (UTF-8 strings), one row per entry in /feats
+    /index/source_path    the audio file each entry was computed from (UTF-8), same order
+    /index/source_size    its size in bytes (int64), same order
+    /index/source_mtime_ns its modification time in ns (int64), same order
+
+Crash safety: the store file is never modified in place (see
+:class:`StoreWriter`): a kill at any moment leaves a complete store holding
+every entry up to the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sertool import __version__
+from sertool.errors import StoreError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+FORMAT = "sertool-features"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SourceIdentity:
+    """What identifies the audio an entry was computed from: size in bytes and mtime in ns.
+
+    ``path`` is informative only: moving a corpus does not invalidate its features.
+    """
+
+    size: int
+    mtime_ns: int
+    path: str = dataclasses.field(default="", compare=False)
+
+    @classmethod
+    def of(cls, path: str | os.PathLike) -> "SourceIdentity":
+        st = os.stat(path)
+        return cls(int(st.st_size), int(st.st_mtime_ns), str(path))
+
+
+def store_path(out_dir: str | os.PathLike, manifest: str | os.PathLike, feature_set: str, config_hash: str) -> Path:
+    """``<out_dir>/<manifest stem>.<feature set>-<first 8 hex digits of the config hash>.h5``."""
+    return Path(out_dir) / f"{Path(manifest).stem}.{feature_set}-{config_hash[:8]}.h5"
+
+
+def _h5py():
+    import h5py
+
+    return h5py
+
+
+def _read_index(h5) -> dict[str, SourceIdentity]:
+    if "index" not in h5:
+        return {}
+    g = h5["index"]
+    ids = g["id"].asstr()[()]
+    paths = g["source_path"].asstr()[()]
+    return {i: SourceIdentity(int(s), int(m), p)
+            for i, p, s, m in zip(ids, paths, g["source_size"][()], g["source_mtime_ns"][()])}
+
+
+def _write_index(h5, index: dict[str, SourceIdentity]) -> None:
+    import numpy as np
+
+    h5py = _h5py()
+    if "index" in h5:
+        del h5["index"]
+    g = h5.create_group("index")
+    ids = list(index)
+    g.create_dataset("id", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
+    g.create_dataset("source_path", data=np.array([index[i].path for i in ids], dtype=object),
+                     dtype=h5py.string_dtype())
+    g.create_dataset("source_size", data=np.array([index[i].size for i in ids], dtype=np.int64))
+    g.create_dataset("source_mtime_ns", data=np.array([index[i].mtime_ns for i in ids], dtype=np.int64))
+
+
+class FeatureStore:
+    """Read-only access to a store file; also a context manager.
+
+    ``store[id]`` returns float32 ``(num_frames, dim)``; ``store.attrs`` has the
+    root attributes with ``config`` decoded to a dict. The HDF5 file is opened
+    on first use, so an instance can be created before forking DataLoader
+    workers (each opens its own handle).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise StoreError(f"{self.path}: feature store not found; create it with `sertool extract`")
+        self._h5 = None
+        self._pid = None
+        self.attrs = self._read_attrs()
+
+    def _file(self):
+        if self._h5 is None or self._pid != os.getpid():
+            try:
+                self._h5 = _h5py().File(self.path, "r")
+            except OSError as exc:
+                raise StoreError(f"{self.path}: not a readable HDF5 feature store ({exc}); delete it and rerun extract") from None
+            self._pid = os.getpid()
+        return self._h5
+
+    def _read_attrs(self) -> dict:
+        attrs = dict(self._file().attrs)
+        if attrs.get("format") != FORMAT:
+            raise StoreError(f"{self.path}: not a sertool feature store (no format attribute); delete it or pick another file")
+        if int(attrs.get("format_version", 0)) > FORMAT_VERSION:
+            raise StoreError(f"{self.path}: store format {attrs['format_version']} is newer than this sertool; upgrade sertool")
+        attrs["config"] = json.loads(attrs["config"])
+        return attrs
+
+    @property
+    def dim(self) -> int:
+        return int(self.attrs["dim"])
+
+    @property
+    def config_hash(self) -> str:
+        return str(self.attrs["config_hash"])
+
+    def index(self) -> dict[str, SourceIdentity]:
+        """id -> identity of the audio each entry came from."""
+        return _read_index(self._file())
+
+    def __contains__(self, utt_id: str) -> bool:
+        return f"feats/{utt_id}" in self._file()
+
+    def __len__(self) -> int:
+        f = self._file()
+        return len(f["feats"]) if "feats" in f else 0
+
+    def keys(self) -> list[str]:
+        f = self._file()
+        return list(f["feats"].keys()) if "feats" in f else []
+
+    def __getitem__(self, utt_id: str) -> np.ndarray:
+        try:
+            return self._file()["feats"][utt_id][()]
+        except KeyError:
+            raise StoreError(f"{self.path}: no features for utterance {utt_id!r}; rerun `sertool extract`") from None
+
+    def close(self) -> None:
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
+
+    def __enter__(self) -> "FeatureStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class StoreWriter:
+    """The single writer of a store: locks it, adds entries, checkpoints, commits.
+
+    Entries are written into a private copy (``.<store>.tmp``); a checkpoint
+    closes it and atomically renames it over the store, so the store file is
+    always a complete, closed HDF5 file. Checkpoints happen every
+    ``checkpoint_seconds`` (stretched to at least 20x the time one copy takes,
+    so they cost under 5 %), and on exit, including Ctrl-C and exceptions: a
+    kill -9 loses at most the work since the last checkpoint, never the store.
+
+    Parameters
+    ----------
+    path
+        The store file (created if missing).
+    attrs
+        Root attributes; must include ``config`` (dict), ``config_hash`` and ``dim``.
+    overwrite
+        Start from an empty store, dropping the existing file.
+    checkpoint_seconds
+        Target interval between checkpoints.
+    """
+
+    def __init__(self, path: str | os.PathLike, attrs: dict, *, overwrite: bool = False,
+                 checkpoint_seconds: float = 30.0):
+        self.path = Path(path)
+        self.overwrite = overwrite
+        self.attrs = {"format": FORMAT, "format_version": FORMAT_VERSION, "sertool_version": __version__,
+                      **attrs, "config": json.dumps(attrs["config"], sort_keys=True)}
+        self.tmp_path = self.path.with_name(f".{self.path.name}.tmp")
+        self.checkpoint_seconds = checkpoint_seconds
+        self._interval = checkpoint_seconds
+        self._feats = None
+        self._h5 = None
+        self._last_checkpoint = time.monotonic()
+        self._lock_fh = None
+        self.index: dict[str, SourceIdentity] = {}
+
+    # -- life cycle -------------------------------------------------------
+    def __enter__(self) -> "StoreWriter":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        try:
+            self.tmp_path.unlink(missing_ok=True)  # left by a killed run: never trusted
+            if self.overwrite:
+                self.path.unlink(missing_ok=True)
+            if self.path.exists():
+                self._check_existing()
+            else:
+                self._create_empty()
+            with _h5py().File(self.path, "r") as h5:
+                self.index = _read_index(h5)
+        except BaseException:
+            self._unlock()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.checkpoint()  # finished entries are complete: keep them whatever stopped the run
+        finally:
+            self._unlock()
+
+    def _lock(self) -> None:
+        lock_path = self.path.with_name(f".{self.path.name}.lock")
+        self._lock_fh = open(lock_path, "a+")
+        try:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_fh.close()
+            self._lock_fh = None
+            raise StoreError(f"{self.path}: another sertool process is writing this store; wait for it to finish") from None
+
+    def _unlock(self) -> None:
+        if self._lock_fh is not None:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    def _check_existing(self) -> None:
+        try:
+            existing = FeatureStore(self.path)
+        except StoreError as exc:
+            raise StoreError(f"{exc}; or pass --overwrite to rebuild it") from None
+        with existing:
+            if existing.config_hash != self.attrs["config_hash"]:
+                raise StoreError(
+                    f"{self.path}: holds features for config {existing.config_hash[:8]}, not "
+                    f"{self.attrs['config_hash'][:8]}; delete it or pass --overwrite"
+                )
+
+    def _create_empty(self) -> None:
+        with _h5py().File(self.tmp_path, "w") as h5:
+            h5.attrs.update(self.attrs)
+            h5.create_group("feats")
+            _write_index(h5, {})
+        os.replace(self.tmp_path, self.path)
+
+    # -- writing ----------------------------------------------------------
+    def needs(self, utt_id: str, identity: SourceIdentity) -> bool:
+        """True unless the store already has ``utt_id`` from audio with this identity."""
+        return self.index.get(utt_id) != identity
+
+    def add(self, utt_id: str, feats: np.ndarray, identity: SourceIdentity) -> None:
+        """Write one entry (replacing an older one); durable at the next checkpoint."""
+        import numpy as np
+
+        if feats.dtype != np.float32 or feats.ndim != 2 or feats.shape[1] != int(self.attrs["dim"]):
+            raise StoreError(f"{utt_id}: features of shape {feats.shape} {feats.dtype} do not fit a store of dim {self.attrs['dim']}")
+        h5py = _h5py()
+        if self._h5 is None:
+            start = time.monotonic()
+            shutil.copyfile(self.path, self.tmp_path)
+            # Stretch the interval so that copying costs under 5 % of the run.
+            self._interval = max(self.checkpoint_seconds, 20 * (time.monotonic() - start))
+            self._h5 = h5py.File(self.tmp_path, "r+")
+            self._feats = self._h5["feats"]
+        if utt_id in self.index and utt_id in self._feats:  # a changed file: replace its entry
+            del self._feats[utt_id]
+        # The low-level calls cost half of create_dataset's per-entry overhead.
+        space = h5py.h5s.create_simple(feats.shape)
+        dset = h5py.h5d.create(self._feats.id, utt_id.encode(), h5py.h5t.IEEE_F32LE, space)
+        dset.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(feats))
+        self.index[utt_id] = identity
+        if time.monotonic() - self._last_checkpoint >= self._interval:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Make every entry written so far durable: close the copy and rename it over the store."""
+        self._last_checkpoint = time.monotonic()
+        if self._h5 is None:
+            return
+        try:
+            _write_index(self._h5, self.index)
+            self._h5.close()
+        except BaseException:
+            self._h5 = None
+            self.tmp_path.unlink(missing_ok=True)
+            raise
+        self._h5 = None
+        with open(self.tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self.tmp_path, self.path)
+
+
+def _read_index_file(path: Path) -> dict[str, SourceIdentity]:
+    with _h5py().File(path, "r") as h5:
+        return _read_index(h5)
