@@ -315,3 +315,29 @@ class StoreWriter:
 def _read_index_file(path: Path) -> dict[str, SourceIdentity]:
     with _h5py().File(path, "r") as h5:
         return _read_index(h5)
+
+
+def describe(path: str | os.PathLike, *, max_rows: int = 10) -> str:
+    """A short text summary of a store: config, entry count and the first entries' shapes."""
+    with FeatureStore(path) as store:
+        attrs = store.attrs
+        keys = sorted(store.keys())
+        lines = [
+            f"{store.path}: {len(keys)} entries, feature set {attrs['feature_set']} "
+            f"({attrs['feature_type']}, {attrs['level']} level, dim {attrs['dim']}, {attrs['sample_rate']} Hz), "
+            f"config {store.config_hash[:8]}, sertool {attrs['sertool_version']}",
+        ]
+        for key in keys[:max_rows]:
+            feats = store[key]
+            lines.append(f"  {key:28s} {feats.shape[0]:5d} x {feats.shape[1]:<4d} "
+                         f"mean {feats.mean():9.3f}  std {feats.std():8.3f}")
+        if len(keys) > max_rows:
+            lines.append(f"  ... {len(keys) - max_rows} more")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m sertool.store STORE.h5 ...
+    import sys
+
+    for arg in sys.argv[1:]:
+        print(describe(arg))

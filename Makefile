@@ -1,0 +1,36 @@
+# Set-up is part of every target: `make demo` and `make test` work on a fresh clone.
+# torch is installed first, pinned, so pip never pulls a CUDA build.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.sertool-installed
+DEMO   := demo-out
+
+.PHONY: setup demo test test-fast bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/sertool prepare ravdess examples/ravdess -o $(DEMO)/examples.csv
+	$(BIN)/sertool extract $(DEMO)/examples.csv --features lightsernet_mfcc -o $(DEMO)/feats
+	$(BIN)/python -m sertool.store $(DEMO)/feats/examples.lightsernet_mfcc-*.h5
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_extract.py --write
+
+clean:
+	rm -rf $(DEMO) .pytest_cache

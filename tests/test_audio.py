@@ -1,0 +1,129 @@
+"""load_audio: formats, rates, channels, and every kind of bad file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sertool.audio import audio_info, load_audio
+from sertool.errors import AudioError
+from tests.conftest import tone
+
+
+@pytest.mark.parametrize("sr", [8000, 22050, 44100, 48000])
+def test_resamples_to_target_rate(make_audio, sr):
+    path = make_audio(f"x_{sr}.wav", seconds=1.0, sr=sr)
+    y = load_audio(path, sr=16000)
+    assert y.dtype == np.float32 and y.ndim == 1
+    assert abs(y.shape[0] - 16000) <= 1
+    # a 220 Hz tone stays a 220 Hz tone after resampling
+    spectrum = np.abs(np.fft.rfft(y))
+    assert abs(np.argmax(spectrum) * 16000 / y.shape[0] - 220) < 3
+
+
+@pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])
+def test_wav_sample_formats_decode_to_the_same_signal(make_audio, subtype):
+    path = make_audio(f"x_{subtype}.wav", seconds=0.5, subtype=subtype)
+    y = load_audio(path, sr=16000)
+    reference = tone(0.5)
+    tolerance = 1e-2 if subtype == "PCM_U8" else 1e-4
+    assert np.max(np.abs(y - reference)) < tolerance
+
+
+def test_pcm16_fast_path_equals_libsndfile_float_conversion(make_audio):
+    path = make_audio("x.flac", seconds=0.5, subtype="PCM_16")
+    expected, _ = sf.read(path, dtype="float32")
+    assert np.array_equal(load_audio(path, sr=16000), expected)
+
+
+def test_stereo_is_mixed_to_mono(make_audio):
+    path = make_audio("stereo.wav", seconds=0.5, channels=2)
+    stereo, _ = sf.read(path, dtype="float32")
+    y = load_audio(path, sr=16000)
+    assert y.shape == (stereo.shape[0],)
+    np.testing.assert_allclose(y, stereo.mean(axis=1), atol=1e-6)
+
+
+@pytest.mark.parametrize("suffix,fmt", [(".flac", "FLAC"), (".ogg", "OGG")])
+def test_compressed_formats(tmp_path, suffix, fmt):
+    path = tmp_path / f"x{suffix}"
+    sf.write(path, tone(0.5), 16000, format=fmt)
+    y = load_audio(path, sr=16000)
+    assert abs(y.shape[0] - 8000) < 200
+
+
+def test_mp3_when_libsndfile_supports_it(tmp_path):
+    if "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile has no MP3 support")
+    path = tmp_path / "x.mp3"
+    sf.write(path, tone(1.0), 16000, format="MP3")
+    y = load_audio(path, sr=16000)
+    assert 0.9 * 16000 < y.shape[0] < 1.2 * 16000
+
+
+def test_silence_is_valid_audio(tmp_path):
+    path = tmp_path / "silence.wav"
+    sf.write(path, np.zeros(8000, np.float32), 16000)
+    assert np.all(load_audio(path, sr=16000) == 0)
+
+
+def test_empty_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    with pytest.raises(AudioError, match=r"empty\.wav: empty file \(0 bytes\)"):
+        load_audio(path)
+
+
+def test_wav_with_no_samples(tmp_path):
+    path = tmp_path / "nosamples.wav"
+    sf.write(path, np.zeros(0, np.float32), 16000)
+    with pytest.raises(AudioError, match="no audio samples"):
+        load_audio(path)
+
+
+def test_truncated_header_is_a_clear_error(make_audio):
+    path = make_audio("trunc.wav", seconds=0.5)
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(AudioError, match=r"trunc\.wav: cannot decode audio"):
+        load_audio(path)
+
+
+def test_truncated_data_keeps_what_is_there(make_audio):
+    path = make_audio("cut.wav", seconds=1.0, subtype="PCM_16")
+    data = path.read_bytes()
+    path.write_bytes(data[: 44 + 2 * 4000])  # header + 4000 samples; the header still claims 16000
+    y = load_audio(path, sr=16000)
+    assert y.shape[0] == 4000
+
+
+def test_non_audio_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "notes.wav"
+    path.write_text("this is a text file renamed to .wav\n" * 20)
+    with pytest.raises(AudioError, match=r"notes\.wav: cannot decode audio.*remove it"):
+        load_audio(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(AudioError, match="file not found"):
+        load_audio(tmp_path / "nope.wav")
+
+
+def test_non_finite_samples_are_rejected(tmp_path):
+    y = tone(0.2)
+    y[100] = np.nan
+    path = tmp_path / "nan.wav"
+    sf.write(path, y, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="NaN or infinite"):
+        load_audio(path)
+
+
+def test_too_short(make_audio):
+    path = make_audio("short.wav", seconds=0.01)
+    with pytest.raises(AudioError, match=r"short\.wav: 0\.010 s of audio is shorter than the 0\.025 s needed"):
+        load_audio(path, sr=16000, min_duration=0.025)
+
+
+def test_audio_info_reads_the_header(make_audio):
+    info = audio_info(make_audio("i.wav", seconds=1.5, sr=22050, channels=2))
+    assert info.sample_rate == 22050 and info.channels == 2 and abs(info.duration - 1.5) < 1e-3

@@ -1,0 +1,121 @@
+"""The command line: help, exit codes, error messages, prepare and extract end to end."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from sertool.cli import cli
+from sertool.store import FeatureStore
+from tests.conftest import EMODB, RAVDESS, needs_emodb, needs_ravdess
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_help_lists_every_command_without_heavy_imports():
+    code = ("import sys; from sertool.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('numpy', 'torch', 'h5py', 'librosa', 'opensmile') if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    for command in ("prepare", "extract", "augment", "train", "evaluate", "predict"):
+        assert command in out
+    assert "HEAVY []" in out
+
+
+def test_python_dash_m_works():
+    out = subprocess.run([sys.executable, "-m", "sertool", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("sertool, version")
+
+
+@pytest.mark.parametrize("command", ["augment", "train", "evaluate", "predict"])
+def test_unbuilt_commands_say_so(command):
+    result = CliRunner().invoke(cli, [command, "x", "--y"])
+    assert result.exit_code == 1 and "not implemented yet" in result.output
+
+
+def test_library_errors_are_one_line_and_exit_1(tmp_path):
+    result = CliRunner().invoke(cli, ["prepare", "ravdess", str(tmp_path), "-o", str(tmp_path / "m.csv")])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    debug = CliRunner().invoke(cli, ["--debug", "prepare", "ravdess", str(tmp_path), "-o", str(tmp_path / "m.csv")])
+    assert debug.exit_code == 1 and type(debug.exception).__name__ == "CorpusError"
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert CliRunner().invoke(cli, ["prepare", "timit", str(tmp_path), "-o", "m.csv"]).exit_code == 2
+    assert CliRunner().invoke(cli, ["extract", "m.csv"]).exit_code == 2
+    result = CliRunner().invoke(cli, ["prepare", "ravdess", str(tmp_path), "-o", "m.csv", "--label-set", "6"])
+    assert result.exit_code == 2 and "--label-set do(es) not apply to corpus 'ravdess'" in result.output
+
+
+def test_print_config_round_trips_through_config(tmp_path):
+    printed = run("extract", "--print-config", "lightsernet_mfcc").output
+    assert "n_mfcc = 40" in printed and "win_ms = 64.0" in printed and 'type = "mfcc"' in printed
+    config = tmp_path / "light.toml"
+    config.write_text(printed.replace("n_mfcc = 40", "n_mfcc = 20"))
+    again = run("extract", "--print-config", "lightsernet_mfcc", "--config", config, "--hop-ms", "10")
+    assert "n_mfcc = 20" in again.output and "hop_ms = 10.0" in again.output
+    assert "lightsernet_mfcc" in run("extract", "--list-features").output
+
+
+def test_prepare_and_extract_with_a_broken_file(tmp_path, tiny_corpus):
+    (tiny_corpus / "calm" / "broken.wav").write_text("text renamed to wav")
+    manifest = tmp_path / "m.csv"
+    prep = CliRunner().invoke(cli, ["prepare", "folder", str(tiny_corpus), "-o", str(manifest)])
+    assert prep.exit_code == 3  # one unreadable file, --max-failures 0
+    assert "broken.wav" in (tmp_path / "m.failures.csv").read_text()
+    rows = list(csv.DictReader(open(manifest)))
+    assert len(rows) == 6 and rows[0].keys() >= {"id", "path", "label", "speaker", "gender", "session",
+                                                 "duration", "corpus", "source_id"}
+    result = CliRunner().invoke(cli, ["extract", str(manifest), "-f", "logmel", "-o", str(tmp_path / "feats"),
+                                      "--n-mels", "40", "--set", "fmax=7000"])
+    assert result.exit_code == 0, result.output
+    store_path = result.stdout.strip()
+    with FeatureStore(store_path) as store:
+        assert len(store) == 6 and store.dim == 40 and store.attrs["config"]["fmax"] == 7000.0
+
+
+@needs_ravdess
+def test_prepare_ravdess_acceptance(tmp_path):
+    result = CliRunner().invoke(cli, ["prepare", "ravdess", str(RAVDESS), "-o", str(tmp_path / "m.csv")])
+    assert result.exit_code == 0
+    assert "960 utterances, 16 speakers, 8 labels" in result.output
+    assert "neutral 64" in result.output and "surprised 128" in result.output
+
+
+@needs_emodb
+def test_prepare_emodb_acceptance(tmp_path):
+    result = CliRunner().invoke(cli, ["prepare", "emodb", str(EMODB), "-o", str(tmp_path / "e.csv")])
+    assert result.exit_code == 0 and "535 utterances, 10 speakers, 7 labels" in result.output
+
+
+@pytest.mark.slow
+@needs_ravdess
+def test_sigterm_during_extract_keeps_finished_work(tmp_path):
+    manifest = tmp_path / "r.csv"
+    subprocess.run([sys.executable, "-m", "sertool", "prepare", "ravdess", str(RAVDESS), "-o", str(manifest)],
+                   check=True, capture_output=True)
+    out = tmp_path / "feats"
+    cmd = [sys.executable, "-m", "sertool", "extract", str(manifest), "-f", "logmel", "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not list(out.glob(".*.h5.tmp")) and time.monotonic() < deadline:  # the writer has started adding
+        time.sleep(0.01)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM, proc.stderr.read().decode()
+    with FeatureStore(next(out.glob("*.h5"))) as store:
+        kept = len(store)  # the checkpoint interval is 30 s: only the handler can have saved these
+    assert 0 < kept < 960
+    result = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert f"{960 - kept} extracted, {kept} up to date" in result.stderr

@@ -1,0 +1,187 @@
+"""extract + FeatureStore: layout, caching, invalidation, failures, interruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from sertool.corpora import folder, ravdess
+from sertool.errors import StoreError
+from sertool.extract import extract_manifest
+from sertool.features import build_extractor
+from sertool.manifest import read_manifest, write_manifest
+from sertool.report import RunReport
+from sertool.store import FeatureStore, StoreWriter, SourceIdentity
+from sertool.audio import load_audio
+
+
+@pytest.fixture
+def manifest(tmp_path, tiny_corpus) -> Path:
+    return write_manifest(folder.prepare(tiny_corpus, report=RunReport()), tmp_path / "tiny.csv")
+
+
+def test_store_layout_is_readable_with_plain_h5py(manifest, tmp_path):
+    result = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "feats")
+    assert result.report.ok == 6 and result.report.failed == 0
+    assert result.store_path.name.startswith("tiny.mfcc-") and result.store_path.suffix == ".h5"
+    extractor = build_extractor("mfcc")
+    with h5py.File(result.store_path, "r") as h5:
+        assert h5.attrs["format"] == "sertool-features"
+        assert h5.attrs["dim"] == 40 and h5.attrs["level"] == "frame" and h5.attrs["sample_rate"] == 16000
+        assert json.loads(h5.attrs["config"]) == extractor.config.to_dict()
+        assert h5.attrs["config_hash"] == extractor.config.config_hash()
+        assert result.store_path.stem.endswith(h5.attrs["config_hash"][:8])
+        assert h5.attrs["sertool_version"]
+        ids = list(h5["index/id"].asstr()[()])
+        assert sorted(ids) == sorted(h5["feats"].keys()) and len(ids) == 6
+        for utt in read_manifest(manifest):
+            feats = h5["feats"][utt.id][()]
+            assert feats.dtype == np.float32
+            expected = extractor.extract(load_audio(utt.path, sr=16000), 16000)
+            np.testing.assert_array_equal(feats, expected)
+            row = ids.index(utt.id)
+            assert h5["index/source_size"][row] == utt.path.stat().st_size
+            assert h5["index/source_mtime_ns"][row] == utt.path.stat().st_mtime_ns
+            assert h5["index/source_path"].asstr()[row] == str(utt.path)
+
+
+def test_rerun_touch_and_config_change(manifest, tmp_path):
+    out = tmp_path / "feats"
+    first = extract_manifest(manifest, feature_set="mfcc", out_dir=out)
+    again = extract_manifest(manifest, feature_set="mfcc", out_dir=out)
+    assert (again.report.ok, again.report.skipped) == (0, 6)
+    # touch one file: only it is extracted again
+    utt = read_manifest(manifest)[2]
+    stat = utt.path.stat()
+    os.utime(utt.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    touched = extract_manifest(manifest, feature_set="mfcc", out_dir=out)
+    assert (touched.report.ok, touched.report.skipped) == (1, 5)
+    with FeatureStore(first.store_path) as store:
+        assert len(store) == 6 and store.index()[utt.id].mtime_ns == utt.path.stat().st_mtime_ns
+    # a changed config writes a new store and leaves the old one alone
+    other = extract_manifest(manifest, feature_set="mfcc", out_dir=out, overrides={"n_mfcc": 13})
+    assert other.store_path != first.store_path and other.report.ok == 6
+    with FeatureStore(other.store_path) as store:
+        assert store.dim == 13
+    # --overwrite recomputes everything
+    assert extract_manifest(manifest, feature_set="mfcc", out_dir=out, overwrite=True).report.ok == 6
+
+
+def test_changed_content_is_replaced_in_the_store(manifest, tmp_path):
+    out = tmp_path / "feats"
+    result = extract_manifest(manifest, feature_set="logmel", out_dir=out)
+    utt = read_manifest(manifest)[0]
+    import soundfile as sf
+
+    sf.write(utt.path, np.zeros(16000, np.float32), 16000)  # new content, new size and mtime
+    assert extract_manifest(manifest, feature_set="logmel", out_dir=out).report.ok == 1
+    with FeatureStore(result.store_path) as store:
+        assert store[utt.id].shape[0] == 101 and np.allclose(store[utt.id], np.log(1e-6))
+        assert len(store) == 6
+
+
+def test_broken_files_are_reported_and_the_rest_is_stored(manifest, tmp_path):
+    rows = read_manifest(manifest)
+    rows[1].path.write_bytes(b"")
+    rows[4].path.write_text("not audio at all")
+    result = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "feats", max_failures=1)
+    report = result.report
+    assert report.ok == 4 and report.failed == 2 and report.exit_code() == 3
+    failures = result.failures_path.read_text().splitlines()
+    assert failures[0] == "id,path,stage,error" and len(failures) == 3
+    assert str(rows[1].path) in failures[1] and "empty file" in failures[1]
+    with FeatureStore(result.store_path) as store:
+        assert len(store) == 4
+    # fixed files are picked up by the next run, and the failures file goes away
+    import shutil
+
+    shutil.copy(rows[0].path, rows[1].path)
+    shutil.copy(rows[0].path, rows[4].path)
+    fixed = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "feats")
+    assert fixed.report.ok == 2 and fixed.report.failed == 0 and not result.failures_path.exists()
+
+
+def test_jobs_give_the_same_store(manifest, tmp_path):
+    one = extract_manifest(manifest, feature_set="mscnn_mfcc96", out_dir=tmp_path / "a", jobs=1)
+    two = extract_manifest(manifest, feature_set="mscnn_mfcc96", out_dir=tmp_path / "b", jobs=2)
+    with FeatureStore(one.store_path) as a, FeatureStore(two.store_path) as b:
+        assert sorted(a.keys()) == sorted(b.keys())
+        for key in a.keys():
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_store_errors(tmp_path, manifest):
+    with pytest.raises(StoreError, match="feature store not found"):
+        FeatureStore(tmp_path / "none.h5")
+    result = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "feats")
+    junk = result.store_path
+    junk.write_bytes(b"garbage")
+    with pytest.raises(StoreError, match="not a readable HDF5 feature store.*--overwrite"):
+        extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "feats")
+    assert extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "feats", overwrite=True).report.ok == 6
+    with FeatureStore(junk) as store, pytest.raises(StoreError, match="no features for utterance 'nope'"):
+        store["nope"]
+
+
+def test_one_writer_at_a_time(tmp_path):
+    attrs = {"config": {}, "config_hash": "0" * 64, "dim": 2}
+    with StoreWriter(tmp_path / "s.h5", attrs):
+        with pytest.raises(StoreError, match="another sertool process is writing this store"):
+            with StoreWriter(tmp_path / "s.h5", attrs):
+                pass
+
+
+def test_exception_mid_run_keeps_finished_entries(tmp_path):
+    attrs = {"config": {}, "config_hash": "0" * 64, "dim": 2}
+    with pytest.raises(KeyboardInterrupt):
+        with StoreWriter(tmp_path / "s.h5", attrs) as writer:
+            writer.add("a", np.ones((3, 2), np.float32), SourceIdentity(1, 2, "a.wav"))
+            raise KeyboardInterrupt
+    with FeatureStore(tmp_path / "s.h5") as store:
+        assert store.keys() == ["a"] and store.index()["a"] == SourceIdentity(1, 2)
+
+
+KILL_SCRIPT = """
+import sys
+from sertool.extract import extract_manifest
+extract_manifest(sys.argv[1], feature_set="logmel", out_dir=sys.argv[2], checkpoint_seconds=0.05)
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_leaves_a_valid_store_and_a_rerun_completes_it(tmp_path, ravdess_subset):
+    manifest = write_manifest(ravdess.prepare(ravdess_subset, report=RunReport()), tmp_path / "r.csv")
+    out = tmp_path / "feats"
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(manifest), str(out)])
+    deadline = time.monotonic() + 60
+    store_path = None
+    while time.monotonic() < deadline and proc.poll() is None:  # kill once some work is durable
+        stores = list(out.glob("*.h5")) if out.exists() else []
+        if stores:
+            try:
+                with FeatureStore(stores[0]) as store:
+                    if len(store) >= 10:
+                        store_path = stores[0]
+                        break
+            except (StoreError, OSError):
+                pass  # between checkpoints the rename may race with our open
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert store_path is not None, "extraction finished or stalled before it could be killed"
+    with FeatureStore(store_path) as store:
+        kept = len(store)
+        assert 10 <= kept < 120
+    rerun = extract_manifest(manifest, feature_set="logmel", out_dir=out)
+    assert rerun.report.skipped >= kept and rerun.report.ok + rerun.report.skipped == 120
+    with FeatureStore(store_path) as store:
+        assert len(store) == 120
