@@ -164,13 +164,25 @@ def _run(extractor, tasks: list[tuple[str, str]], jobs: int) -> Iterator[tuple[s
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # spawn, not fork: forking a parent that has loaded OpenBLAS can deadlock the children.
     size = max(1, min(16, len(tasks) // (jobs * 8)))
     chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
-    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(_start_method()),
                                initializer=_init_worker, initargs=(extractor.config.to_dict(),))
     with _single_thread_env():
         yield from _drain(pool, chunks, jobs)
+
+
+def _start_method() -> str:
+    """``fork`` when every loaded thread pool has one thread, else ``spawn``.
+
+    Forking a process whose BLAS or OpenMP pool has worker threads can
+    deadlock the children; a spawned worker is safe but pays 0.3-0.5 s of
+    imports. The CLI loads BLAS single-threaded, so it gets the fast path.
+    """
+    from threadpoolctl import threadpool_info
+
+    pools = threadpool_info()
+    return "fork" if pools and all(p.get("num_threads") == 1 for p in pools) else "spawn"
 
 
 def _drain(pool, chunks, jobs):
@@ -296,6 +308,7 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
                     report.ok += 1
                 else:
                     report.fail(utt_id, paths[utt_id], "extract", error)
+                    writer.remove(utt_id)  # features of the file's old content are stale now
                 bar.update()
     if not report.failed:
         _write_stamp(path, digest)

@@ -277,13 +277,7 @@ class StoreWriter:
         if feats.dtype != np.float32 or feats.ndim != 2 or feats.shape[1] != int(self.attrs["dim"]):
             raise StoreError(f"{utt_id}: features of shape {feats.shape} {feats.dtype} do not fit a store of dim {self.attrs['dim']}")
         h5py = _h5py()
-        if self._h5 is None:
-            start = time.monotonic()
-            shutil.copyfile(self.path, self.tmp_path)
-            # Stretch the interval so that copying costs under 5 % of the run.
-            self._interval = max(self.checkpoint_seconds, 20 * (time.monotonic() - start))
-            self._h5 = h5py.File(self.tmp_path, "r+")
-            self._feats = self._h5["feats"]
+        self._open_copy()
         if utt_id in self.index and utt_id in self._feats:  # a changed file: replace its entry
             del self._feats[utt_id]
         # The low-level calls cost half of create_dataset's per-entry overhead.
@@ -293,6 +287,25 @@ class StoreWriter:
         self.index[utt_id] = identity
         if time.monotonic() - self._last_checkpoint >= self._interval:
             self.checkpoint()
+
+    def remove(self, utt_id: str) -> None:
+        """Drop ``utt_id`` from the store (no-op when absent); durable at the next checkpoint."""
+        if utt_id not in self.index:
+            return
+        self._open_copy()
+        if utt_id in self._feats:
+            del self._feats[utt_id]
+        del self.index[utt_id]
+
+    def _open_copy(self) -> None:
+        if self._h5 is not None:
+            return
+        start = time.monotonic()
+        shutil.copyfile(self.path, self.tmp_path)
+        # Stretch the interval so that copying costs under 5 % of the run.
+        self._interval = max(self.checkpoint_seconds, 20 * (time.monotonic() - start))
+        self._h5 = _h5py().File(self.tmp_path, "r+")
+        self._feats = self._h5["feats"]
 
     def checkpoint(self) -> None:
         """Make every entry written so far durable: close the copy and rename it over the store."""

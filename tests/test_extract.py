@@ -110,6 +110,17 @@ def test_broken_files_are_reported_and_the_rest_is_stored(manifest, tmp_path):
     assert fixed.report.ok == 2 and fixed.report.failed == 0 and not result.failures_path.exists()
 
 
+def test_a_file_that_breaks_loses_its_stale_entry(manifest, tmp_path):
+    out = tmp_path / "feats"
+    result = extract_manifest(manifest, feature_set="mfcc", out_dir=out)
+    utt = read_manifest(manifest)[3]
+    utt.path.write_text("overwritten with text")
+    again = extract_manifest(manifest, feature_set="mfcc", out_dir=out)
+    assert again.report.failed == 1
+    with FeatureStore(result.store_path) as store:
+        assert utt.id not in store and utt.id not in store.index() and len(store) == 5
+
+
 def test_jobs_give_the_same_store(manifest, tmp_path):
     one = extract_manifest(manifest, feature_set="mscnn_mfcc96", out_dir=tmp_path / "a", jobs=1)
     two = extract_manifest(manifest, feature_set="mscnn_mfcc96", out_dir=tmp_path / "b", jobs=2)
