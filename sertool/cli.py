@@ -199,6 +199,146 @@ def extract(ctx, manifest, feature_set, out_dir, config_file, sets, jobs, overwr
     ctx.exit(report.exit_code())
 
 
+# --------------------------------------------------------------------------- train
+def _toml_sections(path) -> tuple[dict, dict]:
+    """A train TOML: [model] and [train] tables (model overrides, train settings)."""
+    from sertool.features.base import load_toml
+
+    data = load_toml(path) if path else {}
+    stray = sorted(set(data) - {"model", "train"})
+    if stray:
+        raise click.BadParameter(f"unknown table(s) {stray}; use [model] and [train]", param_hint="--config")
+    return dict(data.get("model", {})), dict(data.get("train", {}))
+
+
+@cli.command()
+@click.argument("manifest", required=False, type=click.Path(dir_okay=False))
+@click.argument("store", required=False, type=click.Path(dir_okay=False))
+@click.option("-m", "--model", "model_name", default="light_sernet", show_default=True, help="Model name.")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Run folder.")
+@click.option("-p", "--protocol", default="speaker-kfold", show_default=True,
+              type=click.Choice(["loso", "speaker-kfold", "session", "holdout", "column", "random"]))
+@click.option("--folds", default=5, show_default=True, help="speaker-kfold: number of folds.")
+@click.option("--fold", type=int, default=None, help="Train only this fold (0-based).")
+@click.option("--valid-speakers", default=2, show_default=True,
+              help="Training speakers held out per fold to choose the epoch.")
+@click.option("--test-speakers", default=None, help="holdout: comma-separated test speakers.")
+@click.option("--split-column", default="split", show_default=True, help="column: manifest column to split by.")
+@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML with [model] and [train] tables (see --print-config).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Model config value; repeatable.")
+@click.option("--epochs", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None)
+@click.option("--patience", type=int, default=None, help="Epochs without a better valid UA before stopping.")
+@click.option("--loss", type=click.Choice(["ce", "focal"]), default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None)
+@click.option("--workers", type=int, default=None, help="DataLoader worker processes.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads (default: all cores).")
+@click.option("--print-config", "print_config", metavar="MODEL", default=None,
+              help="Print MODEL's config and the train config as TOML and exit.")
+@click.pass_context
+def train(ctx, manifest, store, model_name, out_dir, protocol, folds, fold, valid_speakers, test_speakers,
+          split_column, config_file, sets, print_config, **train_options):
+    """Train a model on MANIFEST with features from STORE, one model per fold.
+
+    The epoch is chosen on validation speakers drawn from each fold's
+    training speakers; normalisation is fit on training data only. Writes
+    RUN_DIR/fold-<i>/{checkpoint.pt, train_log.csv, split.csv, config.json};
+    a rerun resumes from the last finished epoch.
+    """
+    import dataclasses
+
+    from sertool.features.base import _toml_value
+
+    model_overrides, train_overrides = _toml_sections(config_file)
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
+        model_overrides[key.strip().replace("-", "_")] = value.strip()
+    train_overrides.update({k: v for k, v in train_options.items() if v is not None})
+    from sertool.models import build_model_config
+    from sertool.train import build_train_config, train_run
+
+    if print_config:
+        for title, config in (("model", build_model_config(print_config, model_overrides)),
+                              ("train", build_train_config(train_overrides))):
+            click.echo(f"[{title}]")
+            for key, value in dataclasses.asdict(config).items():
+                click.echo(f"{key} = {_toml_value(value)}")
+        return
+    missing = [n for n, v in (("MANIFEST", manifest), ("STORE", store), ("--output", out_dir)) if not v]
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)}")
+    start = time.monotonic()
+    results = train_run(manifest, store, model_name=model_name, out_dir=out_dir, protocol=protocol, folds=folds,
+                        fold=fold, valid_speakers=valid_speakers,
+                        test_speakers=test_speakers.split(",") if test_speakers else None,
+                        split_column=split_column, model_overrides=model_overrides,
+                        train_config=build_train_config(train_overrides), log=_log)
+    for r in results:
+        _log(f"  fold {r.fold.index}: best valid UA {r.valid_ua:.3f} at epoch {r.best_epoch} "
+             f"of {r.epochs_run}{' (already done)' if r.skipped else f', {r.seconds:.0f} s'}")
+    _log(f"train {model_name}: {len(results)} fold(s) -> {out_dir} ({time.monotonic() - start:.0f} s); "
+         f"next: sertool evaluate {out_dir}")
+
+
+# --------------------------------------------------------------------------- evaluate
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+@click.argument("manifest", required=False, type=click.Path(dir_okay=False))
+@click.argument("store", required=False, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Folder for the results (default RUN_DIR).")
+@click.pass_context
+def evaluate(ctx, run_dir, manifest, store, out_dir):
+    """Score each fold of RUN_DIR on its test speakers: WA, UA, macro-F1, confusion.
+
+    MANIFEST and STORE default to those the run was trained on. Writes
+    metrics.csv, confusion.csv, predictions.csv and confusion.png.
+    """
+    from sertool.evaluate import evaluate_run, summary_table
+
+    if bool(manifest) != bool(store):
+        raise click.UsageError("give both MANIFEST and STORE, or neither")
+    result = evaluate_run(run_dir, manifest, store, out_dir=out_dir, log=_log)
+    _log(summary_table(result))
+    _log(f"evaluate: {len(result.folds) - 2} fold(s) -> {result.out_dir}/metrics.csv, confusion.csv, "
+         "predictions.csv, confusion.png")
+
+
+# --------------------------------------------------------------------------- predict
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", required=True, help="CSV file, or - for stdout.")
+@click.option("--window", "window_s", type=float, default=None,
+              help="Window length in seconds for long files (default: the model's input length).")
+@click.option("--hop", "hop_s", type=float, default=None, help="Hop between windows in seconds (default: window / 2).")
+@click.option("--segments", is_flag=True, help="One row per window, with start/end times, instead of one per file.")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Keep rows of files already scored in the output and score only the rest.")
+@click.option("--max-failures", default=0, show_default=True, help=MAX_FAILURES_HELP)
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@click.pass_context
+def predict(ctx, checkpoint, inputs, output, window_s, hop_s, segments, resume, max_failures, progress):
+    """Score INPUTS (audio files, folders, or manifest CSVs) with CHECKPOINT.
+
+    Columns: path, predicted, confidence, p_<class>..., duration, error.
+    Features are rebuilt from the checkpoint's config. Unreadable files get
+    a row with the error; the rest are scored.
+    """
+    from sertool.predict import predict_files
+
+    start = time.monotonic()
+    report = predict_files(checkpoint, inputs, output, window_s=window_s, hop_s=hop_s, segments=segments,
+                           resume=resume, max_failures=max_failures, progress=progress)
+    _log(f"predict: {report.ok} scored, {report.skipped} already in {output}, {report.failed} failed "
+         f"({time.monotonic() - start:.1f} s)")
+    ctx.exit(report.exit_code())
+
+
 # --------------------------------------------------------------------------- not built yet
 def _not_implemented(name: str, summary: str):
     @cli.command(name=name, help=f"{summary} (not implemented yet)",
@@ -212,9 +352,6 @@ def _not_implemented(name: str, summary: str):
 
 
 _not_implemented("augment", "Write augmented copies of manifest rows.")
-_not_implemented("train", "Train a model on a manifest and feature store.")
-_not_implemented("evaluate", "Evaluate a trained run: WA, UA, F1, confusion matrix.")
-_not_implemented("predict", "Score audio files or folders into a CSV.")
 
 
 def main(argv: list[str] | None = None) -> None:

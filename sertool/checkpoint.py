@@ -1,0 +1,96 @@
+"""Checkpoint: everything ``evaluate`` and ``predict`` need to rebuild the pipeline.
+
+One ``torch.save`` file holding only tensors, numbers, strings, lists and
+dicts, so it loads with ``torch.load(..., weights_only=True)`` (no pickled
+code runs). Fields: ``format``, ``format_version``, ``model`` (name),
+``model_config`` (dict), ``feature_set``, ``feature_config`` (dict with type
+tag), ``labels`` (list), ``norm_mean`` / ``norm_std`` (float32 tensors of the
+feature dim, fit on training data), ``train_config`` (dict), ``metrics``
+(dict), ``state_dict``, ``sertool_version``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sertool import __version__
+from sertool.errors import SertoolError
+
+FORMAT = "sertool-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED = ("format", "format_version", "model", "model_config", "feature_set", "feature_config", "labels",
+            "norm_mean", "norm_std", "train_config", "metrics", "state_dict")
+
+
+class CheckpointError(SertoolError):
+    """A checkpoint file is missing, unsafe, or lacks a field."""
+
+
+@dataclass
+class Checkpoint:
+    model: str
+    model_config: dict[str, Any]
+    feature_set: str
+    feature_config: dict[str, Any]
+    labels: list[str]
+    norm_mean: Any  # torch.Tensor (D,)
+    norm_std: Any  # torch.Tensor (D,)
+    train_config: dict[str, Any]
+    state_dict: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write atomically (temp file + rename), so a kill never leaves half a checkpoint."""
+        import torch
+
+        path = Path(path)
+        payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "sertool_version": __version__,
+                   **dataclasses.asdict(self) | {"state_dict": self.state_dict}}
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Checkpoint":
+        """Load and validate; never executes code from the file."""
+        import pickle
+
+        import torch
+
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: checkpoint not found; train one with `sertool train`")
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise CheckpointError(f"{path}: refused to load (it holds objects other than tensors and plain data: "
+                                  f"{str(exc).splitlines()[0][:120]}); use a checkpoint written by sertool") from None
+        except Exception as exc:
+            raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}); use a checkpoint "
+                                  "written by `sertool train`") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise CheckpointError(f"{path}: not a sertool checkpoint (no format field)")
+        if int(data.get("format_version", 0)) > FORMAT_VERSION:
+            raise CheckpointError(f"{path}: checkpoint format {data['format_version']} is newer than this sertool; upgrade")
+        missing = [k for k in REQUIRED if k not in data]
+        if missing:
+            raise CheckpointError(f"{path}: checkpoint lacks field(s) {', '.join(missing)}; retrain or re-save it")
+        if not isinstance(data["labels"], list) or not data["labels"]:
+            raise CheckpointError(f"{path}: checkpoint field 'labels' must be a non-empty list")
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+
+    def build_model(self):
+        """The model with its trained weights, in eval mode."""
+        from sertool.models import build_model
+
+        model = build_model(self.model, self.model_config, input_dim=len(self.norm_mean), num_classes=len(self.labels))
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as exc:
+            raise CheckpointError(f"weights do not fit model {self.model!r}: {str(exc).splitlines()[0]}") from None
+        return model.eval()

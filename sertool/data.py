@@ -1,0 +1,72 @@
+"""Torch datasets over (manifest ids, feature store): lazy reads, normalisation, padding.
+
+The store is read lazily, one HDF5 handle per process (``FeatureStore``
+reopens after a fork), so ``DataLoader(num_workers=N)`` is safe.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sertool.errors import SertoolError
+from sertool.store import FeatureStore
+
+
+def normalisation_stats(store: FeatureStore, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and std (float32, (D,)) over every frame of ``ids``.
+
+    Call it with training ids only: statistics never see validation or test data.
+    """
+    total = np.zeros(store.dim, np.float64)
+    squares = np.zeros(store.dim, np.float64)
+    count = 0
+    for utt_id in ids:
+        x = store[utt_id].astype(np.float64)
+        total += x.sum(axis=0)
+        squares += (x * x).sum(axis=0)
+        count += x.shape[0]
+    if count == 0:
+        raise SertoolError("no training frames to compute normalisation statistics from")
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
+    return mean.astype(np.float32), np.maximum(std, 1e-5).astype(np.float32)
+
+
+class FeatureDataset(torch.utils.data.Dataset):
+    """Items ``(feats (T, D) float32 normalised, label index)`` for the given ids.
+
+    Parameters
+    ----------
+    store_path
+        HDF5 feature store.
+    ids, labels
+        Utterance ids and their class indices (-1 when unlabelled).
+    mean, std
+        Normalisation statistics, (D,).
+    """
+
+    def __init__(self, store_path, ids: list[str], labels: list[int], mean: np.ndarray, std: np.ndarray):
+        self.store = FeatureStore(store_path)
+        missing = [i for i in ids if i not in self.store]
+        if missing:
+            raise SertoolError(f"{store_path}: no features for {len(missing)} utterance(s) (e.g. {missing[0]!r}); "
+                               "rerun `sertool extract` on this manifest")
+        self.ids, self.labels = list(ids), list(labels)
+        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int):
+        x = (self.store[self.ids[index]] - self.mean) / self.std
+        return torch.from_numpy(x), self.labels[index]
+
+
+def collate(batch):
+    """Pad to the longest item: ``feats (B, T, D)``, ``lengths (B,)``, ``labels (B,)``."""
+    lengths = torch.tensor([x.shape[0] for x, _ in batch], dtype=torch.long)
+    feats = torch.zeros(len(batch), int(lengths.max()), batch[0][0].shape[1])
+    for b, (x, _) in enumerate(batch):
+        feats[b, : x.shape[0]] = x
+    return feats, lengths, torch.tensor([y for _, y in batch], dtype=torch.long)

@@ -1,0 +1,191 @@
+"""``evaluate``: score every fold of a run on its test speakers, per fold and pooled.
+
+Writes into the run folder (or ``out_dir``):
+
+- ``metrics.csv``: fold, metric, value. Folds are ``0..k-1``, ``pooled`` (all
+  test predictions together) and ``mean`` (mean of the per-fold values).
+  Metrics: WA (accuracy), UA (mean per-class recall), macro_F1 and
+  ``precision/recall/f1/support_<class>``.
+- ``confusion.csv``: fold, kind (``counts`` | ``row_normalised``), true label,
+  one column per predicted label.
+- ``predictions.csv``: id, path, speaker, fold, label, predicted, p_<class>...
+- ``confusion.png``: the pooled row-normalised confusion matrix.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sertool.errors import SertoolError, StoreError
+from sertool.metrics import confusion, scores
+
+
+@dataclass
+class EvaluationResult:
+    folds: dict[str, dict]  # fold name -> scores
+    labels: list[str]
+    out_dir: Path
+
+
+def _fold_dirs(run_dir: Path) -> list[Path]:
+    dirs = sorted((d for d in run_dir.glob("fold-*") if (d / "checkpoint.pt").is_file()),
+                  key=lambda d: int(d.name.split("-")[1]))
+    if not dirs:
+        raise SertoolError(f"{run_dir}: no fold-*/checkpoint.pt; train first with `sertool train ... -o {run_dir}`")
+    return dirs
+
+
+def check_store_matches(store, checkpoint, store_path) -> None:
+    """Raise StoreError when the store's feature config differs from the checkpoint's."""
+    from sertool.features import config_from_dict
+
+    want = config_from_dict(checkpoint.feature_config)
+    have = config_from_dict(store.attrs["config"])
+    if want.config_hash() != have.config_hash():
+        raise StoreError(
+            f"{store_path}: features {store.attrs['feature_set']} (config {have.config_hash()[:8]}) differ from the "
+            f"checkpoint's {checkpoint.feature_set} (config {want.config_hash()[:8]}); extract with "
+            f"`--features {checkpoint.feature_set}` and the checkpoint's settings"
+        )
+
+
+def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch_size: int = 64,
+                 log=lambda m: None) -> EvaluationResult:
+    """Evaluate every finished fold of ``run_dir`` on its test utterances.
+
+    ``manifest`` and ``store_path`` default to those the run was trained on.
+    """
+    import torch
+
+    from sertool.checkpoint import Checkpoint
+    from sertool.data import FeatureDataset, collate
+    from sertool.manifest import read_manifest
+    from sertool.store import FeatureStore
+    from sertool.train import evaluate_loader, read_split
+
+    run_dir = Path(run_dir)
+    out_dir = Path(out_dir or run_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    manifest = manifest or run_info.get("manifest")
+    store_path = store_path or run_info.get("store")
+    if not manifest or not store_path:
+        raise SertoolError(f"{run_dir}: no run.json; pass MANIFEST and STORE explicitly")
+    by_id = {u.id: u for u in read_manifest(manifest)}
+    all_probs, all_true, rows, per_fold = [], [], [], {}
+    labels = None
+    for fold_dir in _fold_dirs(run_dir):
+        ckpt = Checkpoint.load(fold_dir / "checkpoint.pt")
+        if labels is None:
+            labels = list(ckpt.labels)
+        elif labels != list(ckpt.labels):
+            raise SertoolError(f"{fold_dir}: label list differs from the other folds")
+        with FeatureStore(store_path) as store:
+            check_store_matches(store, ckpt, store_path)
+        test_ids = read_split(fold_dir / "split.csv")["test"]
+        missing = [i for i in test_ids if i not in by_id]
+        if missing:
+            raise SertoolError(f"{manifest}: lacks test utterance {missing[0]!r} of {fold_dir}; use the run's manifest")
+        index = {label: k for k, label in enumerate(labels)}
+        unknown = sorted({by_id[i].label for i in test_ids} - set(index))
+        if unknown:
+            raise SertoolError(f"test labels {unknown} were not in training; cannot score them")
+        dataset = FeatureDataset(store_path, test_ids, [index[by_id[i].label] for i in test_ids],
+                                 ckpt.norm_mean.numpy(), ckpt.norm_std.numpy())
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+        probs, truth, _ = evaluate_loader(ckpt.build_model(), loader, torch.device("cpu"))
+        fold_name = fold_dir.name.split("-")[1]
+        per_fold[fold_name] = scores(confusion(truth, probs.argmax(1), len(labels)))
+        per_fold[fold_name]["confusion"] = confusion(truth, probs.argmax(1), len(labels))
+        log(f"fold {fold_name}: {len(test_ids)} test utterances, UA {per_fold[fold_name]['UA']:.3f} "
+            f"WA {per_fold[fold_name]['WA']:.3f}")
+        all_probs.append(probs)
+        all_true.append(truth)
+        for utt_id, p, t in zip(test_ids, probs, truth):
+            u = by_id[utt_id]
+            rows.append([utt_id, str(u.path), u.speaker, fold_name, labels[t], labels[int(p.argmax())]]
+                        + [f"{x:.5f}" for x in p])
+    truth, probs = np.concatenate(all_true), np.concatenate(all_probs)
+    pooled = confusion(truth, probs.argmax(1), len(labels))
+    per_fold["pooled"] = scores(pooled) | {"confusion": pooled}
+    per_fold["mean"] = {k: float(np.mean([per_fold[f][k] for f in per_fold if f not in ("pooled",)]))
+                        for k in ("WA", "UA", "macro_F1")}
+    _write_outputs(out_dir, per_fold, labels, rows)
+    return EvaluationResult(per_fold, labels, out_dir)
+
+
+def _atomic_csv(path: Path, header: list[str], rows) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _write_outputs(out_dir: Path, per_fold: dict, labels: list[str], prediction_rows: list) -> None:
+    metric_rows, confusion_rows = [], []
+    for fold, s in per_fold.items():
+        for key in ("WA", "UA", "macro_F1"):
+            metric_rows.append([fold, key, f"{s[key]:.6f}"])
+        if "confusion" not in s:
+            continue
+        for name in ("precision", "recall", "f1", "support"):
+            for label, value in zip(labels, s[name]):
+                metric_rows.append([fold, f"{name}_{label}", f"{value:.6f}" if name != "support" else int(value)])
+        counts = s["confusion"]
+        with np.errstate(invalid="ignore"):
+            normalised = counts / counts.sum(axis=1, keepdims=True)
+        for label, row in zip(labels, counts):
+            confusion_rows.append([fold, "counts", label, *map(int, row)])
+        for label, row in zip(labels, normalised):
+            confusion_rows.append([fold, "row_normalised", label, *(f"{x:.4f}" for x in row)])
+    _atomic_csv(out_dir / "metrics.csv", ["fold", "metric", "value"], metric_rows)
+    _atomic_csv(out_dir / "confusion.csv", ["fold", "kind", "true", *labels], confusion_rows)
+    _atomic_csv(out_dir / "predictions.csv",
+                ["id", "path", "speaker", "fold", "label", "predicted", *(f"p_{c}" for c in labels)], prediction_rows)
+    plot_confusion(per_fold["pooled"]["confusion"], labels, out_dir / "confusion.png",
+                   title=f"pooled UA {per_fold['pooled']['UA']:.3f}, WA {per_fold['pooled']['WA']:.3f}")
+
+
+def plot_confusion(counts: np.ndarray, labels: list[str], path: Path, *, title: str = "") -> None:
+    """Row-normalised confusion matrix as a PNG, with counts in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with np.errstate(invalid="ignore"):
+        normalised = np.nan_to_num(counts / counts.sum(axis=1, keepdims=True))
+    size = 1.0 + 0.75 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(normalised, vmin=0, vmax=1, cmap="Blues")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{normalised[i, j]:.2f}\n({counts[i, j]})", ha="center", va="center", fontsize=7,
+                    color="white" if normalised[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def summary_table(result: EvaluationResult) -> str:
+    """One screen: WA/UA/F1 per fold, pooled and mean, then pooled per-class recall."""
+    lines = [f"{'fold':>8} {'WA':>7} {'UA':>7} {'F1':>7}"]
+    for fold, s in result.folds.items():
+        lines.append(f"{fold:>8} {s['WA']:7.3f} {s['UA']:7.3f} {s['macro_F1']:7.3f}")
+    pooled = result.folds["pooled"]
+    lines.append("pooled recall: " + ", ".join(f"{c} {r:.2f}" for c, r in zip(result.labels, pooled["recall"])))
+    return "\n".join(lines)

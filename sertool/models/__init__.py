@@ -1,0 +1,67 @@
+"""Model registry: ``MODELS = {name: (ModelClass, ConfigClass)}``.
+
+Contract for every model::
+
+    model = ModelClass(config, input_dim=D, num_classes=C)
+    logits = model(feats, lengths)        # feats (B, T, D) float32, lengths (B,) int64 -> (B, C)
+
+``config`` is a dataclass holding every hyperparameter of the paper; the CLI
+builds it from defaults, a TOML file and overrides (:func:`build_model_config`).
+Frames beyond ``lengths[b]`` are padding and never change the output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sertool.errors import ConfigError
+
+MODELS: dict[str, tuple[type, type]] = {}
+
+
+def register_model(name: str, config_cls: type):
+    """Class decorator adding a model to :data:`MODELS` under ``name``."""
+
+    def wrap(cls):
+        MODELS[name] = (cls, config_cls)
+        cls.name = name
+        return cls
+
+    return wrap
+
+
+def _load_builtin() -> None:
+    from sertool.models import light_sernet  # noqa: F401
+
+
+def build_model_config(name: str, overrides: dict[str, Any] | None = None):
+    """The config dataclass of model ``name`` with ``overrides`` applied (types checked)."""
+    _load_builtin()
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}")
+    from sertool.features.base import _coerce
+
+    import typing
+
+    cls = MODELS[name][1]
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)} for model {name!r}; valid: {', '.join(sorted(fields))}")
+    return cls(**{k: _coerce(k, v, hints[k]) for k, v in overrides.items()})
+
+
+def build_model(name: str, config, *, input_dim: int, num_classes: int):
+    """Instantiate model ``name`` (config: dataclass or dict of overrides)."""
+    if not dataclasses.is_dataclass(config):
+        config = build_model_config(name, config)
+    _load_builtin()
+    return MODELS[name][0](config, input_dim=input_dim, num_classes=num_classes)
+
+
+def model_names() -> list[str]:
+    _load_builtin()
+    return sorted(MODELS)

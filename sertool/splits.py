@@ -1,0 +1,165 @@
+"""Evaluation protocols: which utterances train, validate and test in each fold.
+
+Speaker-independent by default. Every protocol returns :class:`Fold` objects
+whose ``valid`` set (used to pick the epoch and stop early) is drawn from the
+training speakers only, never from the test fold. Augmented rows (with
+``source_id``) carry their source's speaker, so they always land in the
+source's fold; the ``random`` protocol groups them with their source too.
+
+Protocols:
+
+- ``loso``: leave one speaker out, every speaker is the test set once.
+- ``speaker-kfold``: ``folds`` groups of whole speakers (default 5).
+- ``session``: one fold per value of the ``session`` column (IEMOCAP LOSO).
+- ``holdout``: one fold, ``test_speakers`` named.
+- ``column``: one fold from a manifest column (default ``split``) holding
+  train / valid / test; without valid rows, validation speakers are drawn
+  from the train rows.
+- ``random``: the papers' speaker-DEPENDENT split (80/10/10 of utterance
+  groups, stratified by label): the same speakers appear in train and test.
+  It warns on use; its numbers are not comparable with the others.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sertool.errors import ConfigError
+from sertool.manifest import Utterance
+
+PROTOCOLS = ("loso", "speaker-kfold", "session", "holdout", "column", "random")
+RANDOM_WARNING = ("protocol 'random' is speaker-dependent: test speakers are also in training, "
+                  "so its accuracy overstates performance on new speakers")
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One train/valid/test assignment; ids are utterance ids."""
+
+    index: int
+    name: str
+    train: tuple[str, ...]
+    valid: tuple[str, ...]
+    test: tuple[str, ...]
+
+
+def _by_speaker(utts: list[Utterance]) -> dict[str, list[Utterance]]:
+    groups = defaultdict(list)
+    for u in utts:
+        if not u.speaker:
+            raise ConfigError(f"utterance {u.id!r} has no speaker; speaker-independent protocols need one "
+                              "(use --protocol random or column, or prepare with --speaker-regex)")
+        groups[u.speaker].append(u)
+    return dict(sorted(groups.items()))
+
+
+def _pick_valid(train_speakers: list[str], utts_by_speaker, count: int, rng: random.Random) -> list[str]:
+    """``count`` validation speakers from the training speakers, alternating genders when known."""
+    if len(train_speakers) <= count:
+        raise ConfigError(f"only {len(train_speakers)} training speakers: cannot hold out {count} for validation; "
+                          "use fewer --valid-speakers")
+    by_gender = defaultdict(list)
+    for s in train_speakers:
+        by_gender[utts_by_speaker[s][0].gender or "?"].append(s)
+    for speakers in by_gender.values():
+        rng.shuffle(speakers)
+    pools = [by_gender[g] for g in sorted(by_gender)]
+    picked = []
+    while len(picked) < count:
+        for pool in pools:
+            if pool and len(picked) < count:
+                picked.append(pool.pop())
+    return sorted(picked)
+
+
+def _fold(index, name, test_speakers, speakers, valid_count, rng) -> Fold:
+    train_speakers = [s for s in speakers if s not in test_speakers]
+    valid_speakers = _pick_valid(train_speakers, speakers, valid_count, rng)
+    ids = lambda group: tuple(u.id for s in group for u in speakers[s])  # noqa: E731
+    return Fold(index, name, ids([s for s in train_speakers if s not in valid_speakers]), ids(valid_speakers),
+                ids(sorted(test_speakers)))
+
+
+def make_folds(utts: list[Utterance], protocol: str, *, folds: int = 5, valid_speakers: int = 2,
+               test_speakers: list[str] | None = None, split_column: str = "split", seed: int = 0,
+               warn=None) -> list[Fold]:
+    """Split ``utts`` by ``protocol`` (see the module docstring).
+
+    Raises
+    ------
+    ConfigError
+        Unknown protocol, missing speakers or sessions, too few speakers.
+    """
+    rng = random.Random(seed)
+    if protocol == "random":
+        if warn:
+            warn(RANDOM_WARNING)
+        return [_random_fold(utts, rng)]
+    if protocol == "column":
+        return [_column_fold(utts, split_column, valid_speakers, rng)]
+    speakers = _by_speaker(utts)
+    names = list(speakers)
+    if protocol == "loso":
+        return [_fold(i, s, [s], speakers, valid_speakers, rng) for i, s in enumerate(names)]
+    if protocol == "speaker-kfold":
+        if not 2 <= folds <= len(names):
+            raise ConfigError(f"--folds {folds}: need between 2 and {len(names)} (the number of speakers)")
+        shuffled = names[:]
+        rng.shuffle(shuffled)
+        groups = [sorted(shuffled[i::folds]) for i in range(folds)]
+        return [_fold(i, "+".join(g), g, speakers, valid_speakers, rng) for i, g in enumerate(groups)]
+    if protocol == "session":
+        sessions = defaultdict(set)
+        for u in utts:
+            if not u.session:
+                raise ConfigError(f"utterance {u.id!r} has no session; --protocol session needs the session column")
+            sessions[u.session].add(u.speaker)
+        return [_fold(i, f"session{s}", sorted(sp), speakers, valid_speakers, rng)
+                for i, (s, sp) in enumerate(sorted(sessions.items()))]
+    if protocol == "holdout":
+        missing = [s for s in (test_speakers or []) if s not in speakers]
+        if not test_speakers or missing:
+            raise ConfigError(f"--protocol holdout needs --test-speakers from {', '.join(names)}"
+                              + (f" (unknown: {', '.join(missing)})" if missing else ""))
+        return [_fold(0, "+".join(test_speakers), test_speakers, speakers, valid_speakers, rng)]
+    raise ConfigError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+
+
+def _column_fold(utts, column, valid_count, rng) -> Fold:
+    roles = defaultdict(list)
+    for u in utts:
+        value = u.extra.get(column, "")
+        if value not in ("train", "valid", "test"):
+            raise ConfigError(f"utterance {u.id!r}: column {column!r} is {value!r}; expected train, valid or test")
+        roles[value].append(u)
+    if not roles["train"] or not roles["test"]:
+        raise ConfigError(f"column {column!r} needs both train and test rows")
+    valid = roles["valid"]
+    train = roles["train"]
+    if not valid:
+        speakers = _by_speaker(train)
+        chosen = set(_pick_valid(list(speakers), speakers, valid_count, rng))
+        valid = [u for u in train if u.speaker in chosen]
+        train = [u for u in train if u.speaker not in chosen]
+    return Fold(0, column, tuple(u.id for u in train), tuple(u.id for u in valid), tuple(u.id for u in roles["test"]))
+
+
+def _random_fold(utts, rng) -> Fold:
+    groups = defaultdict(list)  # an augmented copy goes wherever its source goes
+    for u in utts:
+        groups[u.source_id or u.id].append(u)
+    by_label = defaultdict(list)
+    for key, members in sorted(groups.items()):
+        by_label[members[0].label].append(members)
+    train, valid, test = [], [], []
+    for label in sorted(by_label):
+        items = by_label[label]
+        rng.shuffle(items)
+        n_test = max(1, round(0.1 * len(items)))
+        n_valid = max(1, round(0.1 * len(items)))
+        for i, members in enumerate(items):
+            target = test if i < n_test else valid if i < n_test + n_valid else train
+            target.extend(u.id for u in members)
+    return Fold(0, "random", tuple(train), tuple(valid), tuple(test))
