@@ -52,7 +52,10 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 
 @dataclass
 class Scorer:
-    """Checkpoint + extractor + model: ``score(path) -> (duration s, [(start s, end s, probs (C,))])``."""
+    """Checkpoint + extractor + model: ``score(path) -> (duration s, [((start s, end s), probs (C,))])``.
+
+    start/end give the span of audio the window's frames cover.
+    """
 
     checkpoint: object
     window_s: float | None
@@ -94,8 +97,12 @@ class Scorer:
         with torch.no_grad():
             logits = self.model(torch.from_numpy(windows), torch.full((len(starts),), size, dtype=torch.long))
             probs = torch.softmax(logits, dim=-1).numpy()
-        spans = [(s * self.frame_s, min((s + size) * self.frame_s, samples.shape[0] / sr)) for s in starts]
-        return samples.shape[0] / sr, list(zip(spans, probs))
+        duration = samples.shape[0] / sr
+        win_s = self.extractor.config.win_length / sr
+        lead = win_s / 2 if self.extractor.config.center else 0.0  # centred frames start half a window early
+        spans = [(max(0.0, s * self.frame_s - lead), min(duration, (s + size - 1) * self.frame_s - lead + win_s))
+                 for s in starts]
+        return duration, list(zip(spans, probs))
 
 
 def _header(labels: list[str], segments: bool) -> list[str]:

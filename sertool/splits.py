@@ -3,8 +3,10 @@
 Speaker-independent by default. Every protocol returns :class:`Fold` objects
 whose ``valid`` set (used to pick the epoch and stop early) is drawn from the
 training speakers only, never from the test fold. Augmented rows (with
-``source_id``) carry their source's speaker, so they always land in the
-source's fold; the ``random`` protocol groups them with their source too.
+``source_id``) carry their source's speaker, so they always follow their
+source (the ``random`` protocol groups them with it explicitly); they are
+training material only and are dropped from validation and test sets, which
+hold original recordings.
 
 Protocols:
 
@@ -92,6 +94,14 @@ def make_folds(utts: list[Utterance], protocol: str, *, folds: int = 5, valid_sp
     ConfigError
         Unknown protocol, missing speakers or sessions, too few speakers.
     """
+    augmented = {u.id for u in utts if u.source_id}
+    return [Fold(f.index, f.name, f.train, tuple(i for i in f.valid if i not in augmented),
+                 tuple(i for i in f.test if i not in augmented))
+            for f in _make_folds(utts, protocol, folds=folds, valid_speakers=valid_speakers,
+                                 test_speakers=test_speakers, split_column=split_column, seed=seed, warn=warn)]
+
+
+def _make_folds(utts, protocol, *, folds, valid_speakers, test_speakers, split_column, seed, warn) -> list[Fold]:
     rng = random.Random(seed)
     if protocol == "random":
         if warn:

@@ -1,0 +1,53 @@
+"""Model contract, iterated over the registry; LIGHT-SERNET's published size."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sertool.models import MODELS, build_model, build_model_config, model_names
+
+PUBLISHED_PARAMETERS = {"light_sernet": (460_000, 7)}  # ~0.46 M with 7 classes (EMO-DB)
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_contract(name):
+    torch.manual_seed(0)
+    model = build_model(name, {}, input_dim=40, num_classes=5)
+    feats, lengths = torch.randn(3, 150, 40), torch.tensor([150, 90, 40])
+    logits = model(feats, lengths)
+    assert logits.shape == (3, 5) and torch.isfinite(logits).all()
+    logits.sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_padding_never_changes_a_prediction(name):
+    torch.manual_seed(0)
+    model = build_model(name, {}, input_dim=40, num_classes=4).eval()
+    feats = torch.randn(2, 120, 40)
+    lengths = torch.tensor([120, 70])
+    padded = torch.cat([feats, torch.randn(2, 50, 40)], dim=1)  # garbage in the padding region
+    with torch.no_grad():
+        a = model(feats, lengths)
+        b = model(padded, lengths)
+        alone = model(feats[1:, :70], lengths[1:])
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a[1:], alone)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMETERS))
+def test_parameter_count_matches_the_paper(name):
+    published, classes = PUBLISHED_PARAMETERS[name]
+    count = sum(p.numel() for p in build_model(name, {}, input_dim=40, num_classes=classes).parameters())
+    print(f"{name}: {count} parameters (paper: about {published})")
+    assert abs(count - published) / published < 0.05
+
+
+def test_config_overrides_are_checked():
+    assert build_model_config("light_sernet", {"dropout": "0.5"}).dropout == 0.5
+    with pytest.raises(Exception, match="unknown option"):
+        build_model_config("light_sernet", {"dropuot": 0.5})
+    with pytest.raises(Exception, match="unknown model"):
+        build_model_config("nope")
+    assert "light_sernet" in MODELS

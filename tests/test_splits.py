@@ -1,0 +1,94 @@
+"""Protocols: speaker independence, validation from training speakers, lineage of augmented rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sertool.errors import ConfigError
+from sertool.manifest import Utterance
+from sertool.splits import make_folds
+
+
+def corpus(speakers=8, per=6, with_copies=False):
+    rows = []
+    for s in range(speakers):
+        for i in range(per):
+            u = Utterance(id=f"s{s}_{i}", path=Path("x"), label=["a", "b", "c"][i % 3], speaker=f"s{s}",
+                          gender="mf"[s % 2], session=str(s // 2 + 1))
+            rows.append(u)
+            if with_copies:
+                rows.append(Utterance(id=f"s{s}_{i}+noise", path=Path("x"), label=u.label, speaker=u.speaker,
+                                      gender=u.gender, session=u.session, source_id=u.id))
+    return rows
+
+
+def speakers_of(ids, rows):
+    by_id = {u.id: u.speaker for u in rows}
+    return {by_id[i] for i in ids}
+
+
+@pytest.mark.parametrize("protocol,kw,expected_folds", [
+    ("loso", {}, 8), ("speaker-kfold", {"folds": 4}, 4), ("session", {}, 4),
+    ("holdout", {"test_speakers": ["s3"]}, 1)])
+def test_speaker_independent_protocols(protocol, kw, expected_folds):
+    rows = corpus(with_copies=True)
+    folds = make_folds(rows, protocol, valid_speakers=2, seed=1, **kw)
+    assert len(folds) == expected_folds
+    tested = []
+    for fold in folds:
+        train, valid, test = (speakers_of(ids, rows) for ids in (fold.train, fold.valid, fold.test))
+        assert not (train & test) and not (valid & test) and not (train & valid)
+        assert len(valid) == 2 and {s for s in valid} <= {u.speaker for u in rows} - test
+        genders = {u.gender for u in rows if u.speaker in valid}
+        assert genders == {"m", "f"}  # validation speakers alternate genders
+        ids = set(fold.train) | set(fold.valid) | set(fold.test)
+        assert len(ids) == len([u for u in rows if not u.source_id or speakers_of([u.id], rows) <= train])
+        for u in rows:  # augmented copies train only when their source trains
+            if u.source_id and u.id in ids:
+                assert u.source_id in fold.train and u.id in fold.train
+        tested.extend(fold.test)
+        assert not any("+" in i for i in fold.valid + fold.test)  # copies are training material only
+    if protocol in ("loso", "speaker-kfold", "session"):
+        assert sorted(tested) == sorted(u.id for u in rows if not u.source_id)  # each original tested once
+
+
+def test_folds_are_deterministic_per_seed():
+    rows = corpus()
+    assert make_folds(rows, "speaker-kfold", folds=4, seed=3) == make_folds(rows, "speaker-kfold", folds=4, seed=3)
+    assert make_folds(rows, "speaker-kfold", folds=4, seed=3) != make_folds(rows, "speaker-kfold", folds=4, seed=4)
+
+
+def test_random_protocol_warns_and_keeps_copies_with_sources():
+    rows = corpus(with_copies=True)
+    warnings = []
+    (fold,) = make_folds(rows, "random", warn=warnings.append)
+    assert warnings and "speaker-dependent" in warnings[0]
+    for u in rows:
+        if u.source_id:
+            assert (u.id in fold.train) == (u.source_id in fold.train)
+            assert u.id not in fold.valid + fold.test
+    assert speakers_of(fold.train, rows) & speakers_of(fold.test, rows)  # that is what "random" means
+
+
+def test_column_protocol():
+    rows = [Utterance(**{**u.__dict__, "extra": {"split": "test" if u.speaker == "s0" else "train"}})
+            for u in corpus()]
+    (fold,) = make_folds(rows, "column", valid_speakers=1)
+    assert speakers_of(fold.test, rows) == {"s0"} and len(speakers_of(fold.valid, rows)) == 1
+    rows[0].extra["split"] = "dev"
+    with pytest.raises(ConfigError, match="expected train, valid or test"):
+        make_folds(rows, "column")
+
+
+def test_errors():
+    rows = corpus(speakers=3)
+    with pytest.raises(ConfigError, match="cannot hold out 2"):
+        make_folds(rows, "loso", valid_speakers=2)
+    with pytest.raises(ConfigError, match="needs --test-speakers"):
+        make_folds(rows, "holdout")
+    with pytest.raises(ConfigError, match="--folds 9"):
+        make_folds(corpus(), "speaker-kfold", folds=9)
+    with pytest.raises(ConfigError, match="has no speaker"):
+        make_folds([Utterance(id="a", path=Path("x"), label="a")], "loso")

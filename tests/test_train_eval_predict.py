@@ -1,0 +1,198 @@
+"""train -> evaluate -> predict end to end on a small generated corpus with speakers."""
+
+from __future__ import annotations
+
+import csv
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from click.testing import CliRunner
+
+from sertool.checkpoint import Checkpoint, CheckpointError
+from sertool.cli import cli
+from sertool.errors import StoreError
+from sertool.evaluate import evaluate_run
+from sertool.extract import extract_manifest
+from sertool.manifest import write_manifest
+from sertool.corpora import folder
+from sertool.metrics import confusion, scores
+from sertool.report import RunReport
+from sertool.train import TrainConfig, train_run
+from tests.conftest import tone, write_audio
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """4 speakers x 2 classes (low vs high pitch) x 4 clips of 1 s; manifest + lightsernet store."""
+    root = tmp_path_factory.mktemp("synth")
+    for s in range(4):
+        for label, base in (("low", 140.0), ("high", 330.0)):
+            for i in range(4):
+                write_audio(root / "audio" / label / f"spk{s}_{i}.wav", seconds=1.0, freq=base + 12 * s + 3 * i,
+                            seed=10 * s + i)
+    rows = folder.prepare(root / "audio", report=RunReport(), speaker_regex=r"/(spk\d)_")
+    rows = [type(r)(**{**r.__dict__, "gender": "mf"[int(r.speaker[-1]) % 2]}) for r in rows]
+    manifest = write_manifest(rows, root / "m.csv")
+    store = extract_manifest(manifest, feature_set="lightsernet_mfcc", out_dir=root / "feats").store_path
+    return root, manifest, store
+
+
+FAST = dict(epochs=6, batch_size=8, lr=3e-3, patience=10)
+
+
+@pytest.mark.slow
+def test_train_evaluate_predict_cli(corpus, tmp_path):
+    root, manifest, store = corpus
+    run = tmp_path / "run"
+    args = ["train", manifest, store, "-o", run, "--protocol", "loso", "--valid-speakers", "1",
+            "--epochs", "6", "--batch-size", "8", "--lr", "3e-3"]
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    for k in range(4):
+        fold = run / f"fold-{k}"
+        assert {p.name for p in fold.iterdir()} >= {"checkpoint.pt", "train_log.csv", "split.csv", "config.json"}
+        log = list(csv.DictReader(open(fold / "train_log.csv")))
+        assert [int(r["epoch"]) for r in log] == list(range(1, 7))
+        assert set(log[0]) == {"epoch", "train_loss", "valid_loss", "valid_UA", "valid_WA", "lr", "seconds"}
+        roles = {}
+        for row in csv.DictReader(open(fold / "split.csv")):
+            roles.setdefault(row["role"], set()).add(row["speaker"])
+        assert roles["test"] == {f"spk{k}"} and not (roles["train"] | roles["valid"]) & roles["test"]
+        assert len(roles["valid"]) == 1 and not roles["valid"] & roles["train"]
+    # a finished run is skipped on rerun
+    again = CliRunner().invoke(cli, [str(a) for a in args])
+    assert again.exit_code == 0 and again.output.count("already finished") == 4
+
+    ev = CliRunner().invoke(cli, ["evaluate", str(run)])
+    assert ev.exit_code == 0, ev.output
+    assert {"metrics.csv", "confusion.csv", "predictions.csv", "confusion.png"} <= {p.name for p in run.iterdir()}
+    metrics = {(r["fold"], r["metric"]): float(r["value"]) for r in csv.DictReader(open(run / "metrics.csv"))}
+    preds = list(csv.DictReader(open(run / "predictions.csv")))
+    assert len(preds) == 32 and {r["fold"] for r in preds} == {"0", "1", "2", "3"}
+    labels = ["high", "low"]
+    truth = [labels.index(r["label"]) for r in preds]
+    guess = [labels.index(r["predicted"]) for r in preds]
+    pooled = scores(confusion(np.array(truth), np.array(guess), 2))
+    assert metrics[("pooled", "UA")] == pytest.approx(pooled["UA"], abs=1e-6)
+    assert metrics[("pooled", "WA")] == pytest.approx(pooled["WA"], abs=1e-6)
+    assert pooled["UA"] > 0.75  # pitch classes are easy: a model that learned nothing scores 0.5
+
+    out = tmp_path / "pred.csv"
+    pr = CliRunner().invoke(cli, ["predict", str(run / "fold-0" / "checkpoint.pt"), str(root / "audio" / "low"),
+                                  "-o", str(out)])
+    assert pr.exit_code == 0, pr.output
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 16 and all(r["error"] == "" for r in rows)
+    assert set(rows[0]) == {"path", "predicted", "confidence", "p_high", "p_low", "duration", "error"}
+    assert all(abs(float(r["p_high"]) + float(r["p_low"]) - 1) < 1e-3 for r in rows)
+
+
+@pytest.mark.slow
+def test_interrupted_training_resumes_to_the_same_model(corpus, tmp_path):
+    _, manifest, store = corpus
+    config = TrainConfig(**FAST, seed=5)
+    common = dict(model_name="light_sernet", protocol="loso", fold=0, valid_speakers=1, train_config=config)
+    train_run(manifest, store, out_dir=tmp_path / "whole", **common)
+
+    def interrupt_after_epoch_3(message):
+        if "epoch 3:" in message:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_run(manifest, store, out_dir=tmp_path / "cut", log=interrupt_after_epoch_3, **common)
+    assert not (tmp_path / "cut" / "fold-0" / "checkpoint.pt").exists()
+    messages = []
+    train_run(manifest, store, out_dir=tmp_path / "cut", log=messages.append, **common)
+    assert any("resuming after epoch 3" in m for m in messages)
+    epochs = [int(r["epoch"]) for r in csv.DictReader(open(tmp_path / "cut" / "fold-0" / "train_log.csv"))]
+    assert epochs == list(range(1, 7))
+    a = Checkpoint.load(tmp_path / "whole" / "fold-0" / "checkpoint.pt")
+    b = Checkpoint.load(tmp_path / "cut" / "fold-0" / "checkpoint.pt")
+    for key in a.state_dict:
+        torch.testing.assert_close(a.state_dict[key], b.state_dict[key])
+    assert a.metrics == b.metrics
+
+
+def test_normalisation_uses_training_utterances_only(corpus, tmp_path):
+    _, manifest, store = corpus
+    from sertool.data import normalisation_stats
+    from sertool.store import FeatureStore
+    from sertool.train import read_split
+
+    train_run(manifest, store, out_dir=tmp_path / "r", model_name="light_sernet", protocol="loso", fold=1,
+              valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1}))
+    ckpt = Checkpoint.load(tmp_path / "r" / "fold-1" / "checkpoint.pt")
+    with FeatureStore(store) as s:
+        mean, std = normalisation_stats(s, read_split(tmp_path / "r" / "fold-1" / "split.csv")["train"])
+        everything, _ = normalisation_stats(s, s.keys())
+    np.testing.assert_allclose(ckpt.norm_mean.numpy(), mean, rtol=1e-6)
+    assert not np.allclose(mean, everything)
+
+
+def test_checkpoint_refuses_code_and_incomplete_files(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "sertool-checkpoint", "x": Payload()}, evil, pickle_module=pickle)
+    with pytest.raises(CheckpointError, match="refused to load"):
+        Checkpoint.load(evil)
+    partial = tmp_path / "partial.pt"
+    torch.save({"format": "sertool-checkpoint", "format_version": 1, "model": "light_sernet"}, partial)
+    with pytest.raises(CheckpointError, match="lacks field\\(s\\) model_config"):
+        Checkpoint.load(partial)
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        Checkpoint.load(tmp_path / "none.pt")
+
+
+def test_evaluate_refuses_a_store_with_other_features(corpus, tmp_path):
+    _, manifest, store = corpus
+    train_run(manifest, store, out_dir=tmp_path / "r", model_name="light_sernet", protocol="loso", fold=0,
+              valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1}))
+    other = extract_manifest(manifest, feature_set="lightsernet_mfcc", out_dir=tmp_path / "f2",
+                             overrides={"hop_ms": 10.0}).store_path
+    with pytest.raises(StoreError, match=r"differ from the checkpoint's lightsernet_mfcc"):
+        evaluate_run(tmp_path / "r", manifest, other)
+
+
+def test_predict_on_a_messy_folder(corpus, tmp_path):
+    root, manifest, store = corpus
+    train_run(manifest, store, out_dir=tmp_path / "r", model_name="light_sernet", protocol="loso", fold=0,
+              valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1}))
+    ckpt = str(tmp_path / "r" / "fold-0" / "checkpoint.pt")
+    messy = tmp_path / "messy"
+    write_audio(messy / "good1.wav", seconds=1.0)
+    write_audio(messy / "sub" / "good2.flac", seconds=2.5, freq=300)
+    sf.write(messy / "stereo44k.wav", tone(2.0, 44100, channels=2), 44100)
+    sf.write(messy / "long30s.wav", np.tile(tone(1.0), 30), 16000)
+    (messy / "empty.wav").write_bytes(b"")
+    (messy / "text.wav").write_text("just text, renamed\n" * 10)
+    out = tmp_path / "p.csv"
+    result = CliRunner().invoke(cli, ["predict", ckpt, str(messy), "-o", str(out)])
+    assert result.exit_code == 3, result.output
+    rows = {Path(r["path"]).name: r for r in csv.DictReader(open(out))}
+    assert set(rows) == {"good1.wav", "good2.flac", "stereo44k.wav", "long30s.wav", "empty.wav", "text.wav"}
+    for name in ("good1.wav", "good2.flac", "stereo44k.wav", "long30s.wav"):
+        assert rows[name]["error"] == "" and rows[name]["predicted"] in ("high", "low")
+    assert float(rows["long30s.wav"]["duration"]) == pytest.approx(30.0)
+    assert float(rows["stereo44k.wav"]["duration"]) == pytest.approx(2.0, abs=1e-3)
+    assert "empty file" in rows["empty.wav"]["error"] and rows["empty.wav"]["predicted"] == ""
+    assert "cannot decode audio" in rows["text.wav"]["error"]
+    assert CliRunner().invoke(cli, ["predict", ckpt, str(messy), "-o", str(out), "--max-failures", "2"]).exit_code == 0
+
+    # a torn last line (killed mid-write) is dropped and that file scored again
+    text = out.read_text().splitlines()
+    good = [line for line in text[1:] if line.split(",")[-1] == ""]
+    out.write_text("\n".join([text[0], *good[:-1], good[-1][:15]]) + "\n")
+    again = CliRunner().invoke(cli, ["predict", ckpt, str(messy), "-o", str(out), "--max-failures", "2"])
+    assert "1 scored, 3 already" in again.output
+    assert len(list(csv.DictReader(open(out)))) == 6
+
+    seg = CliRunner().invoke(cli, ["predict", ckpt, str(messy / "long30s.wav"), "--segments", "-o", "-"])
+    lines = list(csv.DictReader(seg.stdout.splitlines()))
+    assert len(lines) > 10 and float(lines[0]["start"]) == 0.0 and float(lines[-1]["end"]) == pytest.approx(30.0, abs=0.02)
