@@ -130,12 +130,10 @@ def _config_options(func):
 def _overrides(config_file, sets, options) -> dict:
     from sertool.features.base import load_toml
 
+    from sertool.configs import parse_assignments
+
     overrides = load_toml(config_file) if config_file else {}
-    for item in sets:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
-        overrides[key.strip().replace("-", "_")] = value.strip()
+    overrides.update(parse_assignments(sets))
     overrides.update({k: v for k, v in options.items() if v is not None})
     return overrides
 
@@ -248,16 +246,10 @@ def train(ctx, manifest, store, model_name, out_dir, protocol, folds, fold, vali
     RUN_DIR/fold-<i>/{checkpoint.pt, train_log.csv, split.csv, config.json};
     a rerun resumes from the last finished epoch.
     """
-    import dataclasses
-
-    from sertool.features.base import _toml_value
+    from sertool.configs import parse_assignments, to_toml_table
 
     model_overrides, train_overrides = _toml_sections(config_file)
-    for item in sets:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
-        model_overrides[key.strip().replace("-", "_")] = value.strip()
+    model_overrides.update(parse_assignments(sets))
     train_overrides.update({k: v for k, v in train_options.items() if v is not None})
     from sertool.models import build_model_config
     from sertool.train import build_train_config, train_run
@@ -265,9 +257,7 @@ def train(ctx, manifest, store, model_name, out_dir, protocol, folds, fold, vali
     if print_config:
         for title, config in (("model", build_model_config(print_config, model_overrides)),
                               ("train", build_train_config(train_overrides))):
-            click.echo(f"[{title}]")
-            for key, value in dataclasses.asdict(config).items():
-                click.echo(f"{key} = {_toml_value(value)}")
+            click.echo(f"[{title}]\n{to_toml_table(config)}")
         return
     missing = [n for n, v in (("MANIFEST", manifest), ("STORE", store), ("--output", out_dir)) if not v]
     if missing:

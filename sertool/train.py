@@ -70,17 +70,11 @@ class TrainConfig:
 
 
 def build_train_config(overrides: dict[str, Any] | None = None) -> TrainConfig:
-    import typing
+    """TrainConfig defaults with ``overrides`` (None values ignored) applied and type-checked."""
+    from sertool.configs import dataclass_from_dict
 
-    from sertool.features.base import _coerce
-
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ConfigError(f"unknown train option(s) {', '.join(unknown)}; valid: {', '.join(sorted(fields))}")
-    hints = typing.get_type_hints(TrainConfig)
-    return TrainConfig(**{k: _coerce(k, v, hints[k]) for k, v in overrides.items()})
+    return dataclass_from_dict(TrainConfig, {k: v for k, v in (overrides or {}).items() if v is not None},
+                               what="training")
 
 
 def _device(name: str):

@@ -36,7 +36,7 @@ def test_python_dash_m_works():
     assert out.stdout.startswith("sertool, version")
 
 
-@pytest.mark.parametrize("command", ["augment", "train", "evaluate", "predict"])
+@pytest.mark.parametrize("command", ["augment"])
 def test_unbuilt_commands_say_so(command):
     result = CliRunner().invoke(cli, [command, "x", "--y"])
     assert result.exit_code == 1 and "not implemented yet" in result.output

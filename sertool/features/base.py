@@ -22,10 +22,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from sertool.configs import dataclass_from_dict, toml_value
 from sertool.errors import ConfigError
 
 #: extractor type name -> FeatureExtractor subclass (filled by @register).
@@ -64,18 +64,8 @@ class FeatureConfig:
         """The config as TOML text (readable by ``--config``)."""
         lines = [f"type = {json.dumps(self.type)}"]
         for key, value in dataclasses.asdict(self).items():
-            lines.append(f"{key} = {_toml_value(value)}")
+            lines.append(f"{key} = {toml_value(value)}")
         return "\n".join(lines) + "\n"
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    raise TypeError(f"cannot write {value!r} to TOML")
 
 
 class FeatureExtractor:
@@ -126,32 +116,6 @@ def add_preset(name: str, type: str, description: str, **overrides: Any) -> None
     PRESETS[name] = Preset(type, overrides, description)
 
 
-def _coerce(name: str, value: Any, annotation: Any) -> Any:
-    target = {"int": int, "float": float, "bool": bool, "str": str}.get(
-        annotation if isinstance(annotation, str) else getattr(annotation, "__name__", ""), None
-    )
-    if target is None:
-        return value
-    if target is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{name} = {value!r} is not a boolean; use true or false")
-    if target is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if target is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, target) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            return target(value)
-        except ValueError:
-            pass
-    raise ConfigError(f"{name} = {value!r} is not a{'n' if target is int else ''} {target.__name__}")
-
-
 def config_from_dict(data: dict[str, Any], *, type: str | None = None) -> FeatureConfig:
     """Build a config from a dict (``type`` tag inside, or given as argument).
 
@@ -162,16 +126,7 @@ def config_from_dict(data: dict[str, Any], *, type: str | None = None) -> Featur
     type_name = data.pop("type", None) or type
     if type_name not in EXTRACTORS:
         raise ConfigError(f"unknown feature type {type_name!r}; choose one of {', '.join(sorted(EXTRACTORS))}")
-    cls = EXTRACTORS[type_name].config_cls
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise ConfigError(
-            f"unknown option(s) {', '.join(unknown)} for feature type {type_name!r}; "
-            f"valid: {', '.join(sorted(fields))}"
-        )
-    return cls(**{k: _coerce(k, v, hints[k]) for k, v in data.items()})
+    return dataclass_from_dict(EXTRACTORS[type_name].config_cls, data, what=f"feature type {type_name!r}")
 
 
 def build_config(preset: str, overrides: dict[str, Any] | None = None) -> FeatureConfig:

@@ -40,18 +40,9 @@ def build_model_config(name: str, overrides: dict[str, Any] | None = None):
     _load_builtin()
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}")
-    from sertool.features.base import _coerce
+    from sertool.configs import dataclass_from_dict
 
-    import typing
-
-    cls = MODELS[name][1]
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    overrides = dict(overrides or {})
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)} for model {name!r}; valid: {', '.join(sorted(fields))}")
-    return cls(**{k: _coerce(k, v, hints[k]) for k, v in overrides.items()})
+    return dataclass_from_dict(MODELS[name][1], dict(overrides or {}), what=f"model {name!r}")
 
 
 def build_model(name: str, config, *, input_dim: int, num_classes: int):

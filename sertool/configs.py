@@ -1,0 +1,75 @@
+"""Config dataclasses from plain dicts (TOML files, CLI strings): type coercion, unknown keys, TOML output."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from typing import Any
+
+from sertool.errors import ConfigError
+
+
+def coerce(name: str, value: Any, annotation: Any) -> Any:
+    target = {"int": int, "float": float, "bool": bool, "str": str}.get(
+        annotation if isinstance(annotation, str) else getattr(annotation, "__name__", ""), None
+    )
+    if target is None:
+        return value
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{name} = {value!r} is not a boolean; use true or false")
+    if target is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if target is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, target) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return target(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{name} = {value!r} is not a{'n' if target is int else ''} {target.__name__}")
+
+
+def dataclass_from_dict(cls, data: dict[str, Any], *, what: str):
+    """``cls(**data)`` with values coerced to the field types; unknown keys name the valid ones.
+
+    ``what`` names the config in messages, e.g. ``"model 'light_sernet'"``.
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)} for {what}; valid: {', '.join(sorted(fields))}")
+    return cls(**{k: coerce(k, v, hints[k]) for k, v in data.items()})
+
+
+def parse_assignments(items: typing.Iterable[str]) -> dict[str, str]:
+    """``["n-mfcc=13", "center=false"]`` -> ``{"n_mfcc": "13", "center": "false"}``."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r} is not KEY=VALUE")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    raise TypeError(f"cannot write {value!r} to TOML")
+
+
+def to_toml_table(config) -> str:
+    """Every field of a config dataclass as ``key = value`` lines."""
+    return "".join(f"{k} = {toml_value(v)}\n" for k, v in dataclasses.asdict(config).items())
