@@ -159,8 +159,11 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, state_path, log_path = out_dir / "checkpoint.pt", out_dir / "state.pt", out_dir / "train_log.csv"
     by_id = {u.id: u for u in utterances}
+    # Settings that change the result; workers, threads and device may differ on resume.
+    results_config = {k: v for k, v in dataclasses.asdict(train_config).items()
+                      if k not in ("workers", "threads", "device")}
     fingerprint = {"model": model_name, "model_config": dataclasses.asdict(model_config),
-                   "train_config": dataclasses.asdict(train_config), "labels": labels,
+                   "train_config": results_config, "labels": labels,
                    "train": len(fold.train), "valid": len(fold.valid), "test": len(fold.test)}
     state = None
     if state_path.exists():

@@ -196,3 +196,15 @@ def test_predict_on_a_messy_folder(corpus, tmp_path):
     seg = CliRunner().invoke(cli, ["predict", ckpt, str(messy / "long30s.wav"), "--segments", "-o", "-"])
     lines = list(csv.DictReader(seg.stdout.splitlines()))
     assert len(lines) > 10 and float(lines[0]["start"]) == 0.0 and float(lines[-1]["end"]) == pytest.approx(30.0, abs=0.02)
+
+
+def test_dataloader_workers_give_the_same_model(corpus, tmp_path):
+    _, manifest, store = corpus
+    results = []
+    for workers in (0, 2):
+        config = TrainConfig(**{**FAST, "epochs": 2, "workers": workers})
+        train_run(manifest, store, out_dir=tmp_path / f"w{workers}", model_name="light_sernet", protocol="loso",
+                  fold=2, valid_speakers=1, train_config=config)
+        results.append(Checkpoint.load(tmp_path / f"w{workers}" / "fold-2" / "checkpoint.pt"))
+    for key in results[0].state_dict:
+        torch.testing.assert_close(results[0].state_dict[key], results[1].state_dict[key])
