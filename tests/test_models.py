@@ -7,7 +7,7 @@ import torch
 
 from sertool.models import MODELS, build_model, build_model_config, model_names
 
-PUBLISHED_PARAMETERS = {"light_sernet": (460_000, 7)}  # ~0.46 M with 7 classes (EMO-DB)
+PUBLISHED_PARAMETERS = {"light_sernet": (460_000, 7), "drn_mhsa": (9_900_000, 4)}  # ~0.46 M (EMO-DB), ~9.9 M (IEMOCAP)
 
 
 @pytest.mark.parametrize("name", model_names())

@@ -32,7 +32,8 @@ def register_model(name: str, config_cls: type):
 
 
 def _load_builtin() -> None:
-    from sertool.models import light_sernet  # noqa: F401
+    from sertool.models import (  # noqa: F401
+        drn_mhsa, light_sernet, mscnn_spu, parallel_resnet_transformer, transformer_integration)
 
 
 def build_model_config(name: str, overrides: dict[str, Any] | None = None):

@@ -1,9 +1,19 @@
-"""Building blocks shared by the models: fixed-length crop/pad, focal loss."""
+"""Building blocks shared by the models.
+
+Fixed-length crop/pad, focal loss, length arithmetic and masks, masked
+pooling (mean, std, max, statistics, attention), transformer encoders with
+padding masks and optional positional encoding, cross-attention, and packed
+LSTMs. Every block ignores frames beyond ``lengths``, which is what makes
+each model's output independent of batch padding.
+"""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def fix_length(feats: torch.Tensor, lengths: torch.Tensor, frames: int) -> torch.Tensor:
@@ -30,3 +40,120 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -
     """Focal loss (Lin et al., ICCV 2017): mean of ``-(1 - p_t)^gamma log p_t``."""
     log_p = F.log_softmax(logits, dim=-1).gather(1, target[:, None]).squeeze(1)
     return (-(1 - log_p.exp()) ** gamma * log_p).mean()
+
+
+# --------------------------------------------------------------------------- masks and lengths
+def time_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    """(B, frames) bool, True on valid frames."""
+    return torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def conv_lengths(lengths: torch.Tensor, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1):
+    """Output lengths of a conv/pool over time (floor mode), at least 1."""
+    out = torch.div(lengths + 2 * padding - dilation * (kernel - 1) - 1, stride, rounding_mode="floor") + 1
+    return out.clamp(min=1)
+
+
+def zero_padding(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Zero the frames beyond ``lengths`` on the LAST axis of ``x`` (B, ..., T)."""
+    mask = time_mask(lengths, x.shape[-1])
+    return x * mask.view(mask.shape[0], *([1] * (x.dim() - 2)), mask.shape[1]).to(x.dtype)
+
+
+# --------------------------------------------------------------------------- pooling over time
+def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean over valid frames: x (B, T, C) -> (B, C)."""
+    mask = time_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
+    return (x * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def masked_std(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Standard deviation over valid frames: (B, T, C) -> (B, C)."""
+    mean = masked_mean(x, lengths)
+    mask = time_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
+    var = (((x - mean[:, None]) * mask) ** 2).sum(1) / mask.sum(1).clamp(min=1)
+    return (var + 1e-8).sqrt()
+
+
+def masked_max(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Maximum over valid frames: (B, T, C) -> (B, C)."""
+    mask = time_mask(lengths, x.shape[1]).unsqueeze(-1)
+    return x.masked_fill(~mask, float("-inf")).amax(1)
+
+
+def statistics_pooling(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """[max | mean | std] over valid frames: (B, T, C) -> (B, 3C) (the SPU of MSCNN-SPU)."""
+    return torch.cat([masked_max(x, lengths), masked_mean(x, lengths), masked_std(x, lengths)], dim=-1)
+
+
+class AttentionPooling(nn.Module):
+    """Additive attention over time: ``a_t = softmax(v . tanh(W h_t))``, output ``sum_t a_t h_t``."""
+
+    def __init__(self, dim: int, hidden: int = 128):
+        super().__init__()
+        self.proj = nn.Linear(dim, hidden)
+        self.score = nn.Linear(hidden, 1, bias=False)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        scores = self.score(torch.tanh(self.proj(x))).squeeze(-1)
+        scores = scores.masked_fill(~time_mask(lengths, x.shape[1]), float("-inf"))
+        return (torch.softmax(scores, dim=1).unsqueeze(-1) * x).sum(1)
+
+
+# --------------------------------------------------------------------------- transformer blocks
+class PositionalEncoding(nn.Module):
+    """Sinusoidal positional encoding (Vaswani et al., 2017) added to (B, T, d)."""
+
+    def __init__(self, dim: int, max_len: int = 10000):
+        super().__init__()
+        position = torch.arange(max_len).unsqueeze(1)
+        div = torch.exp(torch.arange(0, dim, 2) * (-math.log(10000.0) / dim))
+        table = torch.zeros(max_len, dim)
+        table[:, 0::2] = torch.sin(position * div)
+        table[:, 1::2] = torch.cos(position * div[: dim // 2])
+        self.register_buffer("table", table, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.table[: x.shape[1]]
+
+
+class TransformerEncoder(nn.Module):
+    """Stack of self-attention encoder layers with padding masks, optional positional encoding."""
+
+    def __init__(self, dim: int, *, layers: int, heads: int, ff_dim: int, dropout: float,
+                 activation: str = "relu", positional: bool = False):
+        super().__init__()
+        self.positional = PositionalEncoding(dim) if positional else None
+        layer = nn.TransformerEncoderLayer(dim, heads, ff_dim, dropout, activation=activation, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.positional is not None:
+            x = self.positional(x)
+        return self.encoder(x, src_key_padding_mask=~time_mask(lengths, x.shape[1]))
+
+
+class CrossAttentionLayer(nn.Module):
+    """Transformer layer whose queries come from one sequence and keys/values from another."""
+
+    def __init__(self, dim: int, *, heads: int, ff_dim: int, dropout: float):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, ff_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_dim, dim))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, query, query_lengths, memory, memory_lengths):
+        attended, _ = self.attention(query, memory, memory,
+                                     key_padding_mask=~time_mask(memory_lengths, memory.shape[1]))
+        x = self.norm1(query + self.dropout(attended))
+        return self.norm2(x + self.dropout(self.ff(x)))
+
+
+def run_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor):
+    """Run ``lstm`` (batch_first) on the valid frames only: (outputs (B, T, H), last hidden (B, H*dirs))."""
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    out, (h, _) = lstm(packed)
+    out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    dirs = 2 if lstm.bidirectional else 1
+    return out, torch.cat([h[-dirs + k] for k in range(dirs)], dim=-1)

@@ -1,0 +1,191 @@
+"""Transformer integrations with CNN and LSTM: baselines, ILT and CAT (He et al.,
+"Integrating transformer with LSTM/CNN for speech emotion recognition";
+../shared/papers/002_8ea6cf6e7dec5dec.txt).
+
+Input: 40-band log-Mel, 25 ms / 10 ms (the ``transformer_logmel`` preset);
+the paper pads or cuts utterances to 7.5 s (750 frames), here padding is
+masked so any length works. Models (one registry name each):
+
+- ``cnn_transformer`` (Table 1 baseline): CNN -> Transformer (``positional``
+  encoding on or off) -> mean over time -> FC.
+- ``cnn_lstm_transformer`` (Table 1 baseline): CNN -> BiLSTM -> Transformer.
+- ``ilt`` (Sec. 2.2, Fig. 1): CNN output feeds a BiLSTM with attention
+  pooling (eq. 9-10) and, in parallel, a Transformer (mean over time);
+  ``fusion`` = ``concat`` | ``plus`` (fixed weight ``alpha`` on the LSTM
+  side) | ``trainable_plus`` (softmax over two learned weights).
+- ``cat`` (Sec. 2.3, Fig. 2): the input goes through the CNN and, in
+  parallel, a strided 1-D convolution (length reduction) + LSTM; two
+  cross-attention transformers, CNN queries over LSTM keys/values (CtoL) and
+  the reverse (LtoC); their time-averaged outputs are added, then FC.
+  ``cross`` = ``both`` | ``c2l`` | ``l2c`` gives the Table 2 ablations.
+
+Conv blocks (Sec. 2.2): Conv2d 3x3, BatchNorm, ReLU, AvgPool 2x2, Dropout,
+over (mel bands x frames); the output (channels x remaining bands) at each
+time step is projected to ``d_model``. Training (Sec. 3.2): Adam lr 1e-4,
+betas (0.9, 0.99), batch 40, 100 epochs.
+
+Choices the paper leaves open (config fields): 3 conv blocks of 16, 32, 64
+channels, dropout 0.2, d_model 128, 4 heads, 2 encoder layers, feed-forward
+512, LSTM 64 units per direction, CAT length-reduction stride 4 and 128
+conv channels, ``alpha`` 0.5; a ReLU after each BatchNorm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sertool.models import register_model
+from sertool.models.common import (AttentionPooling, CrossAttentionLayer, TransformerEncoder, conv_lengths,
+                                   masked_mean, run_lstm, zero_padding)
+
+
+@dataclass(frozen=True)
+class TransformerIntegrationConfig:
+    conv_channels: str = "16,32,64"
+    conv_dropout: float = 0.2
+    d_model: int = 128
+    heads: int = 4
+    layers: int = 2
+    ff_dim: int = 512
+    dropout: float = 0.1
+    positional: bool = True
+    lstm_hidden: int = 64
+    fusion: str = "trainable_plus"
+    alpha: float = 0.5
+    cross: str = "both"
+    reduce_stride: int = 4
+    reduce_channels: int = 128
+
+
+class ConvFrontEnd(nn.Module):
+    """Conv blocks over (bands x frames): (B, T, D) -> sequence (B, T / 2^blocks, d_model) + lengths."""
+
+    def __init__(self, input_dim: int, channels: list[int], dropout: float, d_model: int):
+        super().__init__()
+        blocks, cin, bands = [], 1, input_dim
+        for cout in channels:
+            blocks.append(nn.ModuleList([nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout),
+                                         nn.AvgPool2d(2), nn.Dropout(dropout)]))
+            cin, bands = cout, max(1, bands // 2)
+        self.blocks = nn.ModuleList(blocks)
+        self.project = nn.Linear(cin * bands, d_model)
+
+    def forward(self, feats, lengths):
+        x = zero_padding(feats.transpose(1, 2).unsqueeze(1), lengths)  # (B, 1, D, T)
+        for conv, bn, pool, drop in self.blocks:
+            x = zero_padding(torch.relu(bn(conv(x))), lengths)
+            x = pool(x) if x.shape[2] > 1 else nn.functional.avg_pool2d(x, (1, 2))
+            lengths = conv_lengths(lengths, 2, 2)
+            x = zero_padding(drop(x), lengths)
+        seq = x.flatten(1, 2).transpose(1, 2)  # (B, T', C * bands)
+        return self.project(seq), lengths
+
+
+def _front(config, input_dim):
+    return ConvFrontEnd(input_dim, [int(c) for c in config.conv_channels.split(",")], config.conv_dropout,
+                        config.d_model)
+
+
+def _encoder(config, dim):
+    return TransformerEncoder(dim, layers=config.layers, heads=config.heads, ff_dim=config.ff_dim,
+                              dropout=config.dropout, positional=config.positional)
+
+
+class CnnTransformer(nn.Module):
+    """CNN -> (BiLSTM ->) Transformer -> mean over time -> FC."""
+
+    with_lstm = False
+
+    def __init__(self, config: TransformerIntegrationConfig, *, input_dim: int, num_classes: int):
+        super().__init__()
+        self.config = config
+        self.cnn = _front(config, input_dim)
+        dim = config.d_model
+        if self.with_lstm:
+            self.lstm = nn.LSTM(dim, config.lstm_hidden, batch_first=True, bidirectional=True)
+            dim = 2 * config.lstm_hidden
+        self.transformer = _encoder(config, dim)
+        self.fc = nn.Linear(dim, num_classes)
+
+    def forward(self, feats, lengths):
+        x, lengths = self.cnn(feats, lengths)
+        if self.with_lstm:
+            x, _ = run_lstm(self.lstm, x, lengths)
+        return self.fc(masked_mean(self.transformer(x, lengths), lengths))
+
+
+class CnnLstmTransformer(CnnTransformer):
+    with_lstm = True
+
+
+class Ilt(nn.Module):
+    """ILT: CNN -> [BiLSTM + attention pooling] || [Transformer + mean] -> fusion -> FC."""
+
+    def __init__(self, config: TransformerIntegrationConfig, *, input_dim: int, num_classes: int):
+        super().__init__()
+        if config.fusion not in ("concat", "plus", "trainable_plus"):
+            raise ValueError("fusion must be concat, plus or trainable_plus")
+        self.config = config
+        self.cnn = _front(config, input_dim)
+        self.lstm = nn.LSTM(config.d_model, config.lstm_hidden, batch_first=True, bidirectional=True)
+        self.pool = AttentionPooling(2 * config.lstm_hidden)
+        self.lstm_out = nn.Linear(2 * config.lstm_hidden, config.d_model)
+        self.transformer = _encoder(config, config.d_model)
+        self.weights = nn.Parameter(torch.zeros(2)) if config.fusion == "trainable_plus" else None
+        width = 2 * config.d_model if config.fusion == "concat" else config.d_model
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, feats, lengths):
+        x, lengths = self.cnn(feats, lengths)
+        h, _ = run_lstm(self.lstm, x, lengths)
+        lstm_vec = self.lstm_out(self.pool(h, lengths))
+        trans_vec = masked_mean(self.transformer(x, lengths), lengths)
+        if self.config.fusion == "concat":
+            fused = torch.cat([lstm_vec, trans_vec], dim=-1)
+        elif self.config.fusion == "plus":
+            fused = self.config.alpha * lstm_vec + (1 - self.config.alpha) * trans_vec
+        else:
+            w = torch.softmax(self.weights, dim=0)
+            fused = w[0] * lstm_vec + w[1] * trans_vec
+        return self.fc(fused)
+
+
+class Cat(nn.Module):
+    """CAT: CNN and (1-D conv + LSTM) in parallel, cross-attention both ways, outputs added -> FC."""
+
+    def __init__(self, config: TransformerIntegrationConfig, *, input_dim: int, num_classes: int):
+        super().__init__()
+        if config.cross not in ("both", "c2l", "l2c"):
+            raise ValueError("cross must be both, c2l or l2c")
+        self.config = config
+        self.cnn = _front(config, input_dim)
+        k = config.reduce_stride
+        self.reduce = nn.Conv1d(input_dim, config.reduce_channels, 2 * k, stride=k, padding=k // 2)
+        self.lstm = nn.LSTM(config.reduce_channels, config.d_model // 2, batch_first=True, bidirectional=True)
+        layer = lambda: CrossAttentionLayer(config.d_model, heads=config.heads, ff_dim=config.ff_dim,  # noqa: E731
+                                            dropout=config.dropout)
+        self.c2l = layer() if config.cross in ("both", "c2l") else None
+        self.l2c = layer() if config.cross in ("both", "l2c") else None
+        self.fc = nn.Linear(config.d_model, num_classes)
+
+    def forward(self, feats, lengths):
+        c, c_lengths = self.cnn(feats, lengths)
+        k = self.config.reduce_stride
+        r = torch.relu(self.reduce(zero_padding(feats.transpose(1, 2), lengths)))
+        r_lengths = conv_lengths(lengths, 2 * k, k, k // 2)
+        r = zero_padding(r, r_lengths).transpose(1, 2)
+        h, _ = run_lstm(self.lstm, r, r_lengths)
+        out = 0
+        if self.c2l is not None:
+            out = out + masked_mean(self.c2l(c, c_lengths, h, r_lengths), c_lengths)
+        if self.l2c is not None:
+            out = out + masked_mean(self.l2c(h, r_lengths, c, c_lengths), r_lengths)
+        return self.fc(out)
+
+
+for _name, _cls in (("cnn_transformer", CnnTransformer), ("cnn_lstm_transformer", CnnLstmTransformer),
+                    ("ilt", Ilt), ("cat", Cat)):
+    register_model(_name, TransformerIntegrationConfig)(_cls)
