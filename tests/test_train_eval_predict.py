@@ -208,3 +208,23 @@ def test_dataloader_workers_give_the_same_model(corpus, tmp_path):
         results.append(Checkpoint.load(tmp_path / f"w{workers}" / "fold-2" / "checkpoint.pt"))
     for key in results[0].state_dict:
         torch.testing.assert_close(results[0].state_dict[key], results[1].state_dict[key])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", __import__("sertool.models", fromlist=["model_names"]).model_names())
+def test_every_model_trains_saves_loads_and_predicts(corpus, tmp_path, name):
+    root, manifest, store = corpus
+    from sertool.predict import predict_files
+
+    train_run(manifest, store, out_dir=tmp_path / "r", model_name=name, protocol="loso", fold=0, valid_speakers=1,
+              train_config=TrainConfig(**{**FAST, "epochs": 1}))
+    ckpt_path = tmp_path / "r" / "fold-0" / "checkpoint.pt"
+    ckpt = Checkpoint.load(ckpt_path)
+    assert ckpt.model == name
+    model = ckpt.build_model()
+    feats, lengths = torch.randn(2, 90, 40), torch.tensor([90, 60])
+    with torch.no_grad():
+        torch.testing.assert_close(model(feats, lengths), ckpt.build_model()(feats, lengths))  # weights restored
+    report = predict_files(ckpt_path, [root / "audio" / "high" / "spk0_0.wav", root / "audio" / "low"],
+                           tmp_path / "p.csv")
+    assert report.ok == 17 and report.failed == 0
