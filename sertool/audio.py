@@ -100,20 +100,14 @@ def load_audio(path: str | os.PathLike, *, sr: int = 16000, min_duration: float 
     _check_exists(path)
     try:
         with sf.SoundFile(str(path)) as fh:
-            native_sr = fh.samplerate
-            if fh.subtype == "PCM_16":
-                # int16 + one scale is faster than libsndfile's float conversion and gives
-                # the same values (both divide by 32768).
-                data = fh.read(dtype="int16", always_2d=True).astype(np.float32)
-                data *= np.float32(1 / 32768)
-            else:
-                data = fh.read(dtype="float32", always_2d=True)
+            native_sr, integer_pcm = fh.samplerate, fh.subtype.startswith("PCM")
+            data = fh.read(dtype="float32", always_2d=True)
     except Exception as exc:
         raise _decode_error(path, exc) from None
     if data.shape[0] == 0:
         raise AudioError(f"{path}: no audio samples in the file; remove it or re-export it")
     samples = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
-    if not np.isfinite(samples).all():
+    if not integer_pcm and not np.isfinite(samples).all():  # integer PCM is always finite
         raise AudioError(f"{path}: audio contains NaN or infinite samples; re-export it from the source")
     if native_sr != sr:
         import soxr

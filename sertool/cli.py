@@ -165,13 +165,15 @@ def extract(ctx, manifest, feature_set, out_dir, config_file, sets, jobs, overwr
     changed config writes a new store. Config values come from the feature
     set's defaults, then --config, then --set and the options below.
     """
-    from sertool.features import PRESETS, build_config
-
     if list_features:
+        from sertool.features import PRESETS
+
         for name, preset in sorted(PRESETS.items()):
             click.echo(f"{name:24s} {preset.description}")
         return
     if print_config:
+        from sertool.features import build_config
+
         click.echo(build_config(print_config, _overrides(config_file, sets, options)).to_toml(), nl=False)
         return
     missing = [n for n, v in (("MANIFEST", manifest), ("--features", feature_set), ("--output", out_dir)) if not v]

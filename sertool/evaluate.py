@@ -80,7 +80,11 @@ def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch
     by_id = {u.id: u for u in read_manifest(manifest)}
     all_probs, all_true, rows, per_fold = [], [], [], {}
     labels = None
-    for fold_dir in _fold_dirs(run_dir):
+    fold_dirs = _fold_dirs(run_dir)
+    unfinished = sorted(d.name for d in run_dir.glob("fold-*") if d not in fold_dirs)
+    if unfinished:
+        log(f"not evaluated (no checkpoint yet): {', '.join(unfinished)}")
+    for fold_dir in fold_dirs:
         ckpt = Checkpoint.load(fold_dir / "checkpoint.pt")
         if labels is None:
             labels = list(ckpt.labels)

@@ -6,8 +6,10 @@ is unchanged since they were stored (same size and mtime) are skipped.
 
 A finished run leaves a stamp (``.<store>.stamp``): a digest of the config,
 every manifest row's path and audio identity, and the store file's own
-identity. A rerun that computes the same digest returns after one ``stat``
-per file, without importing numpy or opening the store, so ``make`` can call
+identity; ``.sertool-extract-requests.json`` in the output folder remembers
+which store and config hash a request (manifest, feature set, overrides)
+led to. A rerun whose digest matches returns after one ``stat`` per file,
+without importing numpy, the feature classes or HDF5, so ``make`` can call
 ``extract`` on every build for almost nothing.
 """
 
@@ -76,6 +78,34 @@ def _write_stamp(store: Path, digest: str | None) -> None:
     tmp = stamp.with_suffix(".tmp")
     tmp.write_text(json.dumps({"digest": digest, "store_size": ident.size, "store_mtime_ns": ident.mtime_ns}))
     os.replace(tmp, stamp)
+
+
+_REQUESTS = ".sertool-extract-requests.json"
+
+
+def _request_key(manifest: Path, feature_set: str, overrides) -> str:
+    """What was asked (manifest, feature set, overrides, sertool version), as a short hash."""
+    from sertool import __version__
+
+    text = json.dumps([__version__, manifest.name, feature_set, overrides or {}], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _known_requests(out_dir) -> dict:
+    """request key -> {"store", "config_hash"} of finished runs in ``out_dir`` (a cache, never trusted alone)."""
+    try:
+        return json.loads((Path(out_dir) / _REQUESTS).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember_request(out_dir, request: str, store_name: str, config_hash: str) -> None:
+    known = _known_requests(out_dir)
+    known[request] = {"store": store_name, "config_hash": config_hash}
+    path = Path(out_dir) / _REQUESTS
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
+    os.replace(tmp, path)
 
 
 def _compute(extractor, utt_id: str, path: str) -> tuple[str, "np.ndarray | None", str | None]:
@@ -275,22 +305,26 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
     SertoolError
         Bad manifest or config, or a store that cannot be written.
     """
-    from sertool.features import build_extractor
-
     manifest = Path(manifest)
     utterances = read_manifest(manifest)
+    report = RunReport(max_failures=max_failures)
+    identities = _identities(utterances, report)
+    request = _request_key(manifest, feature_set, overrides)
+    known = _known_requests(out_dir).get(request)
+    if known and not report.failed and not overwrite:  # fast path: no config classes, no numpy, no HDF5
+        path = Path(out_dir) / known["store"]
+        if _stamp_matches(path, _digest(known["config_hash"], identities)):
+            report.skipped = len(utterances)
+            failures_path_for(path).unlink(missing_ok=True)
+            return ExtractResult(path, report, None)
+
+    from sertool.features import build_extractor
+    from sertool.store import StoreWriter
+
     extractor = build_extractor(feature_set, overrides)
     config = extractor.config
     path = store_path(out_dir, manifest, feature_set, config.config_hash())
-    report = RunReport(max_failures=max_failures)
-    identities = _identities(utterances, report)
     digest = _digest(config.config_hash(), identities) if not report.failed else None
-    if digest and not overwrite and _stamp_matches(path, digest):
-        report.skipped = len(utterances)
-        failures_path_for(path).unlink(missing_ok=True)
-        return ExtractResult(path, report, None)
-
-    from sertool.store import StoreWriter
 
     attrs = {"config": config.to_dict(), "config_hash": config.config_hash(), "feature_set": feature_set,
              "feature_type": config.type, "level": extractor.level, "dim": extractor.dim,
@@ -312,5 +346,6 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
                 bar.update()
     if not report.failed:
         _write_stamp(path, digest)
+        _remember_request(out_dir, request, path.name, config.config_hash())
     failures = report.write_failures(failures_path_for(path))
     return ExtractResult(path, report, failures)

@@ -111,7 +111,7 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found; create one with `sertool prepare`")
-    base = path.parent.resolve()
+    base = str(path.parent.resolve())
     utterances = []
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
@@ -131,7 +131,7 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
             utterances.append(
                 Utterance(
                     id=row["id"],
-                    path=Path(os.path.normpath(base / row["path"])),
+                    path=Path(os.path.normpath(os.path.join(base, row["path"]))),
                     label=row.get("label") or "",
                     speaker=row.get("speaker") or "",
                     gender=row.get("gender") or "",

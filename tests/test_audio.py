@@ -31,7 +31,7 @@ def test_wav_sample_formats_decode_to_the_same_signal(make_audio, subtype):
     assert np.max(np.abs(y - reference)) < tolerance
 
 
-def test_pcm16_fast_path_equals_libsndfile_float_conversion(make_audio):
+def test_decoding_equals_libsndfile_float_conversion(make_audio):
     path = make_audio("x.flac", seconds=0.5, subtype="PCM_16")
     expected, _ = sf.read(path, dtype="float32")
     assert np.array_equal(load_audio(path, sr=16000), expected)
