@@ -49,16 +49,24 @@ _CFG = None
 
 
 def _librosa_one(path: str) -> int:
+    """The same computation as sertool's config, written as a plain librosa script would."""
     import librosa
+    import scipy.fft
 
     c = _CFG
     y, sr = librosa.load(path, sr=c.sample_rate)
     kw = dict(y=y, sr=sr, n_fft=c.n_fft, win_length=c.win_length, hop_length=c.hop_length, window=c.window,
               n_mels=c.n_mels, center=c.center)
-    if c.type == "mfcc":
-        out = librosa.feature.mfcc(n_mfcc=c.n_mfcc, **kw)
+    if c.type == "mfcc" and c.log == "db" and c.power == 2.0 and not c.htk:
+        out = librosa.feature.mfcc(n_mfcc=c.n_mfcc, fmin=c.fmin, fmax=c.mel_fmax, **kw)
     else:
-        out = np.log(librosa.feature.melspectrogram(**kw) + c.log_offset)
+        mel = librosa.feature.melspectrogram(power=c.power, fmin=c.fmin, fmax=c.mel_fmax, htk=c.htk,
+                                             norm="slaney" if c.mel_norm == "slaney" else None, **kw)
+        out = librosa.power_to_db(mel, amin=c.amin, top_db=c.top_db or None) if c.log == "db" else np.log(mel + c.log_offset)
+        if c.type == "mfcc":
+            out = scipy.fft.dct(out, axis=0, norm="ortho")[: c.n_mfcc]
+    if c.clip:
+        out = np.clip(out, -c.clip, c.clip)
     return out.shape[1]
 
 
@@ -135,7 +143,7 @@ def main() -> None:
     librosa.feature.mfcc(y=np.zeros(16000, np.float32), sr=16000)  # numba compilation out of the timings
 
     lines = []
-    for feature_set in ("mfcc", "logmel"):
+    for feature_set in ("mfcc", "logmel", "lightsernet_mfcc"):
         config = build_config(feature_set)
         for jobs in (1, 2):
             base_runs, our_runs = [], []
