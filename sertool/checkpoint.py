@@ -6,7 +6,8 @@ code runs). Fields: ``format``, ``format_version``, ``model`` (name),
 ``model_config`` (dict), ``feature_set``, ``feature_config`` (dict with type
 tag), ``labels`` (list), ``norm_mean`` / ``norm_std`` (float32 tensors of the
 feature dim, fit on training data), ``train_config`` (dict), ``metrics``
-(dict), ``state_dict``, ``sertool_version``.
+(dict), ``state_dict``, ``sertool_version``, and optionally
+``utterance_feature_config`` (features appended to every frame).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Checkpoint:
     train_config: dict[str, Any]
     state_dict: dict[str, Any]
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: utterance-level features appended to every frame (``train --utterance-store``); empty when none
+    utterance_feature_config: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically (temp file + rename), so a kill never leaves half a checkpoint."""
@@ -82,7 +85,7 @@ class Checkpoint:
             raise CheckpointError(f"{path}: checkpoint lacks field(s) {', '.join(missing)}; retrain or re-save it")
         if not isinstance(data["labels"], list) or not data["labels"]:
             raise CheckpointError(f"{path}: checkpoint field 'labels' must be a non-empty list")
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
 
     def build_model(self):
         """The model with its trained weights, in eval mode."""

@@ -224,6 +224,8 @@ def _toml_sections(path) -> tuple[dict, dict]:
               help="Training speakers held out per fold to choose the epoch.")
 @click.option("--test-speakers", default=None, help="holdout: comma-separated test speakers.")
 @click.option("--split-column", default="split", show_default=True, help="column: manifest column to split by.")
+@click.option("--utterance-store", type=click.Path(dir_okay=False), default=None,
+              help="Utterance-level store (e.g. a speaker embedding) appended after MSCNN-SPU's pooling.")
 @click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False),
               help="TOML with [model] and [train] tables (see --print-config).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Model config value; repeatable.")
@@ -240,7 +242,7 @@ def _toml_sections(path) -> tuple[dict, dict]:
               help="Print MODEL's config and the train config as TOML and exit.")
 @click.pass_context
 def train(ctx, manifest, store, model_name, out_dir, protocol, folds, fold, valid_speakers, test_speakers,
-          split_column, config_file, sets, print_config, **train_options):
+          split_column, utterance_store, config_file, sets, print_config, **train_options):
     """Train a model on MANIFEST with features from STORE, one model per fold.
 
     The epoch is chosen on validation speakers drawn from each fold's
@@ -268,7 +270,7 @@ def train(ctx, manifest, store, model_name, out_dir, protocol, folds, fold, vali
     results = train_run(manifest, store, model_name=model_name, out_dir=out_dir, protocol=protocol, folds=folds,
                         fold=fold, valid_speakers=valid_speakers,
                         test_speakers=test_speakers.split(",") if test_speakers else None,
-                        split_column=split_column, model_overrides=model_overrides,
+                        split_column=split_column, model_overrides=model_overrides, utterance_store=utterance_store,
                         train_config=build_train_config(train_overrides), log=_log)
     for r in results:
         _log(f"  fold {r.fold.index}: best valid UA {r.valid_ua:.3f} at epoch {r.best_epoch} "

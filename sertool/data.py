@@ -13,7 +13,37 @@ from sertool.errors import SertoolError
 from sertool.store import FeatureStore
 
 
-def normalisation_stats(store: FeatureStore, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+class JoinedStore:
+    """A frame-level store with an utterance-level one appended to every frame.
+
+    ``joined[id]`` is ``(T, D + E)``: the frames of ``frames[id]`` with
+    ``utterance[id]`` (shape (1, E), e.g. a speaker embedding) repeated on
+    each. Without an utterance store it is the frame store itself.
+    """
+
+    def __init__(self, frame_store_path, utterance_store_path=None):
+        self.frames = FeatureStore(frame_store_path)
+        self.utterance = FeatureStore(utterance_store_path) if utterance_store_path else None
+        if self.utterance is not None and self.utterance.attrs.get("level") != "utterance":
+            raise SertoolError(f"{utterance_store_path}: not an utterance-level store (one vector per "
+                               "utterance); extract one with e.g. --features mfcc_stats")
+        self.dim = self.frames.dim + (self.utterance.dim if self.utterance else 0)
+
+    def __contains__(self, utt_id: str) -> bool:
+        return utt_id in self.frames and (self.utterance is None or utt_id in self.utterance)
+
+    def __getitem__(self, utt_id: str) -> np.ndarray:
+        x = self.frames[utt_id]
+        if self.utterance is None:
+            return x
+        v = self.utterance[utt_id]
+        return np.concatenate([x, np.repeat(v, x.shape[0], axis=0)], axis=1)
+
+    def keys(self) -> list[str]:
+        return [k for k in self.frames.keys() if k in self]
+
+
+def normalisation_stats(store, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Per-dimension mean and std (float32, (D,)) over every frame of ``ids``.
 
     Call it with training ids only: statistics never see validation or test data.
@@ -40,14 +70,17 @@ class FeatureDataset(torch.utils.data.Dataset):
     ----------
     store_path
         HDF5 feature store.
+    utterance_store_path
+        Optional utterance-level store appended to every frame (:class:`JoinedStore`).
     ids, labels
         Utterance ids and their class indices (-1 when unlabelled).
     mean, std
         Normalisation statistics, (D,).
     """
 
-    def __init__(self, store_path, ids: list[str], labels: list[int], mean: np.ndarray, std: np.ndarray):
-        self.store = FeatureStore(store_path)
+    def __init__(self, store_path, ids: list[str], labels: list[int], mean: np.ndarray, std: np.ndarray,
+                 utterance_store_path=None):
+        self.store = JoinedStore(store_path, utterance_store_path)
         missing = [i for i in ids if i not in self.store]
         if missing:
             raise SertoolError(f"{store_path}: no features for {len(missing)} utterance(s) (e.g. {missing[0]!r}); "

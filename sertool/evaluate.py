@@ -92,6 +92,7 @@ def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch
             raise SertoolError(f"{fold_dir}: label list differs from the other folds")
         with FeatureStore(store_path) as store:
             check_store_matches(store, ckpt, store_path)
+        utterance_store = run_info.get("utterance_store") if ckpt.utterance_feature_config else None
         test_ids = read_split(fold_dir / "split.csv")["test"]
         missing = [i for i in test_ids if i not in by_id]
         if missing:
@@ -101,7 +102,7 @@ def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch
         if unknown:
             raise SertoolError(f"test labels {unknown} were not in training; cannot score them")
         dataset = FeatureDataset(store_path, test_ids, [index[by_id[i].label] for i in test_ids],
-                                 ckpt.norm_mean.numpy(), ckpt.norm_std.numpy())
+                                 ckpt.norm_mean.numpy(), ckpt.norm_std.numpy(), utterance_store)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
         probs, truth, _ = evaluate_loader(ckpt.build_model(), loader, torch.device("cpu"))
         fold_name = fold_dir.name.split("-")[1]

@@ -67,6 +67,8 @@ class Scorer:
         from sertool.features import build_extractor
 
         self.extractor = build_extractor(self.checkpoint.feature_config)
+        extra = self.checkpoint.utterance_feature_config
+        self.utterance_extractor = build_extractor(extra) if extra else None
         self.model = self.checkpoint.build_model()
         self.mean = self.checkpoint.norm_mean.numpy()
         self.std = self.checkpoint.norm_std.numpy()
@@ -83,7 +85,13 @@ class Scorer:
 
         sr = self.extractor.sample_rate
         samples = load_audio(path, sr=sr, min_duration=self.extractor.min_duration)
-        feats = (self.extractor.extract(samples, sr) - self.mean) / self.std
+        feats = self.extractor.extract(samples, sr)
+        if self.utterance_extractor is not None:
+            extra = self.utterance_extractor
+            vector = extra.extract(load_audio(path, sr=extra.sample_rate, min_duration=extra.min_duration)
+                                   if extra.sample_rate != sr else samples, extra.sample_rate)
+            feats = np.concatenate([feats, np.repeat(vector, feats.shape[0], axis=0)], axis=1)
+        feats = (feats - self.mean) / self.std
         total = feats.shape[0]
         if self.window is None or total <= self.window:
             starts = [0]

@@ -144,13 +144,13 @@ class FoldResult:
 
 def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, model_name: str,
                model_config, train_config: TrainConfig, labels: list[str], out_dir: Path,
-               log: Callable[[str], None] = lambda m: None) -> FoldResult:
+               utterance_store: Path | None = None, log: Callable[[str], None] = lambda m: None) -> FoldResult:
     """Train one fold into ``out_dir`` (resuming from ``state.pt`` when present)."""
     import numpy as np
     import torch
 
     from sertool.checkpoint import Checkpoint
-    from sertool.data import FeatureDataset, collate, normalisation_stats
+    from sertool.data import FeatureDataset, JoinedStore, collate, normalisation_stats
     from sertool.metrics import confusion, scores
     from sertool.models import build_model
     from sertool.models.common import focal_loss
@@ -175,12 +175,15 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
             log(f"fold {fold.index}: already finished (best epoch {state['best_epoch']}), skipped")
             return FoldResult(fold, out_dir, state["best_epoch"], state["best_ua"], state["epoch"], 0.0, True)
     _write_split(out_dir / "split.csv", fold, by_id)
-    with FeatureStore(store_path) as store:
-        feature_set, feature_config = store.attrs["feature_set"], store.attrs["config"]
-        mean, std = normalisation_stats(store, list(fold.train))
-        input_dim = store.dim
+    joined = JoinedStore(store_path, utterance_store)
+    feature_set, feature_config = joined.frames.attrs["feature_set"], joined.frames.attrs["config"]
+    utterance_config = joined.utterance.attrs["config"] if joined.utterance else {}
+    mean, std = normalisation_stats(joined, list(fold.train))
+    input_dim = joined.dim
     _atomic_json(out_dir / "config.json", {
         **fingerprint, "feature_set": feature_set, "feature_config": feature_config, "store": str(store_path),
+        "utterance_store": str(utterance_store) if utterance_store else None,
+        "utterance_feature_config": utterance_config,
         "fold": fold.index, "fold_name": fold.name,
         "speakers": {role: sorted({by_id[i].speaker for i in ids})
                      for role, ids in (("train", fold.train), ("valid", fold.valid), ("test", fold.test))}})
@@ -189,7 +192,8 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
     if train_config.threads:
         torch.set_num_threads(train_config.threads)
     index = {label: k for k, label in enumerate(labels)}
-    make = lambda ids: FeatureDataset(store_path, list(ids), [index[by_id[i].label] for i in ids], mean, std)  # noqa: E731
+    make = lambda ids: FeatureDataset(store_path, list(ids), [index[by_id[i].label] for i in ids], mean,  # noqa: E731
+                                      std, utterance_store)
     train_set, valid_set = make(fold.train), make(fold.valid)
     valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=train_config.batch_size, collate_fn=collate,
                                                num_workers=train_config.workers)
@@ -255,7 +259,8 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
                feature_config=feature_config, labels=labels, norm_mean=torch.from_numpy(mean),
                norm_std=torch.from_numpy(std), train_config=dataclasses.asdict(train_config),
                state_dict=best["weights"], metrics={"valid_UA": best["ua"], "best_epoch": best["epoch"],
-                                                    "epochs_run": epoch}).save(ckpt_path)
+                                                    "epochs_run": epoch},
+               utterance_feature_config=utterance_config).save(ckpt_path)
     _save_state(state_path, model, optimiser, epoch, best, fingerprint, finished=True)
     return FoldResult(fold, out_dir, best["epoch"], best["ua"], epoch, time.monotonic() - begin, False)
 
@@ -304,7 +309,7 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
               folds: int = 5, fold: int | None = None, valid_speakers: int = 2,
               test_speakers: list[str] | None = None, split_column: str = "split",
               model_overrides: dict | None = None, train_config: TrainConfig | None = None,
-              log: Callable[[str], None] = lambda m: None) -> list[FoldResult]:
+              utterance_store=None, log: Callable[[str], None] = lambda m: None) -> list[FoldResult]:
     """Split ``manifest`` by ``protocol`` and train every fold (or only ``fold``).
 
     Raises
@@ -322,6 +327,17 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
         raise SertoolError(f"{manifest}: {len(unlabelled)} rows have no label (e.g. {unlabelled[0]!r}); "
                            "training needs labels")
     labels = sorted({u.label for u in utterances})
+    model_overrides = dict(model_overrides or {})
+    if utterance_store:
+        from sertool.models import MODELS, model_names
+        from sertool.store import FeatureStore
+
+        model_names()
+        if "speaker_dim" not in {f.name for f in dataclasses.fields(MODELS[model_name][1])}:
+            raise ConfigError(f"model {model_name!r} takes no utterance-level vector; --utterance-store works "
+                              "with models that have a speaker_dim setting (mscnn_spu, mscnn_spu_att)")
+        with FeatureStore(utterance_store) as extra:
+            model_overrides["speaker_dim"] = extra.dim
     model_config = build_model_config(model_name, model_overrides)
     all_folds = make_folds(utterances, protocol, folds=folds, valid_speakers=valid_speakers,
                            test_speakers=test_speakers, split_column=split_column, seed=train_config.seed, warn=log)
@@ -331,7 +347,9 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
     out_dir.mkdir(parents=True, exist_ok=True)
     _atomic_json(out_dir / "run.json", {"manifest": str(Path(manifest).resolve()),
                                         "store": str(Path(store_path).resolve()), "protocol": protocol,
-                                        "folds": len(all_folds), "model": model_name, "labels": labels})
+                                        "folds": len(all_folds), "model": model_name, "labels": labels,
+                                        "utterance_store": str(Path(utterance_store).resolve()) if utterance_store
+                                        else None})
     results = []
     for f in all_folds:
         if fold is not None and f.index != fold:
@@ -339,5 +357,6 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
         log(f"fold {f.index} ({f.name}): {len(f.train)} train, {len(f.valid)} valid, {len(f.test)} test utterances")
         results.append(train_fold(f, utterances=utterances, store_path=Path(store_path), model_name=model_name,
                                   model_config=model_config, train_config=train_config, labels=labels,
-                                  out_dir=out_dir / f"fold-{f.index}", log=log))
+                                  out_dir=out_dir / f"fold-{f.index}",
+                                  utterance_store=Path(utterance_store) if utterance_store else None, log=log))
     return results

@@ -228,3 +228,21 @@ def test_every_model_trains_saves_loads_and_predicts(corpus, tmp_path, name):
     report = predict_files(ckpt_path, [root / "audio" / "high" / "spk0_0.wav", root / "audio" / "low"],
                            tmp_path / "p.csv")
     assert report.ok == 17 and report.failed == 0
+
+
+def test_mscnn_spu_with_an_utterance_level_store(corpus, tmp_path):
+    root, manifest, store = corpus
+    stats = extract_manifest(manifest, feature_set="mfcc_stats", out_dir=tmp_path / "f").store_path
+    train_run(manifest, store, out_dir=tmp_path / "r", model_name="mscnn_spu", protocol="loso", fold=0,
+              valid_speakers=1, utterance_store=stats, train_config=TrainConfig(**{**FAST, "epochs": 1}))
+    ckpt = Checkpoint.load(tmp_path / "r" / "fold-0" / "checkpoint.pt")
+    assert ckpt.model_config["speaker_dim"] == 80 and ckpt.norm_mean.shape == (40 + 80,)
+    assert ckpt.utterance_feature_config["type"] == "mfcc_stats"
+    result = evaluate_run(tmp_path / "r")
+    assert 0 <= result.folds["pooled"]["UA"] <= 1
+    from sertool.predict import predict_files
+
+    assert predict_files(tmp_path / "r" / "fold-0" / "checkpoint.pt", [root / "audio" / "low"], tmp_path / "p.csv").ok == 16
+    with pytest.raises(Exception, match="takes no utterance-level vector"):
+        train_run(manifest, store, out_dir=tmp_path / "r2", model_name="light_sernet", protocol="loso", fold=0,
+                  valid_speakers=1, utterance_store=stats, train_config=TrainConfig(**{**FAST, "epochs": 1}))

@@ -289,3 +289,34 @@ add_preset(
     sample_rate=48000, win_ms=2048 / 48, hop_ms=512 / 48, n_fft=2048, window="hann", n_mels=40, n_mfcc=40,
     log="db",
 )
+
+
+@dataclass(frozen=True)
+class MfccStatsConfig(MfccConfig):
+    """MFCC settings; the output is their mean and standard deviation over the utterance."""
+
+
+@register
+class MfccStatsExtractor(_CepstralMixin, _SpectralExtractor):
+    """Utterance-level MFCC statistics: [mean | std] over frames, (1, 2 x n_mfcc)."""
+
+    name = "mfcc_stats"
+    config_cls = MfccStatsConfig
+    level = "utterance"
+
+    @property
+    def base_dim(self) -> int:
+        return self.config.n_mfcc
+
+    @property
+    def dim(self) -> int:
+        return 2 * super().dim
+
+    def _columns(self, logmel):
+        return logmel @ self._dct
+
+    def extract(self, samples, sr):
+        import numpy as np
+
+        frames = super().extract(samples, sr)
+        return np.concatenate([frames.mean(axis=0), frames.std(axis=0)])[None, :].astype(np.float32)
