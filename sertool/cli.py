@@ -152,12 +152,14 @@ def _overrides(config_file, sets, options) -> dict:
 @click.option("--print-config", "print_config", metavar="NAME", default=None,
               help="Print the config of feature set NAME as TOML and exit.")
 @click.option("--list-features", is_flag=True, help="List the feature sets and exit.")
+@click.option("--export-csv", type=click.Path(dir_okay=False), default=None,
+              help="Also write utterance-level features as CSV (id, label, speaker, named columns).")
 @click.option("--checkpoint-every", "checkpoint_seconds", default=30.0, show_default=True, metavar="SECONDS",
               help="Make finished work durable this often (a kill -9 loses at most this much).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.pass_context
 def extract(ctx, manifest, feature_set, out_dir, config_file, sets, jobs, overwrite, max_failures,
-            print_config, list_features, checkpoint_seconds, progress, **options):
+            print_config, list_features, export_csv, checkpoint_seconds, progress, **options):
     """Compute features for every row of MANIFEST into an HDF5 store in --output.
 
     The store is named <manifest>.<features>-<config hash>.h5; its path is
@@ -195,6 +197,11 @@ def extract(ctx, manifest, feature_set, out_dir, config_file, sets, jobs, overwr
          f"-> {result.store_path} ({time.monotonic() - start:.1f} s)")
     if result.failures_path:
         _log(f"  failures listed in {result.failures_path}")
+    if export_csv:
+        from sertool.extract import export_csv as write_csv
+
+        rows = write_csv(result.store_path, manifest, export_csv)
+        _log(f"  {rows} rows -> {export_csv}")
     click.echo(str(result.store_path))
     ctx.exit(report.exit_code())
 

@@ -267,6 +267,35 @@ def _identities(utterances: list[Utterance], report: RunReport) -> dict[str, tup
     return identities
 
 
+def export_csv(store_path, manifest, output) -> int:
+    """Write an utterance-level store as CSV: id, label, speaker, then one named column per feature.
+
+    Returns the number of rows. Utterances missing from the store (failed
+    files) are left out. Raises SertoolError for a frame-level store.
+    """
+    import csv
+
+    from sertool.store import FeatureStore
+
+    with FeatureStore(store_path) as store:
+        if store.attrs.get("level") != "utterance":
+            raise SertoolError(f"{store_path}: --export-csv needs an utterance-level feature set "
+                               "(e.g. egemaps_functionals or mfcc_stats), this one has one row per frame")
+        names = store.feature_names
+        rows = 0
+        output = Path(output)
+        tmp = output.with_name(output.name + ".tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["id", "label", "speaker", *names])
+            for utt in read_manifest(manifest):
+                if utt.id in store:
+                    writer.writerow([utt.id, utt.label, utt.speaker, *(f"{v:.7g}" for v in store[utt.id][0])])
+                    rows += 1
+        os.replace(tmp, output)
+    return rows
+
+
 def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: str | os.PathLike,
                      overrides: dict[str, Any] | None = None, jobs: int = 1, overwrite: bool = False,
                      max_failures: int = 0, progress: bool | None = None,
@@ -328,7 +357,8 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
 
     attrs = {"config": config.to_dict(), "config_hash": config.config_hash(), "feature_set": feature_set,
              "feature_type": config.type, "level": extractor.level, "dim": extractor.dim,
-             "sample_rate": extractor.sample_rate, "manifest": str(manifest.resolve())}
+             "sample_rate": extractor.sample_rate, "manifest": str(manifest.resolve()),
+             "feature_names": json.dumps(list(extractor.feature_names))}
     with StoreWriter(path, attrs, overwrite=overwrite, checkpoint_seconds=checkpoint_seconds) as writer, \
             _sigterm_as_exit():
         _write_stamp(path, None)

@@ -135,6 +135,12 @@ class FeatureStore:
     def config_hash(self) -> str:
         return str(self.attrs["config_hash"])
 
+    @property
+    def feature_names(self) -> list[str]:
+        """Column names (openSMILE's own names for openSMILE sets)."""
+        names = self.attrs.get("feature_names")
+        return json.loads(names) if names else [f"f{i}" for i in range(self.dim)]
+
     def index(self) -> dict[str, SourceIdentity]:
         """id -> identity of the audio each entry came from."""
         return _read_index(self._file())

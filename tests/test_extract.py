@@ -196,3 +196,22 @@ def test_kill_9_leaves_a_valid_store_and_a_rerun_completes_it(tmp_path, ravdess_
     assert rerun.report.skipped >= kept and rerun.report.ok + rerun.report.skipped == 120
     with FeatureStore(store_path) as store:
         assert len(store) == 120
+
+
+def test_export_csv_of_functionals(manifest, tmp_path):
+    from click.testing import CliRunner
+
+    from sertool.cli import cli
+
+    out = tmp_path / "egemaps.csv"
+    result = CliRunner().invoke(cli, ["extract", str(manifest), "-f", "egemaps_functionals", "-o",
+                                      str(tmp_path / "feats"), "--export-csv", str(out), "-j", "2"])
+    assert result.exit_code == 0, result.output
+    import csv
+
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 6 and "F0semitoneFrom27.5Hz_sma3nz_amean" in rows[0] and rows[0]["label"] in ("angry", "calm")
+    assert len(rows[0]) == 3 + 88
+    frame_level = CliRunner().invoke(cli, ["extract", str(manifest), "-f", "mfcc", "-o", str(tmp_path / "feats"),
+                                           "--export-csv", str(out)])
+    assert frame_level.exit_code == 1 and "needs an utterance-level feature set" in frame_level.output

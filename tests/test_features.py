@@ -155,3 +155,21 @@ def test_config_errors_name_the_problem():
 def test_cli_style_string_values_are_coerced():
     config = build_config("mfcc", {"n_mfcc": "13", "center": "false", "hop_ms": "12.5"})
     assert (config.n_mfcc, config.center, config.hop_ms) == (13, False, 12.5)
+
+
+def test_opensmile_sets_have_named_columns():
+    y = speech_like(1.2)
+    for name, dim in (("egemaps_functionals", 88), ("gemaps_functionals", 62), ("egemaps_lld", 25),
+                      ("emobase_functionals", 988)):
+        extractor = build_extractor(name)
+        feats = extractor.extract(y, 16000)
+        assert feats.shape[1] == dim == len(extractor.feature_names)
+    assert "HNRdBACF_sma3nz" in build_extractor("egemaps_lld").feature_names
+    drn = build_extractor("drn_lld17")
+    assert drn.extract(y, 16000).shape[1] == 17 and drn.feature_names[12] == "log_energy"
+
+
+def test_opensmile_clips_its_input():
+    extractor = build_extractor("egemaps_functionals")
+    y = speech_like(1.0)
+    np.testing.assert_array_equal(extractor.extract(y * 10, 16000), extractor.extract(np.clip(y * 10, -1, 1), 16000))

@@ -95,6 +95,11 @@ class FeatureExtractor:
         """Shortest input in seconds that gives a meaningful output."""
         return 0.0
 
+    @property
+    def feature_names(self) -> list[str]:
+        """One name per column (``<name>_<i>`` unless the extractor knows better)."""
+        return [f"{self.name}_{i}" for i in range(self.dim)]
+
     def extract(self, samples: "np.ndarray", sr: int) -> "np.ndarray":
         """Features of ``samples`` (float32, ``(num_samples,)`` at ``sr`` Hz).
 
