@@ -100,6 +100,16 @@ class FeatureExtractor:
         """One name per column (``<name>_<i>`` unless the extractor knows better)."""
         return [f"{self.name}_{i}" for i in range(self.dim)]
 
+    def check_input(self, samples, sr: int) -> None:
+        """Raise FeatureError unless ``samples`` are at this extractor's rate and long enough."""
+        from sertool.errors import FeatureError
+
+        if sr != self.sample_rate:
+            raise FeatureError(f"{self.name} expects {self.sample_rate} Hz audio, got {sr} Hz; resample it first")
+        if samples.shape[0] < self.min_duration * sr or samples.shape[0] == 0:
+            raise FeatureError(f"{samples.shape[0] / sr:.3f} s of audio is shorter than one analysis window "
+                               f"({self.min_duration:.3f} s)")
+
     def extract(self, samples: "np.ndarray", sr: int) -> "np.ndarray":
         """Features of ``samples`` (float32, ``(num_samples,)`` at ``sr`` Hz).
 

@@ -107,11 +107,7 @@ class OpenSmileExtractor(FeatureExtractor):
         return 0.1  # openSMILE returns no LLD frame for shorter input
 
     def extract(self, samples, sr):
-        if sr != self.config.sample_rate:
-            raise FeatureError(f"opensmile expects {self.config.sample_rate} Hz audio, got {sr} Hz")
-        if samples.shape[0] < self.min_duration * sr:
-            raise FeatureError(f"{samples.shape[0] / sr:.3f} s of audio is shorter than one analysis window "
-                               f"({self.min_duration:.3f} s)")
+        self.check_input(samples, sr)
         values = _finite(_run(self._smile, samples, sr).values, self.config.feature_set)
         if values.shape[0] == 0:
             raise FeatureError("openSMILE returned no frames")
@@ -149,11 +145,7 @@ class DrnLldExtractor(FeatureExtractor):
     def extract(self, samples, sr):
         import numpy as np
 
-        if sr != self.config.sample_rate:
-            raise FeatureError(f"drn_lld17 expects {self.config.sample_rate} Hz audio, got {sr} Hz")
-        if samples.shape[0] < self.min_duration * sr:
-            raise FeatureError(f"{samples.shape[0] / sr:.3f} s of audio is shorter than one analysis window "
-                               f"({self.min_duration:.3f} s)")
+        self.check_input(samples, sr)
         is09_smile, egemaps_smile = self._smiles
         is09 = _run(is09_smile, samples, sr)
         hnr = _run(egemaps_smile, samples, sr)["HNRdBACF_sma3nz"]

@@ -178,13 +178,7 @@ class _SpectralExtractor(FeatureExtractor):
         from sertool.features import dsp
 
         c = self.config
-        if sr != c.sample_rate:
-            raise FeatureError(f"{self.name} expects {c.sample_rate} Hz audio, got {sr} Hz; resample it first")
-        if samples.shape[0] < self.min_duration * sr:
-            raise FeatureError(
-                f"{samples.shape[0] / sr:.3f} s of audio is shorter than one analysis window "
-                f"({self.min_duration:.3f} s)"
-            )
+        self.check_input(samples, sr)
         feats = self._columns(self.log_mel(np.asarray(samples, dtype=np.float32)))
         if c.delta_order:
             feats = np.concatenate(
