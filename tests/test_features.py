@@ -27,6 +27,8 @@ def speech_like(seconds=2.0, sr=16000):
 # ---------------------------------------------------------------- contract, for every registered preset
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_contract(name):
+    if name in ("embedding", "resemblyzer"):
+        pytest.importorskip("resemblyzer")
     extractor = build_extractor(name)
     sr = extractor.sample_rate
     y = speech_like(1.3, sr)
@@ -36,8 +38,10 @@ def test_contract(name):
     assert feats.shape[0] >= 1 if extractor.level == "frame" else feats.shape[0] == 1
     assert np.isfinite(feats).all()
     assert np.array_equal(feats, extractor.extract(y.copy(), sr))  # deterministic
-    silence = extractor.extract(np.zeros_like(y), sr)
-    assert np.isfinite(silence).all()
+    try:
+        assert np.isfinite(extractor.extract(np.zeros_like(y), sr)).all()
+    except FeatureError as exc:  # a speaker encoder may refuse silence, with a clear message
+        assert extractor.name == "embedding" and "silent" in str(exc)
     # config round trips: dict and TOML
     config = extractor.config
     assert config_from_dict(config.to_dict()) == config
