@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -245,6 +246,8 @@ def _toml_sections(path) -> tuple[dict, dict]:
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None)
 @click.option("--workers", type=int, default=None, help="DataLoader worker processes.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: all cores).")
+@click.option("--augment", "specaugment", flag_value=True, default=None, type=bool,
+              help="SpecAugment on the fly: random time and feature masks on training batches (no files written).")
 @click.option("--print-config", "print_config", metavar="MODEL", default=None,
               help="Print MODEL's config and the train config as TOML and exit.")
 @click.pass_context
@@ -340,19 +343,68 @@ def predict(ctx, checkpoint, inputs, output, window_s, hop_s, segments, resume, 
     ctx.exit(report.exit_code())
 
 
-# --------------------------------------------------------------------------- not built yet
-def _not_implemented(name: str, summary: str):
-    @cli.command(name=name, help=f"{summary} (not implemented yet)",
-                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-    @click.pass_context
-    def command(ctx):
-        click.echo(f"Error: `sertool {name}` is not implemented yet", err=True)
-        ctx.exit(1)
+# --------------------------------------------------------------------------- augment
+def _floats(text: str, option: str, count: int | None = None) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=option) from None
+    if count and len(values) != count:
+        raise click.BadParameter(f"{text!r}: expected {count} numbers", param_hint=option)
+    return values
 
-    return command
 
+@cli.command()
+@click.argument("manifest", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Manifest to write: the original rows plus the new copies.")
+@click.option("--audio-dir", required=True, type=click.Path(file_okay=False), help="Folder for the new audio files.")
+@click.option("--white-noise", "white_noise", multiple=True, type=float, metavar="SNR_DB",
+              help="White Gaussian noise at this SNR; repeatable; --copies files per value.")
+@click.option("--noise-dir", type=click.Path(file_okay=False), help="Mix in random files from this folder.")
+@click.option("--snr-range", default="5,20", show_default=True, help="--noise-dir: SNR range in dB, LO,HI.")
+@click.option("--speed", multiple=True, type=float, metavar="FACTOR", help="Speed perturbation; repeatable.")
+@click.option("--pitch", multiple=True, type=float, metavar="SEMITONES", help="Pitch shift; repeatable.")
+@click.option("--gain", multiple=True, type=float, metavar="DB", help="Gain change; repeatable.")
+@click.option("--time-shift", type=float, default=None, metavar="SECONDS", help="Random circular shift up to this.")
+@click.option("--rir-dir", type=click.Path(file_okay=False), help="Reverberate with random impulse responses from this folder.")
+@click.option("--copies", default=1, show_default=True, type=click.IntRange(1),
+              help="Files per utterance for --white-noise values, --noise-dir, --time-shift and --rir-dir.")
+@click.option("--speakers", default=None, help="Only these speakers (comma-separated), e.g. the training speakers.")
+@click.option("--split-column", default=None, help="Only rows whose COLUMN equals --split-value.")
+@click.option("--split-value", default="train", show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Same seed, same bytes.")
+@click.option("--max-failures", default=0, show_default=True, help=MAX_FAILURES_HELP)
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@click.pass_context
+def augment(ctx, manifest, output, audio_dir, white_noise, noise_dir, snr_range, speed, pitch, gain, time_shift,
+            rir_dir, copies, speakers, split_column, split_value, seed, max_failures, progress):
+    """Write augmented copies of MANIFEST's utterances and a manifest that lists them.
 
-_not_implemented("augment", "Write augmented copies of manifest rows.")
+    New rows get id <id>+<tag>, the source's speaker and label, and
+    source_id = <id>, so training splits keep every copy with its source and
+    evaluation never tests on a copy. Only originals are augmented.
+    """
+    from sertool import augment as aug
+
+    chosen = [(aug.WhiteNoise(v), copies) for v in white_noise]
+    if noise_dir:
+        lo, hi = _floats(snr_range, "--snr-range", 2)
+        chosen.append((aug.NoiseMix(noise_dir, lo, hi), copies))
+    chosen += [(aug.Speed(v), 1) for v in speed] + [(aug.PitchShift(v), 1) for v in pitch]
+    chosen += [(aug.Gain(v), 1) for v in gain]
+    if time_shift:
+        chosen.append((aug.TimeShift(time_shift), copies))
+    if rir_dir:
+        chosen.append((aug.Reverb(rir_dir), copies))
+    start = time.monotonic()
+    report = aug.augment_manifest(manifest, output, audio_dir, chosen, seed=seed,
+                                  speakers=speakers.split(",") if speakers else None, split_column=split_column,
+                                  split_value=split_value, max_failures=max_failures, progress=progress)
+    failures = report.write_failures(Path(output).with_suffix(".failures.csv"))
+    _log(f"augment: {report.ok} files written, {report.skipped} already there, {report.failed} failed "
+         f"-> {output} ({time.monotonic() - start:.1f} s)" + (f"; see {failures}" if failures else ""))
+    ctx.exit(report.exit_code())
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -87,13 +87,44 @@ class FeatureDataset(torch.utils.data.Dataset):
                                "rerun `sertool extract` on this manifest")
         self.ids, self.labels = list(ids), list(labels)
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        self.transform = None  # e.g. SpecAugment, for training sets only
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __getitem__(self, index: int):
-        x = (self.store[self.ids[index]] - self.mean) / self.std
-        return torch.from_numpy(x), self.labels[index]
+        x = torch.from_numpy((self.store[self.ids[index]] - self.mean) / self.std)
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, self.labels[index]
+
+
+class SpecAugment:
+    """Random feature-band and time masks (Park et al., 2019) on one normalised item (T, D).
+
+    Masked cells are set to 0, the training mean after normalisation. Widths
+    are drawn uniformly in [0, width]; the randomness comes from torch's
+    generator, which the training loop seeds per epoch (and DataLoader per
+    worker), so runs are reproducible.
+    """
+
+    def __init__(self, freq_masks: int, freq_width: int, time_masks: int, time_width: int):
+        self.freq_masks, self.freq_width = freq_masks, freq_width
+        self.time_masks, self.time_width = time_masks, time_width
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        frames, dim = x.shape
+        for count, width, size, axis in ((self.freq_masks, self.freq_width, dim, 1),
+                                         (self.time_masks, self.time_width, frames, 0)):
+            for _ in range(count):
+                w = int(torch.randint(0, min(width, size) + 1, ()))
+                start = int(torch.randint(0, size - w + 1, ()))
+                if axis == 1:
+                    x[:, start:start + w] = 0
+                else:
+                    x[start:start + w] = 0
+        return x
 
 
 def collate(batch):

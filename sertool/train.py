@@ -53,6 +53,11 @@ class TrainConfig:
     device: str = "auto"
     workers: int = 0
     threads: int = 0
+    specaugment: bool = False
+    freq_masks: int = 2
+    freq_mask_width: int = 8
+    time_masks: int = 2
+    time_mask_width: int = 20
 
     def __post_init__(self):
         if self.loss not in ("ce", "focal"):
@@ -195,6 +200,11 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
     make = lambda ids: FeatureDataset(store_path, list(ids), [index[by_id[i].label] for i in ids], mean,  # noqa: E731
                                       std, utterance_store)
     train_set, valid_set = make(fold.train), make(fold.valid)
+    if train_config.specaugment:
+        from sertool.data import SpecAugment
+
+        train_set.transform = SpecAugment(train_config.freq_masks, train_config.freq_mask_width,
+                                          train_config.time_masks, train_config.time_mask_width)
     valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=train_config.batch_size, collate_fn=collate,
                                                num_workers=train_config.workers)
     torch.manual_seed(train_config.seed)

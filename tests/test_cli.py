@@ -36,12 +36,6 @@ def test_python_dash_m_works():
     assert out.stdout.startswith("sertool, version")
 
 
-@pytest.mark.parametrize("command", ["augment"])
-def test_unbuilt_commands_say_so(command):
-    result = CliRunner().invoke(cli, [command, "x", "--y"])
-    assert result.exit_code == 1 and "not implemented yet" in result.output
-
-
 def test_library_errors_are_one_line_and_exit_1(tmp_path):
     result = CliRunner().invoke(cli, ["prepare", "ravdess", str(tmp_path), "-o", str(tmp_path / "m.csv")])
     assert result.exit_code == 1

@@ -246,3 +246,17 @@ def test_mscnn_spu_with_an_utterance_level_store(corpus, tmp_path):
     with pytest.raises(Exception, match="takes no utterance-level vector"):
         train_run(manifest, store, out_dir=tmp_path / "r2", model_name="light_sernet", protocol="loso", fold=0,
                   valid_speakers=1, utterance_store=stats, train_config=TrainConfig(**{**FAST, "epochs": 1}))
+
+
+def test_specaugment_training_runs_and_changes_the_model(corpus, tmp_path):
+    _, manifest, store = corpus
+    common = dict(model_name="mscnn_spu", protocol="loso", fold=0, valid_speakers=1)
+    train_run(manifest, store, out_dir=tmp_path / "plain", train_config=TrainConfig(**{**FAST, "epochs": 1}), **common)
+    result = CliRunner().invoke(cli, ["train", str(manifest), str(store), "--model", "mscnn_spu", "--protocol", "loso",
+                                      "--fold", "0", "--valid-speakers", "1", "--epochs", "1", "--batch-size", "8",
+                                      "--lr", "3e-3", "--patience", "10", "--augment", "-o", str(tmp_path / "aug")])
+    assert result.exit_code == 0, result.output
+    a = Checkpoint.load(tmp_path / "plain" / "fold-0" / "checkpoint.pt")
+    b = Checkpoint.load(tmp_path / "aug" / "fold-0" / "checkpoint.pt")
+    assert b.train_config["specaugment"] is True
+    assert any(not torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
