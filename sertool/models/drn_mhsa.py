@@ -2,8 +2,8 @@
 residual network with multi-head self-attention for speech emotion
 recognition", ICASSP 2019; ../shared/papers/003_5dcfe7a65c866342.txt).
 
-Input: frame-level LLDs (the paper: 17 openSMILE LLDs every 10 ms; any
-frame-level store works). Pipeline (Sec. 2, Fig. 1-2):
+Input: frame-level LLDs, the paper's 17 openSMILE LLDs every 10 ms (the
+``drn_lld17`` preset; any frame-level store works). Pipeline (Sec. 2, Fig. 1-2):
 
 - DRN (Sec. 2.1): five groups of 1-D temporal residual convolution blocks.
   The first layer of groups 1-3 strides by 2; groups 4 and 5 drop striding
