@@ -60,9 +60,13 @@ def _log(message: str) -> None:
 @click.option("--no-labels", is_flag=True, help="folder: list every audio file, unlabelled (for predict).")
 @click.option("--speaker-regex", default=None,
               help="folder: regex on the relative path whose first group is the speaker.")
+@click.option("--speakers", default=None, help="Keep only these speakers (comma-separated).")
+@click.option("--per-speaker", type=click.IntRange(1), default=None,
+              help="Keep N evenly spaced utterances per speaker (a quick subset for smoke tests).")
 @click.option("--max-failures", default=0, show_default=True, help=MAX_FAILURES_HELP)
 @click.pass_context
-def prepare(ctx, corpus, corpus_dir, output, label_set, subset, no_labels, speaker_regex, max_failures):
+def prepare(ctx, corpus, corpus_dir, output, label_set, subset, no_labels, speaker_regex, speakers, per_speaker,
+            max_failures):
     """Scan a corpus folder and write a manifest CSV (one row per utterance).
 
     \b
@@ -92,6 +96,10 @@ def prepare(ctx, corpus, corpus_dir, output, label_set, subset, no_labels, speak
     start = time.monotonic()
     report = RunReport(max_failures=max_failures)
     rows = PREPARERS[corpus].prepare(Path(corpus_dir), report=report, **given)
+    if speakers or per_speaker:
+        from sertool.manifest import subset
+
+        rows = subset(rows, speakers=speakers.split(",") if speakers else None, per_speaker=per_speaker)
     out = write_manifest(rows, output)
     report.write_failures(out.with_suffix(".failures.csv"))
     labels = Counter(u.label for u in rows)
@@ -225,7 +233,7 @@ def _toml_sections(path) -> tuple[dict, dict]:
 @click.option("-m", "--model", "model_name", default="light_sernet", show_default=True, help="Model name.")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Run folder.")
 @click.option("-p", "--protocol", default="speaker-kfold", show_default=True,
-              type=click.Choice(["loso", "speaker-kfold", "session", "holdout", "column", "random"]))
+              type=click.Choice(["loso", "speaker-kfold", "session", "holdout", "column", "random", "all"]))
 @click.option("--folds", default=5, show_default=True, help="speaker-kfold: number of folds.")
 @click.option("--fold", type=int, default=None, help="Train only this fold (0-based).")
 @click.option("--valid-speakers", default=2, show_default=True,
@@ -314,9 +322,11 @@ def evaluate(ctx, run_dir, manifest, store, out_dir):
 
 # --------------------------------------------------------------------------- predict
 @cli.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("-o", "--output", required=True, help="CSV file, or - for stdout.")
+@click.option("-m", "--model", "checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint to score with (default: the model bundled with sertool). "
+                   "A first INPUT ending in .pt is taken as the checkpoint too.")
+@click.option("-o", "--output", default="-", show_default=True, help="CSV file, or - for stdout.")
 @click.option("--window", "window_s", type=float, default=None,
               help="Window length in seconds for long files (default: the model's input length).")
 @click.option("--hop", "hop_s", type=float, default=None, help="Hop between windows in seconds (default: window / 2).")
@@ -326,13 +336,22 @@ def evaluate(ctx, run_dir, manifest, store, out_dir):
 @click.option("--max-failures", default=0, show_default=True, help=MAX_FAILURES_HELP)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.pass_context
-def predict(ctx, checkpoint, inputs, output, window_s, hop_s, segments, resume, max_failures, progress):
-    """Score INPUTS (audio files, folders, or manifest CSVs) with CHECKPOINT.
+def predict(ctx, inputs, checkpoint, output, window_s, hop_s, segments, resume, max_failures, progress):
+    """Score INPUTS (audio files, folders, or manifest CSVs) with a trained model.
 
     Columns: path, predicted, confidence, p_<class>..., duration, error.
     Features are rebuilt from the checkpoint's config. Unreadable files get
-    a row with the error; the rest are scored.
+    a row with the error; the rest are scored. Both `sertool predict
+    CHECKPOINT.pt FILES...` and `sertool predict FILES... --model CKPT` work;
+    with neither, the bundled RAVDESS model is used (see its model card).
     """
+    from sertool.predict import default_checkpoint
+
+    if checkpoint is None and inputs[0].endswith(".pt"):
+        checkpoint, inputs = inputs[0], inputs[1:]
+        if not inputs:
+            raise click.UsageError("no INPUT to score after the checkpoint")
+    checkpoint = checkpoint or default_checkpoint()
     from sertool.predict import predict_files
 
     start = time.monotonic()

@@ -88,6 +88,33 @@ def write_manifest(utterances: list[Utterance], path: str | os.PathLike) -> Path
     return path
 
 
+def subset(utterances: list[Utterance], *, speakers: list[str] | None = None,
+           per_speaker: int | None = None) -> list[Utterance]:
+    """Rows of ``speakers`` only, and at most ``per_speaker`` evenly spaced rows of each (in input order).
+
+    Raises
+    ------
+    ManifestError
+        A requested speaker has no rows.
+    """
+    if speakers:
+        missing = sorted(set(speakers) - {u.speaker for u in utterances})
+        if missing:
+            raise ManifestError(f"--speakers: {', '.join(missing)} not found (speakers here: "
+                                f"{', '.join(sorted({u.speaker for u in utterances})[:10])} ...)")
+        utterances = [u for u in utterances if u.speaker in speakers]
+    if per_speaker:
+        groups: dict[str, list[Utterance]] = {}
+        for u in utterances:
+            groups.setdefault(u.speaker, []).append(u)
+        keep = set()
+        for rows in groups.values():
+            step = max(1, len(rows) / per_speaker)
+            keep.update(rows[int(i * step)].id for i in range(min(per_speaker, len(rows))))
+        utterances = [u for u in utterances if u.id in keep]
+    return utterances
+
+
 def validate_ids(utterances: list[Utterance], *, where: str) -> None:
     """Raise ManifestError unless ids are non-empty, unique and free of '/'."""
     counts = Counter(u.id for u in utterances)

@@ -29,6 +29,18 @@ from sertool.errors import SertoolError
 from sertool.report import RunReport
 
 
+#: The model trained on all 16 RAVDESS actors of ../shared/data, shipped inside the package.
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "models" / "default" / "light_sernet_ravdess.pt"
+
+
+def default_checkpoint() -> Path:
+    """Path of the bundled model (see ``sertool/models/default/README.md``)."""
+    if not DEFAULT_CHECKPOINT.is_file():
+        raise SertoolError(f"{DEFAULT_CHECKPOINT}: the bundled model is missing from this installation; "
+                           "pass a checkpoint with --model")
+    return DEFAULT_CHECKPOINT
+
+
 def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     """Files as given, folders searched recursively for audio, manifests (.csv) read for their paths."""
     from sertool.manifest import read_manifest

@@ -17,6 +17,9 @@ Protocols:
 - ``column``: one fold from a manifest column (default ``split``) holding
   train / valid / test; without valid rows, validation speakers are drawn
   from the train rows.
+- ``all``: one fold training on every speaker but the validation speakers,
+  with no test set: for a final model, whose accuracy must come from a
+  cross-validated run.
 - ``random``: the papers' speaker-DEPENDENT split (80/10/10 of utterance
   groups, stratified by label): the same speakers appear in train and test.
   It warns on use; its numbers are not comparable with the others.
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 from sertool.errors import ConfigError
 from sertool.manifest import Utterance
 
-PROTOCOLS = ("loso", "speaker-kfold", "session", "holdout", "column", "random")
+PROTOCOLS = ("loso", "speaker-kfold", "session", "holdout", "column", "random", "all")
 RANDOM_WARNING = ("protocol 'random' is speaker-dependent: test speakers are also in training, "
                   "so its accuracy overstates performance on new speakers")
 
@@ -128,6 +131,8 @@ def _make_folds(utts, protocol, *, folds, valid_speakers, test_speakers, split_c
             sessions[u.session].add(u.speaker)
         return [_fold(i, f"session{s}", sorted(sp), speakers, valid_speakers, rng)
                 for i, (s, sp) in enumerate(sorted(sessions.items()))]
+    if protocol == "all":
+        return [_fold(0, "all", [], speakers, valid_speakers, rng)]
     if protocol == "holdout":
         missing = [s for s in (test_speakers or []) if s not in speakers]
         if not test_speakers or missing:

@@ -101,25 +101,10 @@ def test_emodb_missing_wav_folder(tmp_path):
 
 
 # ---------------------------------------------------------------- IEMOCAP
-EVAL_HEADER = "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
-
-
 def make_iemocap(root, sessions=(1, 2), codes=("neu", "exc", "hap", "ang", "sad", "fru", "xxx")):
-    """A fake IEMOCAP tree in the real layout; each dialog has one utterance per code."""
-    for n in sessions:
-        for dialog, marker in ((f"Ses0{n}F_impro01", "F"), (f"Ses0{n}M_script01_1", "M")):
-            lines = [EVAL_HEADER]
-            for i, code in enumerate(codes):
-                speaker_letter = "M" if i % 2 else "F"
-                utt = f"{dialog}_{speaker_letter}{i:03d}"
-                lines.append(f"[{i * 2.0:.4f} - {i * 2.0 + 1.5:.4f}]\t{utt}\t{code}\t[2.5000, 2.5000, 2.5000]\n")
-                lines.append(f"C-E2:\tNeutral;\t()\n\n")
-                write_audio(root / f"Session{n}" / "sentences" / "wav" / dialog / f"{utt}.wav", seconds=0.3)
-            eval_dir = root / f"Session{n}" / "dialog" / "EmoEvaluation"
-            eval_dir.mkdir(parents=True, exist_ok=True)
-            (eval_dir / f"{dialog}.txt").write_text("".join(lines))
-            (eval_dir / "Categorical").mkdir(exist_ok=True)  # real sub-folders are ignored
-    return root
+    from sertool.corpora.fake import make_fake_iemocap
+
+    return make_fake_iemocap(root, sessions=sessions, codes=codes, seconds=0.3)
 
 
 def test_iemocap_four_class_protocol(tmp_path):

@@ -43,3 +43,13 @@ def test_validation_errors(tmp_path):
         read_manifest(bad)
     with pytest.raises(ManifestError, match="manifest not found"):
         read_manifest(tmp_path / "nope.csv")
+
+
+def test_subset_keeps_evenly_spaced_rows_per_speaker():
+    from sertool.manifest import subset
+
+    rows = [Utterance(id=f"{s}_{i}", path=Path("x"), speaker=s, label=str(i % 4)) for s in "ab" for i in range(12)]
+    picked = subset(rows, speakers=["b"], per_speaker=4)
+    assert [u.id for u in picked] == ["b_0", "b_3", "b_6", "b_9"] and {u.label for u in picked} == {"0", "1", "2", "3"}
+    with pytest.raises(ManifestError, match="--speakers: c not found"):
+        subset(rows, speakers=["c"])
