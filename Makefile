@@ -22,6 +22,8 @@ demo: $(STAMP)
 	$(BIN)/sertool prepare ravdess examples/ravdess -o $(DEMO)/examples.csv
 	$(BIN)/sertool extract $(DEMO)/examples.csv --features lightsernet_mfcc -o $(DEMO)/feats
 	$(BIN)/python -m sertool.store $(DEMO)/feats/examples.lightsernet_mfcc-*.h5
+	$(BIN)/sertool predict examples/ -o $(DEMO)/predictions.csv --no-resume
+	column -s, -t < $(DEMO)/predictions.csv | cut -c1-110
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -30,7 +32,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_extract.py --write
+	$(BIN)/python bench/run_all.py --skip-models
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

@@ -1,0 +1,71 @@
+"""predict throughput with the bundled model: the 960 RAVDESS clips from the command line, and one-file latency.
+
+Times ``sertool predict`` as a user runs it (a fresh process: imports, model
+load, decode, features, network, CSV) over every clip, and over a single
+clip, and reports files per second and real-time factor. With ``--write``
+the table replaces the one between the markers in bench/README.md.
+
+Usage: python bench/bench_predict.py [--data ../shared/data/ravdess] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_extract import machine  # noqa: E402
+from sertool.corpora import ravdess  # noqa: E402
+from sertool.report import RunReport  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--write", action="store_true")
+    args = ap.parse_args()
+    rows = ravdess.prepare(Path(args.data), report=RunReport())
+    audio_s = sum(u.duration for u in rows)
+    for u in rows:
+        u.path.read_bytes()  # warm the page cache
+    out = Path(tempfile.mkdtemp(prefix="sertool-predict-")) / "p.csv"
+    cmd = [sys.executable, "-m", "sertool", "predict", args.data, "-o", str(out), "--no-resume"]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    folder_s = time.perf_counter() - start
+    singles = []
+    for _ in range(5):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "sertool", "predict", str(rows[0].path)], check=True,
+                       capture_output=True)
+        singles.append(time.perf_counter() - start)
+    single = sorted(singles)[2]
+    table = "\n".join([
+        f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; bundled LIGHT-SERNET model, CPU.",
+        "",
+        "| what | wall time (s) | files / s | xRT |",
+        "|---|---|---|---|",
+        f"| `sertool predict` on the {len(rows)} RAVDESS clips ({audio_s:.0f} s of audio) | {folder_s:.1f} | "
+        f"{len(rows) / folder_s:.0f} | {audio_s / folder_s:.0f}x |",
+        f"| `sertool predict` on one {rows[0].duration:.1f} s clip (median of 5, fresh process) | {single:.2f} | | |",
+    ])
+    print(table)
+    if args.write:
+        readme = ROOT / "bench" / "README.md"
+        text = readme.read_text()
+        start_marker, end_marker = "<!-- predict-table:start -->", "<!-- predict-table:end -->"
+        if start_marker not in text:
+            text += f"\n## predict with the bundled model\n\n`bench/bench_predict.py`.\n\n{start_marker}\n{end_marker}\n"
+        head, rest = text.split(start_marker)
+        _, tail = rest.split(end_marker)
+        readme.write_text(f"{head}{start_marker}\n{table}\n{end_marker}{tail}")
+
+
+if __name__ == "__main__":
+    main()
