@@ -94,6 +94,9 @@ def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch
             check_store_matches(store, ckpt, store_path)
         utterance_store = run_info.get("utterance_store") if ckpt.utterance_feature_config else None
         test_ids = read_split(fold_dir / "split.csv")["test"]
+        if not test_ids:
+            log(f"{fold_dir.name}: no test utterances (protocol all), skipped")
+            continue
         missing = [i for i in test_ids if i not in by_id]
         if missing:
             raise SertoolError(f"{manifest}: lacks test utterance {missing[0]!r} of {fold_dir}; use the run's manifest")
@@ -116,6 +119,9 @@ def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch
             u = by_id[utt_id]
             rows.append([utt_id, str(u.path), u.speaker, fold_name, labels[t], labels[int(p.argmax())]]
                         + [f"{x:.5f}" for x in p])
+    if not all_true:
+        raise SertoolError(f"{run_dir}: no fold has test utterances (trained with --protocol all?); "
+                           "evaluate a cross-validated run instead")
     truth, probs = np.concatenate(all_true), np.concatenate(all_probs)
     pooled = confusion(truth, probs.argmax(1), len(labels))
     per_fold["pooled"] = scores(pooled) | {"confusion": pooled}
