@@ -37,6 +37,10 @@ class SertoolGroup(click.Group):
                 raise
             click.echo("Interrupted: finished work is saved; rerun the same command to continue.", err=True)
             ctx.exit(130)
+        except SystemExit as exc:
+            if exc.code == 143:  # SIGTERM, turned into SystemExit by the long-running commands
+                click.echo("Terminated: finished work is saved; rerun the same command to continue.", err=True)
+            raise
 
 
 @click.group(cls=SertoolGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -102,12 +102,16 @@ def test_sigterm_during_extract_keeps_finished_work(tmp_path):
     out = tmp_path / "feats"
     cmd = [sys.executable, "-m", "sertool", "extract", str(manifest), "-f", "logmel", "-o", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not list(out.glob(".*.h5.tmp")) and time.monotonic() < deadline:  # the writer has started adding
+    deadline = time.monotonic() + 120
+
+    def written() -> int:  # bytes in the writer's private copy: grows as entries are added
+        return sum(p.stat().st_size for p in out.glob(".*.h5.tmp")) if out.exists() else 0
+
+    while written() < 2_000_000 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.01)
-    time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 128 + signal.SIGTERM, proc.stderr.read().decode()
+    assert "Terminated: finished work is saved" in proc.stderr.read().decode()
     with FeatureStore(next(out.glob("*.h5"))) as store:
         kept = len(store)  # the checkpoint interval is 30 s: only the handler can have saved these
     assert 0 < kept < 960
