@@ -260,3 +260,16 @@ def test_specaugment_training_runs_and_changes_the_model(corpus, tmp_path):
     b = Checkpoint.load(tmp_path / "aug" / "fold-0" / "checkpoint.pt")
     assert b.train_config["specaugment"] is True
     assert any(not torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+
+
+def test_predict_without_a_model_uses_the_bundled_one(tmp_path):
+    from sertool.predict import DEFAULT_CHECKPOINT
+
+    if not DEFAULT_CHECKPOINT.is_file():
+        pytest.skip("no bundled model in this checkout")
+    write_audio(tmp_path / "clip.wav", seconds=2.0)
+    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "clip.wav")])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(result.stdout.splitlines()))
+    assert len(rows) == 1 and rows[0]["predicted"] in Checkpoint.load(DEFAULT_CHECKPOINT).labels
+    assert len(Checkpoint.load(DEFAULT_CHECKPOINT).labels) == 8
