@@ -1,7 +1,6 @@
 """Every registered model on the same RAVDESS folds with a short CPU budget.
 
-For each model: its paper's feature preset (DRN's openSMILE LLDs are not
-built yet, so it uses ``mfcc``), ``speaker-kfold`` with 4 folds and seed 0
+For each model: its paper's feature preset, ``speaker-kfold`` with 4 folds and seed 0
 (the folds of the LIGHT-SERNET acceptance run), 2 validation speakers per
 fold, ``--epochs`` epochs at the model's paper learning rate, then
 ``evaluate``. Reports parameters, mean seconds per epoch (train + valid, from
@@ -42,7 +41,7 @@ SETUP = {
     "cnn_lstm_transformer": ("transformer_logmel", 1e-4),
     "ilt": ("transformer_logmel", 1e-4),
     "cat": ("transformer_logmel", 1e-4),
-    "drn_mhsa": ("mfcc", 1e-4),
+    "drn_mhsa": ("drn_lld17", 1e-4),
 }
 
 
