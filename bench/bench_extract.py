@@ -26,7 +26,6 @@ os.environ.update({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM
 
 import argparse
 import multiprocessing
-import platform
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sertool import __version__  # noqa: E402
+from bench.tables import machine, write_table  # noqa: E402
 from sertool.corpora import ravdess  # noqa: E402
 from sertool.extract import extract_manifest  # noqa: E402
 from sertool.features import build_config  # noqa: E402
@@ -112,18 +111,6 @@ def cli_rerun(manifest: Path, out: Path) -> tuple[float, float]:
     return first, reruns[2]  # median of 5 no-op reruns
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, sertool {__version__}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
@@ -169,14 +156,7 @@ def main() -> None:
         rerun,
     ])
     if args.write:
-        readme = ROOT / "bench" / "README.md"
-        text = readme.read_text()
-        start, end = "<!-- extract-table:start -->", "<!-- extract-table:end -->"
-        head, rest = text.split(start)
-        _, tail = rest.split(end)
-        readme.write_text(f"{head}{start}\n{table}\n{end}{tail}")
-        print(f"updated {readme}")
-
+        write_table("extract", table)
 
 if __name__ == "__main__":
     main()

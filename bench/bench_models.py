@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_extract import machine  # noqa: E402
+from bench.tables import machine, write_table  # noqa: E402
 from sertool.corpora import ravdess  # noqa: E402
 from sertool.evaluate import evaluate_run  # noqa: E402
 from sertool.extract import extract_manifest  # noqa: E402
@@ -84,13 +84,7 @@ def main() -> None:
         *lines,
     ])
     if args.write:
-        readme = ROOT / "bench" / "README.md"
-        text = readme.read_text()
-        start_marker, end_marker = "<!-- models-table:start -->", "<!-- models-table:end -->"
-        head, rest = text.split(start_marker)
-        _, tail = rest.split(end_marker)
-        readme.write_text(f"{head}{start_marker}\n{table}\n{end_marker}{tail}")
-        print(f"updated {readme}")
+        write_table("models", table)
 
 
 def _dim(store_path) -> int:

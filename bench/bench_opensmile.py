@@ -23,7 +23,7 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_extract import machine  # noqa: E402
+from bench.tables import machine, write_table  # noqa: E402
 from sertool.corpora import ravdess  # noqa: E402
 from sertool.extract import extract_manifest  # noqa: E402
 from sertool.manifest import write_manifest  # noqa: E402
@@ -64,16 +64,7 @@ def main() -> None:
         *lines,
     ])
     if args.write:
-        readme = ROOT / "bench" / "README.md"
-        text = readme.read_text()
-        start_marker, end_marker = "<!-- opensmile-table:start -->", "<!-- opensmile-table:end -->"
-        if start_marker not in text:
-            text += ("\n## openSMILE functionals, 1 vs 2 jobs\n\n`bench/bench_opensmile.py`.\n\n"
-                     f"{start_marker}\n{end_marker}\n")
-        head, rest = text.split(start_marker)
-        _, tail = rest.split(end_marker)
-        readme.write_text(f"{head}{start_marker}\n{table}\n{end_marker}{tail}")
-        print(f"updated {readme}")
+        write_table("opensmile", table, heading='## openSMILE functionals, 1 vs 2 jobs\n\n`bench/bench_opensmile.py`.')
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_extract import machine  # noqa: E402
+from bench.tables import machine, write_table  # noqa: E402
 from sertool.corpora import ravdess  # noqa: E402
 from sertool.report import RunReport  # noqa: E402
 
@@ -57,14 +57,7 @@ def main() -> None:
     ])
     print(table)
     if args.write:
-        readme = ROOT / "bench" / "README.md"
-        text = readme.read_text()
-        start_marker, end_marker = "<!-- predict-table:start -->", "<!-- predict-table:end -->"
-        if start_marker not in text:
-            text += f"\n## predict with the bundled model\n\n`bench/bench_predict.py`.\n\n{start_marker}\n{end_marker}\n"
-        head, rest = text.split(start_marker)
-        _, tail = rest.split(end_marker)
-        readme.write_text(f"{head}{start_marker}\n{table}\n{end_marker}{tail}")
+        write_table("predict", table, heading='## predict with the bundled model\n\n`bench/bench_predict.py`.')
 
 
 if __name__ == "__main__":

@@ -1,0 +1,39 @@
+"""Shared by the bench scripts: machine description and README table replacement."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from sertool import __version__
+
+README = Path(__file__).resolve().parent / "README.md"
+
+
+def machine() -> str:
+    """``"2 cores, <CPU model>, Python x.y.z, sertool v"`` for table stamps."""
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, sertool {__version__}"
+
+
+def write_table(name: str, table: str, *, heading: str = "") -> None:
+    """Replace the text between ``<!-- NAME-table:start -->`` and ``:end`` in bench/README.md.
+
+    A missing section is appended under ``heading``.
+    """
+    start, end = f"<!-- {name}-table:start -->", f"<!-- {name}-table:end -->"
+    text = README.read_text()
+    if start not in text:
+        text += f"\n{heading}\n\n{start}\n{end}\n"
+    head, rest = text.split(start)
+    _, tail = rest.split(end)
+    README.write_text(f"{head}{start}\n{table}\n{end}{tail}")
+    print(f"updated {README} ({name})")
