@@ -34,7 +34,9 @@ def test_contract(name):
     y = speech_like(1.3, sr)
     feats = extractor.extract(y, sr)
     assert feats.dtype == np.float32 and feats.ndim == 2
-    assert feats.shape[1] == extractor.dim
+    assert feats.shape[1] == extractor.dim == len(extractor.feature_names)
+    assert len(set(extractor.feature_names)) == extractor.dim and extractor.min_duration >= 0
+    assert extractor.level in ("frame", "utterance") and extractor.sample_rate == extractor.config.sample_rate
     assert feats.shape[0] >= 1 if extractor.level == "frame" else feats.shape[0] == 1
     assert np.isfinite(feats).all()
     assert np.array_equal(feats, extractor.extract(y.copy(), sr))  # deterministic
