@@ -319,6 +319,10 @@ class StoreWriter:
         if self._h5 is None:
             return
         try:
+            # An entry interrupted between creating its dataset and indexing it is dropped:
+            # the index is the record of what is complete.
+            for orphan in [k for k in self._feats.keys() if k not in self.index]:
+                del self._feats[orphan]
             _write_index(self._h5, self.index)
             self._h5.close()
         except BaseException:

@@ -215,3 +215,16 @@ def test_export_csv_of_functionals(manifest, tmp_path):
     frame_level = CliRunner().invoke(cli, ["extract", str(manifest), "-f", "mfcc", "-o", str(tmp_path / "feats"),
                                            "--export-csv", str(out)])
     assert frame_level.exit_code == 1 and "needs an utterance-level feature set" in frame_level.output
+
+
+def test_an_entry_interrupted_before_indexing_is_dropped(tmp_path):
+    attrs = {"config": {}, "config_hash": "0" * 64, "dim": 2}
+    with StoreWriter(tmp_path / "s.h5", attrs) as writer:
+        writer.add("a", np.ones((3, 2), np.float32), SourceIdentity(1, 2, "a.wav"))
+        writer._feats.create_dataset("b", data=np.zeros((5, 2), np.float32))  # created, never indexed
+    with FeatureStore(tmp_path / "s.h5") as store:
+        assert store.keys() == ["a"]
+    with StoreWriter(tmp_path / "s.h5", attrs) as writer:  # the rerun can write "b" for real
+        writer.add("b", np.full((4, 2), 7, np.float32), SourceIdentity(3, 4, "b.wav"))
+    with FeatureStore(tmp_path / "s.h5") as store:
+        assert sorted(store.keys()) == ["a", "b"] and store["b"].shape == (4, 2)
