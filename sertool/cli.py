@@ -83,20 +83,19 @@ def prepare(ctx, corpus, corpus_dir, output, label_set, subset, no_labels, speak
     are listed in <output stem>.failures.csv and left out.
     """
     from collections import Counter
-    from pathlib import Path
 
     from sertool.corpora import PREPARERS
     from sertool.manifest import write_manifest
     from sertool.report import RunReport
 
-    options = {"iemocap": {"label_set": label_set, "subset": subset},
-               "folder": {"labels": not no_labels if no_labels else None, "speaker_regex": speaker_regex}}
-    given = {k: v for k, v in options.get(corpus, {}).items() if v is not None}
-    stray = [name for name, value in (("--label-set", label_set), ("--subset", subset),
-                                      ("--no-labels", no_labels or None), ("--speaker-regex", speaker_regex))
-             if value is not None and name.lstrip("-").replace("-", "_").replace("no_labels", "labels") not in given]
+    # option -> (corpus it belongs to, preparer keyword, value); unset options are None
+    specific = {"--label-set": ("iemocap", "label_set", label_set), "--subset": ("iemocap", "subset", subset),
+                "--no-labels": ("folder", "labels", False if no_labels else None),
+                "--speaker-regex": ("folder", "speaker_regex", speaker_regex)}
+    stray = [name for name, (owner, _, value) in specific.items() if value is not None and owner != corpus]
     if stray:
         raise click.UsageError(f"{', '.join(stray)} do(es) not apply to corpus {corpus!r}")
+    given = {key: value for owner, key, value in specific.values() if value is not None and owner == corpus}
     start = time.monotonic()
     report = RunReport(max_failures=max_failures)
     rows = PREPARERS[corpus].prepare(Path(corpus_dir), report=report, **given)

@@ -15,7 +15,6 @@ large folder never restarts from zero.
 from __future__ import annotations
 
 import csv
-import io
 import os
 import sys
 from dataclasses import dataclass

@@ -335,11 +335,6 @@ class StoreWriter:
         os.replace(self.tmp_path, self.path)
 
 
-def _read_index_file(path: Path) -> dict[str, SourceIdentity]:
-    with _h5py().File(path, "r") as h5:
-        return _read_index(h5)
-
-
 def describe(path: str | os.PathLike, *, max_rows: int = 10) -> str:
     """A short text summary of a store: config, entry count and the first entries' shapes."""
     with FeatureStore(path) as store:

@@ -151,7 +151,6 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
                model_config, train_config: TrainConfig, labels: list[str], out_dir: Path,
                utterance_store: Path | None = None, log: Callable[[str], None] = lambda m: None) -> FoldResult:
     """Train one fold into ``out_dir`` (resuming from ``state.pt`` when present)."""
-    import numpy as np
     import torch
 
     from sertool.checkpoint import Checkpoint
@@ -159,7 +158,6 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
     from sertool.metrics import confusion, scores
     from sertool.models import build_model
     from sertool.models.common import focal_loss
-    from sertool.store import FeatureStore
 
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, state_path, log_path = out_dir / "checkpoint.pt", out_dir / "state.pt", out_dir / "train_log.csv"

@@ -23,10 +23,13 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sertool.configs import dataclass_from_dict, toml_value
 from sertool.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: extractor type name -> FeatureExtractor subclass (filled by @register).
 EXTRACTORS: dict[str, type["FeatureExtractor"]] = {}
@@ -110,7 +113,7 @@ class FeatureExtractor:
             raise FeatureError(f"{samples.shape[0] / sr:.3f} s of audio is shorter than one analysis window "
                                f"({self.min_duration:.3f} s)")
 
-    def extract(self, samples: "np.ndarray", sr: int) -> "np.ndarray":
+    def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
         """Features of ``samples`` (float32, ``(num_samples,)`` at ``sr`` Hz).
 
         Returns float32 ``(num_frames, dim)`` (``(1, dim)`` at utterance level).

@@ -23,9 +23,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sertool.errors import ConfigError, FeatureError
 from sertool.features.base import FeatureConfig, FeatureExtractor, add_preset, register
+
+if TYPE_CHECKING:  # annotations only: numpy loads when features are computed
+    import numpy as np
+
+    from sertool.features import dsp
 
 WINDOWS = ("hann", "hamming", "blackman", "boxcar", "bartlett")
 
