@@ -115,7 +115,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--write", action="store_true", help="update bench/README.md")
+    ap.add_argument("--features", nargs="+", default=["mfcc", "logmel", "lightsernet_mfcc"])
+    ap.add_argument("--jobs", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--write", action="store_true", help="update bench/README.md (needs the default sets)")
     args = ap.parse_args()
 
     import librosa
@@ -130,9 +132,9 @@ def main() -> None:
     librosa.feature.mfcc(y=np.zeros(16000, np.float32), sr=16000)  # numba compilation out of the timings
 
     lines = []
-    for feature_set in ("mfcc", "logmel", "lightsernet_mfcc"):
+    for feature_set in args.features:
         config = build_config(feature_set)
-        for jobs in (1, 2):
+        for jobs in args.jobs:
             base_runs, our_runs = [], []
             for _ in range(args.repeat):  # interleaved, so drifts in machine load hit both sides
                 base_runs.append(librosa_loop(files, config, jobs))
@@ -141,6 +143,8 @@ def main() -> None:
             lines.append(f"| {feature_set} | {jobs} | {base:.2f} | {audio_s / base:.0f}x | {ours:.2f} | "
                          f"{audio_s / ours:.0f}x | **{base / ours:.2f}** |")
             print(lines[-1], flush=True)
+    if not args.write:
+        return
     first, second = cli_rerun(manifest, work / "cli")
     rerun = (f"No-op rerun of `sertool extract m.csv --features mfcc -o feats/` (CLI, fresh process): "
              f"first run {first:.2f} s, rerun {second:.3f} s (median of 5) = {100 * second / first:.1f} % of the first.")
@@ -155,8 +159,7 @@ def main() -> None:
         "",
         rerun,
     ])
-    if args.write:
-        write_table("extract", table)
+    write_table("extract", table)
 
 if __name__ == "__main__":
     main()

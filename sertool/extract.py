@@ -109,11 +109,8 @@ def _remember_request(out_dir, request: str, store_name: str, config_hash: str) 
 
 
 def _compute(extractor, utt_id: str, path: str) -> tuple[str, "np.ndarray | None", str | None]:
-    from sertool.audio import load_audio
-
     try:
-        samples = load_audio(path, sr=extractor.sample_rate, min_duration=extractor.min_duration)
-        return utt_id, extractor.extract(samples, extractor.sample_rate), None
+        return utt_id, extractor.extract_file(path), None
     except SertoolError as exc:
         message = str(exc)
         return utt_id, None, message if message.startswith(str(path)) else f"{path}: {message}"

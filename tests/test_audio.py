@@ -53,6 +53,45 @@ def test_compressed_formats(tmp_path, suffix, fmt):
     assert abs(y.shape[0] - 8000) < 200
 
 
+def _libsndfile_mono(path):
+    data, _ = sf.read(path, dtype="float32", always_2d=True)
+    return data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+
+
+@pytest.mark.parametrize("subtype,channels,sr", [("PCM_16", 1, 16000), ("PCM_24", 1, 16000),
+                                                 ("PCM_16", 2, 16000), ("PCM_16", 1, 44100)])
+def test_flac_fast_decoder_equals_libsndfile(make_audio, monkeypatch, subtype, channels, sr):
+    pytest.importorskip("miniaudio")
+    path = make_audio(f"x_{subtype}_{channels}_{sr}.flac", seconds=0.7, subtype=subtype, channels=channels, sr=sr)
+    from sertool import audio
+
+    assert audio._decode_flac(path) is not None  # dr_flac did decode it
+    fast = load_audio(path, sr=16000, pad=64)
+    if sr == 16000:
+        assert np.array_equal(fast[64:-64], _libsndfile_mono(path))
+    monkeypatch.setattr(audio, "_decode_flac", lambda path: None)  # force libsndfile
+    assert np.array_equal(fast, load_audio(path, sr=16000, pad=64))
+
+
+def test_flac_without_miniaudio_uses_libsndfile(make_audio, monkeypatch):
+    import sys
+
+    path = make_audio("plain.flac", seconds=0.5, subtype="PCM_16")
+    monkeypatch.setitem(sys.modules, "miniaudio", None)  # "not installed"
+    assert np.array_equal(load_audio(path, sr=16000), _libsndfile_mono(path))
+
+
+def test_bad_flac_gets_libsndfiles_error(tmp_path, make_audio):
+    fake = tmp_path / "fake.flac"
+    fake.write_text("not audio at all\n" * 20)
+    with pytest.raises(AudioError, match=r"fake\.flac: cannot decode audio"):
+        load_audio(fake)
+    cut = make_audio("cut.flac", seconds=2.0, subtype="PCM_16")
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    y = load_audio(cut, sr=16000)  # the frames before the cut, whichever decoder read them
+    assert 0 < y.shape[0] < 32000 and np.isfinite(y).all()
+
+
 def test_mp3_when_libsndfile_supports_it(tmp_path):
     if "MP3" not in sf.available_formats():
         pytest.skip("this libsndfile has no MP3 support")
@@ -95,6 +134,34 @@ def test_truncated_data_keeps_what_is_there(make_audio):
     path.write_bytes(data[: 44 + 2 * 4000])  # header + 4000 samples; the header still claims 16000
     y = load_audio(path, sr=16000)
     assert y.shape[0] == 4000
+
+
+@pytest.mark.parametrize("name,kw", [
+    ("mono.flac", dict(subtype="PCM_16")),             # decoded straight into the padded array
+    ("stereo.wav", dict(channels=2)),                  # mixed down, then padded
+    ("fast.wav", dict(sr=22050)),                      # resampled, then padded
+])
+def test_pad_adds_zeros_around_the_same_samples(make_audio, name, kw):
+    path = make_audio(name, seconds=0.5, **kw)
+    plain = load_audio(path, sr=16000)
+    padded = load_audio(path, sr=16000, pad=256)
+    assert padded.dtype == np.float32 and padded.shape == (plain.shape[0] + 512,)
+    assert not padded[:256].any() and not padded[-256:].any()
+    assert np.array_equal(padded[256:-256], plain)
+
+
+def test_pad_of_a_truncated_file_follows_the_samples_read(make_audio):
+    path = make_audio("cut.wav", seconds=1.0, subtype="PCM_16")
+    path.write_bytes(path.read_bytes()[: 44 + 2 * 4000])  # the header still claims 16000 samples
+    padded = load_audio(path, sr=16000, pad=100)
+    assert padded.shape == (4200,)
+    assert not padded[4100:].any() and padded[100:4100].any()
+
+
+def test_pad_keeps_the_checks(make_audio):
+    path = make_audio("short.wav", seconds=0.01)
+    with pytest.raises(AudioError, match="shorter than"):
+        load_audio(path, sr=16000, min_duration=0.025, pad=256)
 
 
 def test_non_audio_file_is_a_clear_error(tmp_path):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.fft
 import scipy.signal
+import soundfile as sf
 
 from sertool.errors import ConfigError, FeatureError
 from sertool.features import EXTRACTORS, PRESETS, build_config, build_extractor, config_from_dict, dsp
@@ -26,7 +27,7 @@ def speech_like(seconds=2.0, sr=16000):
 
 # ---------------------------------------------------------------- contract, for every registered preset
 @pytest.mark.parametrize("name", sorted(PRESETS))
-def test_contract(name):
+def test_contract(name, tmp_path):
     if name in ("embedding", "resemblyzer"):
         pytest.importorskip("resemblyzer")
     extractor = build_extractor(name)
@@ -40,6 +41,9 @@ def test_contract(name):
     assert feats.shape[0] >= 1 if extractor.level == "frame" else feats.shape[0] == 1
     assert np.isfinite(feats).all()
     assert np.array_equal(feats, extractor.extract(y.copy(), sr))  # deterministic
+    path = tmp_path / "clip.wav"
+    sf.write(path, y, sr, subtype="FLOAT")
+    assert np.array_equal(extractor.extract_file(path), feats)  # the file path gives the same features
     try:
         assert np.isfinite(extractor.extract(np.zeros_like(y), sr)).all()
     except FeatureError as exc:  # a speaker encoder may refuse silence, with a clear message
@@ -106,6 +110,20 @@ def test_logmel_matches_librosa_ln_and_db():
     ours_db = build_extractor("logmel", {"log": "db", "fmin": 50, "fmax": 7000}).extract(y, 16000)
     mel2 = librosa.feature.melspectrogram(y=y, sr=16000, fmin=50, fmax=7000, **STFT)
     assert rel_err(ours_db, librosa.power_to_db(mel2).T) < 1e-4
+
+
+@pytest.mark.parametrize("overrides", [{}, {"pad_mode": "reflect"}, {"center": False}, {"delta_order": 1}])
+def test_extract_file_matches_librosa_on_a_flac_file(tmp_path, overrides):
+    y = speech_like(1.7)
+    path = tmp_path / "clip.flac"
+    sf.write(path, y, 16000, subtype="PCM_16")
+    extractor = build_extractor("mfcc", overrides)
+    audio, _ = librosa.load(path, sr=16000)
+    kw = dict(STFT, center=overrides.get("center", True), pad_mode=overrides.get("pad_mode", "constant"))
+    ref = librosa.feature.mfcc(y=audio, sr=16000, n_mfcc=40, **kw)
+    if overrides.get("delta_order"):
+        ref = np.concatenate([ref, librosa.feature.delta(ref)])
+    assert rel_err(extractor.extract_file(path), ref.T) < 1e-4
 
 
 def test_stack_is_mfcc_next_to_logmel():

@@ -120,6 +120,15 @@ class FeatureExtractor:
         """
         raise NotImplementedError
 
+    def extract_file(self, path) -> np.ndarray:
+        """Features of the audio file ``path``, decoded at :attr:`sample_rate`; as :meth:`extract`.
+
+        Raises AudioError (naming the file) for audio that cannot be used.
+        """
+        from sertool.audio import load_audio
+
+        return self.extract(load_audio(path, sr=self.sample_rate, min_duration=self.min_duration), self.sample_rate)
+
 
 def register(cls: type[FeatureExtractor]) -> type[FeatureExtractor]:
     """Class decorator: add an extractor type and a preset of the same name."""

@@ -93,21 +93,40 @@ def frame_spectrum(samples: np.ndarray, *, window: np.ndarray, n_fft: int, hop_l
                    pad_mode: str = "constant") -> np.ndarray:
     """Complex STFT ``(num_frames, 1 + n_fft // 2)`` with librosa's framing.
 
-    Frames start every ``hop_length`` samples (centred: padded by ``n_fft // 2``
-    with ``pad_mode``). ``window`` has the window's own length (<= ``n_fft``),
-    centred in the ``n_fft`` frame as librosa does; only that part of each
-    frame is transformed, zero-padded to ``n_fft``. That shifts every frame's
-    phase but leaves magnitudes exactly as librosa computes them, and saves
-    the multiply by zeros.
+    Frames start every ``hop_length`` samples; centred, the signal is first
+    padded by ``n_fft // 2`` on each side with ``pad_mode``. See
+    :func:`padded_frame_spectrum`.
+    """
+    if center:
+        samples = np.pad(samples, n_fft // 2, mode=pad_mode)
+    return padded_frame_spectrum(samples, window=window, n_fft=n_fft, hop_length=hop_length)
+
+
+def padded_frame_spectrum(samples: np.ndarray, *, window: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """Complex STFT ``(num_frames, 1 + n_fft // 2)`` of float32 ``samples`` (already padded, if at all).
+
+    Frame ``t`` covers ``samples[t * hop_length : t * hop_length + n_fft]``.
+    ``window`` (float32, its own length <= ``n_fft``) sits in the middle of
+    the frame, as librosa centres it; only that part of each frame is
+    windowed, into a buffer whose tail is zero, and transformed with
+    ``n_fft`` points. That shifts every frame's phase but leaves magnitudes
+    exactly as librosa computes them, and skips the multiply by zeros and
+    the copy a zero-padding FFT call would make.
     """
     from scipy.fft import rfft
 
-    if center:
-        samples = np.pad(samples, n_fft // 2, mode=pad_mode)
-    left = (n_fft - window.shape[0]) // 2
-    frames = np.lib.stride_tricks.sliding_window_view(samples[left:], window.shape[0])[::hop_length]
     count = num_frames(samples.shape[0], n_fft=n_fft, hop_length=hop_length, center=False)
-    return rfft(frames[:count] * window, n=n_fft, axis=-1, overwrite_x=True)
+    width = window.shape[0]
+    if count == 0:
+        return np.zeros((0, 1 + n_fft // 2), np.complex64)
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+    step = samples.strides[0]
+    frames = np.lib.stride_tricks.as_strided(samples[(n_fft - width) // 2:], shape=(count, width),
+                                             strides=(hop_length * step, step), writeable=False)
+    buffer = np.empty((count, n_fft), np.float32)
+    np.multiply(frames, window, out=buffer[:, :width])
+    buffer[:, width:] = 0.0
+    return rfft(buffer, axis=-1)
 
 
 class BandedMel:
@@ -155,11 +174,16 @@ class BandedMel:
         return out
 
 
-def power_to_db(spec: np.ndarray, *, amin: float = 1e-10, top_db: float = 80.0) -> np.ndarray:
-    """``10 log10(max(amin, spec))``, floored at ``max - top_db`` (``top_db`` 0: no floor); = ``librosa.power_to_db``."""
-    log_spec = 10.0 * np.log10(np.maximum(amin, spec))
+def power_to_db(spec: np.ndarray, *, amin: float = 1e-10, top_db: float = 80.0, inplace: bool = False) -> np.ndarray:
+    """``10 log10(max(amin, spec))``, floored at ``max - top_db`` (``top_db`` 0: no floor); = ``librosa.power_to_db``.
+
+    ``inplace`` overwrites ``spec`` (a float array) with the result.
+    """
+    log_spec = np.maximum(spec, amin, out=spec if inplace else None)
+    np.log10(log_spec, out=log_spec)
+    log_spec *= 10.0
     if top_db > 0:
-        log_spec = np.maximum(log_spec, log_spec.max() - top_db)
+        np.maximum(log_spec, log_spec.max() - top_db, out=log_spec)
     return log_spec
 
 

@@ -161,31 +161,58 @@ class _SpectralExtractor(FeatureExtractor):
         samples = c.win_length if c.center else c.n_fft
         return samples / c.sample_rate
 
+    @property
+    def _pad(self) -> int:
+        """Samples of padding on each side of a centred STFT."""
+        return self.config.n_fft // 2 if self.config.center else 0
+
     def log_mel(self, samples: np.ndarray) -> np.ndarray:
         """Log-mel matrix ``(num_frames, n_mels)`` float32 of float32 ``samples``."""
+        import numpy as np
+
+        samples = np.asarray(samples, dtype=np.float32)
+        if self._pad:
+            samples = np.pad(samples, self._pad, mode=self.config.pad_mode)
+        return self._padded_log_mel(samples)
+
+    def _padded_log_mel(self, padded: np.ndarray) -> np.ndarray:
+        """:meth:`log_mel` of samples that already carry the STFT padding."""
         import numpy as np
 
         from sertool.features import dsp
 
         c = self.config
-        spectrum = dsp.frame_spectrum(samples, window=self._window, n_fft=c.n_fft, hop_length=c.hop_length,
-                                      center=c.center, pad_mode=c.pad_mode)
-        mel = self._mel.power_mel(spectrum, power=c.power)
+        spectrum = dsp.padded_frame_spectrum(padded, window=self._window, n_fft=c.n_fft, hop_length=c.hop_length)
+        mel = self._mel.power_mel(spectrum, power=c.power)  # a fresh array: the log may overwrite it
         if c.log == "db":
-            return dsp.power_to_db(mel, amin=c.amin, top_db=c.top_db)
-        return np.log(mel + np.float32(c.log_offset))
+            return dsp.power_to_db(mel, amin=c.amin, top_db=c.top_db, inplace=True)
+        mel += np.float32(c.log_offset)
+        return np.log(mel, out=mel)
 
     def _columns(self, logmel: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
+        self.check_input(samples, sr)
+        return self._finish(self.log_mel(samples))
+
+    def extract_file(self, path) -> np.ndarray:
+        """As the base class, but decodes straight into the STFT's zero padding when there is one."""
+        if self.config.pad_mode != "constant":
+            return super().extract_file(path)
+        from sertool.audio import load_audio
+
+        padded = load_audio(path, sr=self.sample_rate, min_duration=self.min_duration, pad=self._pad)
+        return self._finish(self._padded_log_mel(padded))
+
+    def _finish(self, logmel: np.ndarray) -> np.ndarray:
+        """Output columns, deltas and clipping of a log-mel matrix; float32 ``(num_frames, dim)``."""
         import numpy as np
 
         from sertool.features import dsp
 
         c = self.config
-        self.check_input(samples, sr)
-        feats = self._columns(self.log_mel(np.asarray(samples, dtype=np.float32)))
+        feats = self._columns(logmel)
         if c.delta_order:
             feats = np.concatenate(
                 [feats] + [dsp.deltas(feats, order=k, width=c.delta_width) for k in range(1, c.delta_order + 1)],
@@ -315,8 +342,8 @@ class MfccStatsExtractor(_CepstralMixin, _SpectralExtractor):
     def _columns(self, logmel):
         return logmel @ self._dct
 
-    def extract(self, samples, sr):
+    def _finish(self, logmel):
         import numpy as np
 
-        frames = super().extract(samples, sr)
+        frames = super()._finish(logmel)
         return np.concatenate([frames.mean(axis=0), frames.std(axis=0)])[None, :].astype(np.float32)
