@@ -82,20 +82,41 @@ def _read_into_padded(fh, pad: int) -> np.ndarray:
     return out[:got + 2 * pad] if got < fh.frames else out
 
 
-def _decode_flac(path: Path) -> tuple[np.ndarray, int] | None:
-    """float32 mono samples and native rate of a FLAC file via dr_flac; None: leave it to libsndfile."""
+def _drflac():
+    """miniaudio's compiled dr_flac as ``(ffi, lib)``, or None when not installed or too old."""
     try:
-        import miniaudio
+        from miniaudio import ffi, lib
     except ImportError:
         return None
-    try:
-        decoded = miniaudio.flac_read_file_f32(str(path))
-    except miniaudio.DecodeError:
+    return (ffi, lib) if hasattr(lib, "ma_dr_flac_open_file") else None
+
+
+def _decode_flac(path: Path, pad: int) -> tuple[np.ndarray, np.ndarray | None, int] | None:
+    """``(mono samples, padded array holding them or None, native rate)`` via dr_flac; None: use libsndfile.
+
+    A mono file is decoded straight into the middle of the padded array.
+    """
+    drflac = _drflac()
+    if drflac is None:
         return None
-    samples = np.frombuffer(decoded.samples, dtype=np.float32)
-    if decoded.nchannels > 1:
-        samples = samples.reshape(-1, decoded.nchannels).mean(axis=1, dtype=np.float32)
-    return samples, int(decoded.sample_rate)
+    ffi, lib = drflac
+    handle = lib.ma_dr_flac_open_file(os.fsencode(path), ffi.NULL)
+    if handle == ffi.NULL:  # not FLAC, or damaged: libsndfile decodes it or says why not
+        return None
+    try:
+        frames, channels, rate = int(handle.totalPCMFrameCount), int(handle.channels), int(handle.sampleRate)
+        if frames == 0:  # length not in the header (allowed in FLAC): let libsndfile stream it
+            return None
+        if channels == 1:
+            padded = np.zeros(frames + 2 * pad, np.float32)
+            got = int(lib.ma_dr_flac_read_pcm_frames_f32(handle, frames, ffi.from_buffer("float[]", padded[pad:])))
+            padded = padded[:got + 2 * pad]  # fewer than announced in a truncated file
+            return padded[pad:got + pad], padded, rate
+        data = np.empty((frames, channels), np.float32)
+        got = int(lib.ma_dr_flac_read_pcm_frames_f32(handle, frames, ffi.from_buffer("float[]", data)))
+        return data[:got].mean(axis=1, dtype=np.float32), None, rate
+    finally:
+        lib.ma_dr_flac_close(handle)
 
 
 def _decode(path: Path, sr: int, pad: int) -> tuple[np.ndarray, np.ndarray | None, int, bool]:
@@ -106,9 +127,9 @@ def _decode(path: Path, sr: int, pad: int) -> tuple[np.ndarray, np.ndarray | Non
     import soundfile as sf
 
     if path.suffix.lower() == ".flac":
-        fast = _decode_flac(path)
+        fast = _decode_flac(path, pad)
         if fast is not None:
-            return fast[0], None, fast[1], True
+            return (*fast, True)
     try:
         with sf.SoundFile(str(path)) as fh:
             native_sr, integer_pcm = fh.samplerate, fh.subtype.startswith("PCM")
@@ -168,7 +189,7 @@ def load_audio(path: str | os.PathLike, *, sr: int = 16000, min_duration: float 
             f"{path}: {samples.shape[0] / sr:.3f} s of audio is shorter than the "
             f"{min_duration:.3f} s needed; remove it or use a shorter analysis window"
         )
-    if padded is not None:
+    if padded is not None and native_sr == sr:
         return padded
     if pad:
         out = np.zeros(samples.shape[0] + 2 * pad, np.float32)

@@ -1,7 +1,7 @@
 """``extract``: compute features for every utterance of a manifest into a store.
 
 One process writes (:class:`~sertool.store.StoreWriter`); with ``jobs > 1``
-worker processes decode audio and compute features. Utterances whose audio
+it and ``jobs - 1`` worker processes decode audio and compute features. Utterances whose audio
 is unchanged since they were stored (same size and mtime) are skipped.
 
 A finished run leaves a stamp (``.<store>.stamp``): a digest of the config,
@@ -182,21 +182,63 @@ def _worker(chunk: list[tuple[str, str]]):
 
 
 def _run(extractor, tasks: list[tuple[str, str]], jobs: int) -> Iterator[tuple[str, "np.ndarray | None", str | None]]:
-    """Yield ``(id, features or None, error or None)`` for every task, in any order."""
+    """Yield ``(id, features or None, error or None)`` for every task, in any order.
+
+    ``jobs`` processes compute: this one and ``jobs - 1`` workers. This
+    process also writes what they return (the caller's loop), so ``jobs``
+    busy processes use ``jobs`` cores, the same as a ``Pool(jobs)`` whose
+    parent only waits.
+    """
+    _tune_compute_process()
     if jobs <= 1 or len(tasks) <= 1:
-        _tune_compute_process()
         for task in tasks:
             yield _compute(extractor, *task)
         return
+    import collections
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    # The first file here, before the pool starts: forked workers then inherit the decoder and FFT modules loaded.
+    yield _compute(extractor, *tasks[0])
+    tasks = tasks[1:]
     size = max(1, min(16, len(tasks) // (jobs * 8)))
-    chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
-    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(_start_method()),
-                               initializer=_init_worker, initargs=(extractor.config.to_dict(),))
+    chunks = collections.deque(tasks[i:i + size] for i in range(0, len(tasks), size))
     with _single_thread_env():
-        yield from _drain(pool, chunks, jobs)
+        pool = ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context(_start_method()),
+                                   initializer=_init_worker, initargs=(extractor.config.to_dict(),))
+        yield from _share(pool, extractor, chunks, jobs - 1)
+
+
+def _share(pool, extractor, chunks, workers: int):
+    """Workers take chunks from the front of ``chunks``; between their results this process computes from the back."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    pending: set = set()
+    own: list = []
+    try:
+        while chunks and len(pending) < 2 * workers:
+            pending.add(pool.submit(_worker, chunks.popleft()))
+        while pending or own or chunks:
+            done = [future for future in pending if future.done()]
+            for future in done:
+                pending.discard(future)
+                yield from future.result()
+                if chunks:
+                    pending.add(pool.submit(_worker, chunks.popleft()))
+            if done:
+                continue
+            if not own and chunks:
+                own = chunks.pop()[::-1]
+            if own:
+                yield _compute(extractor, *own.pop())
+            else:  # nothing left to take: wait for the workers
+                wait(pending, return_when=FIRST_COMPLETED)
+    except BrokenProcessPool:
+        raise SertoolError("a feature worker process died (out of memory?); finished work is saved, "
+                           "rerun with fewer --jobs to continue") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _start_method() -> str:
@@ -210,27 +252,6 @@ def _start_method() -> str:
 
     pools = threadpool_info()
     return "fork" if pools and all(p.get("num_threads") == 1 for p in pools) else "spawn"
-
-
-def _drain(pool, chunks, jobs):
-    from concurrent.futures import FIRST_COMPLETED, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    try:
-        pending = {pool.submit(_worker, c) for c in chunks[: jobs * 4]}
-        queued = iter(chunks[jobs * 4:])
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield from future.result()
-                nxt = next(queued, None)
-                if nxt is not None:
-                    pending.add(pool.submit(_worker, nxt))
-    except BrokenProcessPool:
-        raise SertoolError("a feature worker process died (out of memory?); finished work is saved, "
-                           "rerun with fewer --jobs to continue") from None
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @contextlib.contextmanager
@@ -310,7 +331,7 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
     overrides
         Config values replacing the preset's defaults.
     jobs
-        Worker processes computing features (1: in this process).
+        Processes computing features: this one and ``jobs - 1`` workers.
     overwrite
         Recompute everything into a fresh store.
     progress

@@ -65,11 +65,11 @@ def test_flac_fast_decoder_equals_libsndfile(make_audio, monkeypatch, subtype, c
     path = make_audio(f"x_{subtype}_{channels}_{sr}.flac", seconds=0.7, subtype=subtype, channels=channels, sr=sr)
     from sertool import audio
 
-    assert audio._decode_flac(path) is not None  # dr_flac did decode it
+    assert audio._decode_flac(path, 0) is not None  # dr_flac did decode it
     fast = load_audio(path, sr=16000, pad=64)
     if sr == 16000:
         assert np.array_equal(fast[64:-64], _libsndfile_mono(path))
-    monkeypatch.setattr(audio, "_decode_flac", lambda path: None)  # force libsndfile
+    monkeypatch.setattr(audio, "_decode_flac", lambda path, pad: None)  # force libsndfile
     assert np.array_equal(fast, load_audio(path, sr=16000, pad=64))
 
 
