@@ -195,50 +195,40 @@ def _run(extractor, tasks: list[tuple[str, str]], jobs: int) -> Iterator[tuple[s
             yield _compute(extractor, *task)
         return
     import collections
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+
+    from sertool.workers import Workers
 
     # The first file here, before the pool starts: forked workers then inherit the decoder and FFT modules loaded.
     yield _compute(extractor, *tasks[0])
     tasks = tasks[1:]
-    size = max(1, min(16, len(tasks) // (jobs * 8)))
+    size = max(1, min(8, len(tasks) // (jobs * 8)))
     chunks = collections.deque(tasks[i:i + size] for i in range(0, len(tasks), size))
+    workers = Workers(jobs - 1, _worker, initializer=_init_worker, initargs=(extractor.config.to_dict(),),
+                      start_method=_start_method())
     with _single_thread_env():
-        pool = ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context(_start_method()),
-                                   initializer=_init_worker, initargs=(extractor.config.to_dict(),))
-        yield from _share(pool, extractor, chunks, jobs - 1)
+        workers.start()
+    with workers:
+        yield from _share(workers, extractor, chunks)
 
 
-def _share(pool, extractor, chunks, workers: int):
+def _share(workers, extractor, chunks):
     """Workers take chunks from the front of ``chunks``; between their results this process computes from the back."""
-    from concurrent.futures import FIRST_COMPLETED, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    pending: set = set()
     own: list = []
-    try:
-        while chunks and len(pending) < 2 * workers:
-            pending.add(pool.submit(_worker, chunks.popleft()))
-        while pending or own or chunks:
-            done = [future for future in pending if future.done()]
-            for future in done:
-                pending.discard(future)
-                yield from future.result()
-                if chunks:
-                    pending.add(pool.submit(_worker, chunks.popleft()))
-            if done:
-                continue
-            if not own and chunks:
-                own = chunks.pop()[::-1]
-            if own:
-                yield _compute(extractor, *own.pop())
-            else:  # nothing left to take: wait for the workers
-                wait(pending, return_when=FIRST_COMPLETED)
-    except BrokenProcessPool:
-        raise SertoolError("a feature worker process died (out of memory?); finished work is saved, "
-                           "rerun with fewer --jobs to continue") from None
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    while chunks and workers.outstanding < 2 * len(workers):
+        workers.submit(chunks.popleft())
+    while workers.outstanding or own or chunks:
+        done = workers.get(block=False) if workers.outstanding else None
+        if done is not None:
+            yield from done
+            if chunks:
+                workers.submit(chunks.popleft())
+            continue
+        if not own and chunks:
+            own = chunks.pop()[::-1]
+        if own:
+            yield _compute(extractor, *own.pop())
+        else:  # nothing left to take: wait for the workers
+            yield from workers.get()
 
 
 def _start_method() -> str:
@@ -256,20 +246,32 @@ def _start_method() -> str:
 
 @contextlib.contextmanager
 def _sigterm_as_exit():
-    """Turn SIGTERM into SystemExit (in the main thread), so ``kill`` commits finished work."""
+    """Turn SIGTERM into SystemExit (in the main thread), so ``kill`` commits finished work.
+
+    Yields a function to call between work items: Python ignores an
+    exception raised while a weakref callback or ``__del__`` runs, so a
+    signal landing there would be lost; the function raises it again.
+    """
     import signal
     import threading
 
+    received: list[int] = []
+
+    def check() -> None:
+        if received:
+            raise SystemExit(128 + received[0])
+
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield check
         return
 
     def handler(signum, frame):
+        received.append(signum)
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
-        yield
+        yield check
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -378,7 +380,7 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
              "sample_rate": extractor.sample_rate, "manifest": str(manifest.resolve()),
              "feature_names": json.dumps(list(extractor.feature_names))}
     with StoreWriter(path, attrs, overwrite=overwrite, checkpoint_seconds=checkpoint_seconds) as writer, \
-            _sigterm_as_exit():
+            _sigterm_as_exit() as check_terminated:
         _write_stamp(path, None)
         tasks = [(utt_id, p) for utt_id, (p, ident) in identities.items() if writer.needs(utt_id, ident)]
         report.skipped = len(identities) - len(tasks)
@@ -392,6 +394,7 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
                     report.fail(utt_id, paths[utt_id], "extract", error)
                     writer.remove(utt_id)  # features of the file's old content are stale now
                 bar.update()
+                check_terminated()
     if not report.failed:
         _write_stamp(path, digest)
         _remember_request(out_dir, request, path.name, config.config_hash())

@@ -95,12 +95,13 @@ def test_prepare_emodb_acceptance(tmp_path):
 
 @pytest.mark.slow
 @needs_ravdess
-def test_sigterm_during_extract_keeps_finished_work(tmp_path):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigterm_during_extract_keeps_finished_work(tmp_path, jobs):
     manifest = tmp_path / "r.csv"
     subprocess.run([sys.executable, "-m", "sertool", "prepare", "ravdess", str(RAVDESS), "-o", str(manifest)],
                    check=True, capture_output=True)
     out = tmp_path / "feats"
-    cmd = [sys.executable, "-m", "sertool", "extract", str(manifest), "-f", "logmel", "-o", str(out)]
+    cmd = [sys.executable, "-m", "sertool", "extract", str(manifest), "-f", "logmel", "-o", str(out), "-j", jobs]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
 

@@ -121,13 +121,27 @@ def test_a_file_that_breaks_loses_its_stale_entry(manifest, tmp_path):
         assert utt.id not in store and utt.id not in store.index() and len(store) == 5
 
 
-def test_jobs_give_the_same_store(manifest, tmp_path):
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_jobs_give_the_same_store(manifest, tmp_path, jobs):
     one = extract_manifest(manifest, feature_set="mscnn_mfcc96", out_dir=tmp_path / "a", jobs=1)
-    two = extract_manifest(manifest, feature_set="mscnn_mfcc96", out_dir=tmp_path / "b", jobs=2)
-    with FeatureStore(one.store_path) as a, FeatureStore(two.store_path) as b:
+    more = extract_manifest(manifest, feature_set="mscnn_mfcc96", out_dir=tmp_path / "b", jobs=jobs)
+    assert more.report.ok == 6
+    with FeatureStore(one.store_path) as a, FeatureStore(more.store_path) as b:
         assert sorted(a.keys()) == sorted(b.keys())
         for key in a.keys():
             np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_jobs_on_a_real_corpus_with_a_broken_file(tmp_path, ravdess_subset):
+    manifest = write_manifest(ravdess.prepare(ravdess_subset, report=RunReport()), tmp_path / "r.csv")
+    (ravdess_subset / "Actor_01" / "03-01-05-01-01-01-01.flac").write_bytes(b"not flac")  # broken after prepare
+    result = extract_manifest(manifest, feature_set="logmel", out_dir=tmp_path / "feats", jobs=2, max_failures=1)
+    assert (result.report.ok, result.report.failed) == (119, 1)
+    assert "03-01-05-01-01-01-01.flac: cannot decode audio" in result.report.failures[0].error
+    with FeatureStore(result.store_path) as store:
+        assert len(store) == 119
+        clip = next(u for u in read_manifest(manifest) if u.id != "03-01-05-01-01-01-01")
+        np.testing.assert_array_equal(store[clip.id], build_extractor("logmel").extract_file(clip.path))
 
 
 def test_store_errors(tmp_path, manifest):

@@ -1,0 +1,99 @@
+"""The extract worker processes: results, a dying worker, an interrupted or killed parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sertool.errors import SertoolError
+from sertool.workers import Workers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _nothing() -> None:
+    pass
+
+
+def _square_all(chunk: list[int]) -> list[tuple[int, int, int]]:
+    return [(x, x * x, os.getpid()) for x in chunk]
+
+
+def _die_on_minus_one(chunk: list[int]) -> list[int]:
+    if -1 in chunk:
+        os._exit(9)  # as an out-of-memory kill would end it: no exception, no result
+    return chunk
+
+
+def _sleep(chunk: list[float]) -> list[float]:
+    time.sleep(chunk[0])
+    return chunk
+
+
+def _gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status  # a zombie has exited; only its parent could reap it
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_every_chunk_comes_back_once(start_method):
+    chunks = [list(range(i, i + 5)) for i in range(0, 50, 5)]
+    with Workers(2, _square_all, initializer=_nothing, start_method=start_method) as workers:
+        for chunk in chunks:
+            workers.submit(chunk)
+        assert len(workers) == 2 and workers.outstanding == 10
+        results = [workers.get() for _ in chunks]
+        assert workers.outstanding == 0 and workers.get(block=False) is None
+    flat = sorted(item for result in results for item in result)
+    assert [(x, sq) for x, sq, _ in flat] == [(x, x * x) for x in range(50)]
+    assert {pid for _, _, pid in flat} != {os.getpid()}  # computed elsewhere
+
+
+def test_a_dying_worker_is_a_clear_error():
+    with pytest.raises(SertoolError, match="worker process died.*fewer --jobs"):
+        with Workers(1, _die_on_minus_one, initializer=_nothing, start_method="fork", poll_seconds=0.05) as workers:
+            workers.submit([1, 2])
+            assert workers.get() == [1, 2]
+            workers.submit([-1])
+            workers.get()
+
+
+def test_leaving_early_stops_every_worker():
+    with pytest.raises(KeyboardInterrupt):
+        with Workers(2, _sleep, initializer=_nothing, start_method="fork") as workers:
+            workers.submit([30.0])
+            workers.submit([30.0])
+            processes = list(workers._processes)
+            raise KeyboardInterrupt
+    assert not any(p.is_alive() for p in processes)
+
+
+KILLED_PARENT = """
+import sys, time
+from tests.test_workers import _sleep, _nothing
+from sertool.workers import Workers
+workers = Workers(2, _sleep, initializer=_nothing, start_method="fork").start()
+print(*[p.pid for p in workers._processes], flush=True)
+time.sleep(60)
+"""
+
+
+def test_workers_exit_when_their_parent_is_killed():
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_PARENT], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    pids = [int(pid) for pid in proc.stdout.readline().split()]
+    assert len(pids) == 2 and not any(_gone(pid) for pid in pids)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(_gone(pid) for pid in pids):
+        time.sleep(0.1)
+    assert all(_gone(pid) for pid in pids), "orphaned workers kept running"
