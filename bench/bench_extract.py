@@ -4,17 +4,23 @@ For MFCC and log-Mel at 1 and 2 jobs, times
 
 - ``librosa``: for each file ``librosa.load`` + ``librosa.feature.mfcc`` (or
   ``melspectrogram`` + ``log``) with the same parameters as sertool's config;
-  features are computed and discarded (nothing written).
+  features are computed and discarded (nothing written). 2 jobs: a
+  ``multiprocessing.Pool(2)`` forked after librosa is imported.
 - ``sertool``: ``extract_manifest(..., overwrite=True)``: decode, features,
-  and writing the HDF5 store (so sertool does strictly more work).
+  and writing the HDF5 store (so sertool does strictly more work); 2 jobs:
+  this process and one worker.
 
-Both sides use one BLAS thread per process and ``jobs`` processes; the page
-cache is warmed first, and each number is the best of ``--repeat`` runs.
-Also times a no-op rerun of ``sertool extract`` (the CLI, fresh process)
-against its first run. Results go to stdout and, with ``--write``, into the
-table between the markers in bench/README.md.
+Each timing runs in a fresh Python process that first imports its side and
+warms it up on a few files (numba compilation, first HDF5 file), so neither
+side inherits the other's memory or pays its imports; librosa and sertool
+runs alternate, so drifts in machine load hit both, and each number is the
+best of ``--repeat``. One BLAS thread per process on both sides; the page
+cache is warmed first. Also times decoding alone (libsndfile vs dr_flac)
+and a no-op rerun of ``sertool extract`` (the CLI, fresh process) against
+its first run. Results go to stdout and, with ``--write``, into the table
+between the markers in bench/README.md.
 
-Usage: python bench/bench_extract.py [--data ../shared/data/ravdess] [--repeat 2] [--write]
+Usage: python bench/bench_extract.py [--data ../shared/data/ravdess] [--repeat 3] [--write]
 """
 
 from __future__ import annotations
@@ -99,6 +105,48 @@ def sertool_run(manifest: Path, feature_set: str, out: Path, jobs: int) -> float
     return elapsed
 
 
+def measure(side: str, feature_set: str, jobs: int, manifest: Path, out: Path) -> float:
+    """Seconds for one timed run of ``side``, in this (fresh) process, after a warm-up."""
+    from sertool.manifest import read_manifest
+
+    rows = read_manifest(manifest)
+    config = build_config(feature_set)
+    warm = write_manifest(rows[:8], out / "warm.csv")
+    if side == "librosa":
+        import librosa
+
+        librosa.feature.mfcc(y=np.zeros(16000, np.float32), sr=16000)  # numba compilation
+        librosa_loop([str(u.path) for u in rows[:8]], config, 1)
+        return librosa_loop([str(u.path) for u in rows], config, jobs)
+    sertool_run(warm, feature_set, out / "warm", 1)
+    return sertool_run(manifest, feature_set, out / "feats", jobs)
+
+
+def timed_in_fresh_process(side: str, feature_set: str, jobs: int, manifest: Path, work: Path) -> float:
+    out = work / side
+    out.mkdir(exist_ok=True)
+    cmd = [sys.executable, __file__, "--measure", side, feature_set, str(jobs), str(manifest), str(out)]
+    return float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()[-1])
+
+
+def decode_only(files: list[str]) -> tuple[float, float]:
+    """Seconds to decode every file (1 process) with libsndfile and with sertool's loader (dr_flac for FLAC)."""
+    import soundfile as sf
+
+    from sertool.audio import load_audio
+
+    timings = []
+    for decode in (lambda f: sf.read(f, dtype="float32"), lambda f: load_audio(f, sr=16000)):
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            for f in files:
+                decode(f)
+            best = min(best, time.perf_counter() - start)
+        timings.append(best)
+    return timings[0], timings[1]
+
+
 def cli_rerun(manifest: Path, out: Path) -> tuple[float, float]:
     cmd = [sys.executable, "-m", "sertool", "extract", str(manifest), "--features", "mfcc", "-o", str(out)]
     def timed() -> float:
@@ -112,6 +160,10 @@ def cli_rerun(manifest: Path, out: Path) -> tuple[float, float]:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--measure":
+        side, feature_set, jobs, manifest, out = sys.argv[2:]
+        print(f"{measure(side, feature_set, int(jobs), Path(manifest), Path(out)):.6f}")
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
     ap.add_argument("--repeat", type=int, default=3)
@@ -120,8 +172,6 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="update bench/README.md (needs the default sets)")
     args = ap.parse_args()
 
-    import librosa
-
     work = Path(tempfile.mkdtemp(prefix="sertool-bench-"))
     rows = ravdess.prepare(Path(args.data), report=RunReport())
     manifest = write_manifest(rows, work / "ravdess.csv")
@@ -129,20 +179,23 @@ def main() -> None:
     audio_s = sum(u.duration for u in rows)
     for f in files:  # warm the page cache
         Path(f).read_bytes()
-    librosa.feature.mfcc(y=np.zeros(16000, np.float32), sr=16000)  # numba compilation out of the timings
 
     lines = []
     for feature_set in args.features:
-        config = build_config(feature_set)
         for jobs in args.jobs:
             base_runs, our_runs = [], []
             for _ in range(args.repeat):  # interleaved, so drifts in machine load hit both sides
-                base_runs.append(librosa_loop(files, config, jobs))
-                our_runs.append(sertool_run(manifest, feature_set, work / "feats", jobs))
+                base_runs.append(timed_in_fresh_process("librosa", feature_set, jobs, manifest, work))
+                our_runs.append(timed_in_fresh_process("sertool", feature_set, jobs, manifest, work))
             base, ours = min(base_runs), min(our_runs)
             lines.append(f"| {feature_set} | {jobs} | {base:.2f} | {audio_s / base:.0f}x | {ours:.2f} | "
                          f"{audio_s / ours:.0f}x | **{base / ours:.2f}** |")
             print(lines[-1], flush=True)
+    libsndfile_s, ours_s = decode_only(files)
+    decode = (f"Decoding alone, 1 process, best of 3: libsndfile (`soundfile.read`) {libsndfile_s:.2f} s, "
+              f"sertool's loader (dr_flac for FLAC, into the STFT padding) {ours_s:.2f} s = "
+              f"{libsndfile_s / ours_s:.2f}x.")
+    print(decode)
     if not args.write:
         return
     first, second = cli_rerun(manifest, work / "cli")
@@ -157,9 +210,12 @@ def main() -> None:
         "|---|---|---|---|---|---|---|",
         *lines,
         "",
+        decode,
+        "",
         rerun,
     ])
     write_table("extract", table)
+
 
 if __name__ == "__main__":
     main()
