@@ -140,9 +140,7 @@ def _config_options(func):
 
 
 def _overrides(config_file, sets, options) -> dict:
-    from sertool.features.base import load_toml
-
-    from sertool.configs import parse_assignments
+    from sertool.configs import load_toml, parse_assignments
 
     overrides = load_toml(config_file) if config_file else {}
     overrides.update(parse_assignments(sets))
@@ -221,7 +219,7 @@ def extract(ctx, manifest, feature_set, out_dir, config_file, sets, jobs, overwr
 # --------------------------------------------------------------------------- train
 def _toml_sections(path) -> tuple[dict, dict]:
     """A train TOML: [model] and [train] tables (model overrides, train settings)."""
-    from sertool.features.base import load_toml
+    from sertool.configs import load_toml
 
     data = load_toml(path) if path else {}
     stray = sorted(set(data) - {"model", "train"})

@@ -73,3 +73,18 @@ def toml_value(value: Any) -> str:
 def to_toml_table(config) -> str:
     """Every field of a config dataclass as ``key = value`` lines."""
     return "".join(f"{k} = {toml_value(v)}\n" for k, v in dataclasses.asdict(config).items())
+
+
+def load_toml(path) -> dict[str, Any]:
+    """Read a TOML config file into a dict; ConfigError naming the file when it is missing or invalid."""
+    import tomllib
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc}); see `sertool extract --print-config NAME`") from None

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from sertool.errors import SertoolError
-from sertool.manifest import Utterance, read_manifest
+from sertool.manifest import Utterance, read_manifest, read_sources
 from sertool.progress import progress_bar
 from sertool.report import RunReport
 from sertool.store import SourceIdentity, store_path
@@ -54,10 +54,21 @@ def _stamp_path(store: Path) -> Path:
 
 
 def _digest(config_hash: str, identities: dict[str, tuple[str, SourceIdentity]]) -> str:
-    h = hashlib.sha256(config_hash.encode())
-    for utt_id, (path, ident) in identities.items():
-        h.update(f"{utt_id}\t{path}\t{ident.size}\t{ident.mtime_ns}\n".encode())
-    return h.hexdigest()
+    rows = "".join(f"{utt_id}\t{path}\t{ident.size}\t{ident.mtime_ns}\n"
+                   for utt_id, (path, ident) in identities.items())
+    return hashlib.sha256((config_hash + rows).encode()).hexdigest()
+
+
+def _up_to_date(manifest: Path, store: Path, config_hash: str) -> int | None:
+    """Number of rows when ``store``'s stamp matches the manifest's rows and their audio as it is now, else None."""
+    identities = {}
+    for utt_id, path in read_sources(manifest):
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None  # the full run reports it
+        identities[utt_id] = (path, SourceIdentity(st.st_size, st.st_mtime_ns))
+    return len(identities) if _stamp_matches(store, _digest(config_hash, identities)) else None
 
 
 def _stamp_matches(store: Path, digest: str) -> bool:
@@ -355,18 +366,18 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
         Bad manifest or config, or a store that cannot be written.
     """
     manifest = Path(manifest)
-    utterances = read_manifest(manifest)
     report = RunReport(max_failures=max_failures)
-    identities = _identities(utterances, report)
     request = _request_key(manifest, feature_set, overrides)
     known = _known_requests(out_dir).get(request)
-    if known and not report.failed and not overwrite:  # fast path: no config classes, no numpy, no HDF5
+    if known and not overwrite:  # fast path: no config classes, no numpy, no HDF5, no Utterance objects
         path = Path(out_dir) / known["store"]
-        if _stamp_matches(path, _digest(known["config_hash"], identities)):
-            report.skipped = len(utterances)
+        rows = _up_to_date(manifest, path, known["config_hash"])
+        if rows is not None:
+            report.skipped = rows
             failures_path_for(path).unlink(missing_ok=True)
             return ExtractResult(path, report, None)
-
+    utterances = read_manifest(manifest)
+    identities = _identities(utterances, report)
     from sertool.features import build_extractor
     from sertool.store import StoreWriter
 

@@ -126,6 +126,25 @@ def validate_ids(utterances: list[Utterance], *, where: str) -> None:
         raise ManifestError(f"{where}: invalid ids {bad[:5]}; ids must be non-empty and contain no '/'")
 
 
+def read_sources(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """``(id, absolute audio path)`` of every row, without building Utterances (a fast path).
+
+    Raises ManifestError for a missing file or missing ``id``/``path`` columns.
+    """
+    path = Path(path)
+    base = str(path.parent.resolve())
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, [])
+            if any(c not in header for c in REQUIRED_COLUMNS):
+                return [(u.id, str(u.path)) for u in read_manifest(path)]  # raises the full error
+            id_col, path_col = header.index("id"), header.index("path")
+            return [(row[id_col], os.path.normpath(os.path.join(base, row[path_col]))) for row in reader]
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: manifest not found; create one with `sertool prepare`") from None
+
+
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     """Read a manifest CSV; relative paths are resolved against its folder.
 

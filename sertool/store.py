@@ -23,7 +23,6 @@ import dataclasses
 import fcntl
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -307,6 +306,8 @@ class StoreWriter:
         if self._h5 is not None:
             return
         start = time.monotonic()
+        import shutil
+
         shutil.copyfile(self.path, self.tmp_path)
         # Stretch the interval so that copying costs under 5 % of the run.
         self._interval = max(self.checkpoint_seconds, 20 * (time.monotonic() - start))

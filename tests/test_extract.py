@@ -76,6 +76,25 @@ def test_rerun_touch_and_config_change(manifest, tmp_path):
     assert extract_manifest(manifest, feature_set="mfcc", out_dir=out, overwrite=True).report.ok == 6
 
 
+FAST_RERUN = """
+import sys
+from sertool.extract import extract_manifest
+result = extract_manifest(sys.argv[1], feature_set="mfcc", out_dir=sys.argv[2])
+heavy = [m for m in ("numpy", "h5py", "scipy", "sertool.features") if m in sys.modules]
+print(result.report.ok, result.report.skipped, *heavy)
+"""
+
+
+def test_a_no_op_rerun_reads_only_paths_and_stats(manifest, tmp_path):
+    out = tmp_path / "feats"
+    extract_manifest(manifest, feature_set="mfcc", out_dir=out)
+    rerun = [sys.executable, "-c", FAST_RERUN, str(manifest), str(out)]
+    assert subprocess.run(rerun, capture_output=True, text=True, check=True).stdout.split() == ["0", "6"]
+    path = read_manifest(manifest)[0].path
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # now the full path runs
+    assert subprocess.run(rerun, capture_output=True, text=True, check=True).stdout.split()[:2] == ["1", "5"]
+
+
 def test_changed_content_is_replaced_in_the_store(manifest, tmp_path):
     out = tmp_path / "feats"
     result = extract_manifest(manifest, feature_set="logmel", out_dir=out)

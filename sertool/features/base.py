@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sertool.configs import dataclass_from_dict, toml_value
+from sertool.configs import dataclass_from_dict, load_toml, toml_value  # noqa: F401 (load_toml: public here too)
 from sertool.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -181,16 +181,3 @@ def build_extractor(preset_or_config: str | FeatureConfig | dict, overrides: dic
     return EXTRACTORS[config.type](config)
 
 
-def load_toml(path) -> dict[str, Any]:
-    """Read a TOML feature config file into a dict."""
-    import tomllib
-    from pathlib import Path
-
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML ({exc}); see `sertool extract --print-config NAME`") from None
