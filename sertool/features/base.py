@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sertool.configs import dataclass_from_dict, load_toml, toml_value  # noqa: F401 (load_toml: public here too)
+from sertool.configs import dataclass_from_dict, toml_value
 from sertool.errors import ConfigError
 
 if TYPE_CHECKING:
