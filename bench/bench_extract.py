@@ -20,7 +20,7 @@ and a no-op rerun of ``sertool extract`` (the CLI, fresh process) against
 its first run. Results go to stdout and, with ``--write``, into the table
 between the markers in bench/README.md.
 
-Usage: python bench/bench_extract.py [--data ../shared/data/ravdess] [--repeat 3] [--write]
+Usage: python bench/bench_extract.py [--data ../shared/data/ravdess] [--repeat 5] [--write]
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--features", nargs="+", default=["mfcc", "logmel", "lightsernet_mfcc"])
     ap.add_argument("--jobs", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--write", action="store_true", help="update bench/README.md (needs the default sets)")

@@ -193,7 +193,7 @@ def extract(ctx, manifest, feature_set, out_dir, config_file, sets, jobs, overwr
         raise click.UsageError(f"missing {', '.join(missing)}")
     import os
 
-    from sertool.extract import SINGLE_THREAD_ENV, extract_manifest
+    from sertool.extract import SINGLE_THREAD_ENV, extract_manifest, summary
 
     for key, value in SINGLE_THREAD_ENV.items():  # before numpy loads BLAS; --jobs sets the cores
         os.environ.setdefault(key, value)
@@ -203,8 +203,7 @@ def extract(ctx, manifest, feature_set, out_dir, config_file, sets, jobs, overwr
                               max_failures=max_failures, progress=progress,
                               checkpoint_seconds=checkpoint_seconds)
     report = result.report
-    _log(f"extract {feature_set}: {report.ok} extracted, {report.skipped} up to date, {report.failed} failed "
-         f"-> {result.store_path} ({time.monotonic() - start:.1f} s)")
+    _log(summary(feature_set, report, result.store_path, time.monotonic() - start))
     if result.failures_path:
         _log(f"  failures listed in {result.failures_path}")
     if export_csv:

@@ -59,6 +59,27 @@ def _digest(config_hash: str, identities: dict[str, tuple[str, SourceIdentity]])
     return hashlib.sha256((config_hash + rows).encode()).hexdigest()
 
 
+def current_store(manifest, feature_set: str, out_dir, overrides: dict | None = None) -> tuple[Path, int] | None:
+    """``(store, rows)`` when an earlier finished run of this request is still current, else None.
+
+    Reads only the manifest's ids and paths, one ``stat`` per file and two
+    small JSON files: no numpy, no feature classes, no HDF5.
+    """
+    manifest = Path(manifest)
+    known = _known_requests(out_dir).get(_request_key(manifest, feature_set, overrides))
+    if not known:
+        return None
+    store = Path(out_dir) / known["store"]
+    rows = _up_to_date(manifest, store, known["config_hash"])
+    return None if rows is None else (store, rows)
+
+
+def summary(feature_set: str, report: RunReport, store: Path, seconds: float) -> str:
+    """The one-line account ``sertool extract`` prints on stderr."""
+    return (f"extract {feature_set}: {report.ok} extracted, {report.skipped} up to date, {report.failed} failed "
+            f"-> {store} ({seconds:.1f} s)")
+
+
 def _up_to_date(manifest: Path, store: Path, config_hash: str) -> int | None:
     """Number of rows when ``store``'s stamp matches the manifest's rows and their audio as it is now, else None."""
     identities = {}
@@ -367,15 +388,12 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
     """
     manifest = Path(manifest)
     report = RunReport(max_failures=max_failures)
+    current = None if overwrite else current_store(manifest, feature_set, out_dir, overrides)
+    if current is not None:
+        report.skipped = current[1]
+        failures_path_for(current[0]).unlink(missing_ok=True)
+        return ExtractResult(current[0], report, None)
     request = _request_key(manifest, feature_set, overrides)
-    known = _known_requests(out_dir).get(request)
-    if known and not overwrite:  # fast path: no config classes, no numpy, no HDF5, no Utterance objects
-        path = Path(out_dir) / known["store"]
-        rows = _up_to_date(manifest, path, known["config_hash"])
-        if rows is not None:
-            report.skipped = rows
-            failures_path_for(path).unlink(missing_ok=True)
-            return ExtractResult(path, report, None)
     utterances = read_manifest(manifest)
     identities = _identities(utterances, report)
     from sertool.features import build_extractor

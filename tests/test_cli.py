@@ -118,3 +118,39 @@ def test_sigterm_during_extract_keeps_finished_work(tmp_path, jobs):
     assert 0 < kept < 960
     result = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert f"{960 - kept} extracted, {kept} up to date" in result.stderr
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["extract", "m.csv", "-f", "mfcc", "-o", "feats"], ("m.csv", "mfcc", "feats")),
+    (["extract", "--features=logmel", "m.csv", "--output", "out", "-j", "2", "--no-progress"],
+     ("m.csv", "logmel", "out")),
+    (["extract", "m.csv", "-f", "mfcc"], None),                          # no output folder
+    (["extract", "m.csv", "-f", "mfcc", "-o", "feats", "--set", "n_mfcc=13"], None),  # overrides: full CLI
+    (["extract", "m.csv", "-f", "mfcc", "-o", "feats", "--overwrite"], None),
+    (["extract", "m.csv", "-f", "mfcc", "-o", "feats", "-j", "0"], None),  # the full CLI reports the usage error
+    (["extract", "m.csv", "other.csv", "-f", "mfcc", "-o", "feats"], None),
+    (["train", "m.csv", "-f", "mfcc", "-o", "feats"], None),
+    (["extract", "m.csv", "-f"], None),
+])
+def test_only_plain_extract_lines_skip_the_full_cli(args, expected):
+    from sertool.entry import plain_extract
+
+    assert plain_extract(args) == expected
+
+
+def test_the_up_to_date_answer_matches_the_full_cli(tmp_path, tiny_corpus):
+    manifest, out = tmp_path / "m.csv", tmp_path / "feats"
+    assert run("prepare", "folder", tiny_corpus, "-o", manifest).exit_code == 0
+    sertool = [sys.executable, "-m", "sertool"]
+    first = subprocess.run([*sertool, "extract", manifest, "-f", "mfcc", "-o", out], capture_output=True, text=True)
+    fast = subprocess.run([*sertool, "extract", manifest, "-f", "mfcc", "-o", out], capture_output=True, text=True)
+    full = run("extract", manifest, "-f", "mfcc", "-o", out)  # the click command itself
+    assert first.returncode == fast.returncode == full.exit_code == 0
+    assert "6 extracted" in first.stderr and fast.stdout == first.stdout
+    without_time = lambda text: text.rsplit("(", 1)[0]  # noqa: E731
+    assert without_time(fast.stderr) == without_time(full.stderr) == without_time(
+        f"extract mfcc: 0 extracted, 6 up to date, 0 failed -> {first.stdout.strip()} (")
+    clip = next(tiny_corpus.rglob("*.wav"))
+    clip.write_bytes(clip.read_bytes())  # new mtime: the store is no longer current
+    again = subprocess.run([*sertool, "extract", manifest, "-f", "mfcc", "-o", out], capture_output=True, text=True)
+    assert again.returncode == 0 and "1 extracted, 5 up to date" in again.stderr
