@@ -89,21 +89,9 @@ def num_frames(num_samples: int, *, n_fft: int, hop_length: int, center: bool) -
     return max(0, 1 + (padded - n_fft) // hop_length)
 
 
-def frame_spectrum(samples: np.ndarray, *, window: np.ndarray, n_fft: int, hop_length: int, center: bool,
-                   pad_mode: str = "constant") -> np.ndarray:
-    """Complex STFT ``(num_frames, 1 + n_fft // 2)`` with librosa's framing.
-
-    Frames start every ``hop_length`` samples; centred, the signal is first
-    padded by ``n_fft // 2`` on each side with ``pad_mode``. See
-    :func:`padded_frame_spectrum`.
-    """
-    if center:
-        samples = np.pad(samples, n_fft // 2, mode=pad_mode)
-    return padded_frame_spectrum(samples, window=window, n_fft=n_fft, hop_length=hop_length)
-
-
 def padded_frame_spectrum(samples: np.ndarray, *, window: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
-    """Complex STFT ``(num_frames, 1 + n_fft // 2)`` of float32 ``samples`` (already padded, if at all).
+    """Complex STFT ``(num_frames, 1 + n_fft // 2)`` of float32 ``samples`` (already padded, if at all:
+    librosa's centred STFT pads ``n_fft // 2`` samples on each side first).
 
     Frame ``t`` covers ``samples[t * hop_length : t * hop_length + n_fft]``.
     ``window`` (float32, its own length <= ``n_fft``) sits in the middle of
