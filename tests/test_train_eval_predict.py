@@ -242,7 +242,11 @@ def test_mscnn_spu_with_an_utterance_level_store(corpus, tmp_path):
     assert 0 <= result.folds["pooled"]["UA"] <= 1
     from sertool.predict import predict_files
 
+    from threadpoolctl import threadpool_info
+
+    before = [(p["internal_api"], p["num_threads"]) for p in threadpool_info()]
     assert predict_files(tmp_path / "r" / "fold-0" / "checkpoint.pt", [root / "audio" / "low"], tmp_path / "p.csv").ok == 16
+    assert [(p["internal_api"], p["num_threads"]) for p in threadpool_info()] == before  # BLAS limit lifted after
     with pytest.raises(Exception, match="takes no utterance-level vector"):
         train_run(manifest, store, out_dir=tmp_path / "r2", model_name="light_sernet", protocol="loso", fold=0,
                   valid_speakers=1, utterance_store=stats, train_config=TrainConfig(**{**FAST, "epochs": 1}))
