@@ -5,7 +5,7 @@ one set of checks and one set of error messages.
 
 FLAC files are decoded with dr_flac (the ``miniaudio`` package) when it is
 installed: its samples are bit-identical to libsndfile's and it decodes in
-about 0.6x the time (libsndfile converts FLAC's integers to float one sample
+about half the time (libsndfile converts FLAC's integers to float one sample
 at a time); see bench/README.md. Anything dr_flac refuses goes to libsndfile,
 which decodes it or says why it cannot.
 """
