@@ -156,7 +156,8 @@ def _overrides(config_file, sets, options) -> dict:
               help="TOML file of config values (see --print-config).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any config value; repeatable.")
 @_config_options
-@click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(1), help="Processes computing features: the main one (which also writes) and N-1 workers.")
+@click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(1),
+              help="Processes computing features: the main one (which also writes) and N-1 workers.")
 @click.option("--overwrite", is_flag=True, help="Recompute everything into a fresh store.")
 @click.option("--max-failures", default=0, show_default=True, help=MAX_FAILURES_HELP)
 @click.option("--print-config", "print_config", metavar="NAME", default=None,

@@ -1,8 +1,9 @@
 """``extract``: compute features for every utterance of a manifest into a store.
 
-One process writes (:class:`~sertool.store.StoreWriter`); with ``jobs > 1``
-it and ``jobs - 1`` worker processes decode audio and compute features. Utterances whose audio
-is unchanged since they were stored (same size and mtime) are skipped.
+One process writes (:class:`~sertool.store.StoreWriter`); it and, with
+``jobs > 1``, ``jobs - 1`` worker processes decode audio and compute
+features. Utterances whose audio is unchanged since they were stored (same
+size and mtime) are skipped.
 
 A finished run leaves a stamp (``.<store>.stamp``): a digest of the config,
 every manifest row's path and audio identity, and the store file's own

@@ -3,12 +3,14 @@
 Why not ``concurrent.futures.ProcessPoolExecutor``: its workers send each
 result synchronously through a 64 KiB pipe, so a worker holding a chunk's
 features (about 0.5 MB) waits until the busy parent has read them all;
-that idled workers for 14-21 % of their busy time here (5 % with these). These workers put results on
-a ``multiprocessing.Queue``, whose feeder thread sends them while the
-worker computes the next chunk.
+that idled workers for 14-21 % of their busy time here. These workers put
+results on a ``multiprocessing.Queue``, whose feeder thread sends them
+while the worker computes the next chunk (5 % idle).
 
 A worker that dies (out of memory, killed) is noticed within
-``poll_seconds`` and raises :class:`~sertool.errors.SertoolError`; leaving
+``poll_seconds`` and raises :class:`~sertool.errors.SertoolError`; an
+exception inside ``function`` is raised in the parent as RuntimeError with
+the worker's traceback, and the worker goes on with the next chunk; leaving
 the ``with`` block (normally, or on Ctrl-C or an error) stops every worker.
 """
 
@@ -21,6 +23,13 @@ from typing import Any, Callable
 from sertool.errors import SertoolError
 
 _STOP = None
+
+
+class _Crash:
+    """What a worker sends back when ``function`` raised: the formatted traceback."""
+
+    def __init__(self, text: str):
+        self.text = text
 
 
 def _main(initializer: Callable[..., Any], initargs: tuple, function: Callable[[Any], Any], tasks, results) -> None:
@@ -45,7 +54,12 @@ def _main(initializer: Callable[..., Any], initargs: tuple, function: Callable[[
             continue
         if chunk is _STOP:
             return
-        results.put(function(chunk))
+        try:
+            results.put(function(chunk))
+        except Exception:  # a bug, not bad input (``function`` reports that in its result): the parent raises it
+            import traceback
+
+            results.put(_Crash(traceback.format_exc()))
 
 
 class Workers:
@@ -128,6 +142,8 @@ class Workers:
                     return None
                 continue
             self.outstanding -= 1
+            if isinstance(result, _Crash):
+                raise RuntimeError(f"a worker process raised:\n{result.text}")
             return result
 
     def _check_alive(self) -> None:

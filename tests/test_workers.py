@@ -67,6 +67,19 @@ def test_a_dying_worker_is_a_clear_error():
             workers.get()
 
 
+def _fail_on_zero(chunk: list[int]) -> list[float]:
+    return [1 / x for x in chunk]
+
+
+def test_an_exception_in_a_worker_reaches_the_parent_with_its_traceback():
+    with Workers(1, _fail_on_zero, initializer=_nothing, start_method="fork") as workers:
+        workers.submit([0])
+        with pytest.raises(RuntimeError, match=r"(?s)worker process raised.*ZeroDivisionError"):
+            workers.get()
+        workers.submit([2])  # the worker lives on
+        assert workers.get() == [0.5]
+
+
 def test_leaving_early_stops_every_worker():
     with pytest.raises(KeyboardInterrupt):
         with Workers(2, _sleep, initializer=_nothing, start_method="fork") as workers:
