@@ -75,11 +75,17 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     return AudioInfo(info.frames / info.samplerate, int(info.samplerate), int(info.channels))
 
 
-def _read_into_padded(fh, pad: int) -> np.ndarray:
-    """Decode mono ``fh`` into the middle of a zeroed float32 array with ``pad`` zeros each side."""
-    out = np.zeros(fh.frames + 2 * pad, np.float32)
-    got = fh.read(out=out[pad:pad + fh.frames]).shape[0]  # fewer than announced in a truncated file
-    return out[:got + 2 * pad] if got < fh.frames else out
+def _read_into_padded(frames: int, pad: int, read) -> tuple[np.ndarray, np.ndarray]:
+    """``(samples, padded)``: mono audio decoded into the middle of a zeroed float32 array, ``pad`` zeros each side.
+
+    ``read(out)`` decodes up to ``frames`` samples into ``out`` and returns
+    how many it wrote: fewer than announced in a truncated file, and the
+    array is trimmed to match. ``samples`` is a view of the middle.
+    """
+    padded = np.zeros(frames + 2 * pad, np.float32)
+    got = read(padded[pad:pad + frames])
+    padded = padded[:got + 2 * pad]
+    return padded[pad:pad + got], padded
 
 
 def _drflac():
@@ -108,10 +114,9 @@ def _decode_flac(path: Path, pad: int) -> tuple[np.ndarray, np.ndarray | None, i
         if frames == 0:  # length not in the header (allowed in FLAC): let libsndfile stream it
             return None
         if channels == 1:
-            padded = np.zeros(frames + 2 * pad, np.float32)
-            got = int(lib.ma_dr_flac_read_pcm_frames_f32(handle, frames, ffi.from_buffer("float[]", padded[pad:])))
-            padded = padded[:got + 2 * pad]  # fewer than announced in a truncated file
-            return padded[pad:got + pad], padded, rate
+            samples, padded = _read_into_padded(frames, pad, lambda out: int(
+                lib.ma_dr_flac_read_pcm_frames_f32(handle, frames, ffi.from_buffer("float[]", out))))
+            return samples, padded, rate
         data = np.empty((frames, channels), np.float32)
         got = int(lib.ma_dr_flac_read_pcm_frames_f32(handle, frames, ffi.from_buffer("float[]", data)))
         return data[:got].mean(axis=1, dtype=np.float32), None, rate
@@ -134,8 +139,8 @@ def _decode(path: Path, sr: int, pad: int) -> tuple[np.ndarray, np.ndarray | Non
         with sf.SoundFile(str(path)) as fh:
             native_sr, integer_pcm = fh.samplerate, fh.subtype.startswith("PCM")
             if fh.channels == 1 and native_sr == sr:
-                padded = _read_into_padded(fh, pad)
-                return padded[pad:padded.shape[0] - pad], padded, native_sr, integer_pcm
+                samples, padded = _read_into_padded(fh.frames, pad, lambda out: fh.read(out=out).shape[0])
+                return samples, padded, native_sr, integer_pcm
             data = fh.read(dtype="float32", always_2d=True)
     except Exception as exc:
         raise _decode_error(path, exc) from None
@@ -192,7 +197,5 @@ def load_audio(path: str | os.PathLike, *, sr: int = 16000, min_duration: float 
     if padded is not None and native_sr == sr:
         return padded
     if pad:
-        out = np.zeros(samples.shape[0] + 2 * pad, np.float32)
-        out[pad:pad + samples.shape[0]] = samples
-        return out
+        return np.pad(np.asarray(samples, dtype=np.float32), pad)
     return np.ascontiguousarray(samples, dtype=np.float32)

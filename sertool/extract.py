@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from sertool.errors import SertoolError
-from sertool.manifest import Utterance, read_manifest, read_sources
+from sertool.manifest import read_manifest, read_sources
 from sertool.progress import progress_bar
 from sertool.report import RunReport
 from sertool.store import SourceIdentity, store_path
@@ -83,13 +83,10 @@ def summary(feature_set: str, report: RunReport, store: Path, seconds: float) ->
 
 def _up_to_date(manifest: Path, store: Path, config_hash: str) -> int | None:
     """Number of rows when ``store``'s stamp matches the manifest's rows and their audio as it is now, else None."""
-    identities = {}
-    for utt_id, path in read_sources(manifest):
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None  # the full run reports it
-        identities[utt_id] = (path, SourceIdentity(st.st_size, st.st_mtime_ns))
+    unreadable = RunReport()
+    identities = _identities(read_sources(manifest), unreadable)
+    if unreadable.failed:
+        return None  # the full run reports it
     return len(identities) if _stamp_matches(store, _digest(config_hash, identities)) else None
 
 
@@ -309,14 +306,15 @@ def _sigterm_as_exit():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _identities(utterances: list[Utterance], report: RunReport) -> dict[str, tuple[str, SourceIdentity]]:
+def _identities(sources: list[tuple[str, str]], report: RunReport) -> dict[str, tuple[str, SourceIdentity]]:
+    """``id -> (path, identity)`` of every ``(id, path)`` whose file can be stat'ed; the others go to ``report``."""
     identities = {}
-    for utt in utterances:
+    for utt_id, path in sources:
         try:
-            identities[utt.id] = (str(utt.path), SourceIdentity.of(utt.path))
+            identities[utt_id] = (path, SourceIdentity.of(path))
         except OSError as exc:
-            report.fail(utt.id, utt.path, "extract",
-                        f"{utt.path}: cannot read file ({exc.strerror}); fix the path in the manifest")
+            report.fail(utt_id, path, "extract",
+                        f"{path}: cannot read file ({exc.strerror}); fix the path in the manifest")
     return identities
 
 
@@ -396,7 +394,7 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
         return ExtractResult(current[0], report, None)
     request = _request_key(manifest, feature_set, overrides)
     utterances = read_manifest(manifest)
-    identities = _identities(utterances, report)
+    identities = _identities([(u.id, str(u.path)) for u in utterances], report)
     from sertool.features import build_extractor
     from sertool.store import StoreWriter
 

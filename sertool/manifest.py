@@ -132,17 +132,21 @@ def read_sources(path: str | os.PathLike) -> list[tuple[str, str]]:
     Raises ManifestError for a missing file or missing ``id``/``path`` columns.
     """
     path = Path(path)
+    if not path.is_file():
+        read_manifest(path)  # raises the not-found error
     base = str(path.parent.resolve())
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, [])
-            if any(c not in header for c in REQUIRED_COLUMNS):
-                return [(u.id, str(u.path)) for u in read_manifest(path)]  # raises the full error
-            id_col, path_col = header.index("id"), header.index("path")
-            return [(row[id_col], os.path.normpath(os.path.join(base, row[path_col]))) for row in reader]
-    except FileNotFoundError:
-        raise ManifestError(f"{path}: manifest not found; create one with `sertool prepare`") from None
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        if any(c not in header for c in REQUIRED_COLUMNS):
+            return [(u.id, str(u.path)) for u in read_manifest(path)]  # raises the full error
+        id_col, path_col = header.index("id"), header.index("path")
+        return [(row[id_col], _absolute(base, row[path_col])) for row in reader]
+
+
+def _absolute(base: str, audio_path: str) -> str:
+    """A manifest's audio path resolved against the manifest's folder ``base`` (absolute paths stay)."""
+    return os.path.normpath(os.path.join(base, audio_path))
 
 
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
@@ -177,7 +181,7 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
             utterances.append(
                 Utterance(
                     id=row["id"],
-                    path=Path(os.path.normpath(os.path.join(base, row["path"]))),
+                    path=Path(_absolute(base, row["path"])),
                     label=row.get("label") or "",
                     speaker=row.get("speaker") or "",
                     gender=row.get("gender") or "",
