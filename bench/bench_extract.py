@@ -43,12 +43,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.tables import machine, write_table  # noqa: E402
-from sertool.corpora import ravdess  # noqa: E402
+from bench.tables import DEFAULT_RAVDESS, machine, ravdess_rows, write_table  # noqa: E402
 from sertool.extract import extract_manifest  # noqa: E402
 from sertool.features import build_config  # noqa: E402
 from sertool.manifest import write_manifest  # noqa: E402
-from sertool.report import RunReport  # noqa: E402
 
 _CFG = None
 
@@ -167,7 +165,7 @@ def main() -> None:
         print(f"{measure(side, feature_set, int(jobs), Path(manifest), Path(out)):.6f}")
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--data", default=DEFAULT_RAVDESS)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--features", nargs="+", default=["mfcc", "logmel", "lightsernet_mfcc"])
     ap.add_argument("--jobs", nargs="+", type=int, default=[1, 2])
@@ -175,12 +173,9 @@ def main() -> None:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="sertool-bench-"))
-    rows = ravdess.prepare(Path(args.data), report=RunReport())
+    rows, audio_s = ravdess_rows(args.data)
     manifest = write_manifest(rows, work / "ravdess.csv")
     files = [str(u.path) for u in rows]
-    audio_s = sum(u.duration for u in rows)
-    for f in files:  # warm the page cache
-        Path(f).read_bytes()
 
     lines = []
     for feature_set in args.features:

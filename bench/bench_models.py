@@ -22,13 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.tables import machine, write_table  # noqa: E402
-from sertool.corpora import ravdess  # noqa: E402
+from bench.tables import DEFAULT_RAVDESS, machine, ravdess_rows, write_table  # noqa: E402
 from sertool.evaluate import evaluate_run  # noqa: E402
 from sertool.extract import extract_manifest  # noqa: E402
 from sertool.manifest import write_manifest  # noqa: E402
 from sertool.models import build_model, model_names  # noqa: E402
-from sertool.report import RunReport  # noqa: E402
 from sertool.train import build_train_config, train_run  # noqa: E402
 
 #: model -> (feature preset, learning rate from its paper)
@@ -47,14 +45,14 @@ SETUP = {
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--data", default=DEFAULT_RAVDESS)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--work", default=str(ROOT / "bench" / "out" / "models"))
     ap.add_argument("--models", default=",".join(model_names()))
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     work = Path(args.work)
-    manifest = write_manifest(ravdess.prepare(Path(args.data), report=RunReport()), work / "ravdess.csv")
+    manifest = write_manifest(ravdess_rows(args.data, warm=False)[0], work / "ravdess.csv")
     lines = []
     for name in args.models.split(","):
         feature_set, lr = SETUP[name]

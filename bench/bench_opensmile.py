@@ -23,24 +23,21 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.tables import machine, write_table  # noqa: E402
-from sertool.corpora import ravdess  # noqa: E402
+from bench.tables import DEFAULT_RAVDESS, machine, ravdess_rows, write_table  # noqa: E402
 from sertool.extract import extract_manifest  # noqa: E402
 from sertool.manifest import write_manifest  # noqa: E402
-from sertool.report import RunReport  # noqa: E402
 from sertool.store import FeatureStore  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--data", default=DEFAULT_RAVDESS)
     ap.add_argument("--sets", default="egemaps_functionals,compare_functionals")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sertool-smile-"))
-    rows = ravdess.prepare(Path(args.data), report=RunReport())
+    rows, audio_s = ravdess_rows(args.data, warm=False)
     manifest = write_manifest(rows, work / "ravdess.csv")
-    audio_s = sum(u.duration for u in rows)
     lines = []
     for feature_set in args.sets.split(","):
         times = {}

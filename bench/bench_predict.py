@@ -20,20 +20,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.tables import machine, write_table  # noqa: E402
-from sertool.corpora import ravdess  # noqa: E402
-from sertool.report import RunReport  # noqa: E402
+from bench.tables import DEFAULT_RAVDESS, machine, ravdess_rows, write_table  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--data", default=DEFAULT_RAVDESS)
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
-    rows = ravdess.prepare(Path(args.data), report=RunReport())
-    audio_s = sum(u.duration for u in rows)
-    for u in rows:
-        u.path.read_bytes()  # warm the page cache
+    rows, audio_s = ravdess_rows(args.data)
     out = Path(tempfile.mkdtemp(prefix="sertool-predict-")) / "p.csv"
     cmd = [sys.executable, "-m", "sertool", "predict", args.data, "-o", str(out), "--no-resume"]
     start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Shared by the bench scripts: machine description and README table replacement."""
+"""Shared by the bench scripts: the RAVDESS rows they time, machine description, README table replacement."""
 
 from __future__ import annotations
 
@@ -9,6 +9,23 @@ from pathlib import Path
 from sertool import __version__
 
 README = Path(__file__).resolve().parent / "README.md"
+#: The shared RAVDESS copy beside the repository (``--data`` default of every bench script).
+DEFAULT_RAVDESS = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess")
+
+
+def ravdess_rows(data: str, *, warm: bool = True) -> tuple[list, float]:
+    """``(manifest rows, seconds of audio)`` of the RAVDESS copy at ``data``.
+
+    ``warm`` reads every file once, so timings start from a warm page cache.
+    """
+    from sertool.corpora import ravdess
+    from sertool.report import RunReport
+
+    rows = ravdess.prepare(Path(data), report=RunReport())
+    if warm:
+        for utt in rows:
+            Path(utt.path).read_bytes()
+    return rows, sum(u.duration for u in rows)
 
 
 def machine() -> str:
