@@ -175,16 +175,14 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     # One OpenBLAS thread for numpy's small feature products (the CLI also sets OPENBLAS_NUM_THREADS):
     # OpenBLAS threads spinning between calls took the cores from torch's threads (predict ran 2.4x slower).
-    blas_limit = threadpool_limits(limits={"openblas": 1})
-    try:
-        return _predict(torch, checkpoint_path, inputs, output, window_s=window_s, hop_s=hop_s, segments=segments,
+    with threadpool_limits(limits={"openblas": 1}):
+        return _predict(checkpoint_path, inputs, output, window_s=window_s, hop_s=hop_s, segments=segments,
                         resume=resume, max_failures=max_failures, progress=progress)
-    finally:
-        blas_limit.restore_original_limits()
 
 
-def _predict(torch, checkpoint_path, inputs, output, *, window_s, hop_s, segments, resume, max_failures,
+def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resume, max_failures,
              progress) -> RunReport:
+    """:func:`predict_files` once its thread settings are in place."""
     from sertool.checkpoint import Checkpoint
     from sertool.progress import progress_bar
 

@@ -179,5 +179,3 @@ def build_extractor(preset_or_config: str | FeatureConfig | dict, overrides: dic
     else:
         config = preset_or_config
     return EXTRACTORS[config.type](config)
-
-
