@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sertool.metrics import confusion, scores  # noqa: E402
 from sertool.store import FeatureStore  # noqa: E402
-from sertool.train import read_split  # noqa: E402
+from sertool.runs import read_split  # noqa: E402
 
 
 def main(run_dir: str, store_path: str) -> dict:

@@ -7,7 +7,9 @@ code runs). Fields: ``format``, ``format_version``, ``model`` (name),
 tag), ``labels`` (list), ``norm_mean`` / ``norm_std`` (float32 tensors of the
 feature dim, fit on training data), ``train_config`` (dict), ``metrics``
 (dict), ``state_dict``, ``sertool_version``, and optionally
-``utterance_feature_config`` (features appended to every frame).
+``utterance_feature_config`` (features appended to every frame) and
+``norm`` (the normalisation mode; identity ``norm_mean``/``norm_std`` unless
+it is ``global``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ FORMAT = "sertool-checkpoint"
 FORMAT_VERSION = 1
 REQUIRED = ("format", "format_version", "model", "model_config", "feature_set", "feature_config", "labels",
             "norm_mean", "norm_std", "train_config", "metrics", "state_dict")
+
+
+FUSION = "fusion"
 
 
 class CheckpointError(SertoolError):
@@ -45,16 +50,37 @@ class Checkpoint:
     metrics: dict[str, Any] = field(default_factory=dict)
     #: utterance-level features appended to every frame (``train --utterance-store``); empty when none
     utterance_feature_config: dict[str, Any] = field(default_factory=dict)
+    #: normalisation strategy (:mod:`sertool.norm`): ``{"mode": "global" | "speaker" | "utterance", ...}``
+    norm: dict[str, Any] = field(default_factory=lambda: {"mode": "global"})
+    #: a fused model (``model == "fusion"``): member checkpoint payloads, and ``model_config["weights"]``
+    members: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def is_fusion(self) -> bool:
+        """Whether this checkpoint is a late fusion of member checkpoints (``sertool fuse``)."""
+        return self.model == FUSION
+
+    def member_checkpoints(self) -> list["Checkpoint"]:
+        """The members of a fused checkpoint, validated like files."""
+        return [Checkpoint.from_payload(m, where=f"member {k}") for k, m in enumerate(self.members)]
+
+    def payload(self) -> dict[str, Any]:
+        """The plain dict :meth:`save` writes (tensors, numbers, strings, lists, dicts only)."""
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "sertool_version": __version__,
+                **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}}
+
+    @property
+    def norm_mode(self) -> str:
+        """``global``, ``speaker`` or ``utterance``."""
+        return str((self.norm or {}).get("mode", "global"))
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically (temp file + rename), so a kill never leaves half a checkpoint."""
         import torch
 
         path = Path(path)
-        payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "sertool_version": __version__,
-                   **dataclasses.asdict(self) | {"state_dict": self.state_dict}}
         tmp = path.with_name(path.name + ".tmp")
-        torch.save(payload, tmp)
+        torch.save(self.payload(), tmp)
         os.replace(tmp, path)
         return path
 
@@ -76,6 +102,12 @@ class Checkpoint:
         except Exception as exc:
             raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}); use a checkpoint "
                                   "written by `sertool train`") from None
+        return cls.from_payload(data, where=str(path))
+
+    @classmethod
+    def from_payload(cls, data, *, where: str) -> "Checkpoint":
+        """A checkpoint from a loaded payload dict; CheckpointError (naming ``where``) for a bad one."""
+        path = where
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise CheckpointError(f"{path}: not a sertool checkpoint (no format field)")
         if int(data.get("format_version", 0)) > FORMAT_VERSION:
@@ -85,12 +117,21 @@ class Checkpoint:
             raise CheckpointError(f"{path}: checkpoint lacks field(s) {', '.join(missing)}; retrain or re-save it")
         if not isinstance(data["labels"], list) or not data["labels"]:
             raise CheckpointError(f"{path}: checkpoint field 'labels' must be a non-empty list")
+        from sertool.norm import NORM_MODES
+
+        mode = (data.get("norm") or {}).get("mode", "global") if isinstance(data.get("norm", {}), dict) else None
+        if mode not in NORM_MODES:
+            raise CheckpointError(f"{path}: checkpoint field 'norm' names no known mode ({', '.join(NORM_MODES)})")
+        if data["model"] == FUSION and not data.get("members"):
+            raise CheckpointError(f"{path}: fused checkpoint without members; rerun `sertool fuse`")
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
 
     def build_model(self):
         """The model with its trained weights, in eval mode."""
         from sertool.models import build_model
 
+        if self.is_fusion:
+            raise CheckpointError("a fused checkpoint has no single model; score it with sertool.predict or evaluate")
         model = build_model(self.model, self.model_config, input_dim=len(self.norm_mean), num_classes=len(self.labels))
         try:
             model.load_state_dict(self.state_dict)

@@ -228,17 +228,48 @@ def _toml_sections(path) -> tuple[dict, dict]:
     return dict(data.get("model", {})), dict(data.get("train", {}))
 
 
+class _LazyChoice(click.Choice):
+    """A Choice whose values come from a registry, read only when the option is parsed or shown."""
+
+    def __init__(self, values):
+        self._values = values
+        super().__init__([])
+
+    @property
+    def choices(self):
+        return tuple(self._values())
+
+    @choices.setter
+    def choices(self, value):
+        pass
+
+
+def _model_names():
+    from sertool.models import model_names
+
+    return model_names()
+
+
+def _split_floats(ctx, param, value):
+    if value is None:
+        return None
+    values = _floats(value, "--betas", 2)
+    return {"beta1": values[0], "beta2": values[1]}
+
+
 @cli.command()
 @click.argument("manifest", required=False, type=click.Path(dir_okay=False))
 @click.argument("store", required=False, type=click.Path(dir_okay=False))
-@click.option("-m", "--model", "model_name", default="light_sernet", show_default=True, help="Model name.")
+@click.option("-m", "--model", "model_name", default="light_sernet", show_default=True,
+              type=_LazyChoice(_model_names), help="Model (frame-level networks, or svm / logreg / mlp on "
+              "utterance-level stores).")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Run folder.")
 @click.option("-p", "--protocol", default="speaker-kfold", show_default=True,
               type=click.Choice(["loso", "speaker-kfold", "session", "holdout", "column", "random", "all"]))
 @click.option("--folds", default=5, show_default=True, help="speaker-kfold: number of folds.")
 @click.option("--fold", type=int, default=None, help="Train only this fold (0-based).")
 @click.option("--valid-speakers", default=2, show_default=True,
-              help="Training speakers held out per fold to choose the epoch.")
+              help="Training speakers held out per fold to choose the epoch (or C).")
 @click.option("--test-speakers", default=None, help="holdout: comma-separated test speakers.")
 @click.option("--split-column", default="split", show_default=True, help="column: manifest column to split by.")
 @click.option("--utterance-store", type=click.Path(dir_okay=False), default=None,
@@ -246,40 +277,67 @@ def _toml_sections(path) -> tuple[dict, dict]:
 @click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False),
               help="TOML with [model] and [train] tables (see --print-config).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Model config value; repeatable.")
+@click.option("--recipe", default="default", show_default=True, type=click.Choice(["default", "paper"]),
+              help="Training recipe of the model: sertool's measured default, or the paper's own setting.")
+@click.option("--norm", type=click.Choice(["global", "speaker", "utterance"]), default=None,
+              help="Feature normalisation: training-set statistics, each speaker's own, or each utterance's own "
+                   "(default: the recipe's; see README).")
 @click.option("--epochs", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)
-@click.option("--lr", type=float, default=None)
-@click.option("--patience", type=int, default=None, help="Epochs without a better valid UA before stopping.")
+@click.option("--lr", type=float, default=None, help="Peak learning rate.")
+@click.option("--optimizer", type=click.Choice(["adamw", "adam", "sgd"]), default=None)
+@click.option("--betas", callback=_split_floats, default=None, metavar="B1,B2", help="Adam/AdamW betas.")
+@click.option("--weight-decay", type=float, default=None)
+@click.option("--schedule", type=click.Choice(["onecycle", "cosine", "step", "constant"]), default=None,
+              help="Learning-rate schedule.")
+@click.option("--warmup-epochs", type=int, default=None, help="cosine: linear warm-up epochs.")
+@click.option("--patience", type=int, default=None, help="Epochs without a better valid UA before stopping (0: never).")
 @click.option("--loss", type=click.Choice(["ce", "focal"]), default=None)
+@click.option("--label-smoothing", type=float, default=None)
+@click.option("--mixup", type=float, default=None, metavar="ALPHA", help="Mixup with Beta(ALPHA, ALPHA); 0 = off.")
+@click.option("--balance", type=click.Choice(["none", "loss", "sampler"]), default=None,
+              help="Class balance: none, class-weighted loss, or class-balanced sampling.")
+@click.option("--selection", type=click.Choice(["best", "average", "last"]), default=None,
+              help="checkpoint.pt: best-validation epoch, mean weights of the last --average-last epochs, or last.")
+@click.option("--average-last", type=int, default=None, help="Epochs averaged for --selection average.")
 @click.option("--seed", type=int, default=None)
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None)
 @click.option("--workers", type=int, default=None, help="DataLoader worker processes.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: all cores).")
-@click.option("--augment", "specaugment", flag_value=True, default=None, type=bool,
-              help="SpecAugment on the fly: random time and feature masks on training batches (no files written).")
-@click.option("--print-config", "print_config", metavar="MODEL", default=None,
-              help="Print MODEL's config and the train config as TOML and exit.")
+@click.option("--augment/--no-augment", "specaugment", default=None,
+              help="SpecAugment on the fly (time and feature masks; no files written). On in the default recipes "
+                   "of frame-level models.")
+@click.option("--random-crop/--no-random-crop", "random_crop", default=None,
+              help="Random input-length crops of longer training clips (fixed-length models).")
+@click.option("--print-config", "print_config", is_flag=True,
+              help="Print --model's config and its --recipe's train config as TOML and exit.")
 @click.pass_context
 def train(ctx, manifest, store, model_name, out_dir, protocol, folds, fold, valid_speakers, test_speakers,
-          split_column, utterance_store, config_file, sets, print_config, **train_options):
+          split_column, utterance_store, config_file, sets, recipe, print_config, betas, **train_options):
     """Train a model on MANIFEST with features from STORE, one model per fold.
 
-    The epoch is chosen on validation speakers drawn from each fold's
-    training speakers; normalisation is fit on training data only. Writes
-    RUN_DIR/fold-<i>/{checkpoint.pt, train_log.csv, split.csv, config.json};
-    a rerun resumes from the last finished epoch.
+    The epoch (or C) is chosen on validation speakers drawn from each fold's
+    training speakers; global normalisation is fit on training data only.
+    Writes RUN_DIR/fold-<i>/{checkpoint.pt, train_log.csv, split.csv,
+    config.json}; a rerun resumes from the last finished epoch. Settings
+    come from TrainConfig's defaults, the model's --recipe, --config, then
+    the options.
     """
     from sertool.configs import parse_assignments, to_toml_table
 
     model_overrides, train_overrides = _toml_sections(config_file)
     model_overrides.update(parse_assignments(sets))
     train_overrides.update({k: v for k, v in train_options.items() if v is not None})
-    from sertool.models import build_model_config
+    train_overrides.update(betas or {})
+    from sertool.models import build_model_config, model_spec
     from sertool.train import build_train_config, train_run
 
+    train_config = build_train_config(train_overrides, model_name=model_name, recipe=recipe)
     if print_config:
-        for title, config in (("model", build_model_config(print_config, model_overrides)),
-                              ("train", build_train_config(train_overrides))):
+        spec = model_spec(model_name)
+        click.echo(f"# {model_name}: {spec.level}-level features, expects --features {spec.features}; "
+                   f"recipe {recipe}")
+        for title, config in (("model", build_model_config(model_name, model_overrides)), ("train", train_config)):
             click.echo(f"[{title}]\n{to_toml_table(config)}")
         return
     missing = [n for n, v in (("MANIFEST", manifest), ("STORE", store), ("--output", out_dir)) if not v]
@@ -290,10 +348,10 @@ def train(ctx, manifest, store, model_name, out_dir, protocol, folds, fold, vali
                         fold=fold, valid_speakers=valid_speakers,
                         test_speakers=test_speakers.split(",") if test_speakers else None,
                         split_column=split_column, model_overrides=model_overrides, utterance_store=utterance_store,
-                        train_config=build_train_config(train_overrides), log=_log)
+                        train_config=train_config, log=_log)
     for r in results:
-        _log(f"  fold {r.fold.index}: best valid UA {r.valid_ua:.3f} at epoch {r.best_epoch} "
-             f"of {r.epochs_run}{' (already done)' if r.skipped else f', {r.seconds:.0f} s'}")
+        _log(f"  fold {r.fold.index}: valid UA {r.valid_ua:.3f} (best epoch {r.best_epoch} "
+             f"of {r.epochs_run}){' (already done)' if r.skipped else f', {r.seconds:.0f} s'}")
     _log(f"train {model_name}: {len(results)} fold(s) -> {out_dir} ({time.monotonic() - start:.0f} s); "
          f"next: sertool evaluate {out_dir}")
 
@@ -304,8 +362,10 @@ def train(ctx, manifest, store, model_name, out_dir, protocol, folds, fold, vali
 @click.argument("manifest", required=False, type=click.Path(dir_okay=False))
 @click.argument("store", required=False, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Folder for the results (default RUN_DIR).")
+@click.option("--selection", type=click.Choice(["best", "average", "last"]), default=None,
+              help="Score fold-*/checkpoint-<SELECTION>.pt instead of checkpoint.pt (to compare selections).")
 @click.pass_context
-def evaluate(ctx, run_dir, manifest, store, out_dir):
+def evaluate(ctx, run_dir, manifest, store, out_dir, selection):
     """Score each fold of RUN_DIR on its test speakers: WA, UA, macro-F1, confusion.
 
     MANIFEST and STORE default to those the run was trained on. Writes
@@ -315,10 +375,35 @@ def evaluate(ctx, run_dir, manifest, store, out_dir):
 
     if bool(manifest) != bool(store):
         raise click.UsageError("give both MANIFEST and STORE, or neither")
-    result = evaluate_run(run_dir, manifest, store, out_dir=out_dir, log=_log)
+    result = evaluate_run(run_dir, manifest, store, out_dir=out_dir, selection=selection, log=_log)
     _log(summary_table(result))
-    _log(f"evaluate: {len(result.folds) - 2} fold(s) -> {result.out_dir}/metrics.csv, confusion.csv, "
+    _log(f"evaluate: {len(result.folds) - 3} fold(s) -> {result.out_dir}/metrics.csv, confusion.csv, "
          "predictions.csv, confusion.png")
+
+
+# --------------------------------------------------------------------------- fuse
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for the fused run.")
+@click.option("--weights", default=None, metavar="W1,W2,...",
+              help="One weight per run (normalised to sum 1); default: fitted per fold on its validation speakers.")
+@click.option("--grid-step", default=0.1, show_default=True, type=float,
+              help="Step of the weight grid searched on the validation speakers.")
+def fuse(runs, out_dir, weights, grid_step):
+    """Late fusion of RUNS trained on the same folds: weighted mean of their class probabilities.
+
+    Writes OUT/run.json and OUT/fold-<i>/{checkpoint.pt, split.csv}; then
+    `sertool evaluate OUT` and `sertool predict OUT/fold-<i>/checkpoint.pt`
+    work as for any run (each member computes its own features).
+    """
+    from sertool.fusion import fuse_runs
+
+    start = time.monotonic()
+    result = fuse_runs(list(runs), out_dir, weights=_floats(weights, "--weights") if weights else None,
+                       grid_step=grid_step, log=_log)
+    _log(f"fuse: {len(runs)} runs, {len(result.weights)} fold(s) -> {out_dir} ({time.monotonic() - start:.0f} s); "
+         f"next: sertool evaluate {out_dir}")
 
 
 # --------------------------------------------------------------------------- predict
@@ -334,10 +419,14 @@ def evaluate(ctx, run_dir, manifest, store, out_dir):
 @click.option("--segments", is_flag=True, help="One row per window, with start/end times, instead of one per file.")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Keep rows of files already scored in the output and score only the rest.")
+@click.option("--speaker-regex", default=None,
+              help="Speaker-normalised models: regex on each file's path whose first group is the speaker "
+                   "(manifest inputs use their speaker column).")
 @click.option("--max-failures", default=0, show_default=True, help=MAX_FAILURES_HELP)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.pass_context
-def predict(ctx, inputs, checkpoint, output, window_s, hop_s, segments, resume, max_failures, progress):
+def predict(ctx, inputs, checkpoint, output, window_s, hop_s, segments, resume, speaker_regex, max_failures,
+            progress):
     """Score INPUTS (audio files, folders, or manifest CSVs) with a trained model.
 
     Columns: path, predicted, confidence, p_<class>..., duration, error.
@@ -362,7 +451,8 @@ def predict(ctx, inputs, checkpoint, output, window_s, hop_s, segments, resume, 
 
     start = time.monotonic()
     report = predict_files(checkpoint, inputs, output, window_s=window_s, hop_s=hop_s, segments=segments,
-                           resume=resume, max_failures=max_failures, progress=progress)
+                           resume=resume, max_failures=max_failures, speaker_regex=speaker_regex,
+                           progress=progress)
     _log(f"predict: {report.ok} scored, {report.skipped} already in {output}, {report.failed} failed "
          f"({time.monotonic() - start:.1f} s)")
     ctx.exit(report.exit_code())

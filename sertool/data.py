@@ -48,19 +48,18 @@ def normalisation_stats(store, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
     Call it with training ids only: statistics never see validation or test data.
     """
-    total = np.zeros(store.dim, np.float64)
-    squares = np.zeros(store.dim, np.float64)
-    count = 0
-    for utt_id in ids:
-        x = store[utt_id].astype(np.float64)
-        total += x.sum(axis=0)
-        squares += (x * x).sum(axis=0)
-        count += x.shape[0]
-    if count == 0:
-        raise SertoolError("no training frames to compute normalisation statistics from")
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
-    return mean.astype(np.float32), np.maximum(std, 1e-5).astype(np.float32)
+    from sertool.norm import moments
+
+    try:
+        return moments((store[i] for i in ids), store.dim)
+    except SertoolError:
+        raise SertoolError("no training frames to compute normalisation statistics from") from None
+
+
+def utterance_matrix(dataset: "FeatureDataset") -> tuple[np.ndarray, np.ndarray]:
+    """All items of an utterance-level dataset as ``X`` (N, D) float32 (normalised) and ``y`` (N,) int64."""
+    x = np.stack([dataset[k][0].numpy()[0] for k in range(len(dataset))]) if len(dataset) else np.zeros((0, 0))
+    return x.astype(np.float32), np.asarray(dataset.labels, np.int64)
 
 
 class FeatureDataset(torch.utils.data.Dataset):
@@ -74,52 +73,71 @@ class FeatureDataset(torch.utils.data.Dataset):
         Optional utterance-level store appended to every frame (:class:`JoinedStore`).
     ids, labels
         Utterance ids and their class indices (-1 when unlabelled).
-    mean, std
-        Normalisation statistics, (D,).
+    normaliser
+        ``normaliser(utt_id, x) -> x`` (a :class:`sertool.norm.Normaliser`).
     """
 
-    def __init__(self, store_path, ids: list[str], labels: list[int], mean: np.ndarray, std: np.ndarray,
-                 utterance_store_path=None):
+    def __init__(self, store_path, ids: list[str], labels: list[int], normaliser, utterance_store_path=None):
         self.store = JoinedStore(store_path, utterance_store_path)
         missing = [i for i in ids if i not in self.store]
         if missing:
             raise SertoolError(f"{store_path}: no features for {len(missing)} utterance(s) (e.g. {missing[0]!r}); "
                                "rerun `sertool extract` on this manifest")
         self.ids, self.labels = list(ids), list(labels)
-        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-        self.transform = None  # e.g. SpecAugment, for training sets only
+        self.normaliser = normaliser
+        self.transform = None  # transform(x, generator), e.g. SpecAugment, for training sets only
+        self.epoch_seed = 0  # set per epoch by the training loop; with the item index it seeds the transform
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __getitem__(self, index: int):
-        x = torch.from_numpy((self.store[self.ids[index]] - self.mean) / self.std)
+        utt_id = self.ids[index]
+        x = torch.from_numpy(self.normaliser(utt_id, self.store[utt_id]))
         if self.transform is not None:
-            x = self.transform(x)
+            # one generator per (epoch, item): the same masks and crops whatever the number of loader workers
+            x = self.transform(x, torch.Generator().manual_seed(self.epoch_seed * 1000003 + index))
         return x, self.labels[index]
+
+
+class RandomCrop:
+    """A random ``frames``-long crop of one training item (T, D) longer than that; shorter items pass unchanged.
+
+    Models with a fixed input length (``input_frames``) centre-crop at test
+    time; a random crop in training shows them every part of longer clips.
+    """
+
+    def __init__(self, frames: int):
+        self.frames = frames
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        extra = x.shape[0] - self.frames
+        if extra <= 0:
+            return x
+        start = int(torch.randint(0, extra + 1, (), generator=generator))
+        return x[start:start + self.frames]
 
 
 class SpecAugment:
     """Random feature-band and time masks (Park et al., 2019) on one normalised item (T, D).
 
     Masked cells are set to 0, the training mean after normalisation. Widths
-    are drawn uniformly in [0, width]; the randomness comes from torch's
-    generator, which the training loop seeds per epoch (and DataLoader per
-    worker), so runs are reproducible.
+    are drawn uniformly in [0, width] from ``generator``, which the dataset
+    seeds per (epoch, item), so runs are reproducible with any number of workers.
     """
 
     def __init__(self, freq_masks: int, freq_width: int, time_masks: int, time_width: int):
         self.freq_masks, self.freq_width = freq_masks, freq_width
         self.time_masks, self.time_width = time_masks, time_width
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         x = x.clone()
         frames, dim = x.shape
         for count, width, size, axis in ((self.freq_masks, self.freq_width, dim, 1),
                                          (self.time_masks, self.time_width, frames, 0)):
             for _ in range(count):
-                w = int(torch.randint(0, min(width, size) + 1, ()))
-                start = int(torch.randint(0, size - w + 1, ()))
+                w = int(torch.randint(0, min(width, size) + 1, (), generator=generator))
+                start = int(torch.randint(0, size - w + 1, (), generator=generator))
                 if axis == 1:
                     x[:, start:start + w] = 0
                 else:

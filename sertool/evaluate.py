@@ -3,7 +3,8 @@
 Writes into the run folder (or ``out_dir``):
 
 - ``metrics.csv``: fold, metric, value. Folds are ``0..k-1``, ``pooled`` (all
-  test predictions together) and ``mean`` (mean of the per-fold values).
+  test predictions together), ``mean`` and ``std`` (mean and population
+  standard deviation of the per-fold values).
   Metrics: WA (accuracy), UA (mean per-class recall), macro_F1 and
   ``precision/recall/f1/support_<class>``.
 - ``confusion.csv``: fold, kind (``counts`` | ``row_normalised``), true label,
@@ -33,14 +34,6 @@ class EvaluationResult:
     out_dir: Path
 
 
-def _fold_dirs(run_dir: Path) -> list[Path]:
-    dirs = sorted((d for d in run_dir.glob("fold-*") if (d / "checkpoint.pt").is_file()),
-                  key=lambda d: int(d.name.split("-")[1]))
-    if not dirs:
-        raise SertoolError(f"{run_dir}: no fold-*/checkpoint.pt; train first with `sertool train ... -o {run_dir}`")
-    return dirs
-
-
 def check_store_matches(store, checkpoint, store_path) -> None:
     """Raise StoreError when the store's feature config differs from the checkpoint's."""
     from sertool.features import config_from_dict
@@ -55,44 +48,91 @@ def check_store_matches(store, checkpoint, store_path) -> None:
         )
 
 
-def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch_size: int = 64,
-                 log=lambda m: None) -> EvaluationResult:
-    """Evaluate every finished fold of ``run_dir`` on its test utterances.
+def test_normaliser(checkpoint, store, utterances, test_ids: list[str]):
+    """The checkpoint's normaliser, with each test speaker's own statistics for ``speaker`` mode."""
+    from sertool.norm import fit_normaliser, from_checkpoint
 
-    ``manifest`` and ``store_path`` default to those the run was trained on.
+    if checkpoint.norm_mode == "speaker":
+        return fit_normaliser("speaker", store, utterances, train_ids=[], other_ids=test_ids)
+    return from_checkpoint(checkpoint)
+
+
+def score_ids(checkpoint, ids: list[str], *, utterances, stores: list[tuple], batch_size: int = 64) -> np.ndarray:
+    """Class probabilities (N, C) of utterances ``ids`` from their stored features.
+
+    ``stores`` holds ``(store_path, utterance_store_path or None)``: one pair for
+    a plain checkpoint, one per member (in order) for a fused one, whose
+    probabilities are the weighted mean of its members'. Speaker-normalised
+    checkpoints normalise each speaker of ``ids`` with its own statistics.
     """
     import torch
 
-    from sertool.checkpoint import Checkpoint
-    from sertool.data import FeatureDataset, collate
-    from sertool.manifest import read_manifest
+    from sertool.data import FeatureDataset, JoinedStore, collate
+    from sertool.inference import evaluate_loader
     from sertool.store import FeatureStore
-    from sertool.train import evaluate_loader, read_split
+
+    if checkpoint.is_fusion:
+        weights = checkpoint.model_config["weights"]
+        members = checkpoint.member_checkpoints()
+        if len(stores) != len(members):
+            raise SertoolError(f"fused model of {len(members)} members given {len(stores)} feature stores")
+        return sum(w * score_ids(m, ids, utterances=utterances, stores=[pair], batch_size=batch_size)
+                   for w, m, pair in zip(weights, members, stores))
+    store_path, utterance_store = stores[0]
+    with FeatureStore(store_path) as store:
+        check_store_matches(store, checkpoint, store_path)
+    utterance_store = utterance_store if checkpoint.utterance_feature_config else None
+    normaliser = test_normaliser(checkpoint, JoinedStore(store_path, utterance_store), utterances, ids)
+    dataset = FeatureDataset(store_path, ids, [-1] * len(ids), normaliser, utterance_store)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+    probs, _, _ = evaluate_loader(checkpoint.build_model(), loader, torch.device("cpu"))
+    return probs
+
+
+def run_stores(run_info: dict, store_path=None) -> list[tuple]:
+    """The (store, utterance store) pairs a run's checkpoints read: its own, or each fused member's."""
+    if run_info.get("members"):
+        if store_path:
+            raise SertoolError("a fused run reads each member's own store; pass no STORE (or evaluate the members)")
+        return [(m["store"], m.get("utterance_store")) for m in run_info["members"]]
+    return [(store_path or run_info.get("store"), run_info.get("utterance_store"))]
+
+
+def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch_size: int = 64,
+                 selection: str | None = None, log=lambda m: None) -> EvaluationResult:
+    """Evaluate every finished fold of ``run_dir`` (a trained or a fused run) on its test utterances.
+
+    ``manifest`` and ``store_path`` default to those the run was trained on;
+    ``selection`` (``best``, ``average``, ``last``) scores ``checkpoint-<selection>.pt``
+    instead of ``checkpoint.pt``.
+    """
+    from sertool.checkpoint import Checkpoint
+    from sertool.manifest import read_manifest
+    from sertool.runs import checkpoint_name, fold_dirs, read_run_info, read_split
 
     run_dir = Path(run_dir)
     out_dir = Path(out_dir or run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    run_info = read_run_info(run_dir)
+    name = checkpoint_name(selection)
     manifest = manifest or run_info.get("manifest")
-    store_path = store_path or run_info.get("store")
-    if not manifest or not store_path:
+    stores = run_stores(run_info, store_path)
+    if not manifest or not stores[0][0]:
         raise SertoolError(f"{run_dir}: no run.json; pass MANIFEST and STORE explicitly")
-    by_id = {u.id: u for u in read_manifest(manifest)}
+    utterances = read_manifest(manifest)
+    by_id = {u.id: u for u in utterances}
     all_probs, all_true, rows, per_fold = [], [], [], {}
     labels = None
-    fold_dirs = _fold_dirs(run_dir)
-    unfinished = sorted(d.name for d in run_dir.glob("fold-*") if d not in fold_dirs)
+    finished = fold_dirs(run_dir, name)
+    unfinished = sorted(d.name for d in run_dir.glob("fold-*") if d not in finished)
     if unfinished:
-        log(f"not evaluated (no checkpoint yet): {', '.join(unfinished)}")
-    for fold_dir in fold_dirs:
-        ckpt = Checkpoint.load(fold_dir / "checkpoint.pt")
+        log(f"not evaluated (no {name} yet): {', '.join(unfinished)}")
+    for fold_dir in finished:
+        ckpt = Checkpoint.load(fold_dir / name)
         if labels is None:
             labels = list(ckpt.labels)
         elif labels != list(ckpt.labels):
             raise SertoolError(f"{fold_dir}: label list differs from the other folds")
-        with FeatureStore(store_path) as store:
-            check_store_matches(store, ckpt, store_path)
-        utterance_store = run_info.get("utterance_store") if ckpt.utterance_feature_config else None
         test_ids = read_split(fold_dir / "split.csv")["test"]
         if not test_ids:
             log(f"{fold_dir.name}: no test utterances (protocol all), skipped")
@@ -104,10 +144,8 @@ def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch
         unknown = sorted({by_id[i].label for i in test_ids} - set(index))
         if unknown:
             raise SertoolError(f"test labels {unknown} were not in training; cannot score them")
-        dataset = FeatureDataset(store_path, test_ids, [index[by_id[i].label] for i in test_ids],
-                                 ckpt.norm_mean.numpy(), ckpt.norm_std.numpy(), utterance_store)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
-        probs, truth, _ = evaluate_loader(ckpt.build_model(), loader, torch.device("cpu"))
+        probs = score_ids(ckpt, test_ids, utterances=utterances, stores=stores, batch_size=batch_size)
+        truth = np.array([index[by_id[i].label] for i in test_ids])
         fold_name = fold_dir.name.split("-")[1]
         per_fold[fold_name] = scores(confusion(truth, probs.argmax(1), len(labels)))
         per_fold[fold_name]["confusion"] = confusion(truth, probs.argmax(1), len(labels))
@@ -125,8 +163,9 @@ def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch
     truth, probs = np.concatenate(all_true), np.concatenate(all_probs)
     pooled = confusion(truth, probs.argmax(1), len(labels))
     per_fold["pooled"] = scores(pooled) | {"confusion": pooled}
-    per_fold["mean"] = {k: float(np.mean([per_fold[f][k] for f in per_fold if f not in ("pooled",)]))
-                        for k in ("WA", "UA", "macro_F1")}
+    fold_names = [f for f in per_fold if f != "pooled"]
+    per_fold["mean"] = {k: float(np.mean([per_fold[f][k] for f in fold_names])) for k in ("WA", "UA", "macro_F1")}
+    per_fold["std"] = {k: float(np.std([per_fold[f][k] for f in fold_names])) for k in ("WA", "UA", "macro_F1")}
     _write_outputs(out_dir, per_fold, labels, rows)
     return EvaluationResult(per_fold, labels, out_dir)
 

@@ -65,7 +65,9 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 class Scorer:
     """Checkpoint + extractor + model: ``score(path) -> (duration s, [((start s, end s), probs (C,))])``.
 
-    start/end give the span of audio the window's frames cover.
+    start/end give the span of audio the window's frames cover. Utterance-level
+    checkpoints (functionals, embeddings, classic models) score a whole file as
+    one vector, or each ``window_s`` slice of the audio when a window is given.
     """
 
     checkpoint: object
@@ -76,33 +78,74 @@ class Scorer:
         import torch
 
         from sertool.features import build_extractor
+        from sertool.norm import from_checkpoint
 
         self.extractor = build_extractor(self.checkpoint.feature_config)
         extra = self.checkpoint.utterance_feature_config
         self.utterance_extractor = build_extractor(extra) if extra else None
         self.model = self.checkpoint.build_model()
-        self.mean = self.checkpoint.norm_mean.numpy()
-        self.std = self.checkpoint.norm_std.numpy()
+        self.normaliser = from_checkpoint(self.checkpoint)
+        self.utterance_level = self.extractor.level == "utterance"
+        self._torch = torch
+        if self.utterance_level:
+            self.window = self.hop = None
+            return
         self.frame_s = self.extractor.config.hop_ms / 1000.0
         model_frames = self.checkpoint.model_config.get("input_frames")
         window_s = self.window_s if self.window_s else (model_frames * self.frame_s if model_frames else None)
         self.window = max(1, round(window_s / self.frame_s)) if window_s else None
         hop_s = self.hop_s if self.hop_s else (window_s / 2 if window_s else None)
         self.hop = max(1, round(hop_s / self.frame_s)) if hop_s else None
-        self._torch = torch
 
-    def score(self, path: Path):
+    @property
+    def needs_speakers(self) -> bool:
+        """Whether scoring needs each file's speaker (speaker-normalised checkpoints)."""
+        return self.normaliser.mode == "speaker"
+
+    def features(self, path: Path):
+        """Decode ``path`` and compute its raw (unnormalised) features.
+
+        Returns ``(duration s, feats, spans)``: feats ``(T, D)`` for frame-level
+        models (spans None); for utterance-level ones ``(W, D)``, one vector per
+        audio window (W = 1 without ``window_s``), and spans their (start s, end s).
+        """
         from sertool.audio import load_audio
 
         sr = self.extractor.sample_rate
         samples = load_audio(path, sr=sr, min_duration=self.extractor.min_duration)
+        duration = samples.shape[0] / sr
+        if self.utterance_level:
+            return (duration, *self._window_vectors(samples, sr, duration))
         feats = self.extractor.extract(samples, sr)
         if self.utterance_extractor is not None:
             extra = self.utterance_extractor
             vector = extra.extract(load_audio(path, sr=extra.sample_rate, min_duration=extra.min_duration)
                                    if extra.sample_rate != sr else samples, extra.sample_rate)
             feats = np.concatenate([feats, np.repeat(vector, feats.shape[0], axis=0)], axis=1)
-        feats = (feats - self.mean) / self.std
+        return duration, feats, None
+
+    def _window_vectors(self, samples: np.ndarray, sr: int, duration: float):
+        if not self.window_s or duration <= self.window_s:
+            return self.extractor.extract(samples, sr), [(0.0, duration)]
+        size, hop = round(self.window_s * sr), round((self.hop_s or self.window_s / 2) * sr)
+        starts = list(range(0, samples.shape[0] - size + 1, hop))
+        if starts[-1] + size < samples.shape[0]:
+            starts.append(samples.shape[0] - size)
+        spans = [(st / sr, (st + size) / sr) for st in starts]
+        return np.concatenate([self.extractor.extract(samples[st:st + size], sr) for st in starts]), spans
+
+    def score_features(self, feats: np.ndarray, duration: float, spans=None, normalise=None):
+        """Windows of normalised ``feats`` through the model: ``[((start s, end s), probs (C,))]``.
+
+        ``spans`` come from :meth:`features` (utterance level); ``normalise(x) -> x``
+        defaults to the checkpoint's own normalisation.
+        """
+        torch = self._torch
+        feats = normalise(feats) if normalise is not None else self.normaliser("", feats)
+        if self.utterance_level:
+            with torch.no_grad():
+                logits = self.model(torch.from_numpy(feats[:, None, :]), torch.ones(len(feats), dtype=torch.long))
+            return list(zip(spans, torch.softmax(logits, dim=-1).numpy()))
         total = feats.shape[0]
         if self.window is None or total <= self.window:
             starts = [0]
@@ -112,16 +155,23 @@ class Scorer:
                 starts.append(total - self.window)  # the end of the file is always covered
         size = total if self.window is None else min(self.window, total)
         windows = np.stack([feats[s:s + size] for s in starts])
-        torch = self._torch
         with torch.no_grad():
             logits = self.model(torch.from_numpy(windows), torch.full((len(starts),), size, dtype=torch.long))
             probs = torch.softmax(logits, dim=-1).numpy()
-        duration = samples.shape[0] / sr
+        sr = self.extractor.sample_rate
         win_s = self.extractor.config.win_length / sr
         lead = win_s / 2 if self.extractor.config.center else 0.0  # centred frames start half a window early
         spans = [(max(0.0, s * self.frame_s - lead), min(duration, (s + size - 1) * self.frame_s - lead + win_s))
                  for s in starts]
-        return duration, list(zip(spans, probs))
+        return list(zip(spans, probs))
+
+    def score(self, path: Path):
+        """Features and scores of one file with the checkpoint's normalisation (not ``speaker``)."""
+        if self.needs_speakers:
+            raise SertoolError(f"{path}: the checkpoint normalises per speaker; score files in speaker groups "
+                               "(predict with a manifest's speaker column or --speaker-regex)")
+        duration, feats, spans = self.features(path)
+        return duration, self.score_features(feats, duration, spans)
 
 
 def _header(labels: list[str], segments: bool) -> list[str]:
@@ -161,10 +211,43 @@ def _resume(output: Path, header: list[str]) -> set[str]:
     return {r[0] for r in good}
 
 
+def file_speakers(inputs, files: list[Path], speaker_regex: str | None) -> dict[str, str]:
+    """str(path) -> speaker, from the ``speaker`` column of manifest inputs, else ``speaker_regex``'s first group.
+
+    Files with neither are left out (their rows become errors when speakers are needed).
+    """
+    import re
+
+    from sertool.manifest import read_manifest
+
+    speakers: dict[str, str] = {}
+    for item in map(Path, inputs):
+        if item.suffix.lower() == ".csv" and not item.is_dir():
+            speakers.update({str(u.path): u.speaker for u in read_manifest(item) if u.speaker})
+    if speaker_regex:
+        try:
+            pattern = re.compile(speaker_regex)
+        except re.error as exc:
+            raise SertoolError(f"--speaker-regex {speaker_regex!r} is not a valid regex ({exc})") from None
+        if pattern.groups < 1:
+            raise SertoolError(f"--speaker-regex {speaker_regex!r} needs a group, e.g. '(Actor_\\d+)/'")
+        for f in files:
+            match = pattern.search(f.as_posix())
+            if match and str(f) not in speakers:
+                speakers[str(f)] = match.group(1)
+    return speakers
+
+
 def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = None, hop_s: float | None = None,
                   segments: bool = False, resume: bool = True, max_failures: int = 0,
-                  progress: bool | None = None) -> RunReport:
+                  speaker_regex: str | None = None, progress: bool | None = None) -> RunReport:
     """Score ``inputs`` with the checkpoint and write CSV rows to ``output`` (a path or ``"-"`` for stdout).
+
+    A checkpoint trained with ``--norm speaker`` needs every file's speaker:
+    from a manifest input's ``speaker`` column or ``speaker_regex`` (first
+    group, searched in the path). Each speaker's statistics come from all of
+    that speaker's files in the inputs; a speaker with fewer than
+    :data:`sertool.norm.MIN_SPEAKER_UTTERANCES` scorable files gets error rows.
 
     Returns the run report (``ok`` scored, ``skipped`` kept from an earlier
     run, ``failures`` with their errors, also in the CSV's ``error`` column).
@@ -177,10 +260,10 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
     # OpenBLAS threads spinning between calls took the cores from torch's threads (predict ran 2.4x slower).
     with threadpool_limits(limits={"openblas": 1}):
         return _predict(checkpoint_path, inputs, output, window_s=window_s, hop_s=hop_s, segments=segments,
-                        resume=resume, max_failures=max_failures, progress=progress)
+                        resume=resume, max_failures=max_failures, speaker_regex=speaker_regex, progress=progress)
 
 
-def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resume, max_failures,
+def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resume, max_failures, speaker_regex,
              progress) -> RunReport:
     """:func:`predict_files` once its thread settings are in place."""
     from sertool.checkpoint import Checkpoint
@@ -188,10 +271,22 @@ def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resu
 
     checkpoint = Checkpoint.load(checkpoint_path)
     labels = list(checkpoint.labels)
+    members = checkpoint.member_checkpoints() if checkpoint.is_fusion else [checkpoint]
+    weights = checkpoint.model_config["weights"] if checkpoint.is_fusion else [1.0]
+    if checkpoint.is_fusion and segments:
+        raise SertoolError(f"{checkpoint_path}: a fused model scores whole files (its members' windows differ); "
+                           "drop --segments, or score a member's checkpoint with --segments")
     header = _header(labels, segments)
     files = expand_inputs(inputs)
     if not files:
         raise SertoolError(f"no audio files found in {', '.join(map(str, inputs))}")
+    scorers = [Scorer(m, window_s, hop_s) for m in members]
+    needs_speakers = any(s.needs_speakers for s in scorers)
+    speakers = file_speakers(inputs, files, speaker_regex) if needs_speakers else {}
+    if needs_speakers and not speakers:
+        raise SertoolError(f"{checkpoint_path}: this model normalises features per speaker (trained with --norm "
+                           "speaker), so predict needs each file's speaker: pass a manifest CSV with a speaker "
+                           "column, or --speaker-regex REGEX whose first group is the speaker in the path")
     report = RunReport(max_failures=max_failures)
     to_stdout = str(output) == "-"
     done: set[str] = set()
@@ -205,25 +300,98 @@ def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resu
                 csv.writer(fh).writerow(header)
     todo = [f for f in files if str(f) not in done]
     report.skipped = len(files) - len(todo)
-    scorer = Scorer(checkpoint, window_s, hop_s)
     sink = sys.stdout if to_stdout else open(output, "a", newline="", encoding="utf-8")
     try:
         writer = csv.writer(sink)
         if to_stdout:
             writer.writerow(header)
         with progress_bar(len(todo), progress, desc="predict") as bar:
-            for path in todo:
-                try:
-                    duration, windows = scorer.score(path)
-                    writer.writerows(_rows_for(path, duration, windows, labels, segments))
-                    report.ok += 1
-                except SertoolError as exc:
-                    message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
-                    writer.writerow(_error_row(path, message, labels, segments))
-                    report.fail(path.stem, path, "predict", message)
-                sink.flush()  # every finished file is on disk before the next starts
-                bar.update()
+            for group, wanted in _groups(files, todo, speakers if needs_speakers else None):
+                results = [_score_group(scorer, group, wanted) for scorer in scorers]
+                for path in wanted:
+                    outcome = _fused([r[str(path)] for r in results], weights)
+                    if isinstance(outcome, SertoolError):
+                        message = str(outcome) if str(outcome).startswith(str(path)) else f"{path}: {outcome}"
+                        writer.writerow(_error_row(path, message, labels, segments))
+                        report.fail(path.stem, path, "predict", message)
+                    else:
+                        writer.writerows(_rows_for(path, *outcome, labels, segments))
+                        report.ok += 1
+                    sink.flush()  # every finished file is on disk before the next starts
+                    bar.update()
     finally:
         if not to_stdout:
             sink.close()
     return report
+
+
+_NO_SPEAKER = SertoolError("no speaker for this file (the model normalises per speaker): list it in a manifest "
+                           "with a speaker column, or match it with --speaker-regex")
+
+
+def _groups(files: list[Path], todo: list[Path], speakers: dict[str, str] | None):
+    """``(group, wanted)`` pairs: each file alone, or (speaker mode) all of a speaker's files with its todo ones.
+
+    Files without a speaker form one group whose scoring fails with a clear error.
+    """
+    if speakers is None:
+        for f in todo:
+            yield [f], [f]
+        return
+    wanted_set = {str(f) for f in todo}
+    groups: dict[str | None, list[Path]] = {}
+    for f in files:
+        groups.setdefault(speakers.get(str(f)), []).append(f)
+    for speaker, group in groups.items():
+        wanted = [f for f in group if str(f) in wanted_set]
+        if wanted:
+            yield (group if speaker is not None else None), wanted
+
+
+def _score_group(scorer: Scorer, group: list[Path] | None, wanted: list[Path]) -> dict:
+    """str(path) -> (duration, windows) or the SertoolError of that file, for the ``wanted`` files.
+
+    A speaker-normalising scorer computes the statistics over every scorable
+    file of ``group`` (one speaker's files; None: files without a speaker).
+    """
+    from sertool.norm import MIN_SPEAKER_UTTERANCES, moments
+
+    out: dict = {}
+    if not scorer.needs_speakers:
+        for f in wanted:
+            try:
+                out[str(f)] = scorer.score(f)
+            except SertoolError as exc:
+                out[str(f)] = exc
+        return out
+    if group is None:
+        return {str(f): _NO_SPEAKER for f in wanted}
+    computed = {}
+    for f in group:
+        try:
+            computed[str(f)] = scorer.features(f)
+        except SertoolError as exc:
+            out[str(f)] = exc
+    if len(computed) < MIN_SPEAKER_UTTERANCES:
+        error = SertoolError(f"its speaker has {len(computed)} scorable file(s); speaker normalisation needs at "
+                             f"least {MIN_SPEAKER_UTTERANCES} per speaker (see README, --norm)")
+        return {str(f): out.get(str(f), error) for f in wanted}
+    mean, std = moments((feats for _, feats, _ in computed.values()), next(iter(computed.values()))[1].shape[1])
+    for f in wanted:
+        if str(f) in computed:
+            duration, feats, spans = computed[str(f)]
+            out[str(f)] = (duration, scorer.score_features(feats, duration, spans,
+                                                           normalise=lambda x: (x - mean) / std))
+    return out
+
+
+def _fused(outcomes: list, weights: list[float]):
+    """One file's (duration, windows) from its members' outcomes (the first error wins)."""
+    for outcome in outcomes:
+        if isinstance(outcome, SertoolError):
+            return outcome
+    if len(outcomes) == 1:
+        return outcomes[0]
+    duration = outcomes[0][0]
+    probs = sum(w * np.mean([p for _, p in windows], axis=0) for w, (_, windows) in zip(weights, outcomes))
+    return duration, [((0.0, duration), probs)]

@@ -4,19 +4,27 @@ Per fold, ``RUN_DIR/fold-<i>/`` holds
 
 - ``split.csv``: id, speaker, label, role (train / valid / test) of every utterance;
 - ``train_log.csv``: epoch, train_loss, valid_loss, valid_UA, valid_WA, lr, seconds;
-- ``state.pt``: the last finished epoch (weights, optimiser, best weights so
-  far), rewritten atomically after every epoch: a rerun resumes from it;
-- ``checkpoint.pt``: the best epoch (highest validation UA) as a
-  :class:`~sertool.checkpoint.Checkpoint`, written when the fold finishes;
+- ``state.pt``: the last finished epoch (weights, optimiser, best weights and
+  the running sum of the last epochs' weights), rewritten atomically after
+  every epoch: a rerun resumes from it;
+- ``checkpoint.pt``: the model ``TrainConfig.selection`` names, as a
+  :class:`~sertool.checkpoint.Checkpoint`, written when the fold finishes,
+  beside ``checkpoint-best.pt`` (highest validation UA), ``checkpoint-last.pt``
+  and ``checkpoint-average.pt`` (mean weights of the last epochs);
 - ``config.json``: model, feature, train configs and the fold's speakers.
 
-Normalisation statistics come from the fold's training utterances only.
-Randomness is seeded per (seed, epoch), so a resumed run replays the same
+Classic estimators (trainer ``fit``) write ``train_log.csv`` with one row per
+value of C tried on the validation speakers, and ``checkpoint.pt``.
+
+Normalisation (:mod:`sertool.norm`): global statistics come from the fold's
+training utterances only; speaker statistics from each speaker's own
+utterances. Randomness is seeded per (seed, epoch), so a resumed run replays the same
 batches and dropout masks as an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import json
@@ -29,57 +37,119 @@ from typing import Any, Callable
 
 from sertool.errors import ConfigError, SertoolError
 from sertool.manifest import Utterance, read_manifest
+from sertool.runs import atomic_json
 from sertool.splits import Fold, make_folds
 
 LOG_COLUMNS = ("epoch", "train_loss", "valid_loss", "valid_UA", "valid_WA", "lr", "seconds")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("onecycle", "cosine", "step", "constant")
+LOSSES = ("ce", "focal")
+BALANCES = ("none", "loss", "sampler")
+SELECTIONS = ("best", "average", "last")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings; defaults follow LIGHT-SERNET's paper and code."""
+    """Optimisation settings. These defaults are the generic recipe; each model's registry entry
+    overrides some of them (its ``recipe``), and ``--recipe paper`` takes the paper's setting instead.
 
-    epochs: int = 300
+    Schedules (learning rate as a function of the step, so a resumed run replays it exactly):
+    ``onecycle`` (linear warm-up over the first 30 % of steps from lr/25 to lr, then cosine down
+    to lr/1e4), ``cosine`` (linear warm-up over ``warmup_epochs``, then cosine to 0), ``step``
+    (the LIGHT-SERNET paper: constant, then x ``lr_decay_factor`` every ``lr_decay_every`` epochs
+    from ``lr_decay_start``) and ``constant``.
+
+    ``selection`` says which weights become ``checkpoint.pt``: ``best`` (the epoch with the highest
+    validation UA), ``average`` (the mean of the weights of the last ``average_last`` epochs, batch-norm
+    statistics recomputed on the training data) or ``last``. ``patience`` 0 never stops early.
+    """
+
+    epochs: int = 40
     batch_size: int = 32
-    lr: float = 1e-4
-    weight_decay: float = 1e-6
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    momentum: float = 0.9
+    weight_decay: float = 1e-2
+    decay_params: str = "matrices"
+    schedule: str = "onecycle"
+    warmup_epochs: int = 2
     lr_decay_start: int = 50
     lr_decay_every: int = 20
     lr_decay_factor: float = math.exp(-0.15)
     loss: str = "ce"
     focal_gamma: float = 2.0
-    patience: int = 30
+    label_smoothing: float = 0.1
+    mixup: float = 0.0
+    balance: str = "none"
+    norm: str = "global"
+    patience: int = 0
+    selection: str = "last"
+    average_last: int = 5
     grad_clip: float = 5.0
     seed: int = 0
     device: str = "auto"
     workers: int = 0
     threads: int = 0
-    specaugment: bool = False
+    specaugment: bool = True
     freq_masks: int = 2
     freq_mask_width: int = 8
     time_masks: int = 2
     time_mask_width: int = 20
+    random_crop: bool = True
 
     def __post_init__(self):
-        if self.loss not in ("ce", "focal"):
-            raise ConfigError(f"loss {self.loss!r} must be 'ce' or 'focal'")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device {self.device!r} must be cpu, cuda or auto")
+        from sertool.norm import check_mode
+
+        for name, value, allowed in (("loss", self.loss, LOSSES), ("device", self.device, DEVICES),
+                                     ("optimizer", self.optimizer, OPTIMIZERS),
+                                     ("schedule", self.schedule, SCHEDULES), ("balance", self.balance, BALANCES),
+                                     ("selection", self.selection, SELECTIONS),
+                                     ("decay_params", self.decay_params, ("matrices", "conv"))):
+            if value not in allowed:
+                raise ConfigError(f"{name} {value!r} must be one of {', '.join(allowed)}")
+        check_mode(self.norm)
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ConfigError("epochs and batch_size must be >= 1 and lr > 0")
+        if not 0 <= self.label_smoothing < 1 or self.mixup < 0:
+            raise ConfigError("label_smoothing must be in [0, 1) and mixup (a Beta alpha) >= 0")
+        if self.selection == "average" and self.average_last < 1:
+            raise ConfigError("selection 'average' needs average_last >= 1")
 
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate of 1-based ``epoch``: constant, then x factor every ``every`` epochs from ``start``."""
-        if epoch < self.lr_decay_start:
+    def lr_at(self, epoch: int, fraction: float = 0.0) -> float:
+        """Learning rate at 1-based ``epoch`` plus ``fraction`` (0 <= fraction < 1) of its steps."""
+        t = (epoch - 1 + fraction) / self.epochs  # progress through the run, 0 .. 1
+        if self.schedule == "constant":
             return self.lr
-        return self.lr * self.lr_decay_factor ** ((epoch - self.lr_decay_start) // self.lr_decay_every + 1)
+        if self.schedule == "step":
+            if epoch < self.lr_decay_start:
+                return self.lr
+            return self.lr * self.lr_decay_factor ** ((epoch - self.lr_decay_start) // self.lr_decay_every + 1)
+        if self.schedule == "onecycle":
+            peak = 0.3
+            if t < peak:
+                return self.lr / 25 + (self.lr - self.lr / 25) * t / peak
+            return self.lr / 1e4 + (self.lr - self.lr / 1e4) * 0.5 * (1 + math.cos(math.pi * (t - peak) / (1 - peak)))
+        warm = self.warmup_epochs / self.epochs
+        if t < warm:
+            return self.lr * (t + 1 / self.epochs) / (warm + 1 / self.epochs)
+        return self.lr * 0.5 * (1 + math.cos(math.pi * (t - warm) / max(1e-9, 1 - warm)))
 
 
-def build_train_config(overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """TrainConfig defaults with ``overrides`` (None values ignored) applied and type-checked."""
+def build_train_config(overrides: dict[str, Any] | None = None, *, model_name: str | None = None,
+                       recipe: str = "default") -> TrainConfig:
+    """TrainConfig: defaults, then model ``model_name``'s ``recipe``, then ``overrides`` (None values ignored)."""
     from sertool.configs import dataclass_from_dict
 
-    return dataclass_from_dict(TrainConfig, {k: v for k, v in (overrides or {}).items() if v is not None},
-                               what="training")
+    values = {}
+    if model_name is not None:
+        from sertool.models import recipe as model_recipe
+
+        values.update(model_recipe(model_name, recipe))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return dataclass_from_dict(TrainConfig, values, what="training")
 
 
 def _device(name: str):
@@ -90,50 +160,6 @@ def _device(name: str):
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is available; use --device cpu")
     return torch.device(name)
-
-
-def _atomic_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
-
-
-def _write_split(path: Path, fold: Fold, by_id: dict[str, Utterance]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["id", "speaker", "label", "role"])
-        for role, ids in (("train", fold.train), ("valid", fold.valid), ("test", fold.test)):
-            for i in ids:
-                w.writerow([i, by_id[i].speaker, by_id[i].label, role])
-    os.replace(tmp, path)
-
-
-def read_split(path: Path) -> dict[str, list[str]]:
-    """role -> utterance ids, from a fold's split.csv."""
-    roles: dict[str, list[str]] = {"train": [], "valid": [], "test": []}
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            roles[row["role"]].append(row["id"])
-    return roles
-
-
-def evaluate_loader(model, loader, device, loss_fn=None):
-    """Run ``model`` over ``loader``: (probabilities (N, C) numpy, labels (N,), mean loss or nan)."""
-    import numpy as np
-    import torch
-
-    model.eval()
-    probs, labels, losses = [], [], []
-    with torch.no_grad():
-        for feats, lengths, y in loader:
-            logits = model(feats.to(device), lengths)
-            if loss_fn is not None:
-                losses.append(float(loss_fn(logits, y.to(device))) * len(y))
-            probs.append(torch.softmax(logits, dim=-1).cpu().numpy())
-            labels.append(y.numpy())
-    n = sum(len(y) for y in labels)
-    return np.concatenate(probs), np.concatenate(labels), (sum(losses) / n if losses else float("nan"))
 
 
 @dataclass
@@ -147,130 +173,400 @@ class FoldResult:
     skipped: bool
 
 
+@dataclass
+class _FoldSetup:
+    """What one fold's training needs, built once by :func:`_set_up_fold`."""
+
+    fold: Fold
+    out_dir: Path
+    labels: list[str]
+    model_name: str
+    model_config: Any
+    train_config: TrainConfig
+    fingerprint: dict
+    info: dict  # feature_set, feature_config, utterance_feature_config, input_dim
+    normaliser: Any
+    train_set: Any
+    valid_set: Any
+    device: Any
+    log: Callable[[str], None]
+
+    @property
+    def state_path(self) -> Path:
+        return self.out_dir / "state.pt"
+
+    @property
+    def log_path(self) -> Path:
+        return self.out_dir / "train_log.csv"
+
+
+def _fingerprint(fold: Fold, model_name: str, model_config, train_config: TrainConfig, labels: list[str]) -> dict:
+    # Settings that change the result; workers, threads and device may differ on resume.
+    results_config = {k: v for k, v in dataclasses.asdict(train_config).items()
+                      if k not in ("workers", "threads", "device")}
+    return json.loads(json.dumps({"model": model_name, "model_config": dataclasses.asdict(model_config),
+                                  "train_config": results_config, "labels": labels, "train": len(fold.train),
+                                  "valid": len(fold.valid), "test": len(fold.test)}))
+
+
+def _set_up_fold(fold: Fold, *, utterances, store_path: Path, model_name: str, model_config,
+                 train_config: TrainConfig, labels: list[str], out_dir: Path, utterance_store: Path | None,
+                 fingerprint: dict, log) -> _FoldSetup:
+    """Write split.csv and config.json, fit the normaliser, build the datasets."""
+    from sertool.data import FeatureDataset, JoinedStore
+    from sertool.models import model_spec
+    from sertool.norm import fit_normaliser
+    from sertool.runs import atomic_json, write_split
+
+    by_id = {u.id: u for u in utterances}
+    write_split(out_dir / "split.csv", fold, by_id)
+    joined = JoinedStore(store_path, utterance_store)
+    info = {"feature_set": joined.frames.attrs["feature_set"], "feature_config": joined.frames.attrs["config"],
+            "utterance_feature_config": joined.utterance.attrs["config"] if joined.utterance else {},
+            "input_dim": joined.dim}
+    normaliser = fit_normaliser(train_config.norm, joined, utterances, train_ids=list(fold.train),
+                                other_ids=list(fold.valid))
+    atomic_json(out_dir / "config.json", {
+        **fingerprint, **{k: v for k, v in info.items() if k != "input_dim"}, "store": str(store_path),
+        "utterance_store": str(utterance_store) if utterance_store else None,
+        "fold": fold.index, "fold_name": fold.name,
+        "speakers": {role: sorted({by_id[i].speaker for i in ids})
+                     for role, ids in (("train", fold.train), ("valid", fold.valid), ("test", fold.test))}})
+    index = {label: k for k, label in enumerate(labels)}
+
+    def dataset(ids):
+        return FeatureDataset(store_path, list(ids), [index[by_id[i].label] for i in ids], normaliser,
+                              utterance_store)
+
+    train_set, valid_set = dataset(fold.train), dataset(fold.valid)
+    spec = model_spec(model_name)
+    if spec.trainer == "sgd" and spec.level == "frame":
+        from sertool.data import RandomCrop, SpecAugment
+
+        transforms = []
+        frames = getattr(model_config, "input_frames", None)
+        if train_config.random_crop and frames:
+            transforms.append(RandomCrop(frames))
+        if train_config.specaugment:
+            transforms.append(SpecAugment(train_config.freq_masks, train_config.freq_mask_width,
+                                          train_config.time_masks, train_config.time_mask_width))
+        train_set.transform = _Chain(transforms) if transforms else None
+    return _FoldSetup(fold, out_dir, labels, model_name, model_config, train_config, fingerprint, info, normaliser,
+                      train_set, valid_set, _device(train_config.device), log)
+
+
+class _Chain:
+    """Transforms applied in order, sharing one generator (picklable for loader workers)."""
+
+    def __init__(self, transforms):
+        self.transforms = transforms
+
+    def __call__(self, x, generator=None):
+        for t in self.transforms:
+            x = t(x, generator)
+        return x
+
+
 def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, model_name: str,
                model_config, train_config: TrainConfig, labels: list[str], out_dir: Path,
                utterance_store: Path | None = None, log: Callable[[str], None] = lambda m: None) -> FoldResult:
     """Train one fold into ``out_dir`` (resuming from ``state.pt`` when present)."""
     import torch
 
-    from sertool.checkpoint import Checkpoint
-    from sertool.data import FeatureDataset, JoinedStore, collate, normalisation_stats
-    from sertool.metrics import confusion, scores
-    from sertool.models import build_model
-    from sertool.models.common import focal_loss
+    from sertool.models import model_spec
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path, state_path, log_path = out_dir / "checkpoint.pt", out_dir / "state.pt", out_dir / "train_log.csv"
-    by_id = {u.id: u for u in utterances}
-    # Settings that change the result; workers, threads and device may differ on resume.
-    results_config = {k: v for k, v in dataclasses.asdict(train_config).items()
-                      if k not in ("workers", "threads", "device")}
-    fingerprint = {"model": model_name, "model_config": dataclasses.asdict(model_config),
-                   "train_config": results_config, "labels": labels,
-                   "train": len(fold.train), "valid": len(fold.valid), "test": len(fold.test)}
+    fingerprint = _fingerprint(fold, model_name, model_config, train_config, labels)
+    state_path, ckpt_path = out_dir / "state.pt", out_dir / "checkpoint.pt"
     state = None
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if state.get("fingerprint") != json.loads(json.dumps(fingerprint)):
+        if state.get("fingerprint") != fingerprint:
             raise SertoolError(f"{out_dir}: holds a run with other settings or data; use a new -o folder "
                                "or delete it to start over")
         if state.get("finished") and ckpt_path.exists():
             log(f"fold {fold.index}: already finished (best epoch {state['best_epoch']}), skipped")
             return FoldResult(fold, out_dir, state["best_epoch"], state["best_ua"], state["epoch"], 0.0, True)
-    _write_split(out_dir / "split.csv", fold, by_id)
-    joined = JoinedStore(store_path, utterance_store)
-    feature_set, feature_config = joined.frames.attrs["feature_set"], joined.frames.attrs["config"]
-    utterance_config = joined.utterance.attrs["config"] if joined.utterance else {}
-    mean, std = normalisation_stats(joined, list(fold.train))
-    input_dim = joined.dim
-    _atomic_json(out_dir / "config.json", {
-        **fingerprint, "feature_set": feature_set, "feature_config": feature_config, "store": str(store_path),
-        "utterance_store": str(utterance_store) if utterance_store else None,
-        "utterance_feature_config": utterance_config,
-        "fold": fold.index, "fold_name": fold.name,
-        "speakers": {role: sorted({by_id[i].speaker for i in ids})
-                     for role, ids in (("train", fold.train), ("valid", fold.valid), ("test", fold.test))}})
-
-    device = _device(train_config.device)
+    setup = _set_up_fold(fold, utterances=utterances, store_path=store_path, model_name=model_name,
+                         model_config=model_config, train_config=train_config, labels=labels, out_dir=out_dir,
+                         utterance_store=utterance_store, fingerprint=fingerprint, log=log)
     if train_config.threads:
         torch.set_num_threads(train_config.threads)
-    index = {label: k for k, label in enumerate(labels)}
-    make = lambda ids: FeatureDataset(store_path, list(ids), [index[by_id[i].label] for i in ids], mean,  # noqa: E731
-                                      std, utterance_store)
-    train_set, valid_set = make(fold.train), make(fold.valid)
-    if train_config.specaugment:
-        from sertool.data import SpecAugment
+    if model_spec(model_name).trainer == "fit":
+        return _fit_fold(setup)
+    return _sgd_fold(setup, state)
 
-        train_set.transform = SpecAugment(train_config.freq_masks, train_config.freq_mask_width,
-                                          train_config.time_masks, train_config.time_mask_width)
-    valid_loader = torch.utils.data.DataLoader(valid_set, batch_size=train_config.batch_size, collate_fn=collate,
-                                               num_workers=train_config.workers)
-    torch.manual_seed(train_config.seed)
-    model = build_model(model_name, model_config, input_dim=input_dim, num_classes=len(labels)).to(device)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "conv" in type(_owner(model, n)).__name__.lower()]
-    decay_ids = {id(p) for p in decay}
-    others = [p for p in model.parameters() if id(p) not in decay_ids]
-    optimiser = torch.optim.Adam([{"params": decay, "weight_decay": train_config.weight_decay},
-                                  {"params": others, "weight_decay": 0.0}], lr=train_config.lr)
-    if train_config.loss == "focal":
-        loss_fn = lambda logits, y: focal_loss(logits, y, train_config.focal_gamma)  # noqa: E731
+
+# --------------------------------------------------------------------------- classic estimators
+def _fit_fold(setup: _FoldSetup) -> FoldResult:
+    """Fit a classic estimator: hyperparameter chosen on the validation speakers, one log row per value."""
+    import torch
+
+    from sertool.data import utterance_matrix
+    from sertool.models import model_spec
+
+    begin = time.monotonic()
+    x, y = utterance_matrix(setup.train_set)
+    xv, yv = utterance_matrix(setup.valid_set)
+    spec = model_spec(setup.model_name)
+    config, state_dict, rows = spec.cls.fit(x, y, xv, yv, config=setup.model_config,
+                                            num_classes=len(setup.labels), log=setup.log)
+    chosen = {r[0]: r for r in rows}.get(config.C, (config.C, float("nan"), float("nan")))
+    with open(setup.out_dir / "train_log.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["C", "valid_UA", "valid_WA"])
+        w.writerows([[f"{c:g}", f"{ua:.4f}", f"{wa:.4f}"] for c, ua, wa in rows])
+    model = spec.cls(config, input_dim=setup.info["input_dim"], num_classes=len(setup.labels))
+    model.load_state_dict(state_dict)  # checks every array has the shape the config implies
+    metrics = {"valid_UA": chosen[1], "C": config.C, "best_epoch": 0, "epochs_run": 0}
+    _write_checkpoint(setup, "checkpoint.pt", model, metrics, model_config=config)
+    _save_state(setup.state_path, {"epoch": 0, "best_ua": chosen[1], "best_epoch": 0},
+                setup.fingerprint, finished=True)
+    setup.log(f"fold {setup.fold.index}: {setup.model_name} C={config.C:g} (valid UA {chosen[1]:.3f})")
+    return FoldResult(setup.fold, setup.out_dir, 0, chosen[1], 0, time.monotonic() - begin, False)
+
+
+# --------------------------------------------------------------------------- torch training loop
+def _optimiser(model, config: TrainConfig):
+    import torch
+
+    if config.decay_params == "conv":  # the LIGHT-SERNET paper: L2 on convolution kernels only
+        decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "conv" in type(_owner(model, n)).__name__.lower()]
     else:
-        loss_fn = torch.nn.functional.cross_entropy
+        decay = [p for p in model.parameters() if p.ndim > 1]
+    decay_ids = {id(p) for p in decay}
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": [p for p in model.parameters() if id(p) not in decay_ids], "weight_decay": 0.0}]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=config.lr, betas=(config.beta1, config.beta2))
 
-    start_epoch, best = 1, {"ua": -1.0, "epoch": 0, "weights": None}
+
+def _loss_function(config: TrainConfig, class_counts):
+    """``loss(logits (B, C), target (B,)) -> scalar``: CE (label smoothing, class weights) or focal."""
+    import torch
+
+    from sertool.models.common import focal_loss
+
+    weight = None
+    if config.balance == "loss":
+        counts = torch.tensor(class_counts, dtype=torch.float32).clamp(min=1)
+        weight = counts.sum() / (len(counts) * counts)
+    if config.loss == "focal":
+        return lambda logits, y: focal_loss(logits, y, config.focal_gamma)
+    smoothing = config.label_smoothing
+
+    def ce(logits, y):
+        w = weight.to(logits.device) if weight is not None else None
+        return torch.nn.functional.cross_entropy(logits, y, weight=w, label_smoothing=smoothing)
+
+    return ce
+
+
+def _train_loader(setup: _FoldSetup, epoch: int):
+    import torch
+
+    from sertool.data import collate
+
+    config = setup.train_config
+    order = torch.Generator().manual_seed(config.seed * 100003 + epoch)
+    options = dict(batch_size=config.batch_size, collate_fn=collate, num_workers=config.workers)
+    if config.balance == "sampler":
+        counts = _class_counts(setup)
+        weights = [1.0 / counts[y] for y in setup.train_set.labels]
+        sampler = torch.utils.data.WeightedRandomSampler(weights, len(weights), replacement=True, generator=order)
+        return torch.utils.data.DataLoader(setup.train_set, sampler=sampler, **options)
+    return torch.utils.data.DataLoader(setup.train_set, shuffle=True, generator=order, **options)
+
+
+def _class_counts(setup: _FoldSetup) -> list[int]:
+    counts = [0] * len(setup.labels)
+    for y in setup.train_set.labels:
+        counts[y] += 1
+    return counts
+
+
+def _train_epoch(setup: _FoldSetup, model, optimiser, loss_fn, epoch: int) -> float:
+    """One pass over the training set (lr set per step); returns the mean training loss."""
+    import torch
+
+    config = setup.train_config
+    torch.manual_seed(config.seed * 100003 + epoch)  # dropout, masks, mixup and batch order per epoch
+    setup.train_set.epoch_seed = config.seed * 100003 + epoch
+    loader = _train_loader(setup, epoch)
+    steps = len(loader)
+    model.train()
+    total, count = 0.0, 0
+    for step, (feats, lengths, y) in enumerate(loader):
+        for group in optimiser.param_groups:
+            group["lr"] = config.lr_at(epoch, step / steps)
+        feats, y = feats.to(setup.device), y.to(setup.device)
+        if config.mixup > 0:
+            lam = float(torch.distributions.Beta(config.mixup, config.mixup).sample())
+            perm = torch.randperm(len(y))
+            feats = lam * feats + (1 - lam) * feats[perm]
+            lengths = torch.maximum(lengths, lengths[perm])
+            logits = model(feats, lengths)
+            loss = lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y[perm])
+        else:
+            loss = loss_fn(model(feats, lengths), y)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimiser.step()
+        total += float(loss.detach()) * len(y)
+        count += len(y)
+    return total / max(count, 1)
+
+
+def _validate(setup: _FoldSetup, model, loss_fn) -> tuple[dict, float]:
+    """Validation scores (UA, WA, ...) and loss; UA nan when the fold has no validation utterances."""
+    import torch
+
+    from sertool.data import collate
+    from sertool.inference import evaluate_loader
+    from sertool.metrics import confusion, scores
+
+    if not len(setup.valid_set):
+        return {"UA": float("nan"), "WA": float("nan")}, float("nan")
+    loader = torch.utils.data.DataLoader(setup.valid_set, batch_size=setup.train_config.batch_size,
+                                         collate_fn=collate, num_workers=setup.train_config.workers)
+    probs, truth, loss = evaluate_loader(model, loader, setup.device, loss_fn)
+    return scores(confusion(truth, probs.argmax(axis=1), len(setup.labels))), loss
+
+
+def _weights(model) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _accumulate(average: dict | None, model) -> dict:
+    """Running sum of floating-point weights (others: the latest value)."""
+    weights = _weights(model)
+    if average is None:
+        return {k: v.double() if v.is_floating_point() else v for k, v in weights.items()}
+    return {k: average[k] + v.double() if v.is_floating_point() else v for k, v in weights.items()}
+
+
+def _averaged_model(setup: _FoldSetup, model, total: dict, count: int):
+    """``model`` with the mean of the accumulated weights and batch-norm statistics recomputed on training data."""
+    import torch
+
+    from sertool.data import collate
+
+    reference = model.state_dict()
+    model.load_state_dict({k: (v / count).to(reference[k].dtype) if v.is_floating_point() else v
+                           for k, v in total.items()})
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if norms:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the pass
+        torch.manual_seed(setup.train_config.seed * 100003)
+        loader = torch.utils.data.DataLoader(setup.train_set, batch_size=setup.train_config.batch_size,
+                                             collate_fn=collate, num_workers=setup.train_config.workers)
+        model.train()
+        with torch.no_grad():
+            for feats, lengths, _ in loader:
+                model(feats.to(setup.device), lengths)
+        for m in norms:
+            m.momentum = 0.1
+    return model.eval()
+
+
+def _sgd_fold(setup: _FoldSetup, state: dict | None) -> FoldResult:
+    """The epoch loop with validation, per-epoch state for resuming, and the final checkpoints."""
+    import torch
+
+    from sertool.models import build_model
+
+    config = setup.train_config
+    torch.manual_seed(config.seed)
+    model = build_model(setup.model_name, setup.model_config, input_dim=setup.info["input_dim"],
+                        num_classes=len(setup.labels)).to(setup.device)
+    optimiser = _optimiser(model, config)
+    loss_fn = _loss_function(config, _class_counts(setup))
+    start_epoch, best, average = 1, {"ua": -1.0, "epoch": 0, "weights": None}, {"sum": None, "count": 0}
     if state is not None:
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         start_epoch = state["epoch"] + 1
         best = {"ua": state["best_ua"], "epoch": state["best_epoch"], "weights": state["best_weights"]}
-        _truncate_log(log_path, state["epoch"])
-        log(f"fold {fold.index}: resuming after epoch {state['epoch']}")
-    elif log_path.exists():
-        log_path.unlink()
-    begin = time.monotonic()
-    epoch = start_epoch - 1
-    for epoch in range(start_epoch, train_config.epochs + 1):
-        if epoch - best["epoch"] > train_config.patience and best["epoch"] > 0:
+        average = {"sum": state.get("average_sum"), "count": state.get("average_count", 0)}
+        _truncate_log(setup.log_path, state["epoch"])
+        setup.log(f"fold {setup.fold.index}: resuming after epoch {state['epoch']}")
+    elif setup.log_path.exists():
+        setup.log_path.unlink()
+    begin, epoch = time.monotonic(), start_epoch - 1
+    for epoch in range(start_epoch, config.epochs + 1):
+        if config.patience and best["epoch"] > 0 and epoch - best["epoch"] > config.patience:
             epoch -= 1
             break
         tick = time.monotonic()
-        lr = train_config.lr_at(epoch)
-        for group in optimiser.param_groups:
-            group["lr"] = lr
-        torch.manual_seed(train_config.seed * 100003 + epoch)  # dropout masks and batch order per epoch
-        order = torch.Generator().manual_seed(train_config.seed * 100003 + epoch)
-        loader = torch.utils.data.DataLoader(train_set, batch_size=train_config.batch_size, shuffle=True,
-                                             generator=order, collate_fn=collate, num_workers=train_config.workers)
-        model.train()
-        total, count = 0.0, 0
-        for feats, lengths, y in loader:
-            loss = loss_fn(model(feats.to(device), lengths), y.to(device))
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            if train_config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.grad_clip)
-            optimiser.step()
-            total += float(loss.detach()) * len(y)
-            count += len(y)
-        probs, truth, valid_loss = evaluate_loader(model, valid_loader, device, loss_fn)
-        valid = scores(confusion(truth, probs.argmax(axis=1), len(labels)))
-        if valid["UA"] > best["ua"]:
-            best = {"ua": valid["UA"], "epoch": epoch,
-                    "weights": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+        train_loss = _train_epoch(setup, model, optimiser, loss_fn, epoch)
+        valid, valid_loss = _validate(setup, model, loss_fn)
+        ua = valid["UA"] if valid["UA"] == valid["UA"] else 0.0
+        if ua > best["ua"] or not len(setup.valid_set):  # no validation set: the last epoch is "best"
+            best = {"ua": valid["UA"], "epoch": epoch, "weights": _weights(model)}
+        if epoch > config.epochs - config.average_last:
+            average = {"sum": _accumulate(average["sum"], model), "count": average["count"] + 1}
         seconds = time.monotonic() - tick
-        _append_log(log_path, [epoch, f"{total / count:.5f}", f"{valid_loss:.5f}", f"{valid['UA']:.4f}",
-                               f"{valid['WA']:.4f}", f"{lr:.3g}", f"{seconds:.2f}"])
-        _save_state(state_path, model, optimiser, epoch, best, fingerprint, finished=False)
-        log(f"fold {fold.index} epoch {epoch}: train loss {total / count:.3f}, valid UA {valid['UA']:.3f} "
-            f"WA {valid['WA']:.3f} (best {best['ua']:.3f} @ {best['epoch']}), {seconds:.1f} s")
-    Checkpoint(model=model_name, model_config=dataclasses.asdict(model_config), feature_set=feature_set,
-               feature_config=feature_config, labels=labels, norm_mean=torch.from_numpy(mean),
-               norm_std=torch.from_numpy(std), train_config=dataclasses.asdict(train_config),
-               state_dict=best["weights"], metrics={"valid_UA": best["ua"], "best_epoch": best["epoch"],
-                                                    "epochs_run": epoch},
-               utterance_feature_config=utterance_config).save(ckpt_path)
-    _save_state(state_path, model, optimiser, epoch, best, fingerprint, finished=True)
-    return FoldResult(fold, out_dir, best["epoch"], best["ua"], epoch, time.monotonic() - begin, False)
+        _append_log(setup.log_path, [epoch, f"{train_loss:.5f}", f"{valid_loss:.5f}", f"{valid['UA']:.4f}",
+                                     f"{valid['WA']:.4f}", f"{config.lr_at(epoch):.3g}", f"{seconds:.2f}"])
+        _save_state(setup.state_path, {"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                                       "epoch": epoch, "best_ua": best["ua"], "best_epoch": best["epoch"],
+                                       "best_weights": best["weights"], "average_sum": average["sum"],
+                                       "average_count": average["count"]}, setup.fingerprint, finished=False)
+        setup.log(f"fold {setup.fold.index} epoch {epoch}: train loss {train_loss:.3f}, valid UA {valid['UA']:.3f} "
+                  f"WA {valid['WA']:.3f} (best {best['ua']:.3f} @ {best['epoch']}), {seconds:.1f} s")
+    selected = _write_checkpoints(setup, model, best, average, epoch)
+    _save_state(setup.state_path, {"epoch": epoch, "best_ua": best["ua"], "best_epoch": best["epoch"]},
+                setup.fingerprint, finished=True)
+    return FoldResult(setup.fold, setup.out_dir, best["epoch"], selected, epoch, time.monotonic() - begin, False)
+
+
+def _write_checkpoints(setup: _FoldSetup, model, best: dict, average: dict, epochs_run: int) -> float:
+    """checkpoint-best.pt, checkpoint-last.pt, checkpoint-average.pt (when the run reached the last epochs)
+    and checkpoint.pt (the one ``selection`` names); returns the selected model's validation UA."""
+    from sertool.models import build_model
+
+    candidates = {"last": (model, epochs_run)}
+    if best["weights"] is not None:
+        best_model = build_model(setup.model_name, setup.model_config, input_dim=setup.info["input_dim"],
+                                 num_classes=len(setup.labels))
+        best_model.load_state_dict(best["weights"])
+        candidates["best"] = (best_model, best["epoch"])
+    if average["count"]:
+        averaged = _averaged_model(setup, copy.deepcopy(model), average["sum"], average["count"])
+        candidates["average"] = (averaged, epochs_run)
+    chosen = setup.train_config.selection if setup.train_config.selection in candidates else "best"
+    if chosen != setup.train_config.selection:
+        setup.log(f"fold {setup.fold.index}: stopped before the last {setup.train_config.average_last} epochs; "
+                  "checkpoint.pt is the best-validation epoch")
+    uas = {}
+    for name, (m, epoch) in candidates.items():
+        valid, _ = _validate(setup, m, None)
+        uas[name] = valid["UA"]
+        metrics = {"valid_UA": valid["UA"], "best_epoch": best["epoch"], "epochs_run": epochs_run,
+                   "selection": name, "epoch": epoch}
+        _write_checkpoint(setup, f"checkpoint-{name}.pt", m, metrics)
+        if name == chosen:
+            _write_checkpoint(setup, "checkpoint.pt", m, metrics)
+    setup.log(f"fold {setup.fold.index}: valid UA " + ", ".join(f"{k} {v:.3f}" for k, v in uas.items())
+              + f"; checkpoint.pt = {chosen}")
+    return uas.get(chosen, float("nan"))
+
+
+def _write_checkpoint(setup: _FoldSetup, name: str, model, metrics: dict, *, model_config=None) -> None:
+    from sertool.checkpoint import Checkpoint
+
+    info = setup.info
+    Checkpoint(model=setup.model_name, model_config=dataclasses.asdict(model_config or setup.model_config),
+               feature_set=info["feature_set"], feature_config=info["feature_config"], labels=setup.labels,
+               train_config=dataclasses.asdict(setup.train_config), state_dict=_weights(model), metrics=metrics,
+               utterance_feature_config=info["utterance_feature_config"],
+               **setup.normaliser.checkpoint_fields(info["input_dim"])).save(setup.out_dir / name)
 
 
 def _owner(model, param_name: str):
@@ -280,13 +576,11 @@ def _owner(model, param_name: str):
     return module
 
 
-def _save_state(path, model, optimiser, epoch, best, fingerprint, *, finished: bool) -> None:
+def _save_state(path: Path, payload: dict, fingerprint: dict, *, finished: bool) -> None:
     import torch
 
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "epoch": epoch,
-                "best_ua": best["ua"], "best_epoch": best["epoch"], "best_weights": best["weights"],
-                "fingerprint": json.loads(json.dumps(fingerprint)), "finished": finished}, tmp)
+    torch.save({**payload, "fingerprint": fingerprint, "finished": finished}, tmp)
     os.replace(tmp, path)
 
 
@@ -313,6 +607,23 @@ def _truncate_log(path: Path, last_epoch: int) -> None:
     os.replace(tmp, path)
 
 
+def check_store_kind(model_name: str, store_path, *, norm: str = "global") -> None:
+    """ConfigError unless the store's level (frame / utterance) is the one model ``model_name`` reads."""
+    from sertool.models import MODELS, model_spec
+    from sertool.norm import check_mode
+    from sertool.store import FeatureStore
+
+    spec = model_spec(model_name)
+    with FeatureStore(store_path) as store:
+        level, feature_set = store.attrs.get("level", "frame"), store.attrs.get("feature_set", "?")
+    check_mode(norm, level=level)
+    if level != spec.level:
+        fitting = sorted(n for n, s in MODELS.items() if s.level == level)
+        raise ConfigError(
+            f"{store_path}: {feature_set} is a {level}-level store, but model {model_name!r} reads {spec.level}-level "
+            f"features (e.g. --features {spec.features}); for this store use one of: {', '.join(fitting)}")
+
+
 def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str = "speaker-kfold",
               folds: int = 5, fold: int | None = None, valid_speakers: int = 2,
               test_speakers: list[str] | None = None, split_column: str = "split",
@@ -328,7 +639,7 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
     """
     from sertool.models import build_model_config
 
-    train_config = train_config or TrainConfig()
+    train_config = train_config or build_train_config(model_name=model_name)
     utterances = read_manifest(manifest)
     unlabelled = [u.id for u in utterances if not u.label]
     if unlabelled:
@@ -336,12 +647,12 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
                            "training needs labels")
     labels = sorted({u.label for u in utterances})
     model_overrides = dict(model_overrides or {})
+    check_store_kind(model_name, store_path, norm=train_config.norm)
     if utterance_store:
-        from sertool.models import MODELS, model_names
+        from sertool.models import model_spec
         from sertool.store import FeatureStore
 
-        model_names()
-        if "speaker_dim" not in {f.name for f in dataclasses.fields(MODELS[model_name][1])}:
+        if not model_spec(model_name).takes_utterance_vector:
             raise ConfigError(f"model {model_name!r} takes no utterance-level vector; --utterance-store works "
                               "with models that have a speaker_dim setting (mscnn_spu, mscnn_spu_att)")
         with FeatureStore(utterance_store) as extra:
@@ -353,9 +664,10 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
         raise ConfigError(f"--fold {fold}: this protocol has folds 0-{len(all_folds) - 1}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_json(out_dir / "run.json", {"manifest": str(Path(manifest).resolve()),
+    atomic_json(out_dir / "run.json", {"manifest": str(Path(manifest).resolve()),
                                         "store": str(Path(store_path).resolve()), "protocol": protocol,
                                         "folds": len(all_folds), "model": model_name, "labels": labels,
+                                        "norm": train_config.norm,
                                         "utterance_store": str(Path(utterance_store).resolve()) if utterance_store
                                         else None})
     results = []

@@ -41,6 +41,13 @@ def corpus(tmp_path_factory):
     return root, manifest, store
 
 
+@pytest.fixture(scope="module")
+def utterance_store(corpus):
+    """An utterance-level store (mfcc_stats, 80 values per clip) of the same corpus."""
+    root, manifest, _ = corpus
+    return extract_manifest(manifest, feature_set="mfcc_stats", out_dir=root / "feats").store_path
+
+
 FAST = dict(epochs=6, batch_size=8, lr=3e-3, patience=10)
 
 
@@ -121,7 +128,7 @@ def test_normalisation_uses_training_utterances_only(corpus, tmp_path):
     _, manifest, store = corpus
     from sertool.data import normalisation_stats
     from sertool.store import FeatureStore
-    from sertool.train import read_split
+    from sertool.runs import read_split
 
     train_run(manifest, store, out_dir=tmp_path / "r", model_name="light_sernet", protocol="loso", fold=1,
               valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1}))
@@ -212,17 +219,20 @@ def test_dataloader_workers_give_the_same_model(corpus, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", __import__("sertool.models", fromlist=["model_names"]).model_names())
-def test_every_model_trains_saves_loads_and_predicts(corpus, tmp_path, name):
+def test_every_model_trains_saves_loads_and_predicts(corpus, utterance_store, tmp_path, name):
     root, manifest, store = corpus
+    from sertool.models import MODELS
     from sertool.predict import predict_files
 
-    train_run(manifest, store, out_dir=tmp_path / "r", model_name=name, protocol="loso", fold=0, valid_speakers=1,
-              train_config=TrainConfig(**{**FAST, "epochs": 1}))
+    level = MODELS[name].level
+    train_run(manifest, store if level == "frame" else utterance_store, out_dir=tmp_path / "r", model_name=name,
+              protocol="loso", fold=0, valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1}))
     ckpt_path = tmp_path / "r" / "fold-0" / "checkpoint.pt"
     ckpt = Checkpoint.load(ckpt_path)
     assert ckpt.model == name
     model = ckpt.build_model()
-    feats, lengths = torch.randn(2, 90, 40), torch.tensor([90, 60])
+    frames = 90 if level == "frame" else 1
+    feats, lengths = torch.randn(2, frames, len(ckpt.norm_mean)), torch.tensor([frames, max(1, frames - 30)])
     with torch.no_grad():
         torch.testing.assert_close(model(feats, lengths), ckpt.build_model()(feats, lengths))  # weights restored
     report = predict_files(ckpt_path, [root / "audio" / "high" / "spk0_0.wav", root / "audio" / "low"],

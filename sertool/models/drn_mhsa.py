@@ -120,4 +120,5 @@ class DrnMhsa(nn.Module):
         return self.classifier(last)
 
 
-register_model("drn_mhsa", DrnMhsaConfig)(DrnMhsa)
+register_model("drn_mhsa", DrnMhsaConfig, features="drn_lld17", recipe={"epochs": 30, "lr": 5e-4},
+               paper_recipe={"optimizer": "adam", "schedule": "constant", "label_smoothing": 0.0, "specaugment": False, "random_crop": False, "selection": "best", "weight_decay": 0.0, "norm": "global", "lr": 1e-4, "epochs": 100, "patience": 30})(DrnMhsa)

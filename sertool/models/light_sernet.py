@@ -96,4 +96,12 @@ class LightSernet(nn.Module):
         return self.head(self.body(x))
 
 
-register_model("light_sernet", LightSernetConfig)(LightSernet)
+#: Measured on RAVDESS 01-16, 4 speaker folds (README, "Results"): speaker normalisation +0.9 UA points over global.
+DEFAULT_RECIPE = {"epochs": 40, "lr": 2e-3, "weight_decay": 1e-3, "norm": "speaker"}
+#: Sec. 3 and the authors' code: Adam 1e-4, L2 1e-6 on kernels, x e^-0.15 every 20 epochs from 50, 300 epochs.
+PAPER_RECIPE = {"epochs": 300, "optimizer": "adam", "lr": 1e-4, "weight_decay": 1e-6, "decay_params": "conv",
+                "schedule": "step", "patience": 30, "label_smoothing": 0.0, "specaugment": False,
+                "random_crop": False, "selection": "best", "norm": "global"}
+
+register_model("light_sernet", LightSernetConfig, features="lightsernet_mfcc", recipe=DEFAULT_RECIPE,
+               paper_recipe=PAPER_RECIPE)(LightSernet)

@@ -96,7 +96,12 @@ class MscnnSpu(nn.Module):
         return self.classifier(torch.cat(parts, dim=-1))
 
 
-register_model("mscnn_spu", MscnnSpuConfig)(MscnnSpu)
+DEFAULT_RECIPE = {"epochs": 40, "lr": 1e-3, "grad_clip": 1.0}
+#: Sec. 3: Adam 5e-4, gradient-norm clip 1, batch 64 (epochs not given: 100 with patience 30).
+PAPER_RECIPE = {"optimizer": "adam", "schedule": "constant", "label_smoothing": 0.0, "specaugment": False, "random_crop": False, "selection": "best", "weight_decay": 0.0, "norm": "global", "lr": 5e-4, "grad_clip": 1.0, "batch_size": 64, "epochs": 100, "patience": 30}
+
+register_model("mscnn_spu", MscnnSpuConfig, features="mscnn_mfcc96", recipe=DEFAULT_RECIPE,
+               paper_recipe=PAPER_RECIPE)(MscnnSpu)
 
 
 @dataclass(frozen=True)
@@ -104,4 +109,5 @@ class MscnnSpuAttConfig(MscnnSpuConfig):
     attention: bool = True
 
 
-register_model("mscnn_spu_att", MscnnSpuAttConfig)(type("MscnnSpuAtt", (MscnnSpu,), {}))
+register_model("mscnn_spu_att", MscnnSpuAttConfig, features="mscnn_mfcc96", recipe=DEFAULT_RECIPE,
+               paper_recipe=PAPER_RECIPE)(type("MscnnSpuAtt", (MscnnSpu,), {}))

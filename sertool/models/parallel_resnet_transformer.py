@@ -139,4 +139,6 @@ class ParallelResnetTransformer(nn.Module):
                                   self._transformer(feats, lengths)], dim=-1))
 
 
-register_model("parallel_resnet_transformer", ParallelResnetTransformerConfig)(ParallelResnetTransformer)
+register_model("parallel_resnet_transformer", ParallelResnetTransformerConfig, features="resnet_transformer_map",
+               recipe={"epochs": 30, "lr": 1e-3},
+               paper_recipe={"schedule": "constant", "label_smoothing": 0.0, "specaugment": False, "random_crop": False, "selection": "best", "weight_decay": 0.0, "norm": "global", "optimizer": "sgd", "lr": 0.01, "epochs": 500, "patience": 50})(ParallelResnetTransformer)

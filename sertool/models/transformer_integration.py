@@ -186,6 +186,13 @@ class Cat(nn.Module):
         return self.fc(out)
 
 
+DEFAULT_RECIPE = {"epochs": 30, "lr": 5e-4}
+#: Sec. 4: Adam 1e-4, betas (0.9, 0.99), batch 40, 100 epochs.
+PAPER_RECIPE = {"optimizer": "adam", "schedule": "constant", "label_smoothing": 0.0, "specaugment": False,
+                "random_crop": False, "selection": "best", "weight_decay": 0.0, "norm": "global", "lr": 1e-4,
+                "beta2": 0.99, "batch_size": 40, "epochs": 100, "patience": 30}
+
 for _name, _cls in (("cnn_transformer", CnnTransformer), ("cnn_lstm_transformer", CnnLstmTransformer),
                     ("ilt", Ilt), ("cat", Cat)):
-    register_model(_name, TransformerIntegrationConfig)(_cls)
+    register_model(_name, TransformerIntegrationConfig, features="transformer_logmel", recipe=DEFAULT_RECIPE,
+                   paper_recipe=PAPER_RECIPE)(_cls)

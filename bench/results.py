@@ -1,0 +1,198 @@
+"""The results table: train and evaluate every row on the shared corpora with the sertool CLI.
+
+Each row is a chain of ``sertool`` commands (prepare, extract, train with the
+model's default recipe unless the row says otherwise, evaluate; ``fuse`` for
+fusion rows), run exactly as a user would. Pooled UA / WA / macro-F1 and the
+standard deviation of UA over folds come from each run's ``metrics.csv``;
+seconds are the wall time of train (+ fuse) + evaluate in this run (0 when a
+finished run was reused; extraction is shared and not counted).
+
+Protocols: RAVDESS actors 01-16 with ``--protocol speaker-kfold --folds 4``
+(default seed 0), EMO-DB-2s with ``--protocol loso``. Every choice (epoch
+selection, C, fusion weights) is made on validation speakers drawn from each
+fold's training speakers; the recipes were chosen on the 4-fold RAVDESS mean.
+The ``baseline`` row is bench/baseline.py (logistic regression on
+utterance-mean MFCCs) on the folds of the corpus's first run.
+
+Usage::
+
+    python bench/results.py [--data ../shared/data] [--work results-work] [--rows quick|all] [--only SUBSTRING]
+
+``quick`` (default) runs the classic models, LIGHT-SERNET and the fusions;
+``all`` adds the other network families (hours on 2 cores). Finished runs are
+reused, so a rerun only trains what is missing. Writes bench/results.csv and
+the table in bench/README.md (``results``) and README.md (``results``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.tables import machine  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+SERTOOL = [sys.executable, "-m", "sertool"]
+FEATURES = {"egemaps": "egemaps_functionals", "compare": "compare_functionals", "mfcc": "lightsernet_mfcc",
+            "mscnn": "mscnn_mfcc96", "logmel": "transformer_logmel", "lld17": "drn_lld17",
+            "resnet": "resnet_transformer_map"}
+CORPORA = {"ravdess": ("ravdess", ["--protocol", "speaker-kfold", "--folds", "4"]),
+           "emodb": ("emodb-2s", ["--protocol", "loso"])}
+
+
+@dataclass
+class Row:
+    corpus: str
+    name: str
+    model: str = ""
+    features: str = ""
+    options: list[str] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)  # fusion rows: names of other rows
+    slow: bool = False
+
+
+def rows() -> list[Row]:
+    out = []
+    for corpus in CORPORA:
+        out += [
+            Row(corpus, "svm linear, eGeMAPS, global", "svm", "egemaps", ["--norm", "global"]),
+            Row(corpus, "svm linear, eGeMAPS, speaker", "svm", "egemaps", ["--norm", "speaker"]),
+            Row(corpus, "svm linear, ComParE, global", "svm", "compare", ["--norm", "global"]),
+            Row(corpus, "svm linear, ComParE, speaker", "svm", "compare", ["--norm", "speaker"]),
+            Row(corpus, "svm rbf, ComParE, speaker", "svm", "compare", ["--norm", "speaker", "--set", "kernel=rbf"]),
+            Row(corpus, "logreg, ComParE, speaker", "logreg", "compare", ["--norm", "speaker"]),
+            Row(corpus, "mlp, ComParE, speaker", "mlp", "compare", ["--norm", "speaker"]),
+            Row(corpus, "light_sernet, MFCC, global", "light_sernet", "mfcc", ["--norm", "global"],
+                slow=corpus == "emodb"),
+            Row(corpus, "light_sernet, MFCC, speaker (default)", "light_sernet", "mfcc", []),
+            Row(corpus, "fusion: svm rbf ComParE + light_sernet (speaker)",
+                members=["svm rbf, ComParE, speaker", "light_sernet, MFCC, speaker (default)"]),
+            Row(corpus, "fusion: svm linear ComParE + svm rbf ComParE + light_sernet (speaker)",
+                members=["svm linear, ComParE, speaker", "svm rbf, ComParE, speaker",
+                         "light_sernet, MFCC, speaker (default)"]),
+        ]
+        out += [Row(corpus, f"{m}, {f}, default recipe", m, f, [], slow=True)
+                for m, f in (("mscnn_spu", "mscnn"), ("cnn_transformer", "logmel"), ("cnn_lstm_transformer", "logmel"),
+                             ("ilt", "logmel"), ("cat", "logmel"), ("drn_mhsa", "lld17"),
+                             ("parallel_resnet_transformer", "resnet"))]
+    return out
+
+
+def slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text).strip("_").lower()
+
+
+def sertool(*args, capture=False) -> str:
+    result = subprocess.run([*SERTOOL, *map(str, args)], check=True, text=True,
+                            stdout=subprocess.PIPE if capture else None)
+    return result.stdout.strip() if capture else ""
+
+
+def pooled(run_dir: Path) -> dict[str, float]:
+    values = {(r["fold"], r["metric"]): float(r["value"]) for r in csv.DictReader(open(run_dir / "metrics.csv"))}
+    return {"UA": values["pooled", "UA"], "WA": values["pooled", "WA"], "F1": values["pooled", "macro_F1"],
+            "UA_std": values["std", "UA"]}
+
+
+def run_row(row: Row, work: Path, data: Path, done: dict[str, Path]) -> dict:
+    corpus_dir, protocol = CORPORA[row.corpus]
+    base = work / row.corpus
+    base.mkdir(parents=True, exist_ok=True)
+    manifest = base / "manifest.csv"
+    if not manifest.exists():
+        sertool("prepare", "ravdess" if row.corpus == "ravdess" else "emodb", data / corpus_dir, "-o", manifest)
+    run = base / "runs" / slug(row.name)
+    start = time.monotonic()
+    reused = (run / "metrics.csv").exists()
+    if not reused:
+        if row.members:
+            sertool("fuse", *[done[(row.corpus, m)] for m in row.members], "-o", run)
+        else:
+            store = sertool("extract", manifest, "--features", FEATURES[row.features], "-o", base / "feats",
+                            "--jobs", "2", "--no-progress", capture=True).splitlines()[-1]
+            sertool("train", manifest, store, "--model", row.model, *protocol, *row.options, "-o", run)
+        sertool("evaluate", run)
+    done[(row.corpus, row.name)] = run
+    return {"corpus": row.corpus, "row": row.name, **pooled(run),
+            "seconds": 0.0 if reused else time.monotonic() - start, "run": str(run)}
+
+
+def baseline(corpus: str, work: Path, first_run: Path) -> dict:
+    manifest = work / corpus / "manifest.csv"
+    store = sertool("extract", manifest, "--features", "mfcc", "-o", work / corpus / "feats", "--no-progress",
+                    capture=True).splitlines()[-1]
+    from bench.baseline import main as baseline_main
+
+    start = time.monotonic()
+    s = baseline_main(str(first_run), store)
+    return {"corpus": corpus, "row": "baseline: logreg on utterance-mean MFCC (bench/baseline.py)", "UA": s["UA"],
+            "WA": s["WA"], "F1": s["macro_F1"], "UA_std": float("nan"), "seconds": time.monotonic() - start,
+            "run": str(first_run)}
+
+
+def table(results: list[dict]) -> str:
+    lines = [f"Measured {time.strftime('%Y-%m-%d')} on {machine()} by `python bench/results.py`.", "",
+             "| corpus | model, features, normalisation | UA | WA | macro-F1 | UA std over folds | seconds |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        std = "" if r["UA_std"] != r["UA_std"] else f"{r['UA_std']:.3f}"
+        seconds = "reused" if not r["seconds"] else f"{r['seconds']:.0f}"
+        lines.append(f"| {r['corpus']} | {r['row']} | {r['UA']:.3f} | {r['WA']:.3f} | {r['F1']:.3f} | {std} | "
+                     f"{seconds} |")
+    return "\n".join(lines)
+
+
+def replace_section(path: Path, name: str, text: str) -> None:
+    start, end = f"<!-- {name}-table:start -->", f"<!-- {name}-table:end -->"
+    content = path.read_text()
+    if start not in content:
+        return
+    head, rest = content.split(start)
+    _, tail = rest.split(end)
+    path.write_text(f"{head}{start}\n{text}\n{end}{tail}")
+    print(f"updated {path} ({name})")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(HERE.parents[1] / "shared" / "data"))
+    parser.add_argument("--work", default="results-work")
+    parser.add_argument("--rows", choices=["quick", "all"], default="quick")
+    parser.add_argument("--only", default=None, help="Run only rows whose name contains this (and their members).")
+    parser.add_argument("--corpus", choices=sorted(CORPORA), default=None)
+    args = parser.parse_args(argv)
+    data, work = Path(args.data), Path(args.work)
+    chosen = [r for r in rows() if (args.rows == "all" or not r.slow) and (not args.corpus or r.corpus == args.corpus)]
+    if args.only:
+        keep = {(r.corpus, r.name) for r in chosen if args.only in r.name}
+        keep |= {(r.corpus, m) for r in chosen if (r.corpus, r.name) in keep for m in r.members}
+        chosen = [r for r in chosen if (r.corpus, r.name) in keep]
+    results, done = [], {}
+    for corpus in CORPORA:
+        corpus_rows = [r for r in chosen if r.corpus == corpus]
+        if not corpus_rows or not (data / CORPORA[corpus][0]).is_dir():
+            continue
+        for row in corpus_rows:
+            print(f"== {corpus}: {row.name}", flush=True)
+            results.append(run_row(row, work, data, done))
+            print(f"   UA {results[-1]['UA']:.3f} WA {results[-1]['WA']:.3f}", flush=True)
+        results.append(baseline(corpus, work, done[(corpus, corpus_rows[0].name)]))
+    with open(HERE / "results.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, ["corpus", "row", "UA", "WA", "F1", "UA_std", "seconds", "run"])
+        w.writeheader()
+        w.writerows(results)
+    text = table(results)
+    print(text)
+    replace_section(HERE / "README.md", "results", text)
+    replace_section(HERE.parent / "README.md", "results", text)
+
+
+if __name__ == "__main__":
+    main()
