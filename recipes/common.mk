@@ -13,8 +13,9 @@ FEATURES ?= lightsernet_mfcc
 PROTOCOL ?= speaker-kfold
 FOLDS    ?= 5
 VALID    ?= 2
-EPOCHS   ?= 50
-PATIENCE ?= 15
+# empty: the model's default recipe (sertool train --print-config -m MODEL)
+EPOCHS   ?=
+PATIENCE ?=
 JOBS     ?= 2
 PREPARE_ARGS ?=
 TRAIN_ARGS   ?=
@@ -43,7 +44,8 @@ $(STORE_FILE): $(MANIFEST)
 
 $(RUN)/.trained: $(STORE_FILE)
 	$(SERTOOL) train $(MANIFEST) $$(cat $<) --model $(MODEL) --protocol $(PROTOCOL) --folds $(FOLDS) \
-		--valid-speakers $(VALID) --epochs $(EPOCHS) --patience $(PATIENCE) -o $(RUN) $(TRAIN_ARGS)
+		--valid-speakers $(VALID) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(PATIENCE),--patience $(PATIENCE)) \
+		-o $(RUN) $(TRAIN_ARGS)
 	touch $@
 
 $(RUN)/metrics.csv: $(RUN)/.trained

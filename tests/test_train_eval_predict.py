@@ -56,7 +56,7 @@ def test_train_evaluate_predict_cli(corpus, tmp_path):
     root, manifest, store = corpus
     run = tmp_path / "run"
     args = ["train", manifest, store, "-o", run, "--protocol", "loso", "--valid-speakers", "1",
-            "--epochs", "6", "--batch-size", "8", "--lr", "3e-3"]
+            "--epochs", "6", "--batch-size", "8", "--lr", "3e-3", "--norm", "global"]
     result = CliRunner().invoke(cli, [str(a) for a in args])
     assert result.exit_code == 0, result.output
     for k in range(4):
