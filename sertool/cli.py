@@ -54,9 +54,43 @@ def _log(message: str) -> None:
     click.echo(message, err=True)
 
 
+class _LazyChoice(click.Choice):
+    """A Choice whose values come from a registry, read only when the option is parsed or shown."""
+
+    def __init__(self, values):
+        self._values = values
+        super().__init__([])
+
+    @property
+    def choices(self):
+        return tuple(self._values())
+
+    @choices.setter
+    def choices(self, value):
+        pass
+
+
+def _model_names():
+    from sertool.models import model_names
+
+    return model_names()
+
+
+def _protocols():
+    from sertool.splits import PROTOCOLS
+
+    return PROTOCOLS
+
+
+def _corpora():
+    from sertool.corpora import PREPARERS
+
+    return sorted(PREPARERS)
+
+
 # --------------------------------------------------------------------------- prepare
 @cli.command()
-@click.argument("corpus", type=click.Choice(["ravdess", "emodb", "iemocap", "folder"]))
+@click.argument("corpus", type=_LazyChoice(_corpora))
 @click.argument("corpus_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Manifest CSV to write.")
 @click.option("--label-set", default=None, help="iemocap: 4 (default; happy+excited), 4-noexc, 6 or all.")
@@ -228,28 +262,6 @@ def _toml_sections(path) -> tuple[dict, dict]:
     return dict(data.get("model", {})), dict(data.get("train", {}))
 
 
-class _LazyChoice(click.Choice):
-    """A Choice whose values come from a registry, read only when the option is parsed or shown."""
-
-    def __init__(self, values):
-        self._values = values
-        super().__init__([])
-
-    @property
-    def choices(self):
-        return tuple(self._values())
-
-    @choices.setter
-    def choices(self, value):
-        pass
-
-
-def _model_names():
-    from sertool.models import model_names
-
-    return model_names()
-
-
 def _split_floats(ctx, param, value):
     if value is None:
         return None
@@ -265,7 +277,7 @@ def _split_floats(ctx, param, value):
               "utterance-level stores).")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Run folder.")
 @click.option("-p", "--protocol", default="speaker-kfold", show_default=True,
-              type=click.Choice(["loso", "speaker-kfold", "session", "holdout", "column", "random", "all"]))
+              type=_LazyChoice(_protocols))
 @click.option("--folds", default=5, show_default=True, help="speaker-kfold: number of folds.")
 @click.option("--fold", type=int, default=None, help="Train only this fold (0-based).")
 @click.option("--valid-speakers", default=2, show_default=True,
