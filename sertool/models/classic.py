@@ -135,20 +135,18 @@ class _Fitted(nn.Module):
         from sertool.metrics import confusion, scores
 
         rows = []
-        if config.C > 0:
-            chosen = config.C
-        else:
-            if len(y_valid) == 0:
-                raise ConfigError(f"{cls.name}: C=0 chooses C on validation speakers, but this fold has none; "
-                                  "set C (e.g. --set C=0.01)")
-            best = -1.0
-            for c in _grid(config.grid):
-                probe = cls._estimator(replace(config, C=c), num_classes).fit(x, y)
-                s = scores(confusion(y_valid, cls._decision(probe, x_valid, num_classes).argmax(1), num_classes))
-                rows.append((c, s["UA"], s["WA"]))
-                log(f"  {cls.name} C={c:g}: valid UA {s['UA']:.3f} WA {s['WA']:.3f}")
-                if s["UA"] > best + 1e-12:
-                    best, chosen = s["UA"], c
+        grid = [config.C] if config.C > 0 else _grid(config.grid)
+        if len(grid) > 1 and len(y_valid) == 0:
+            raise ConfigError(f"{cls.name}: C=0 chooses C on validation speakers, but this fold has none; "
+                              "set C (e.g. --set C=0.01)")
+        best, chosen = -1.0, grid[0]
+        for c in grid if len(y_valid) else []:
+            probe = cls._estimator(replace(config, C=c), num_classes).fit(x, y)
+            s = scores(confusion(y_valid, cls._decision(probe, x_valid, num_classes).argmax(1), num_classes))
+            rows.append((c, s["UA"], s["WA"]))
+            log(f"  {cls.name} C={c:g}: valid UA {s['UA']:.3f} WA {s['WA']:.3f}")
+            if s["UA"] > best + 1e-12:
+                best, chosen = s["UA"], c
         config = replace(config, C=chosen)
         temperature = 1.0
         if cls.calibrate and len(y_valid):
