@@ -16,7 +16,6 @@ Writes into the run folder (or ``out_dir``):
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path

@@ -300,8 +300,6 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
 # --------------------------------------------------------------------------- classic estimators
 def _fit_fold(setup: _FoldSetup) -> FoldResult:
     """Fit a classic estimator: hyperparameter chosen on the validation speakers, one log row per value."""
-    import torch
-
     from sertool.data import utterance_matrix
     from sertool.models import model_spec
 
