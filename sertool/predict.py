@@ -90,7 +90,7 @@ class Scorer:
         if self.utterance_level:
             self.window = self.hop = None
             return
-        self.frame_s = self.extractor.config.hop_ms / 1000.0
+        self.frame_s, self.span_s, self.lead_s = self.extractor.frame_timing
         model_frames = self.checkpoint.model_config.get("input_frames")
         window_s = self.window_s if self.window_s else (model_frames * self.frame_s if model_frames else None)
         self.window = max(1, round(window_s / self.frame_s)) if window_s else None
@@ -158,10 +158,8 @@ class Scorer:
         with torch.no_grad():
             logits = self.model(torch.from_numpy(windows), torch.full((len(starts),), size, dtype=torch.long))
             probs = torch.softmax(logits, dim=-1).numpy()
-        sr = self.extractor.sample_rate
-        win_s = self.extractor.config.win_length / sr
-        lead = win_s / 2 if self.extractor.config.center else 0.0  # centred frames start half a window early
-        spans = [(max(0.0, s * self.frame_s - lead), min(duration, (s + size - 1) * self.frame_s - lead + win_s))
+        lead, span = self.lead_s, self.span_s
+        spans = [(max(0.0, s * self.frame_s - lead), min(duration, (s + size - 1) * self.frame_s - lead + span))
                  for s in starts]
         return list(zip(spans, probs))
 

@@ -39,6 +39,12 @@ def test_contract(name, tmp_path):
     assert len(set(extractor.feature_names)) == extractor.dim and extractor.min_duration >= 0
     assert extractor.level in ("frame", "utterance") and extractor.sample_rate == extractor.config.sample_rate
     assert feats.shape[0] >= 1 if extractor.level == "frame" else feats.shape[0] == 1
+    if extractor.level == "frame":  # frame timing: 1.3 s of audio gives about 1.3 s / shift frames
+        shift, span, lead = extractor.frame_timing
+        assert 0 < shift <= span and 0 <= lead < span
+        assert abs(feats.shape[0] - 1.3 / shift) <= span / shift + 2
+    else:
+        assert extractor.frame_timing is None
     assert np.isfinite(feats).all()
     assert np.array_equal(feats, extractor.extract(y.copy(), sr))  # deterministic
     path = tmp_path / "clip.wav"

@@ -217,27 +217,50 @@ def test_dataloader_workers_give_the_same_model(corpus, tmp_path):
         torch.testing.assert_close(results[0].state_dict[key], results[1].state_dict[key])
 
 
+@pytest.fixture(scope="module")
+def preset_store(corpus):
+    """``preset_store(name)``: the corpus's store for feature preset ``name``, extracted once."""
+    root, manifest, _ = corpus
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = extract_manifest(manifest, feature_set=name, out_dir=root / "feats").store_path
+        return cache[name]
+
+    return get
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", __import__("sertool.models", fromlist=["model_names"]).model_names())
-def test_every_model_trains_saves_loads_and_predicts(corpus, utterance_store, tmp_path, name):
-    root, manifest, store = corpus
+def test_every_model_on_its_own_features_trains_evaluates_and_predicts(corpus, preset_store, tmp_path, name):
+    """Each registered model, on its registry's default feature preset, through train, evaluate and predict."""
+    root, manifest, _ = corpus
     from sertool.models import MODELS
     from sertool.predict import predict_files
 
-    level = MODELS[name].level
-    train_run(manifest, store if level == "frame" else utterance_store, out_dir=tmp_path / "r", model_name=name,
-              protocol="loso", fold=0, valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1}))
+    spec = MODELS[name]
+    train_run(manifest, preset_store(spec.features), out_dir=tmp_path / "r", model_name=name, protocol="loso",
+              fold=0, valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1}))
     ckpt_path = tmp_path / "r" / "fold-0" / "checkpoint.pt"
     ckpt = Checkpoint.load(ckpt_path)
-    assert ckpt.model == name
+    assert ckpt.model == name and ckpt.feature_set == spec.features
     model = ckpt.build_model()
-    frames = 90 if level == "frame" else 1
+    frames = 90 if spec.level == "frame" else 1
     feats, lengths = torch.randn(2, frames, len(ckpt.norm_mean)), torch.tensor([frames, max(1, frames - 30)])
     with torch.no_grad():
         torch.testing.assert_close(model(feats, lengths), ckpt.build_model()(feats, lengths))  # weights restored
+    assert 0 <= evaluate_run(tmp_path / "r").folds["pooled"]["UA"] <= 1
     report = predict_files(ckpt_path, [root / "audio" / "high" / "spk0_0.wav", root / "audio" / "low"],
                            tmp_path / "p.csv")
     assert report.ok == 17 and report.failed == 0
+    report = predict_files(ckpt_path, [root / "audio" / "low" / "spk1_0.wav"], tmp_path / "s.csv", segments=True,
+                           window_s=0.5, hop_s=0.25)
+    rows = list(csv.DictReader(open(tmp_path / "s.csv")))
+    assert report.ok == 1 and len(rows) >= 3
+    starts, ends = [float(r["start"]) for r in rows], [float(r["end"]) for r in rows]
+    assert starts == sorted(starts) and starts[0] == 0 and 0.9 <= ends[-1] <= 1.0 + 1e-6
+    assert all(0.4 <= e - s_ <= 0.6 for s_, e in zip(starts, ends))
 
 
 def test_mscnn_spu_with_an_utterance_level_store(corpus, tmp_path):

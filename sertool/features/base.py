@@ -99,6 +99,16 @@ class FeatureExtractor:
         return 0.0
 
     @property
+    def frame_timing(self) -> tuple[float, float, float] | None:
+        """``(shift, span, lead)`` in seconds for frame-level output, None at utterance level.
+
+        Frame ``k`` covers the audio from ``k * shift - lead`` to ``k * shift - lead + span``.
+        """
+        if self.level == "utterance":
+            return None
+        raise NotImplementedError(f"{type(self).__name__} must state its frame_timing")
+
+    @property
     def feature_names(self) -> list[str]:
         """One name per column (``<name>_<i>`` unless the extractor knows better)."""
         return [f"{self.name}_{i}" for i in range(self.dim)]

@@ -35,6 +35,8 @@ from sertool.features.base import FeatureConfig, FeatureExtractor, add_preset, r
 
 SETS = {"egemaps": "eGeMAPSv02", "gemaps": "GeMAPSv01b", "compare": "ComParE_2016", "emobase": "emobase"}
 LEVELS = {"lld": "LowLevelDescriptors", "functionals": "Functionals"}
+#: Frame length (s) of each set's LLD output as openSMILE's own start/end index reports it (10 ms hop for all).
+LLD_SPAN = {"eGeMAPSv02": 0.020, "GeMAPSv01b": 0.020, "ComParE_2016": 0.060, "emobase": 0.025}
 DRN_NAMES = [f"mfcc{i}" for i in range(1, 13)] + ["log_energy", "voicing_prob", "hnr_db", "log_f0", "zcr"]
 
 
@@ -106,6 +108,10 @@ class OpenSmileExtractor(FeatureExtractor):
     def min_duration(self) -> float:
         return 0.1  # openSMILE returns no LLD frame for shorter input
 
+    @property
+    def frame_timing(self):
+        return None if self.level == "utterance" else (0.010, LLD_SPAN[self.config.feature_set], 0.0)
+
     def extract(self, samples, sr):
         self.check_input(samples, sr)
         values = _finite(_run(self._smile, samples, sr).values, self.config.feature_set)
@@ -141,6 +147,10 @@ class DrnLldExtractor(FeatureExtractor):
     @property
     def min_duration(self) -> float:
         return 0.1
+
+    @property
+    def frame_timing(self):
+        return 0.010, 0.025, 0.0  # 10 ms hop; span of the MFCC/energy window (pitch uses 60 ms)
 
     def extract(self, samples, sr):
         import numpy as np

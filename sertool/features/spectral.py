@@ -162,6 +162,14 @@ class _SpectralExtractor(FeatureExtractor):
         return samples / c.sample_rate
 
     @property
+    def frame_timing(self):
+        if self.level == "utterance":
+            return None
+        c = self.config
+        span = c.win_length / c.sample_rate
+        return c.hop_length / c.sample_rate, span, span / 2 if c.center else 0.0  # centred frames start early
+
+    @property
     def _pad(self) -> int:
         """Samples of padding on each side of a centred STFT."""
         return self.config.n_fft // 2 if self.config.center else 0
