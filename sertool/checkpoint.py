@@ -69,6 +69,30 @@ class Checkpoint:
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "sertool_version": __version__,
                 **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}}
 
+    def code_references(self) -> list[str]:
+        """What scoring with this checkpoint would import or load as code (its members' too).
+
+        Feature configs of type ``embedding`` with provider ``python`` name a
+        function to import; ``torchscript`` and ``onnx`` name model files whose
+        loading runs the code inside them.
+        """
+        refs = []
+        for config in (self.feature_config, self.utterance_feature_config):
+            config = config or {}
+            if config.get("type") == "embedding" and config.get("provider") in ("python", "torchscript", "onnx"):
+                refs.append(f"{config['provider']} {config.get('path', '')!r}")
+        for k, member in enumerate(self.members):
+            refs += [f"member {k}: {r}" for r in Checkpoint.from_payload(member, where=f"member {k}").code_references()]
+        return refs
+
+    def check_no_code(self, where, *, trust_code: bool = False) -> None:
+        """CheckpointError unless the checkpoint names no code, or ``trust_code`` was given."""
+        refs = self.code_references()
+        if refs and not trust_code:
+            raise CheckpointError(f"{where}: scoring would import or load code named by the checkpoint "
+                                  f"({'; '.join(refs)}); pass --trust-code (trust_code=True) only if you trust "
+                                  "where it came from")
+
     @property
     def norm_mode(self) -> str:
         """``global``, ``speaker`` or ``utterance``."""

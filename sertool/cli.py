@@ -434,11 +434,13 @@ def fuse(runs, out_dir, weights, grid_step):
 @click.option("--speaker-regex", default=None,
               help="Speaker-normalised models: regex on each file's path whose first group is the speaker "
                    "(manifest inputs use their speaker column).")
+@click.option("--trust-code", is_flag=True,
+              help="Allow a checkpoint whose features import a Python function or load a TorchScript/ONNX file.")
 @click.option("--max-failures", default=0, show_default=True, help=MAX_FAILURES_HELP)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.pass_context
-def predict(ctx, inputs, checkpoint, output, window_s, hop_s, segments, resume, speaker_regex, max_failures,
-            progress):
+def predict(ctx, inputs, checkpoint, output, window_s, hop_s, segments, resume, speaker_regex, trust_code,
+            max_failures, progress):
     """Score INPUTS (audio files, folders, or manifest CSVs) with a trained model.
 
     Columns: path, predicted, confidence, p_<class>..., duration, error.
@@ -464,7 +466,7 @@ def predict(ctx, inputs, checkpoint, output, window_s, hop_s, segments, resume, 
     start = time.monotonic()
     report = predict_files(checkpoint, inputs, output, window_s=window_s, hop_s=hop_s, segments=segments,
                            resume=resume, max_failures=max_failures, speaker_regex=speaker_regex,
-                           progress=progress)
+                           trust_code=trust_code, progress=progress)
     _log(f"predict: {report.ok} scored, {report.skipped} already in {output}, {report.failed} failed "
          f"({time.monotonic() - start:.1f} s)")
     ctx.exit(report.exit_code())

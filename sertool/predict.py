@@ -193,7 +193,10 @@ def _error_row(path: Path, error: str, labels: list[str], segments: bool) -> lis
 
 
 def _resume(output: Path, header: list[str]) -> set[str]:
-    """Keep the good rows of an earlier run (dropping error rows and a torn last line); return their paths."""
+    """Keep the good rows of an earlier run (dropping error rows, duplicates and a torn last line); return their paths.
+
+    A duplicate is a second row for the same file (file mode) or the same file and window (``--segments``).
+    """
     with open(output, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     if not rows:
@@ -201,7 +204,12 @@ def _resume(output: Path, header: list[str]) -> set[str]:
     if rows[0] != header:
         raise SertoolError(f"{output}: written by another model or mode (other columns); use another -o "
                            "or --no-resume to overwrite it")
-    good = [r for r in rows[1:] if len(r) == len(header) and not r[-1]]
+    key = (lambda r: tuple(r[:3])) if header[1] == "start" else (lambda r: r[0])
+    seen, good = set(), []
+    for r in rows[1:]:
+        if len(r) == len(header) and not r[-1] and key(r) not in seen:
+            seen.add(key(r))
+            good.append(r)
     tmp = output.with_name(output.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows([header, *good])
@@ -238,7 +246,8 @@ def file_speakers(inputs, files: list[Path], speaker_regex: str | None) -> dict[
 
 def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = None, hop_s: float | None = None,
                   segments: bool = False, resume: bool = True, max_failures: int = 0,
-                  speaker_regex: str | None = None, progress: bool | None = None) -> RunReport:
+                  speaker_regex: str | None = None, trust_code: bool = False,
+                  progress: bool | None = None) -> RunReport:
     """Score ``inputs`` with the checkpoint and write CSV rows to ``output`` (a path or ``"-"`` for stdout).
 
     A checkpoint trained with ``--norm speaker`` needs every file's speaker:
@@ -246,6 +255,9 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
     group, searched in the path). Each speaker's statistics come from all of
     that speaker's files in the inputs; a speaker with fewer than
     :data:`sertool.norm.MIN_SPEAKER_UTTERANCES` scorable files gets error rows.
+
+    A checkpoint whose features would import a Python function or load a
+    TorchScript/ONNX file (embedding providers) is refused unless ``trust_code``.
 
     Returns the run report (``ok`` scored, ``skipped`` kept from an earlier
     run, ``failures`` with their errors, also in the CSV's ``error`` column).
@@ -258,16 +270,17 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
     # OpenBLAS threads spinning between calls took the cores from torch's threads (predict ran 2.4x slower).
     with threadpool_limits(limits={"openblas": 1}):
         return _predict(checkpoint_path, inputs, output, window_s=window_s, hop_s=hop_s, segments=segments,
-                        resume=resume, max_failures=max_failures, speaker_regex=speaker_regex, progress=progress)
+                        resume=resume, max_failures=max_failures, speaker_regex=speaker_regex,
+                        trust_code=trust_code, progress=progress)
 
 
 def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resume, max_failures, speaker_regex,
-             progress) -> RunReport:
+             trust_code, progress) -> RunReport:
     """:func:`predict_files` once its thread settings are in place."""
     from sertool.checkpoint import Checkpoint
-    from sertool.progress import progress_bar
 
     checkpoint = Checkpoint.load(checkpoint_path)
+    checkpoint.check_no_code(checkpoint_path, trust_code=trust_code)
     labels = list(checkpoint.labels)
     members = checkpoint.member_checkpoints() if checkpoint.is_fusion else [checkpoint]
     weights = checkpoint.model_config["weights"] if checkpoint.is_fusion else [1.0]
@@ -285,12 +298,31 @@ def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resu
         raise SertoolError(f"{checkpoint_path}: this model normalises features per speaker (trained with --norm "
                            "speaker), so predict needs each file's speaker: pass a manifest CSV with a speaker "
                            "column, or --speaker-regex REGEX whose first group is the speaker in the path")
-    report = RunReport(max_failures=max_failures)
     to_stdout = str(output) == "-"
-    done: set[str] = set()
+    lock = None
     if not to_stdout:
+        from sertool.locks import OutputLock
+
         output = Path(output)
         output.parent.mkdir(parents=True, exist_ok=True)
+        lock = OutputLock(output, f"{output}: another sertool predict is writing this file; wait for it to finish "
+                                  "or use another -o").acquire()
+    try:
+        return _predict_into(output, to_stdout, resume, header, files, scorers, weights, labels, segments,
+                             speakers if needs_speakers else None, max_failures, progress)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _predict_into(output, to_stdout: bool, resume: bool, header, files, scorers, weights, labels, segments,
+                  speakers, max_failures, progress) -> RunReport:
+    """Write the rows of ``files`` into ``output`` (resuming it) or stdout; the caller holds the lock."""
+    from sertool.progress import progress_bar
+
+    report = RunReport(max_failures=max_failures)
+    done: set[str] = set()
+    if not to_stdout:
         if resume and output.exists():
             done = _resume(output, header)
         else:
@@ -304,7 +336,7 @@ def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resu
         if to_stdout:
             writer.writerow(header)
         with progress_bar(len(todo), progress, desc="predict") as bar:
-            for group, wanted in _groups(files, todo, speakers if needs_speakers else None):
+            for group, wanted in _groups(files, todo, speakers):
                 results = [_score_group(scorer, group, wanted) for scorer in scorers]
                 for path in wanted:
                     outcome = _fused([r[str(path)] for r in results], weights)

@@ -20,7 +20,6 @@ every entry up to the last checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
 import os
 import time
@@ -236,19 +235,14 @@ class StoreWriter:
             self._unlock()
 
     def _lock(self) -> None:
-        lock_path = self.path.with_name(f".{self.path.name}.lock")
-        self._lock_fh = open(lock_path, "a+")
-        try:
-            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_fh.close()
-            self._lock_fh = None
-            raise StoreError(f"{self.path}: another sertool process is writing this store; wait for it to finish") from None
+        from sertool.locks import OutputLock
+
+        self._lock_fh = OutputLock(self.path, f"{self.path}: another sertool process is writing this store; wait for "
+                                   "it to finish", StoreError).acquire()
 
     def _unlock(self) -> None:
         if self._lock_fh is not None:
-            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
-            self._lock_fh.close()
+            self._lock_fh.release()
             self._lock_fh = None
 
     def _check_existing(self) -> None:

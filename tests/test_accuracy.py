@@ -251,3 +251,31 @@ def test_fused_runs_evaluate_and_predict(corpus, tmp_path):
     result = CliRunner().invoke(cli, ["predict", str(tmp_path / "f" / "fold-0" / "checkpoint.pt"), str(manifest),
                                       "--segments", "-o", str(tmp_path / "s.csv")])
     assert result.exit_code == 1 and "--segments" in result.output
+
+
+# --------------------------------------------------------------------------- no code from a checkpoint
+def test_checkpoint_naming_code_is_refused_without_trust_code(tmp_path):
+    import sys
+
+    wav = write_audio(tmp_path / "x.wav", seconds=1.0)
+    ckpt = Checkpoint(model="logreg", model_config={"C": 1.0}, feature_set="embedding",
+                      feature_config={"type": "embedding", "provider": "python", "path": "antigravity:geohash"},
+                      labels=["a", "b"], norm_mean=torch.zeros(4), norm_std=torch.ones(4), train_config={},
+                      state_dict={"temperature": torch.tensor(1.0), "coef": torch.zeros(2, 4),
+                                  "intercept": torch.zeros(2)})
+    ckpt.save(tmp_path / "evil.pt")
+    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "evil.pt"), str(wav), "-o", str(tmp_path / "p.csv")])
+    assert result.exit_code == 1 and "antigravity:geohash" in result.output and "--trust-code" in result.output
+    assert "antigravity" not in sys.modules
+    fused = Checkpoint(model="fusion", model_config={"weights": [1.0]}, feature_set="fusion", feature_config={},
+                       labels=["a", "b"], norm_mean=torch.zeros(0), norm_std=torch.zeros(0), train_config={},
+                       state_dict={}, members=[Checkpoint.load(tmp_path / "evil.pt").payload()])
+    fused.save(tmp_path / "fused.pt")
+    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "fused.pt"), str(wav), "-o", str(tmp_path / "q.csv")])
+    assert result.exit_code == 1 and "member 0" in result.output and "antigravity" not in sys.modules
+    for provider in ("torchscript", "onnx"):
+        ckpt.feature_config = {"type": "embedding", "provider": provider, "path": str(tmp_path / "m.bin")}
+        assert f"{provider} " in ckpt.code_references()[0]
+        with pytest.raises(SertoolError, match="--trust-code"):
+            ckpt.check_no_code("c.pt")
+        ckpt.check_no_code("c.pt", trust_code=True)
