@@ -28,6 +28,9 @@ from sertool.errors import SertoolError
 from sertool.report import RunReport
 
 
+#: Windows of one file sent through the model together (peak memory is bounded by this, not the file's length).
+WINDOW_BATCH = 32
+
 #: The model trained on all 16 RAVDESS actors of ../shared/data, shipped inside the package.
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "models" / "default" / "light_sernet_ravdess.pt"
 
@@ -154,10 +157,14 @@ class Scorer:
             if starts[-1] + self.window < total:
                 starts.append(total - self.window)  # the end of the file is always covered
         size = total if self.window is None else min(self.window, total)
-        windows = np.stack([feats[s:s + size] for s in starts])
-        with torch.no_grad():
-            logits = self.model(torch.from_numpy(windows), torch.full((len(starts),), size, dtype=torch.long))
-            probs = torch.softmax(logits, dim=-1).numpy()
+        probs = []
+        with torch.no_grad():  # bounded batches: memory does not grow with the file's length
+            for first in range(0, len(starts), WINDOW_BATCH):
+                chunk = starts[first:first + WINDOW_BATCH]
+                windows = torch.from_numpy(np.stack([feats[s:s + size] for s in chunk]))
+                logits = self.model(windows, torch.full((len(chunk),), size, dtype=torch.long))
+                probs.append(torch.softmax(logits, dim=-1).numpy())
+        probs = np.concatenate(probs)
         lead, span = self.lead_s, self.span_s
         spans = [(max(0.0, s * self.frame_s - lead), min(duration, (s + size - 1) * self.frame_s - lead + span))
                  for s in starts]

@@ -203,3 +203,16 @@ def test_opensmile_clips_its_input():
     extractor = build_extractor("egemaps_functionals")
     y = speech_like(1.0)
     np.testing.assert_array_equal(extractor.extract(y * 10, 16000), extractor.extract(np.clip(y * 10, -1, 1), 16000))
+
+
+@pytest.mark.parametrize("name", ["lightsernet_mfcc", "mfcc", "mscnn_mfcc96"])
+def test_long_inputs_are_transformed_in_blocks_with_the_same_result(name, monkeypatch):
+    import sertool.features.spectral as spectral
+
+    y = speech_like(20.0, 16000)
+    extractor = build_extractor(name)
+    whole = extractor.extract(y, 16000)
+    monkeypatch.setattr(spectral, "LONG_INPUT_FRAMES", 300)  # 20 s = 1250-2000 frames: several blocks
+    blocks = extractor.extract(y, 16000)
+    assert blocks.shape == whole.shape
+    np.testing.assert_allclose(blocks, whole, rtol=1e-5, atol=1e-4)

@@ -128,6 +128,10 @@ class MfccLogMelConfig(MfccConfig):
     """MFCC settings; the log-mel matrix the MFCCs come from is appended."""
 
 
+#: Inputs with more frames than this (about 5 min at a 16 ms hop) are transformed in blocks of this many frames.
+LONG_INPUT_FRAMES = 16384
+
+
 class _SpectralExtractor(FeatureExtractor):
     """Shared STFT -> mel -> log front end; subclasses pick the output columns."""
 
@@ -190,8 +194,16 @@ class _SpectralExtractor(FeatureExtractor):
         from sertool.features import dsp
 
         c = self.config
-        spectrum = dsp.padded_frame_spectrum(padded, window=self._window, n_fft=c.n_fft, hop_length=c.hop_length)
-        mel = self._mel.power_mel(spectrum, power=c.power)  # a fresh array: the log may overwrite it
+        count = dsp.num_frames(padded.shape[0], n_fft=c.n_fft, hop_length=c.hop_length, center=False)
+        if count <= LONG_INPUT_FRAMES:
+            spectrum = dsp.padded_frame_spectrum(padded, window=self._window, n_fft=c.n_fft, hop_length=c.hop_length)
+            mel = self._mel.power_mel(spectrum, power=c.power)  # a fresh array: the log may overwrite it
+        else:  # long input: the complex spectrum (8 bytes x n_fft/2 per frame) one block of frames at a time
+            mel = np.concatenate([
+                self._mel.power_mel(dsp.padded_frame_spectrum(
+                    padded[first * c.hop_length:(min(count, first + LONG_INPUT_FRAMES) - 1) * c.hop_length + c.n_fft],
+                    window=self._window, n_fft=c.n_fft, hop_length=c.hop_length), power=c.power)
+                for first in range(0, count, LONG_INPUT_FRAMES)])
         if c.log == "db":
             return dsp.power_to_db(mel, amin=c.amin, top_db=c.top_db, inplace=True)
         mel += np.float32(c.log_offset)
