@@ -146,6 +146,13 @@ class Checkpoint:
         mode = (data.get("norm") or {}).get("mode", "global") if isinstance(data.get("norm", {}), dict) else None
         if mode not in NORM_MODES:
             raise CheckpointError(f"{path}: checkpoint field 'norm' names no known mode ({', '.join(NORM_MODES)})")
+        import torch
+
+        mean, std = data["norm_mean"], data["norm_std"]
+        if not (isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor) and mean.ndim == std.ndim == 1
+                and mean.shape == std.shape):
+            raise CheckpointError(f"{path}: norm_mean and norm_std must be 1-D tensors of one size (the feature "
+                                  "dimension); retrain or re-save the checkpoint")
         if data["model"] == FUSION and not data.get("members"):
             raise CheckpointError(f"{path}: fused checkpoint without members; rerun `sertool fuse`")
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})

@@ -32,6 +32,13 @@ class SertoolGroup(click.Group):
                 raise
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
+        except OSError as exc:  # outputs: read-only folder, full disk, a directory where a file goes
+            if ctx.params.get("debug"):
+                raise
+            where = exc.filename or "an output file"
+            click.echo(f"Error: {where}: {exc.strerror or exc}; check the path, its permissions and the free disk "
+                       "space (finished work is kept)", err=True)
+            ctx.exit(1)
         except KeyboardInterrupt:
             if ctx.params.get("debug"):
                 raise

@@ -81,7 +81,11 @@ def score_ids(checkpoint, ids: list[str], *, utterances, stores: list[tuple], ba
     with FeatureStore(store_path) as store:
         check_store_matches(store, checkpoint, store_path)
     utterance_store = utterance_store if checkpoint.utterance_feature_config else None
-    normaliser = test_normaliser(checkpoint, JoinedStore(store_path, utterance_store), utterances, ids)
+    joined = JoinedStore(store_path, utterance_store)
+    if joined.dim != len(checkpoint.norm_mean):
+        raise StoreError(f"{store_path}: features have {joined.dim} columns but the checkpoint's normalisation "
+                         f"{len(checkpoint.norm_mean)}; evaluate with the run's own store, or retrain")
+    normaliser = test_normaliser(checkpoint, joined, utterances, ids)
     dataset = FeatureDataset(store_path, ids, [-1] * len(ids), normaliser, utterance_store)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
     probs, _, _ = evaluate_loader(checkpoint.build_model(), loader, torch.device("cpu"))

@@ -121,9 +121,10 @@ def validate_ids(utterances: list[Utterance], *, where: str) -> None:
     dupes = [i for i, n in counts.items() if n > 1]
     if dupes:
         raise ManifestError(f"{where}: duplicate utterance ids {dupes[:5]}; ids must be unique")
-    bad = [u.id for u in utterances if not u.id or "/" in u.id]
+    bad = [u.id for u in utterances if not u.id or "/" in u.id or u.id in (".", "..")]
     if bad:
-        raise ManifestError(f"{where}: invalid ids {bad[:5]}; ids must be non-empty and contain no '/'")
+        raise ManifestError(f"{where}: invalid ids {bad[:5]}; ids must be non-empty, not '.' or '..', and "
+                            "contain no '/'")
 
 
 def read_sources(path: str | os.PathLike) -> list[tuple[str, str]]:
@@ -141,12 +142,29 @@ def read_sources(path: str | os.PathLike) -> list[tuple[str, str]]:
         if any(c not in header for c in REQUIRED_COLUMNS):
             return [(u.id, str(u.path)) for u in read_manifest(path)]  # raises the full error
         id_col, path_col = header.index("id"), header.index("path")
-        return [(row[id_col], _absolute(base, row[path_col])) for row in reader]
+        try:
+            rows = list(reader)
+        except csv.Error:
+            rows = None
+    if rows is None or any(len(row) != len(header) for row in rows):
+        return [(u.id, str(u.path)) for u in read_manifest(path)]  # raises the error naming the line
+    return [(row[id_col], _absolute(base, row[path_col])) for row in rows]
 
 
 def _absolute(base: str, audio_path: str) -> str:
     """A manifest's audio path resolved against the manifest's folder ``base`` (absolute paths stay)."""
     return os.path.normpath(os.path.join(base, audio_path))
+
+
+def _rows(reader, path: Path):
+    """``(line number, row)`` of a DictReader; a CSV syntax error becomes a ManifestError naming the line."""
+    line_no = 1
+    try:
+        for line_no, row in enumerate(reader, start=2):
+            yield line_no, row
+    except csv.Error as exc:
+        raise ManifestError(f"{path}, line {line_no + 1}: not valid CSV ({exc}); fix or regenerate the "
+                            "manifest with `sertool prepare`") from None
 
 
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
@@ -173,7 +191,11 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
                 f"'id,path' (got header {header!r})"
             )
         extra_cols = [c for c in header if c not in COLUMNS]
-        for line_no, row in enumerate(reader, start=2):
+        for line_no, row in _rows(reader, path):
+            if None in row or None in row.values():
+                fields = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or [])
+                raise ManifestError(f"{path}, line {line_no}: {fields} fields where the header has {len(header)}; "
+                                    "fix the row (quote fields that hold commas)")
             try:
                 duration = float(row.get("duration") or 0.0)
             except ValueError:

@@ -144,6 +144,11 @@ class Scorer:
         defaults to the checkpoint's own normalisation.
         """
         torch = self._torch
+        if feats.shape[1] != len(self.checkpoint.norm_mean):
+            from sertool.checkpoint import CheckpointError
+
+            raise CheckpointError(f"the checkpoint's normalisation has {len(self.checkpoint.norm_mean)} values but "
+                                  f"its features have {feats.shape[1]} columns; the checkpoint is damaged: retrain it")
         feats = normalise(feats) if normalise is not None else self.normaliser("", feats)
         if self.utterance_level:
             with torch.no_grad():

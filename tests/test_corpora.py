@@ -159,7 +159,14 @@ def test_folder_labels_from_subfolders(tiny_corpus):
     write_audio(tiny_corpus / "angry" / "deeper" / "x.flac", seconds=0.3)
     rows = folder.prepare(tiny_corpus, report=RunReport())
     assert Counter(r.label for r in rows) == {"angry": 4, "calm": 3}
-    assert "angry__deeper__x" in {r.id for r in rows}
+    assert "angry__deeper__x.flac" in {r.id for r in rows}
+
+
+def test_folder_ids_keep_the_suffix_so_same_stem_files_stay_apart(tmp_path):
+    write_audio(tmp_path / "calm" / "a.wav", seconds=0.2)
+    write_audio(tmp_path / "calm" / "a.flac", seconds=0.2)
+    rows = folder.prepare(tmp_path, report=RunReport())
+    assert sorted(r.id for r in rows) == ["calm__a.flac", "calm__a.wav"]
 
 
 def test_folder_without_labels_and_speaker_regex(tmp_path):

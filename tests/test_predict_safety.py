@@ -31,3 +31,42 @@ def test_resume_drops_duplicated_rows(tmp_path):
     assert result.exit_code == 0 and "0 scored, 6 already" in result.output
     rows = list(csv.DictReader(open(out)))
     assert len(rows) == 6 and len({r["path"] for r in rows}) == 6
+
+
+def test_malformed_manifests_are_one_line_errors_naming_the_line(tmp_path):
+    import pytest
+
+    from sertool.errors import ManifestError
+    from sertool.manifest import read_manifest
+
+    cases = {"short": "id,path,label\na,x.wav\n", "wide": "id,path\na,x.wav,extra\n",
+             "huge": "id,path\nb," + "x" * 200_000 + "\n", "dot": "id,path\n.,x.wav\n", "dotdot": "id,path\n..,x.wav\n"}
+    messages = {"short": "line 2: 2 fields where the header has 3", "wide": "line 2: 3 fields",
+                "huge": "line 2: not valid CSV", "dot": "invalid ids", "dotdot": "invalid ids"}
+    for name, text in cases.items():
+        (tmp_path / f"{name}.csv").write_text(text)
+        with pytest.raises(ManifestError, match=messages[name]):
+            read_manifest(tmp_path / f"{name}.csv")
+        result = CliRunner().invoke(cli, ["extract", str(tmp_path / f"{name}.csv"), "-f", "mfcc", "-o",
+                                          str(tmp_path / "feats")])
+        assert result.exit_code == 1 and result.output.count("\n") == 1 and f"{name}.csv" in result.output
+
+
+def test_output_errors_are_one_line_errors(tmp_path):
+    (tmp_path / "out.csv").mkdir()
+    result = CliRunner().invoke(cli, ["predict", str(EXAMPLES), "-o", str(tmp_path / "out.csv")])
+    assert result.exit_code == 1 and "Is a directory" in result.output and "Traceback" not in result.output
+
+
+def test_checkpoint_with_mismatched_normalisation_is_refused(tmp_path):
+    import pytest
+    import torch
+
+    from sertool.checkpoint import Checkpoint, CheckpointError
+    from sertool.predict import default_checkpoint
+
+    ckpt = Checkpoint.load(default_checkpoint())
+    ckpt.norm_mean = torch.zeros(39)
+    ckpt.save(tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="norm_mean and norm_std"):
+        Checkpoint.load(tmp_path / "bad.pt")

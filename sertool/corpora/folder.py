@@ -60,7 +60,7 @@ def prepare(corpus_dir: Path, *, report: RunReport, labels: bool = True,
                 raise CorpusError(f"{path}: --speaker-regex {speaker_regex!r} does not match {rel.as_posix()!r}")
             speaker = m.group(1)
         rows.append(
-            Utterance(id=rel.with_suffix("").as_posix().replace("/", "__"), path=path, label=label,
+            Utterance(id=rel.as_posix().replace("/", "__"), path=path, label=label,
                       speaker=speaker, corpus="folder")
         )
     return with_duration(rows, report)
