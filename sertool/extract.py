@@ -276,11 +276,14 @@ def _start_method() -> str:
 
 @contextlib.contextmanager
 def _sigterm_as_exit():
-    """Turn SIGTERM into SystemExit (in the main thread), so ``kill`` commits finished work.
+    """Record SIGTERM and SIGINT (in the main thread) and stop between work items, so finished work is committed.
 
-    Yields a function to call between work items: Python ignores an
-    exception raised while a weakref callback or ``__del__`` runs, so a
-    signal landing there would be lost; the function raises it again.
+    Yields a function to call between work items: it raises ``SystemExit(143)``
+    after SIGTERM and ``KeyboardInterrupt`` after SIGINT. The handlers only
+    record the signal: an exception raised inside a C callback (openSMILE
+    delivers its results through ctypes callbacks), a weakref callback or
+    ``__del__`` is ignored by Python, so Ctrl-C raised there was lost and
+    extraction ran on to the end.
     """
     import signal
     import threading
@@ -289,6 +292,8 @@ def _sigterm_as_exit():
 
     def check() -> None:
         if received:
+            if received[0] == signal.SIGINT:
+                raise KeyboardInterrupt
             raise SystemExit(128 + received[0])
 
     if threading.current_thread() is not threading.main_thread():
@@ -297,13 +302,13 @@ def _sigterm_as_exit():
 
     def handler(signum, frame):
         received.append(signum)
-        raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield check
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _identities(sources: list[tuple[str, str]], report: RunReport) -> dict[str, tuple[str, SourceIdentity]]:
@@ -415,6 +420,7 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
         with progress_bar(len(tasks), progress, desc="extract") as bar:
             paths = dict(tasks)
             for utt_id, feats, error in _run(extractor, tasks, jobs):
+                check_terminated()  # an item interrupted by a signal is not recorded (its rerun redoes it)
                 if error is None:
                     writer.add(utt_id, feats, identities[utt_id][1])
                     report.ok += 1
@@ -422,7 +428,7 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
                     report.fail(utt_id, paths[utt_id], "extract", error)
                     writer.remove(utt_id)  # features of the file's old content are stale now
                 bar.update()
-                check_terminated()
+    check_terminated()
     if not report.failed:
         _write_stamp(path, digest)
         _remember_request(out_dir, request, path.name, config.config_hash())

@@ -120,6 +120,33 @@ def test_sigterm_during_extract_keeps_finished_work(tmp_path, jobs):
     assert f"{960 - kept} extracted, {kept} up to date" in result.stderr
 
 
+@pytest.mark.slow
+@needs_ravdess
+@pytest.mark.parametrize("signum,jobs", [(signal.SIGINT, "1"), (signal.SIGINT, "2"), (signal.SIGTERM, "2")])
+def test_signals_stop_opensmile_extraction_at_once(tmp_path, signum, jobs):
+    """openSMILE calls back into Python through ctypes, where a raised KeyboardInterrupt used to be ignored."""
+    manifest = tmp_path / "r.csv"
+    subprocess.run([sys.executable, "-m", "sertool", "prepare", "ravdess", str(RAVDESS), "-o", str(manifest)],
+                   check=True, capture_output=True)
+    out = tmp_path / "feats"
+    cmd = [sys.executable, "-m", "sertool", "extract", str(manifest), "-f", "gemaps_functionals", "-o", str(out),
+           "-j", jobs, "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not any(out.glob(".*.h5.tmp")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(2.0)  # well inside the 960 files (tens of seconds)
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    code = proc.wait(timeout=30)
+    stderr = proc.stderr.read().decode()
+    assert code == 128 + signum, stderr
+    assert time.monotonic() - sent < 5 and "Traceback" not in stderr and "Exception ignored" not in stderr
+    assert stderr.strip().splitlines()[-1].endswith("rerun the same command to continue.")
+    with FeatureStore(next(out.glob("*.h5"))) as store:
+        assert 0 < len(store) < 960
+
+
 @pytest.mark.parametrize("args,expected", [
     (["extract", "m.csv", "-f", "mfcc", "-o", "feats"], ("m.csv", "mfcc", "feats")),
     (["extract", "--features=logmel", "m.csv", "--output", "out", "-j", "2", "--no-progress"],
