@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 FORMAT = "sertool-features"
+#: Free bytes kept on the store's disk for the checkpoint's index and metadata writes.
+RESERVE_BYTES = 1 << 20
 FORMAT_VERSION = 1
 
 
@@ -277,12 +279,22 @@ class StoreWriter:
             raise StoreError(f"{utt_id}: features of shape {feats.shape} {feats.dtype} do not fit a store of dim {self.attrs['dim']}")
         h5py = _h5py()
         self._open_copy()
-        if utt_id in self.index and utt_id in self._feats:  # a changed file: replace its entry
-            del self._feats[utt_id]
-        # The low-level calls cost half of create_dataset's per-entry overhead.
-        space = h5py.h5s.create_simple(feats.shape)
-        dset = h5py.h5d.create(self._feats.id, utt_id.encode(), h5py.h5t.IEEE_F32LE, space)
-        dset.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(feats))
+        self._check_space(feats.nbytes)
+        failure = space = dset = None
+        try:
+            if utt_id in self.index and utt_id in self._feats:  # a changed file: replace its entry
+                del self._feats[utt_id]
+            # The low-level calls cost half of create_dataset's per-entry overhead.
+            space = h5py.h5s.create_simple(feats.shape)
+            dset = h5py.h5d.create(self._feats.id, utt_id.encode(), h5py.h5t.IEEE_F32LE, space)
+            dset.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(feats))
+        except OSError as exc:
+            failure = OSError(exc.errno, exc.strerror)
+        if failure is not None:
+            # Outside the except block, so no traceback keeps HDF5 handles alive past the file's close
+            # (freeing them afterwards segfaulted).
+            space = dset = None
+            self._abandon_copy(failure)
         self.index[utt_id] = identity
         if time.monotonic() - self._last_checkpoint >= self._interval:
             self.checkpoint()
@@ -302,7 +314,10 @@ class StoreWriter:
         start = time.monotonic()
         import shutil
 
-        shutil.copyfile(self.path, self.tmp_path)
+        try:
+            shutil.copyfile(self.path, self.tmp_path)
+        except OSError as exc:
+            self._abandon_copy(exc)
         # Stretch the interval so that copying costs under 5 % of the run.
         self._interval = max(self.checkpoint_seconds, 20 * (time.monotonic() - start))
         self._h5 = _h5py().File(self.tmp_path, "r+")
@@ -320,14 +335,60 @@ class StoreWriter:
                 del self._feats[orphan]
             _write_index(self._h5, self.index)
             self._h5.close()
+        except OSError as exc:
+            failure = OSError(exc.errno, exc.strerror)
         except BaseException:
-            self._h5 = None
+            self._close_copy()
             self.tmp_path.unlink(missing_ok=True)
             raise
+        else:
+            failure = None
+        if failure is not None:
+            self._abandon_copy(failure)
         self._h5 = None
-        with open(self.tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
+        try:
+            with open(self.tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            self._abandon_copy(exc)
         os.replace(self.tmp_path, self.path)
+
+    def _check_space(self, nbytes: int) -> None:
+        """StoreError before a write that would leave less than :data:`RESERVE_BYTES` free on the store's disk.
+
+        HDF5 does not recover from a failed write (freeing its handles afterwards
+        can crash the process), so a full disk is caught before it happens; the
+        reserve lets the checkpoint on exit save every entry written so far.
+        """
+        st = os.statvfs(self.tmp_path.parent)
+        if st.f_bavail * st.f_frsize < nbytes + RESERVE_BYTES:
+            raise StoreError(f"{self.path.parent}: disk full ({st.f_bavail * st.f_frsize // 1024} KiB free) while "
+                             f"writing {self.path.name}; free some space (or use another -o) and rerun: the entries "
+                             "finished so far are kept")
+
+    def _close_copy(self) -> None:
+        """Close the private copy whatever state a failed write left it in (h5py must not free it later)."""
+        h5, self._h5, self._feats = self._h5, None, None
+        if h5 is not None:
+            try:
+                h5.close()
+            except Exception:  # noqa: BLE001 - a failing flush on a full disk; the copy is dropped anyway
+                pass
+
+    def _abandon_copy(self, exc: OSError) -> None:
+        """After a failed write: drop the private copy, keep the store as of its last checkpoint, raise StoreError."""
+        import errno
+
+        self._close_copy()
+        self.tmp_path.unlink(missing_ok=True)
+        with _h5py().File(self.path, "r") as h5:
+            self.index = _read_index(h5)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StoreError(f"{self.path.parent}: disk full while writing {self.path.name}; free some space (or "
+                             f"use another -o) and rerun: the store keeps the {len(self.index)} entries saved "
+                             "before") from None
+        raise StoreError(f"{self.path}: cannot write the store ({exc.strerror or exc}); the store keeps the "
+                         f"{len(self.index)} entries saved before") from None
 
 
 def describe(path: str | os.PathLike, *, max_rows: int = 10) -> str:

@@ -22,6 +22,7 @@ from sertool.manifest import read_manifest, write_manifest
 from sertool.report import RunReport
 from sertool.store import FeatureStore, StoreWriter, SourceIdentity
 from sertool.audio import load_audio
+from tests.conftest import RAVDESS, needs_ravdess
 
 
 @pytest.fixture
@@ -261,3 +262,32 @@ def test_an_entry_interrupted_before_indexing_is_dropped(tmp_path):
         writer.add("b", np.full((4, 2), 7, np.float32), SourceIdentity(3, 4, "b.wav"))
     with FeatureStore(tmp_path / "s.h5") as store:
         assert sorted(store.keys()) == ["a", "b"] and store["b"].shape == (4, 2)
+
+
+@needs_ravdess
+def test_a_full_disk_is_a_one_line_error_and_keeps_finished_entries(tmp_path):
+    """Extraction into a 2 MB tmpfs: the disk fills; HDF5 used to segfault there."""
+    import shutil
+
+    small = tmp_path / "small"
+    small.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs permission to mount a small tmpfs")
+    try:
+        rows = [u for u in ravdess.prepare(RAVDESS, report=RunReport()) if u.speaker == "Actor_01"]
+        manifest = write_manifest(rows, tmp_path / "m.csv")
+        cmd = [sys.executable, "-m", "sertool", "extract", str(manifest), "-f", "mfcc", "-o", str(small / "x")]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.count("\n") == 1 and "disk full" in result.stderr and str(small) in result.stderr
+        assert not list((small / "x").glob(".*.tmp"))
+        with FeatureStore(next((small / "x").glob("m.mfcc-*.h5"))) as store:
+            kept = len(store)
+        assert 0 < kept < 60  # the entries finished before the disk filled
+        moved = tmp_path / "x"
+        shutil.copytree(small / "x", moved)
+        again = subprocess.run(cmd[:-1] + [str(moved)], capture_output=True, text=True)
+        assert again.returncode == 0 and f"{60 - kept} extracted, {kept} up to date" in again.stderr
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
