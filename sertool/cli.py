@@ -32,6 +32,11 @@ class SertoolGroup(click.Group):
                 raise
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
+        except BrokenPipeError:  # `| head` closed stdout early: normal in a pipeline, exit quietly
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
         except OSError as exc:  # outputs: read-only folder, full disk, a directory where a file goes
             if ctx.params.get("debug"):
                 raise
@@ -59,6 +64,19 @@ def cli(debug: bool) -> None:
 
 def _log(message: str) -> None:
     click.echo(message, err=True)
+
+
+def _sigterm_exits() -> None:
+    """SIGTERM raises SystemExit(143), so a long command ends with the group's clean "Terminated" line.
+
+    Everything these commands finish is already durable (atomic state files, flushed CSV rows).
+    """
+    import signal
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 class _LazyChoice(click.Choice):
@@ -352,6 +370,7 @@ def train(ctx, manifest, store, model_name, out_dir, protocol, folds, fold, vali
     from sertool.train import build_train_config, train_run
 
     train_config = build_train_config(train_overrides, model_name=model_name, recipe=recipe)
+    _sigterm_exits()
     if print_config:
         spec = model_spec(model_name)
         click.echo(f"# {model_name}: {spec.level}-level features, expects --features {spec.features}; "
@@ -470,6 +489,7 @@ def predict(ctx, inputs, checkpoint, output, window_s, hop_s, segments, resume, 
     checkpoint = checkpoint or default_checkpoint()
     from sertool.predict import predict_files
 
+    _sigterm_exits()
     start = time.monotonic()
     report = predict_files(checkpoint, inputs, output, window_s=window_s, hop_s=hop_s, segments=segments,
                            resume=resume, max_failures=max_failures, speaker_regex=speaker_regex,

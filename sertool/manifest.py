@@ -136,7 +136,7 @@ def read_sources(path: str | os.PathLike) -> list[tuple[str, str]]:
     if not path.is_file():
         read_manifest(path)  # raises the not-found error
     base = str(path.parent.resolve())
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: files saved by Excel start with a BOM
         reader = csv.reader(fh)
         header = next(reader, [])
         if any(c not in header for c in REQUIRED_COLUMNS):
@@ -181,7 +181,7 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
         raise ManifestError(f"{path}: manifest not found; create one with `sertool prepare`")
     base = str(path.parent.resolve())
     utterances = []
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: files saved by Excel start with a BOM
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
         missing = [c for c in REQUIRED_COLUMNS if c not in header]

@@ -410,8 +410,26 @@ def describe(path: str | os.PathLike, *, max_rows: int = 10) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m sertool.store STORE.h5 ...
+def main(argv: list[str]) -> int:
+    """``python -m sertool.store STORE.h5 ...``: describe each store; exit code 0, 1 (error) or 2 (usage)."""
     import sys
 
-    for arg in sys.argv[1:]:
-        print(describe(arg))
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: python -m sertool.store STORE.h5 ...   (describe feature stores)", file=sys.stderr if not argv
+              else sys.stdout)
+        return 2 if not argv else 0
+    try:
+        for arg in argv:
+            print(describe(arg), flush=True)
+    except BrokenPipeError:  # `| head` closed the pipe: normal in a shell pipeline
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except StoreError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

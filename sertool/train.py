@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 from sertool.errors import ConfigError, SertoolError
 from sertool.manifest import Utterance, read_manifest
-from sertool.runs import atomic_json
+from sertool.runs import atomic_json, read_run_info
 from sertool.splits import Fold, make_folds
 
 LOG_COLUMNS = ("epoch", "train_loss", "valid_loss", "valid_UA", "valid_WA", "lr", "seconds")
@@ -200,13 +200,24 @@ class _FoldSetup:
         return self.out_dir / "train_log.csv"
 
 
-def _fingerprint(fold: Fold, model_name: str, model_config, train_config: TrainConfig, labels: list[str]) -> dict:
-    # Settings that change the result; workers, threads and device may differ on resume.
+def _fingerprint(fold: Fold, model_name: str, model_config, train_config: TrainConfig, labels: list[str],
+                 features: list[str], by_id: dict[str, Utterance]) -> dict:
+    """What a resumed fold must share with the run in its folder: settings, features and the data of its split.
+
+    ``features`` are the config hashes of the store (and utterance store); the split's ids with their
+    labels and speakers are hashed, so another manifest or store is another run. Workers, threads and
+    device may differ on resume.
+    """
+    import hashlib
+
     results_config = {k: v for k, v in dataclasses.asdict(train_config).items()
                       if k not in ("workers", "threads", "device")}
+    rows = [(role, i, by_id[i].label, by_id[i].speaker)
+            for role, ids in (("train", fold.train), ("valid", fold.valid), ("test", fold.test)) for i in ids]
     return json.loads(json.dumps({"model": model_name, "model_config": dataclasses.asdict(model_config),
                                   "train_config": results_config, "labels": labels, "train": len(fold.train),
-                                  "valid": len(fold.valid), "test": len(fold.test)}))
+                                  "valid": len(fold.valid), "test": len(fold.test), "features": features,
+                                  "split": hashlib.sha256(json.dumps(rows).encode()).hexdigest()}))
 
 
 def _set_up_fold(fold: Fold, *, utterances, store_path: Path, model_name: str, model_config,
@@ -275,15 +286,22 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
 
     from sertool.models import model_spec
 
+    from sertool.store import FeatureStore
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fingerprint(fold, model_name, model_config, train_config, labels)
+    features = []
+    for path in filter(None, (store_path, utterance_store)):
+        with FeatureStore(path) as store:
+            features.append(store.config_hash)
+    fingerprint = _fingerprint(fold, model_name, model_config, train_config, labels, features,
+                               {u.id: u for u in utterances})
     state_path, ckpt_path = out_dir / "state.pt", out_dir / "checkpoint.pt"
     state = None
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         if state.get("fingerprint") != fingerprint:
-            raise SertoolError(f"{out_dir}: holds a run with other settings or data; use a new -o folder "
-                               "or delete it to start over")
+            raise SertoolError(f"{out_dir}: holds a run with other settings, features or data; use a new -o "
+                               "folder or delete it to start over")
         if state.get("finished") and ckpt_path.exists():
             log(f"fold {fold.index}: already finished (best epoch {state['best_epoch']}), skipped")
             return FoldResult(fold, out_dir, state["best_epoch"], state["best_ua"], state["epoch"], 0.0, True)
@@ -662,12 +680,16 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
         raise ConfigError(f"--fold {fold}: this protocol has folds 0-{len(all_folds) - 1}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_json(out_dir / "run.json", {"manifest": str(Path(manifest).resolve()),
-                                        "store": str(Path(store_path).resolve()), "protocol": protocol,
-                                        "folds": len(all_folds), "model": model_name, "labels": labels,
-                                        "norm": train_config.norm,
-                                        "utterance_store": str(Path(utterance_store).resolve()) if utterance_store
-                                        else None})
+    run_info = {"manifest": str(Path(manifest).resolve()), "store": str(Path(store_path).resolve()),
+                "protocol": protocol, "folds": len(all_folds), "model": model_name, "labels": labels,
+                "norm": train_config.norm,
+                "utterance_store": str(Path(utterance_store).resolve()) if utterance_store else None}
+    earlier = read_run_info(out_dir)
+    changed = [k for k in ("manifest", "store", "utterance_store", "model") if earlier and earlier.get(k) != run_info[k]]
+    if changed:
+        raise SertoolError(f"{out_dir}: holds a run with another {', '.join(changed)} ({earlier[changed[0]]}); use a "
+                           "new -o folder or delete it to start over")
+    atomic_json(out_dir / "run.json", run_info)
     results = []
     for f in all_folds:
         if fold is not None and f.index != fold:

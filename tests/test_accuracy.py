@@ -279,3 +279,46 @@ def test_checkpoint_naming_code_is_refused_without_trust_code(tmp_path):
         with pytest.raises(SertoolError, match="--trust-code"):
             ckpt.check_no_code("c.pt")
         ckpt.check_no_code("c.pt", trust_code=True)
+
+
+def test_a_run_folder_refuses_another_store(corpus, tmp_path):
+    root, manifest, frames, _ = corpus
+    other = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "feats").store_path
+    train_run(manifest, frames, model_name="light_sernet", out_dir=tmp_path / "r", protocol="loso", fold=0,
+              valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1}))
+    before = (tmp_path / "r" / "run.json").read_text()
+    with pytest.raises(SertoolError, match="another store"):
+        train_run(manifest, other, model_name="light_sernet", out_dir=tmp_path / "r", protocol="loso", fold=0,
+                  valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1}))
+    assert (tmp_path / "r" / "run.json").read_text() == before  # evaluate still reads the right store
+    (tmp_path / "r" / "run.json").unlink()  # even without run.json, the fold's fingerprint knows its features
+    with pytest.raises(SertoolError, match="other settings, features or data"):
+        train_run(manifest, other, model_name="light_sernet", out_dir=tmp_path / "r", protocol="loso", fold=0,
+                  valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1}))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["train", "predict"])
+def test_sigterm_on_train_and_predict_is_a_clean_exit(corpus, tmp_path, command):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root, manifest, frames, _ = corpus
+    if command == "train":
+        args = ["train", str(manifest), str(frames), "-o", str(tmp_path / "r"), "--protocol", "loso",
+                "--valid-speakers", "1", "--epochs", "200", "--batch-size", "4", "--norm", "global"]
+        ready = lambda: (tmp_path / "r" / "fold-0" / "state.pt").exists()  # noqa: E731
+    else:
+        many = [Utterance(**{**u.__dict__, "id": f"{u.id}-{k}"}) for k in range(20) for u in read_manifest(manifest)]
+        args = ["predict", str(write_manifest(many, tmp_path / "many.csv")), "-o", str(tmp_path / "p.csv")]
+        ready = lambda: (tmp_path / "p.csv").exists() and (tmp_path / "p.csv").stat().st_size > 2000  # noqa: E731
+    proc = subprocess.Popen([sys.executable, "-m", "sertool", *args], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ready() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    stderr = proc.stderr.read()
+    assert "Terminated: finished work is saved" in stderr and "Traceback" not in stderr

@@ -70,3 +70,25 @@ def test_checkpoint_with_mismatched_normalisation_is_refused(tmp_path):
     ckpt.save(tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match="norm_mean and norm_std"):
         Checkpoint.load(tmp_path / "bad.pt")
+
+
+def test_manifest_with_a_byte_order_mark_is_read(tmp_path):
+    from sertool.manifest import read_manifest
+
+    (tmp_path / "m.csv").write_text("id,path,label\na,x.wav,calm\n", encoding="utf-8-sig")
+    assert [(u.id, u.label) for u in read_manifest(tmp_path / "m.csv")] == [("a", "calm")]
+
+
+def test_store_describe_cli_usage_and_closed_pipes(tmp_path):
+    import subprocess
+    import sys
+
+    usage = subprocess.run([sys.executable, "-m", "sertool.store"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "usage" in usage.stderr
+    assert subprocess.run([sys.executable, "-m", "sertool.store", "--help"], capture_output=True).returncode == 0
+    missing = subprocess.run([sys.executable, "-m", "sertool.store", str(tmp_path / "no.h5")], capture_output=True,
+                             text=True)
+    assert missing.returncode == 1 and missing.stderr.startswith("Error:") and "Traceback" not in missing.stderr
+    piped = subprocess.run(f"{sys.executable} -m sertool predict {EXAMPLES} -o - | head -1", shell=True,
+                           capture_output=True, text=True, executable="/bin/bash")
+    assert piped.stdout.startswith("path,") and "Traceback" not in piped.stderr and "Error" not in piped.stderr
