@@ -43,12 +43,42 @@ def _decode_error(path: Path, exc: BaseException) -> AudioError:
     )
 
 
+def find_audio(folder: str | os.PathLike, *, recursive: bool = True) -> list[Path]:
+    """Audio files (by suffix, any case) under ``folder``, sorted; hidden files and folders skipped.
+
+    Symbolic links are followed (a folder reached twice, as through a link
+    loop, is walked once). Links that resolve to no file (dangling, or a loop)
+    are listed too, so that the caller reports them instead of skipping them.
+    """
+    folder = Path(folder)
+    found: list[Path] = []
+    seen: set[str] = set()
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        for name in names:
+            path = Path(root) / name
+            if path.suffix.lower() in AUDIO_SUFFIXES and not name.startswith(".") and (path.is_file()
+                                                                                      or path.is_symlink()):
+                found.append(path)
+    return sorted(found)
+
+
 def _check_exists(path: Path) -> None:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
+        if path.is_symlink():
+            raise AudioError(f"{path}: broken symbolic link (to {os.readlink(path)}); fix or remove the link") from None
         raise AudioError(f"{path}: file not found; check the path or rerun `sertool prepare`") from None
     except OSError as exc:
+        if path.is_symlink():
+            raise AudioError(f"{path}: symbolic link that resolves to no file ({exc.strerror}); fix or remove "
+                             "the link") from None
         raise AudioError(f"{path}: cannot read file ({exc.strerror}); check its permissions") from None
     if size == 0:
         raise AudioError(f"{path}: empty file (0 bytes); remove it or replace it with a recording")

@@ -23,7 +23,7 @@ from typing import Iterable
 
 import numpy as np
 
-from sertool.audio import AUDIO_SUFFIXES
+from sertool.audio import find_audio
 from sertool.errors import SertoolError
 from sertool.report import RunReport
 
@@ -50,8 +50,7 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            files.extend(sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
-                                and not p.name.startswith(".")))
+            files.extend(find_audio(item))  # broken links included: they get error rows
         elif item.suffix.lower() == ".csv":
             files.extend(u.path for u in read_manifest(item))
         else:

@@ -92,3 +92,30 @@ def test_store_describe_cli_usage_and_closed_pipes(tmp_path):
     piped = subprocess.run(f"{sys.executable} -m sertool predict {EXAMPLES} -o - | head -1", shell=True,
                            capture_output=True, text=True, executable="/bin/bash")
     assert piped.stdout.startswith("path,") and "Traceback" not in piped.stderr and "Error" not in piped.stderr
+
+
+def test_symlinks_are_followed_and_broken_ones_reported(tmp_path):
+    import os
+
+    from sertool.corpora import folder
+    from sertool.report import RunReport
+    from tests.conftest import write_audio
+
+    root = tmp_path / "c" / "calm"
+    good = write_audio(root / "good.wav", seconds=0.5)
+    os.symlink(good, root / "link.wav")
+    os.symlink(tmp_path / "gone.wav", root / "dangling.wav")
+    os.symlink(root / "loop2.wav", root / "loop1.wav")
+    os.symlink(root / "loop1.wav", root / "loop2.wav")
+    os.symlink(tmp_path / "c", root / "back")  # a folder loop: walked once, never forever
+    report = RunReport()
+    rows = folder.prepare(tmp_path / "c", report=report)
+    assert sorted(r.id for r in rows) == ["calm__good.wav", "calm__link.wav"]
+    errors = {Path(f.path).name: f.error for f in report.failures}
+    assert set(errors) == {"dangling.wav", "loop1.wav", "loop2.wav"}
+    assert "broken symbolic link" in errors["dangling.wav"] and "symbolic link" in errors["loop1.wav"]
+    out = tmp_path / "p.csv"
+    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "c"), "-o", str(out), "--max-failures", "3"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 5 and sum(1 for r in rows if r["error"]) == 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sertool.audio import AUDIO_SUFFIXES, audio_info
+from sertool.audio import audio_info, find_audio
 from sertool.errors import AudioError, CorpusError
 from sertool.manifest import Utterance
 from sertool.report import RunReport
@@ -19,12 +19,8 @@ def require_dir(corpus_dir: Path, expected: str) -> Path:
 
 
 def audio_files(folder: Path, *, recursive: bool = False) -> list[Path]:
-    """Audio files (by suffix, any case) under ``folder``, sorted; hidden files skipped."""
-    pattern = "**/*" if recursive else "*"
-    return sorted(
-        p for p in folder.glob(pattern)
-        if p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".") and p.is_file()
-    )
+    """Audio files under ``folder`` (:func:`sertool.audio.find_audio`: links followed, broken links listed)."""
+    return find_audio(folder, recursive=recursive)
 
 
 def with_duration(utterances: list[Utterance], report: RunReport) -> list[Utterance]:
