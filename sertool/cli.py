@@ -266,6 +266,9 @@ def extract(ctx, manifest, feature_set, out_dir, config_file, sets, jobs, overwr
     _log(summary(feature_set, report, result.store_path, time.monotonic() - start))
     if result.failures_path:
         _log(f"  failures listed in {result.failures_path}")
+    if not result.store_path.exists():
+        _log("  no store written: every file failed")
+        ctx.exit(report.exit_code())
     if export_csv:
         from sertool.extract import export_csv as write_csv
 

@@ -412,6 +412,7 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
              "feature_type": config.type, "level": extractor.level, "dim": extractor.dim,
              "sample_rate": extractor.sample_rate, "manifest": str(manifest.resolve()),
              "feature_names": json.dumps(list(extractor.feature_names))}
+    existed = path.exists() and not overwrite
     with StoreWriter(path, attrs, overwrite=overwrite, checkpoint_seconds=checkpoint_seconds) as writer, \
             _sigterm_as_exit() as check_terminated:
         _write_stamp(path, None)
@@ -429,6 +430,11 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
                     writer.remove(utt_id)  # features of the file's old content are stale now
                 bar.update()
     check_terminated()
+    if not existed and not writer.index and report.failed:  # every file failed: leave no empty store behind
+        path.unlink(missing_ok=True)
+        path.with_name(f".{path.name}.lock").unlink(missing_ok=True)
+        failures = report.write_failures(failures_path_for(path))
+        return ExtractResult(path, report, failures)
     if not report.failed:
         _write_stamp(path, digest)
         _remember_request(out_dir, request, path.name, config.config_hash())

@@ -276,7 +276,10 @@ class StoreWriter:
         import numpy as np
 
         if feats.dtype != np.float32 or feats.ndim != 2 or feats.shape[1] != int(self.attrs["dim"]):
-            raise StoreError(f"{utt_id}: features of shape {feats.shape} {feats.dtype} do not fit a store of dim {self.attrs['dim']}")
+            rows = "one row (1, dim) per file" if self.attrs.get("level") == "utterance" else "(frames, dim)"
+            raise StoreError(f"{utt_id}: features of shape {feats.shape} {feats.dtype} do not fit a store of dim "
+                             f"{self.attrs['dim']}; an extractor must return float32 {rows}, with the dim it "
+                             "reported on its first file")
         h5py = _h5py()
         self._open_copy()
         self._check_space(feats.nbytes)

@@ -119,3 +119,16 @@ def test_symlinks_are_followed_and_broken_ones_reported(tmp_path):
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(out)))
     assert len(rows) == 5 and sum(1 for r in rows if r["error"]) == 3
+
+
+def test_an_extraction_where_every_file_fails_leaves_no_debris(tmp_path):
+    from sertool.manifest import Utterance, write_manifest
+
+    for k in range(3):
+        (tmp_path / f"t{k}.wav").write_text("not audio")
+    manifest = write_manifest([Utterance(id=f"t{k}", path=tmp_path / f"t{k}.wav") for k in range(3)],
+                              tmp_path / "m.csv")
+    result = CliRunner().invoke(cli, ["extract", str(manifest), "-f", "mfcc", "-o", str(tmp_path / "feats")])
+    assert result.exit_code == 3 and "no store written" in result.output
+    left = sorted(p.name for p in (tmp_path / "feats").iterdir())
+    assert left == ["m.mfcc-57afd75a.failures.csv"], left
