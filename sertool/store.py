@@ -162,6 +162,58 @@ class FeatureStore:
         except KeyError:
             raise StoreError(f"{self.path}: no features for utterance {utt_id!r}; rerun `sertool extract`") from None
 
+    def to_arrays(self, manifest=None, *, ids: list[str] | None = None, pad: bool = True):
+        """The store's features as arrays, for scikit-learn or your own torch code.
+
+        Parameters
+        ----------
+        manifest
+            Manifest (path or list of Utterances) whose rows to read, in order, with
+            their labels; default: the manifest the store was made from.
+        ids
+            Only these utterance ids (in this order).
+        pad
+            Frame-level stores: zero-pad to the longest utterance (``X`` (N, T, D));
+            False returns a list of (T_i, D) arrays.
+
+        Returns
+        -------
+        X : numpy.ndarray
+            (N, D) float32 for utterance-level stores, (N, T, D) (or a list) for frame-level ones.
+        y : list[str]
+            The label of each row ("" when unlabelled).
+        ids : list[str]
+        lengths : numpy.ndarray
+            (N,) int64 frames per utterance (all 1 at utterance level).
+
+        Raises
+        ------
+        StoreError
+            A listed utterance has no features in the store.
+        """
+        import numpy as np
+
+        from sertool.manifest import read_manifest
+
+        rows = manifest if isinstance(manifest, list) else read_manifest(manifest or self.attrs["manifest"])
+        if ids is not None:
+            by_id = {u.id: u for u in rows}
+            missing = [i for i in ids if i not in by_id]
+            if missing:
+                raise StoreError(f"{missing[0]!r} is not in the manifest; pass ids from it")
+            rows = [by_id[i] for i in ids]
+        feats = [self[u.id] for u in rows]
+        lengths = np.array([f.shape[0] for f in feats], np.int64)
+        if self.attrs.get("level") == "utterance":
+            x = np.concatenate(feats).astype(np.float32) if feats else np.zeros((0, self.dim), np.float32)
+        elif not pad:
+            x = feats
+        else:
+            x = np.zeros((len(feats), int(lengths.max()) if feats else 0, self.dim), np.float32)
+            for k, f in enumerate(feats):
+                x[k, : f.shape[0]] = f
+        return x, [u.label for u in rows], [u.id for u in rows], lengths
+
     def close(self) -> None:
         if self._h5 is not None:
             self._h5.close()

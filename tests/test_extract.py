@@ -291,3 +291,24 @@ def test_a_full_disk_is_a_one_line_error_and_keeps_finished_entries(tmp_path):
         assert again.returncode == 0 and f"{60 - kept} extracted, {kept} up to date" in again.stderr
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)
+
+
+def test_store_to_arrays(tmp_path, tiny_corpus):
+    rows = folder.prepare(tiny_corpus, report=RunReport())
+    manifest = write_manifest(rows, tmp_path / "m.csv")
+    frames = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "f").store_path
+    vectors = extract_manifest(manifest, feature_set="mfcc_stats", out_dir=tmp_path / "f").store_path
+    with FeatureStore(vectors) as store:
+        x, y, ids, lengths = store.to_arrays()  # the store's own manifest by default
+        assert x.shape == (6, 80) and x.dtype == np.float32 and list(lengths) == [1] * 6
+        assert ids == [u.id for u in rows] and y == [u.label for u in rows]
+        np.testing.assert_array_equal(x[2], store[ids[2]][0])
+    with FeatureStore(frames) as store:
+        x, y, ids, lengths = store.to_arrays(manifest, ids=[rows[3].id, rows[0].id])
+        assert ids == [rows[3].id, rows[0].id] and x.shape == (2, int(lengths.max()), 40)
+        np.testing.assert_array_equal(x[1, : lengths[1]], store[rows[0].id])
+        assert not x[int(np.argmin(lengths)), int(lengths.min()):].any()  # zero padding
+        listed, *_ = store.to_arrays(manifest, pad=False)
+        assert [a.shape[0] for a in listed] == [store[u.id].shape[0] for u in rows]
+        with pytest.raises(StoreError):
+            store.to_arrays(manifest, ids=["nope"])
