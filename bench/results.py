@@ -4,8 +4,10 @@ Each row is a chain of ``sertool`` commands (prepare, extract, train with the
 model's default recipe unless the row says otherwise, evaluate; ``fuse`` for
 fusion rows), run exactly as a user would. Pooled UA / WA / macro-F1 and the
 standard deviation of UA over folds come from each run's ``metrics.csv``;
-seconds are the wall time of train (+ fuse) + evaluate in this run (0 when a
-finished run was reused; extraction is shared and not counted).
+seconds are the wall time of train (+ fuse) + evaluate in this run ("reused" when a
+finished run was reused; extraction is shared and not counted). The UA interval is
+the pooled 95 % bootstrap interval that ``sertool evaluate`` writes (1000
+resamples of test utterances).
 
 Protocols: RAVDESS actors 01-16 with ``--protocol speaker-kfold --folds 4``
 (default seed 0), EMO-DB-2s with ``--protocol loso``. Every choice (epoch
@@ -98,7 +100,8 @@ def sertool(*args, capture=False) -> str:
 def pooled(run_dir: Path) -> dict[str, float]:
     values = {(r["fold"], r["metric"]): float(r["value"]) for r in csv.DictReader(open(run_dir / "metrics.csv"))}
     return {"UA": values["pooled", "UA"], "WA": values["pooled", "WA"], "F1": values["pooled", "macro_F1"],
-            "UA_std": values["std", "UA"]}
+            "UA_std": values["std", "UA"], "UA_ci": (values.get(("pooled", "UA_ci95_low"), float("nan")),
+                                                     values.get(("pooled", "UA_ci95_high"), float("nan")))}
 
 
 def run_row(row: Row, work: Path, data: Path, done: dict[str, Path]) -> dict:
@@ -133,18 +136,21 @@ def baseline(corpus: str, work: Path, first_run: Path) -> dict:
     start = time.monotonic()
     s = baseline_main(str(first_run), store)
     return {"corpus": corpus, "row": "baseline: logreg on utterance-mean MFCC (bench/baseline.py)", "UA": s["UA"],
-            "WA": s["WA"], "F1": s["macro_F1"], "UA_std": float("nan"), "seconds": time.monotonic() - start,
+            "WA": s["WA"], "F1": s["macro_F1"], "UA_std": float("nan"), "UA_ci": (float("nan"), float("nan")),
+            "seconds": time.monotonic() - start,
             "run": str(first_run)}
 
 
 def table(results: list[dict]) -> str:
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {machine()} by `python bench/results.py`.", "",
-             "| corpus | model, features, normalisation | UA | WA | macro-F1 | UA std over folds | seconds |",
-             "|---|---|---|---|---|---|---|"]
+             "| corpus | model, features, normalisation | UA | UA 95 % CI | WA | macro-F1 | UA std over folds | seconds |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         std = "" if r["UA_std"] != r["UA_std"] else f"{r['UA_std']:.3f}"
+        lo, hi = r["UA_ci"]
+        ci = "" if lo != lo else f"{lo:.3f}-{hi:.3f}"
         seconds = "reused" if not r["seconds"] else f"{r['seconds']:.0f}"
-        lines.append(f"| {r['corpus']} | {r['row']} | {r['UA']:.3f} | {r['WA']:.3f} | {r['F1']:.3f} | {std} | "
+        lines.append(f"| {r['corpus']} | {r['row']} | {r['UA']:.3f} | {ci} | {r['WA']:.3f} | {r['F1']:.3f} | {std} | "
                      f"{seconds} |")
     return "\n".join(lines)
 
@@ -185,7 +191,7 @@ def main(argv=None) -> None:
             print(f"   UA {results[-1]['UA']:.3f} WA {results[-1]['WA']:.3f}", flush=True)
         results.append(baseline(corpus, work, done[(corpus, corpus_rows[0].name)]))
     with open(HERE / "results.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, ["corpus", "row", "UA", "WA", "F1", "UA_std", "seconds", "run"])
+        w = csv.DictWriter(fh, ["corpus", "row", "UA", "UA_ci", "WA", "F1", "UA_std", "seconds", "run"])
         w.writeheader()
         w.writerows(results)
     text = table(results)

@@ -23,7 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from sertool.errors import SertoolError, StoreError
-from sertool.metrics import confusion, scores
+from sertool.metrics import bootstrap_ci, confusion, scores
+
+#: Bootstrap samples (utterances drawn with replacement, seed 0) behind the pooled 95 % intervals.
+BOOTSTRAP_RESAMPLES = 1000
 
 
 @dataclass
@@ -165,11 +168,15 @@ def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch
                            "evaluate a cross-validated run instead")
     truth, probs = np.concatenate(all_true), np.concatenate(all_probs)
     pooled = confusion(truth, probs.argmax(1), len(labels))
-    per_fold["pooled"] = scores(pooled) | {"confusion": pooled}
+    per_fold["pooled"] = scores(pooled) | {"confusion": pooled,
+                                           "ci": bootstrap_ci(truth, probs.argmax(1), len(labels),
+                                                              resamples=BOOTSTRAP_RESAMPLES)}
     fold_names = [f for f in per_fold if f != "pooled"]
     per_fold["mean"] = {k: float(np.mean([per_fold[f][k] for f in fold_names])) for k in ("WA", "UA", "macro_F1")}
     per_fold["std"] = {k: float(np.std([per_fold[f][k] for f in fold_names])) for k in ("WA", "UA", "macro_F1")}
-    _write_outputs(out_dir, per_fold, labels, rows)
+    title = f"{run_dir.name} ({run_info.get('model', '?')})"
+    _write_outputs(out_dir, per_fold, labels, rows, title=title)
+    plot_training_curves(finished, out_dir / "training_curves.png", title=title)
     return EvaluationResult(per_fold, labels, out_dir)
 
 
@@ -182,11 +189,14 @@ def _atomic_csv(path: Path, header: list[str], rows) -> None:
     os.replace(tmp, path)
 
 
-def _write_outputs(out_dir: Path, per_fold: dict, labels: list[str], prediction_rows: list) -> None:
+def _write_outputs(out_dir: Path, per_fold: dict, labels: list[str], prediction_rows: list, *, title: str) -> None:
     metric_rows, confusion_rows = [], []
     for fold, s in per_fold.items():
         for key in ("WA", "UA", "macro_F1"):
             metric_rows.append([fold, key, f"{s[key]:.6f}"])
+            if "ci" in s:
+                metric_rows += [[fold, f"{key}_ci95_low", f"{s['ci'][key][0]:.6f}"],
+                                [fold, f"{key}_ci95_high", f"{s['ci'][key][1]:.6f}"]]
         if "confusion" not in s:
             continue
         for name in ("precision", "recall", "f1", "support"):
@@ -204,7 +214,7 @@ def _write_outputs(out_dir: Path, per_fold: dict, labels: list[str], prediction_
     _atomic_csv(out_dir / "predictions.csv",
                 ["id", "path", "speaker", "fold", "label", "predicted", *(f"p_{c}" for c in labels)], prediction_rows)
     plot_confusion(per_fold["pooled"]["confusion"], labels, out_dir / "confusion.png",
-                   title=f"pooled UA {per_fold['pooled']['UA']:.3f}, WA {per_fold['pooled']['WA']:.3f}")
+                   title=f"{title}: pooled UA {per_fold['pooled']['UA']:.3f}, WA {per_fold['pooled']['WA']:.3f}")
 
 
 def plot_confusion(counts: np.ndarray, labels: list[str], path: Path, *, title: str = "") -> None:
@@ -234,11 +244,51 @@ def plot_confusion(counts: np.ndarray, labels: list[str], path: Path, *, title: 
     plt.close(fig)
 
 
+def plot_training_curves(fold_dirs: list[Path], path: Path, *, title: str = "") -> bool:
+    """Train loss, validation loss and validation UA per epoch, one line per fold, as a PNG.
+
+    Returns False (and writes nothing) when no fold has an epoch log (classic models, fused runs).
+    """
+    logs = {}
+    for d in fold_dirs:
+        log = d / "train_log.csv"
+        if log.exists():
+            with open(log, newline="") as fh:
+                rows = [r for r in csv.DictReader(fh) if "epoch" in r]
+            if rows:
+                logs[d.name] = rows
+    if not logs:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for name, rows in logs.items():
+        epochs = [int(r["epoch"]) for r in rows]
+        for ax, key in zip(axes, ("train_loss", "valid_loss", "valid_UA")):
+            ax.plot(epochs, [float(r[key]) for r in rows], label=name, linewidth=1.2)
+    for ax, label in zip(axes, ("training loss", "validation loss", "validation UA")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[2].legend(fontsize=8)
+    fig.suptitle(f"{title}: training curves (validation = speakers held out from each fold's training set)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def summary_table(result: EvaluationResult) -> str:
     """One screen: WA/UA/F1 per fold, pooled and mean, then pooled per-class recall."""
     lines = [f"{'fold':>8} {'WA':>7} {'UA':>7} {'F1':>7}"]
     for fold, s in result.folds.items():
         lines.append(f"{fold:>8} {s['WA']:7.3f} {s['UA']:7.3f} {s['macro_F1']:7.3f}")
     pooled = result.folds["pooled"]
+    if "ci" in pooled:
+        lines.append(f"pooled 95 % bootstrap CI ({BOOTSTRAP_RESAMPLES} resamples of utterances): "
+                     + ", ".join(f"{k} [{lo:.3f}, {hi:.3f}]" for k, (lo, hi) in pooled["ci"].items()))
     lines.append("pooled recall: " + ", ".join(f"{c} {r:.2f}" for c, r in zip(result.labels, pooled["recall"])))
     return "\n".join(lines)

@@ -33,3 +33,31 @@ def scores(matrix: np.ndarray) -> dict[str, float | np.ndarray]:
         "macro_F1": float(np.mean(f1[present])) if present.any() else float("nan"),
         "precision": precision, "recall": recall, "f1": f1, "support": support,
     }
+
+
+def bootstrap_ci(true: np.ndarray, pred: np.ndarray, num_classes: int, *, resamples: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap confidence intervals of WA, UA and macro-F1, resampling utterances.
+
+    Parameters
+    ----------
+    true, pred
+        Class indices, (N,) each.
+    resamples
+        Bootstrap samples drawn with replacement (seeded: the same intervals every run).
+
+    Returns
+    -------
+    dict
+        metric -> (low, high) at ``level``.
+    """
+    true, pred = np.asarray(true), np.asarray(pred)
+    rng = np.random.default_rng(seed)
+    values = {"WA": [], "UA": [], "macro_F1": []}
+    for _ in range(resamples):
+        pick = rng.integers(0, len(true), len(true))
+        s = scores(confusion(true[pick], pred[pick], num_classes))
+        for key in values:
+            values[key].append(s[key])
+    tail = (1 - level) / 2 * 100
+    return {k: (float(np.nanpercentile(v, tail)), float(np.nanpercentile(v, 100 - tail))) for k, v in values.items()}
