@@ -422,6 +422,27 @@ def evaluate(ctx, run_dir, manifest, store, out_dir, selection):
          "predictions.csv, confusion.png")
 
 
+# --------------------------------------------------------------------------- compare
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False),
+              help="Also write the table: .md for Markdown, anything else CSV.")
+def compare(runs, output):
+    """One table of evaluated RUNS: pooled scores with 95 % intervals, fold mean and std, and each run's
+    paired-bootstrap UA difference to the first run (when they scored the same test utterances)."""
+    from sertool.compare import compare_runs, markdown, write_csv
+
+    rows = compare_runs(list(runs))
+    table = markdown(rows)
+    click.echo(table)
+    if output:
+        if str(output).endswith(".md"):
+            Path(output).write_text(table + "\n")
+        else:
+            write_csv(rows, output)
+        _log(f"compare: {len(rows)} runs -> {output}")
+
+
 # --------------------------------------------------------------------------- fuse
 @cli.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))

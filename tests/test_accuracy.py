@@ -322,3 +322,25 @@ def test_sigterm_on_train_and_predict_is_a_clean_exit(corpus, tmp_path, command)
     assert proc.wait(timeout=30) == 143
     stderr = proc.stderr.read()
     assert "Terminated: finished work is saved" in stderr and "Traceback" not in stderr
+
+
+def test_compare_runs_with_a_paired_bootstrap(corpus, tmp_path):
+    from sertool.compare import compare_runs
+
+    root, manifest, _, vectors = corpus
+    for name, norm in (("g", "global"), ("s", "speaker")):
+        train_run(manifest, vectors, model_name="logreg", out_dir=tmp_path / name, protocol="loso", valid_speakers=1,
+                  train_config=build_train_config({"norm": norm}, model_name="logreg"))
+    with pytest.raises(SertoolError, match="sertool evaluate"):
+        compare_runs([tmp_path / "g"])
+    results = {name: evaluate_run(tmp_path / name) for name in "gs"}
+    rows = compare_runs([tmp_path / "g", tmp_path / "s"])
+    assert [r["UA"] for r in rows] == pytest.approx([results[n].folds["pooled"]["UA"] for n in "gs"])
+    assert rows[0]["UA_diff"] is None
+    assert rows[1]["UA_diff"] == pytest.approx(rows[1]["UA"] - rows[0]["UA"])
+    low, high = rows[1]["UA_diff_ci95"]
+    assert low <= rows[1]["UA_diff"] <= high and 0 <= rows[1]["p_not_better"] <= 1
+    result = CliRunner().invoke(cli, ["compare", str(tmp_path / "g"), str(tmp_path / "s"), "-o",
+                                      str(tmp_path / "c.csv")])
+    assert result.exit_code == 0 and result.output.startswith("| run |")
+    assert len(list(csv.DictReader(open(tmp_path / "c.csv")))) == 2
