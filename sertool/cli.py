@@ -405,18 +405,30 @@ def train(ctx, manifest, store, model_name, out_dir, protocol, folds, fold, vali
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), help="Folder for the results (default RUN_DIR).")
 @click.option("--selection", type=click.Choice(["best", "average", "last"]), default=None,
               help="Score fold-*/checkpoint-<SELECTION>.pt instead of checkpoint.pt (to compare selections).")
+@click.option("--on", "cross", nargs=2, type=click.Path(dir_okay=False), default=None, metavar="MANIFEST STORE",
+              help="Cross-corpus: score every fold's model on all utterances of another corpus (default output "
+                   "RUN_DIR/cross-<manifest>).")
+@click.option("--label-map", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="--on: CSV of 'from,to' rows mapping the other corpus's labels to the model's.")
 @click.pass_context
-def evaluate(ctx, run_dir, manifest, store, out_dir, selection):
+def evaluate(ctx, run_dir, manifest, store, out_dir, selection, cross, label_map):
     """Score each fold of RUN_DIR on its test speakers: WA, UA, macro-F1, confusion.
 
     MANIFEST and STORE default to those the run was trained on. Writes
-    metrics.csv, confusion.csv, predictions.csv and confusion.png.
+    metrics.csv, confusion.csv, predictions.csv, confusion.png and
+    training_curves.png. With --on, every fold's model scores another corpus.
     """
-    from sertool.evaluate import evaluate_run, summary_table
+    from sertool.evaluate import evaluate_cross_corpus, evaluate_run, read_label_map, summary_table
 
     if bool(manifest) != bool(store):
         raise click.UsageError("give both MANIFEST and STORE, or neither")
-    result = evaluate_run(run_dir, manifest, store, out_dir=out_dir, selection=selection, log=_log)
+    if label_map and not cross:
+        raise click.UsageError("--label-map goes with --on MANIFEST STORE")
+    if cross:
+        result = evaluate_cross_corpus(run_dir, cross[0], cross[1], out_dir=out_dir, selection=selection, log=_log,
+                                       label_map=read_label_map(label_map) if label_map else None)
+    else:
+        result = evaluate_run(run_dir, manifest, store, out_dir=out_dir, selection=selection, log=_log)
     _log(summary_table(result))
     _log(f"evaluate: {len(result.folds) - 3} fold(s) -> {result.out_dir}/metrics.csv, confusion.csv, "
          "predictions.csv, confusion.png")

@@ -180,6 +180,84 @@ def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch
     return EvaluationResult(per_fold, labels, out_dir)
 
 
+def read_label_map(path) -> dict[str, str]:
+    """``from,to`` rows of a CSV (header optional) -> {corpus label: model label}."""
+    mapping = {}
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        for k, row in enumerate(csv.reader(fh), start=1):
+            if not row or row[0].startswith("#") or (k == 1 and [c.strip() for c in row[:2]] == ["from", "to"]):
+                continue
+            if len(row) != 2:
+                raise SertoolError(f"{path}, line {k}: a label map row is 'from,to' (got {row!r})")
+            mapping[row[0].strip()] = row[1].strip()
+    return mapping
+
+
+def evaluate_cross_corpus(run_dir, manifest, store_path, *, label_map: dict[str, str] | None = None, out_dir=None,
+                          selection: str | None = None, batch_size: int = 64, log=lambda m: None) -> EvaluationResult:
+    """Score every fold's model of ``run_dir`` on all utterances of another corpus (``manifest`` + ``store_path``).
+
+    Labels are mapped with ``label_map`` (corpus label -> model label; identity when absent); utterances
+    whose label the model does not know are listed and left out. Folds are the fold models; ``pooled`` is
+    their ensemble (mean probabilities); ``mean``/``std`` are over the fold models. Speaker-normalised
+    models use each speaker of the other corpus's own statistics. Writes into ``out_dir`` (default
+    ``RUN_DIR/cross-<manifest stem>``) the files :func:`evaluate_run` writes.
+    """
+    from collections import Counter
+
+    from sertool.checkpoint import Checkpoint
+    from sertool.manifest import read_manifest
+    from sertool.runs import checkpoint_name, fold_dirs, read_run_info
+
+    run_dir = Path(run_dir)
+    if read_run_info(run_dir).get("members"):
+        raise SertoolError(f"{run_dir}: cross-corpus evaluation of a fused run is not supported; evaluate its "
+                           "members with --on")
+    out_dir = Path(out_dir or run_dir / f"cross-{Path(manifest).stem}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = checkpoint_name(selection)
+    checkpoints = [(d, Checkpoint.load(d / name)) for d in fold_dirs(run_dir, name)]
+    labels = list(checkpoints[0][1].labels)
+    label_map = label_map or {}
+    utterances = read_manifest(manifest)
+    unlabelled = [u.id for u in utterances if not u.label]
+    if unlabelled:
+        raise SertoolError(f"{manifest}: {len(unlabelled)} rows have no label (e.g. {unlabelled[0]!r}); "
+                           "cross-corpus evaluation needs labels")
+    mapped = {u.id: label_map.get(u.label, u.label) for u in utterances if not u.source_id}
+    left_out = Counter(u.label for u in utterances if u.id in mapped and mapped[u.id] not in labels)
+    if left_out:
+        log("left out (label not in the model; map it with --label-map): "
+            + ", ".join(f"{label} ({n})" for label, n in sorted(left_out.items())))
+    ids = [i for i, label in mapped.items() if label in labels]
+    if not ids:
+        raise SertoolError(f"{manifest}: no utterance has a label of the model ({', '.join(labels)}); "
+                           "pass --label-map FROM,TO rows")
+    index = {c: k for k, c in enumerate(labels)}
+    truth = np.array([index[mapped[i]] for i in ids])
+    per_fold, all_probs = {}, []
+    for fold_dir, ckpt in checkpoints:
+        probs = score_ids(ckpt, ids, utterances=utterances, stores=[(store_path, None)], batch_size=batch_size)
+        fold_name = fold_dir.name.split("-")[1]
+        matrix = confusion(truth, probs.argmax(1), len(labels))
+        per_fold[fold_name] = scores(matrix) | {"confusion": matrix}
+        log(f"fold {fold_name} model: UA {per_fold[fold_name]['UA']:.3f} WA {per_fold[fold_name]['WA']:.3f} "
+            f"on {len(ids)} utterances of {Path(manifest).name}")
+        all_probs.append(probs)
+    ensemble = np.mean(all_probs, axis=0)
+    pooled = confusion(truth, ensemble.argmax(1), len(labels))
+    fold_names = list(per_fold)
+    per_fold["pooled"] = scores(pooled) | {"confusion": pooled, "ci": bootstrap_ci(
+        truth, ensemble.argmax(1), len(labels), resamples=BOOTSTRAP_RESAMPLES)}
+    per_fold["mean"] = {k: float(np.mean([per_fold[f][k] for f in fold_names])) for k in ("WA", "UA", "macro_F1")}
+    per_fold["std"] = {k: float(np.std([per_fold[f][k] for f in fold_names])) for k in ("WA", "UA", "macro_F1")}
+    by_id = {u.id: u for u in utterances}
+    rows = [[i, str(by_id[i].path), by_id[i].speaker, "ensemble", labels[t], labels[int(p.argmax())]]
+            + [f"{x:.5f}" for x in p] for i, p, t in zip(ids, ensemble, truth)]
+    _write_outputs(out_dir, per_fold, labels, rows, title=f"{run_dir.name} on {Path(manifest).stem}")
+    return EvaluationResult(per_fold, labels, out_dir)
+
+
 def _atomic_csv(path: Path, header: list[str], rows) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as fh:

@@ -344,3 +344,24 @@ def test_compare_runs_with_a_paired_bootstrap(corpus, tmp_path):
                                       str(tmp_path / "c.csv")])
     assert result.exit_code == 0 and result.output.startswith("| run |")
     assert len(list(csv.DictReader(open(tmp_path / "c.csv")))) == 2
+
+
+def test_cross_corpus_evaluation_with_a_label_map(corpus, tmp_path):
+    root, manifest, _, vectors = corpus
+    train_run(manifest, vectors, model_name="logreg", out_dir=tmp_path / "r", protocol="loso", valid_speakers=1,
+              train_config=build_train_config({"norm": "global"}, model_name="logreg"))
+    rows = read_manifest(manifest)
+    renamed = [Utterance(**{**u.__dict__, "label": {"low": "grave", "high": "high"}[u.label]}) for u in rows]
+    renamed[0] = Utterance(**{**renamed[0].__dict__, "label": "whisper"})  # a label the model does not know
+    other = write_manifest(renamed, tmp_path / "other.csv")
+    (tmp_path / "map.csv").write_text("from,to\ngrave,low\n")
+    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "r"), "--on", str(other), str(vectors),
+                                      "--label-map", str(tmp_path / "map.csv")])
+    assert result.exit_code == 0, result.output
+    assert "left out" in result.output and "whisper (1)" in result.output
+    predictions = list(csv.DictReader(open(tmp_path / "r" / "cross-other" / "predictions.csv")))
+    assert len(predictions) == len(rows) - 1 and {p["label"] for p in predictions} == {"low", "high"}
+    metrics = {(m["fold"], m["metric"]) for m in csv.DictReader(open(tmp_path / "r" / "cross-other" / "metrics.csv"))}
+    assert {("0", "UA"), ("2", "UA"), ("pooled", "UA"), ("pooled", "UA_ci95_low"), ("std", "UA")} <= metrics
+    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "r"), "--label-map", str(tmp_path / "map.csv")])
+    assert result.exit_code == 2
