@@ -484,8 +484,8 @@ def fuse(runs, out_dir, weights, grid_step):
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("-m", "--model", "checkpoint", type=click.Path(dir_okay=False), default=None,
-              help="Checkpoint to score with (default: the model bundled with sertool). "
-                   "A first INPUT ending in .pt is taken as the checkpoint too.")
+              help="Checkpoint to score with, or a bundled model: 'default' (the default; scores any file) or "
+                   "'speaker' (speaker-normalised). A first INPUT ending in .pt is taken as the checkpoint too.")
 @click.option("-o", "--output", default="-", show_default=True, help="CSV file, or - for stdout.")
 @click.option("--window", "window_s", type=float, default=None,
               help="Window length in seconds for long files (default: the model's input length).")
@@ -522,7 +522,9 @@ def predict(ctx, inputs, checkpoint, output, window_s, hop_s, segments, resume, 
         checkpoint, inputs = inputs[0], inputs[1:]
         if not inputs:
             raise click.UsageError("no INPUT to score after the checkpoint")
-    checkpoint = checkpoint or default_checkpoint()
+    from sertool.predict import BUNDLED
+
+    checkpoint = default_checkpoint(checkpoint) if checkpoint in BUNDLED else checkpoint or default_checkpoint()
     from sertool.predict import predict_files
 
     _sigterm_exits()

@@ -31,16 +31,20 @@ from sertool.report import RunReport
 #: Windows of one file sent through the model together (peak memory is bounded by this, not the file's length).
 WINDOW_BATCH = 32
 
-#: The model trained on all 16 RAVDESS actors of ../shared/data, shipped inside the package.
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "models" / "default" / "light_sernet_ravdess.pt"
+_BUNDLE = Path(__file__).resolve().parent / "models" / "default"
+#: Models trained on the 16 RAVDESS actors of ../shared/data, shipped inside the package (``--model NAME``):
+#: ``default`` scores any file alone; ``speaker`` normalises per speaker (needs 10+ files of each speaker).
+BUNDLED = {"default": _BUNDLE / "light_sernet_ravdess.pt", "speaker": _BUNDLE / "light_sernet_ravdess_speaker.pt"}
+DEFAULT_CHECKPOINT = BUNDLED["default"]
 
 
-def default_checkpoint() -> Path:
-    """Path of the bundled model (see ``sertool/models/default/README.md``)."""
-    if not DEFAULT_CHECKPOINT.is_file():
-        raise SertoolError(f"{DEFAULT_CHECKPOINT}: the bundled model is missing from this installation; "
+def default_checkpoint(name: str = "default") -> Path:
+    """Path of bundled model ``name`` (see ``sertool/models/default/README.md``)."""
+    path = BUNDLED[name]
+    if not path.is_file():
+        raise SertoolError(f"{path}: the bundled model is missing from this installation; "
                            "pass a checkpoint with --model")
-    return DEFAULT_CHECKPOINT
+    return path
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
