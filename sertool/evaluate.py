@@ -95,6 +95,17 @@ def score_ids(checkpoint, ids: list[str], *, utterances, stores: list[tuple], ba
     return probs
 
 
+def _add_summaries(per_fold: dict, truth: np.ndarray, pred: np.ndarray, num_classes: int) -> None:
+    """Add ``pooled`` (scores, confusion, bootstrap intervals of ``truth`` vs ``pred``), ``mean`` and ``std``
+    over the folds already in ``per_fold``."""
+    fold_names = list(per_fold)
+    pooled = confusion(truth, pred, num_classes)
+    per_fold["pooled"] = scores(pooled) | {"confusion": pooled, "ci": bootstrap_ci(
+        truth, pred, num_classes, resamples=BOOTSTRAP_RESAMPLES)}
+    for name, reduce in (("mean", np.mean), ("std", np.std)):
+        per_fold[name] = {k: float(reduce([per_fold[f][k] for f in fold_names])) for k in ("WA", "UA", "macro_F1")}
+
+
 def run_stores(run_info: dict, store_path=None) -> list[tuple]:
     """The (store, utterance store) pairs a run's checkpoints read: its own, or each fused member's."""
     if run_info.get("members"):
@@ -167,13 +178,7 @@ def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch
         raise SertoolError(f"{run_dir}: no fold has test utterances (trained with --protocol all?); "
                            "evaluate a cross-validated run instead")
     truth, probs = np.concatenate(all_true), np.concatenate(all_probs)
-    pooled = confusion(truth, probs.argmax(1), len(labels))
-    per_fold["pooled"] = scores(pooled) | {"confusion": pooled,
-                                           "ci": bootstrap_ci(truth, probs.argmax(1), len(labels),
-                                                              resamples=BOOTSTRAP_RESAMPLES)}
-    fold_names = [f for f in per_fold if f != "pooled"]
-    per_fold["mean"] = {k: float(np.mean([per_fold[f][k] for f in fold_names])) for k in ("WA", "UA", "macro_F1")}
-    per_fold["std"] = {k: float(np.std([per_fold[f][k] for f in fold_names])) for k in ("WA", "UA", "macro_F1")}
+    _add_summaries(per_fold, truth, probs.argmax(1), len(labels))
     title = f"{run_dir.name} ({run_info.get('model', '?')})"
     _write_outputs(out_dir, per_fold, labels, rows, title=title)
     plot_training_curves(finished, out_dir / "training_curves.png", title=title)
@@ -245,12 +250,7 @@ def evaluate_cross_corpus(run_dir, manifest, store_path, *, label_map: dict[str,
             f"on {len(ids)} utterances of {Path(manifest).name}")
         all_probs.append(probs)
     ensemble = np.mean(all_probs, axis=0)
-    pooled = confusion(truth, ensemble.argmax(1), len(labels))
-    fold_names = list(per_fold)
-    per_fold["pooled"] = scores(pooled) | {"confusion": pooled, "ci": bootstrap_ci(
-        truth, ensemble.argmax(1), len(labels), resamples=BOOTSTRAP_RESAMPLES)}
-    per_fold["mean"] = {k: float(np.mean([per_fold[f][k] for f in fold_names])) for k in ("WA", "UA", "macro_F1")}
-    per_fold["std"] = {k: float(np.std([per_fold[f][k] for f in fold_names])) for k in ("WA", "UA", "macro_F1")}
+    _add_summaries(per_fold, truth, ensemble.argmax(1), len(labels))
     by_id = {u.id: u for u in utterances}
     rows = [[i, str(by_id[i].path), by_id[i].speaker, "ensemble", labels[t], labels[int(p.argmax())]]
             + [f"{x:.5f}" for x in p] for i, p, t in zip(ids, ensemble, truth)]
