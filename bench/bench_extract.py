@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.tables import DEFAULT_RAVDESS, machine, ravdess_rows, write_table  # noqa: E402
-from sertool.extract import extract_manifest  # noqa: E402
+from sertool.extraction import extract_manifest  # noqa: E402
 from sertool.features import build_config  # noqa: E402
 from sertool.manifest import write_manifest  # noqa: E402
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.tables import DEFAULT_RAVDESS, machine, ravdess_rows, write_table  # noqa: E402
-from sertool.extract import extract_manifest  # noqa: E402
+from sertool.extraction import extract_manifest  # noqa: E402
 from sertool.manifest import write_manifest  # noqa: E402
 from sertool.store import FeatureStore  # noqa: E402
 

@@ -142,6 +142,26 @@ def baseline(corpus: str, work: Path, first_run: Path) -> dict:
             "run": str(first_run)}
 
 
+def from_csv(record: dict) -> dict:
+    """A results.csv row back to the types :func:`run_row` returns."""
+    low, high = (float(v) for v in record["UA_ci"].strip("()").split(","))
+    return {**record, **{k: float(record[k]) for k in ("UA", "WA", "F1", "UA_std", "seconds")}, "UA_ci": (low, high)}
+
+
+def ordered(fresh: dict, earlier: dict) -> list[dict]:
+    """Every row measured now or before, in the order of :func:`rows`, baselines last per corpus."""
+    names = [(r.corpus, r.name) for r in rows()]
+    baselines = sorted(k for k in {*fresh, *earlier} if k[1].startswith("baseline"))
+    out = []
+    for corpus in CORPORA:
+        for key in [k for k in names if k[0] == corpus] + [k for k in baselines if k[0] == corpus]:
+            if key in fresh:
+                out.append(fresh[key])
+            elif key in earlier:
+                out.append(from_csv(earlier[key]))
+    return out
+
+
 def table(results: list[dict]) -> str:
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {machine()} by `python bench/results.py`.", "",
              "| corpus | model, features, normalisation | UA | UA 95 % CI | WA | macro-F1 | UA std over folds | seconds |",
@@ -174,6 +194,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rows", choices=["quick", "all"], default="quick")
     parser.add_argument("--only", default=None, help="Run only rows whose name contains this (and their members).")
     parser.add_argument("--corpus", choices=sorted(CORPORA), default=None)
+    parser.add_argument("--no-readme", action="store_true", help="Update bench/results.csv only, not the tables.")
     args = parser.parse_args(argv)
     data, work = Path(args.data), Path(args.work)
     chosen = [r for r in rows() if (args.rows == "all" or not r.slow) and (not args.corpus or r.corpus == args.corpus)]
@@ -182,25 +203,32 @@ def main(argv=None) -> None:
         keep |= {(r.corpus, m) for r in chosen if (r.corpus, r.name) in keep for m in r.members}
         chosen = [r for r in chosen if (r.corpus, r.name) in keep]
     earlier = {}
-    if (HERE / "results.csv").exists():  # a reused run keeps the seconds measured when it was trained
+    if (HERE / "results.csv").exists():  # rows not run now keep their last measurement
         with open(HERE / "results.csv", newline="") as fh:
-            earlier = {(r["corpus"], r["row"]): float(r["seconds"]) for r in csv.DictReader(fh)}
-    results, done = [], {}
+            earlier = {(r["corpus"], r["row"]): r for r in csv.DictReader(fh)}
+    fresh, done = {}, {}
     for corpus in CORPORA:
         corpus_rows = [r for r in chosen if r.corpus == corpus]
         if not corpus_rows or not (data / CORPORA[corpus][0]).is_dir():
             continue
         for row in corpus_rows:
             print(f"== {corpus}: {row.name}", flush=True)
-            results.append(run_row(row, work, data, done))
-            if not results[-1]["seconds"]:
-                results[-1]["seconds"] = earlier.get((corpus, row.name), 0.0)
-            print(f"   UA {results[-1]['UA']:.3f} WA {results[-1]['WA']:.3f}", flush=True)
-        results.append(baseline(corpus, work, done[(corpus, corpus_rows[0].name)]))
+            result = run_row(row, work, data, done)
+            if not result["seconds"] and (corpus, row.name) in earlier:  # a reused run keeps its seconds
+                result["seconds"] = float(earlier[corpus, row.name]["seconds"])
+            fresh[corpus, row.name] = result
+            print(f"   UA {result['UA']:.3f} WA {result['WA']:.3f}", flush=True)
+        first = next(r for r in rows() if r.corpus == corpus)
+        if (work / corpus / "runs" / slug(first.name) / "metrics.csv").exists():
+            result = baseline(corpus, work, work / corpus / "runs" / slug(first.name))
+            fresh[corpus, result["row"]] = result
+    results = ordered(fresh, earlier)
     with open(HERE / "results.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, ["corpus", "row", "UA", "UA_ci", "WA", "F1", "UA_std", "seconds", "run"])
         w.writeheader()
         w.writerows(results)
+    if args.no_readme:
+        return
     text = table(results)
     print(text)
     replace_section(HERE / "README.md", "results", text)

@@ -1,8 +1,47 @@
 """sertool: speech emotion recognition from the command line and from Python.
 
 The package is a small library with a thin Click shell (:mod:`sertool.cli`).
-Importing it is cheap: heavy dependencies (numpy, h5py, librosa, torch) are
-imported by the modules that need them, never here.
+``import sertool`` is cheap: the names below are loaded on first use
+(heavy dependencies such as numpy, h5py, librosa and torch come with them).
+
+One call per command (:mod:`sertool.api`): :func:`prepare`, :func:`extract`,
+:func:`augment`, :func:`train`, :func:`evaluate`, :func:`predict` (in
+memory), :func:`predict_files` (into CSV), :func:`fuse`, :func:`compare`;
+the registries :func:`model_names`, :func:`feature_names`, :func:`corpus_names`; and
+:func:`load_audio`, :class:`FeatureStore`, :class:`Checkpoint`,
+:class:`Predictions`, :class:`SertoolError` and its subclasses.
 """
 
 __version__ = "0.1.0"
+
+#: Public name -> module that defines it.
+_EXPORTS = {
+    **{name: "sertool.api" for name in ("prepare", "extract", "augment", "train", "evaluate", "predict",
+                                        "predict_files", "fuse", "compare", "model_names", "feature_names",
+                                        "corpus_names")},
+    "load_audio": "sertool.audio",
+    "FeatureStore": "sertool.store",
+    "Checkpoint": "sertool.checkpoint",
+    "Predictions": "sertool.prediction",
+    **{name: "sertool.errors" for name in ("SertoolError", "ConfigError", "CorpusError", "ManifestError",
+                                           "AudioError", "FeatureError", "StoreError")},
+    "CheckpointError": "sertool.checkpoint",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    """Load a public name on first use (PEP 562) and cache it on the package."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sertool' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -102,10 +102,11 @@ class Checkpoint:
         """Write atomically (temp file + rename), so a kill never leaves half a checkpoint."""
         import torch
 
+        from sertool.atomic import atomic_path
+
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.payload(), tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(self.payload(), tmp)
         return path
 
     @classmethod

@@ -141,38 +141,25 @@ def prepare(ctx, corpus, corpus_dir, output, label_set, subset, no_labels, speak
     Paths in the CSV are relative to the CSV's folder. Unreadable audio files
     are listed in <output stem>.failures.csv and left out.
     """
-    from collections import Counter
+    from sertool.corpora import prepare_manifest
+    from sertool.errors import ConfigError
 
-    from sertool.corpora import PREPARERS
-    from sertool.manifest import write_manifest
-    from sertool.report import RunReport
-
-    # option -> (corpus it belongs to, preparer keyword, value); unset options are None
-    specific = {"--label-set": ("iemocap", "label_set", label_set), "--subset": ("iemocap", "subset", subset),
-                "--no-labels": ("folder", "labels", False if no_labels else None),
-                "--speaker-regex": ("folder", "speaker_regex", speaker_regex)}
-    stray = [name for name, (owner, _, value) in specific.items() if value is not None and owner != corpus]
-    if stray:
-        raise click.UsageError(f"{', '.join(stray)} do(es) not apply to corpus {corpus!r}")
-    given = {key: value for owner, key, value in specific.values() if value is not None and owner == corpus}
     start = time.monotonic()
-    report = RunReport(max_failures=max_failures)
-    rows = PREPARERS[corpus].prepare(Path(corpus_dir), report=report, **given)
-    if speakers or per_speaker:
-        from sertool.manifest import subset
-
-        rows = subset(rows, speakers=speakers.split(",") if speakers else None, per_speaker=per_speaker)
-    out = write_manifest(rows, output)
-    report.write_failures(out.with_suffix(".failures.csv"))
-    labels = Counter(u.label for u in rows)
-    speakers = {u.speaker for u in rows if u.speaker}
-    _log(f"prepare {corpus}: {len(rows)} utterances, {len(speakers)} speakers, {len(labels)} labels "
+    try:
+        result = prepare_manifest(corpus, corpus_dir, output=output, label_set=label_set, subset=subset,
+                                  labels=False if no_labels else None, speaker_regex=speaker_regex,
+                                  speakers=speakers.split(",") if speakers else None, per_speaker=per_speaker,
+                                  max_failures=max_failures)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    report, out, labels = result.report, result.manifest, result.label_counts()
+    _log(f"prepare {corpus}: {len(result.rows)} utterances, {len(result.speakers)} speakers, {len(labels)} labels "
          f"-> {out} ({time.monotonic() - start:.1f} s)")
-    _log("  " + ", ".join(f"{label or '(none)'} {n}" for label, n in sorted(labels.items())))
+    _log("  " + ", ".join(f"{label or '(none)'} {n}" for label, n in labels.items()))
     if report.skipped:
         _log(f"  {report.skipped} utterances outside the label set/subset left out")
     if report.failed:
-        _log(f"  {report.failed} unreadable files left out, see {out.with_suffix('.failures.csv')}")
+        _log(f"  {report.failed} unreadable files left out, see {result.failures_path}")
     ctx.exit(report.exit_code())
 
 
@@ -253,10 +240,11 @@ def extract(ctx, manifest, feature_set, out_dir, config_file, sets, jobs, overwr
         raise click.UsageError(f"missing {', '.join(missing)}")
     import os
 
-    from sertool.extract import SINGLE_THREAD_ENV, extract_manifest, summary
+    from sertool.extraction import SINGLE_THREAD_ENV, extract_manifest, summary, tune_allocator
 
     for key, value in SINGLE_THREAD_ENV.items():  # before numpy loads BLAS; --jobs sets the cores
         os.environ.setdefault(key, value)
+    tune_allocator()
     start = time.monotonic()
     result = extract_manifest(manifest, feature_set=feature_set, out_dir=out_dir, jobs=jobs,
                               overrides=_overrides(config_file, sets, options), overwrite=overwrite,
@@ -270,7 +258,7 @@ def extract(ctx, manifest, feature_set, out_dir, config_file, sets, jobs, overwr
         _log("  no store written: every file failed")
         ctx.exit(report.exit_code())
     if export_csv:
-        from sertool.extract import export_csv as write_csv
+        from sertool.extraction import export_csv as write_csv
 
         rows = write_csv(result.store_path, manifest, export_csv)
         _log(f"  {rows} rows -> {export_csv}")
@@ -279,17 +267,6 @@ def extract(ctx, manifest, feature_set, out_dir, config_file, sets, jobs, overwr
 
 
 # --------------------------------------------------------------------------- train
-def _toml_sections(path) -> tuple[dict, dict]:
-    """A train TOML: [model] and [train] tables (model overrides, train settings)."""
-    from sertool.configs import load_toml
-
-    data = load_toml(path) if path else {}
-    stray = sorted(set(data) - {"model", "train"})
-    if stray:
-        raise click.BadParameter(f"unknown table(s) {stray}; use [model] and [train]", param_hint="--config")
-    return dict(data.get("model", {})), dict(data.get("train", {}))
-
-
 def _split_floats(ctx, param, value):
     if value is None:
         return None
@@ -365,12 +342,14 @@ def train(ctx, manifest, store, model_name, out_dir, protocol, folds, fold, vali
     """
     from sertool.configs import parse_assignments, to_toml_table
 
-    model_overrides, train_overrides = _toml_sections(config_file)
+    from sertool.training import load_train_toml
+
+    model_overrides, train_overrides = load_train_toml(config_file) if config_file else ({}, {})
     model_overrides.update(parse_assignments(sets))
     train_overrides.update({k: v for k, v in train_options.items() if v is not None})
     train_overrides.update(betas or {})
     from sertool.models import build_model_config, model_spec
-    from sertool.train import build_train_config, train_run
+    from sertool.training import build_train_config, train_run
 
     train_config = build_train_config(train_overrides, model_name=model_name, recipe=recipe)
     _sigterm_exits()
@@ -418,7 +397,7 @@ def evaluate(ctx, run_dir, manifest, store, out_dir, selection, cross, label_map
     metrics.csv, confusion.csv, predictions.csv, confusion.png and
     training_curves.png. With --on, every fold's model scores another corpus.
     """
-    from sertool.evaluate import evaluate_cross_corpus, evaluate_run, read_label_map, summary_table
+    from sertool.evaluation import evaluate_cross_corpus, evaluate_run, read_label_map, summary_table
 
     if bool(manifest) != bool(store):
         raise click.UsageError("give both MANIFEST and STORE, or neither")
@@ -442,7 +421,7 @@ def evaluate(ctx, run_dir, manifest, store, out_dir, selection, cross, label_map
 def compare(runs, output):
     """One table of evaluated RUNS: pooled scores with 95 % intervals, fold mean and std, and each run's
     paired-bootstrap UA difference to the first run (when they scored the same test utterances)."""
-    from sertool.compare import compare_runs, markdown, write_csv
+    from sertool.comparison import compare_runs, markdown, write_csv
 
     rows = compare_runs(list(runs))
     table = markdown(rows)
@@ -516,16 +495,16 @@ def predict(ctx, inputs, checkpoint, output, window_s, hop_s, segments, resume, 
     # numpy's OpenBLAS (small feature products) gets one thread: its spinning idle threads took the cores
     # from torch's and made predict 2.4x slower. torch's own thread pool is left alone.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from sertool.predict import default_checkpoint
+    from sertool.prediction import default_checkpoint
 
     if checkpoint is None and inputs[0].endswith(".pt"):
         checkpoint, inputs = inputs[0], inputs[1:]
         if not inputs:
             raise click.UsageError("no INPUT to score after the checkpoint")
-    from sertool.predict import BUNDLED
+    from sertool.prediction import BUNDLED
 
     checkpoint = default_checkpoint(checkpoint) if checkpoint in BUNDLED else checkpoint or default_checkpoint()
-    from sertool.predict import predict_files
+    from sertool.prediction import predict_files
 
     _sigterm_exits()
     start = time.monotonic()
@@ -579,23 +558,16 @@ def augment(ctx, manifest, output, audio_dir, white_noise, noise_dir, snr_range,
     source_id = <id>, so training splits keep every copy with its source and
     evaluation never tests on a copy. Only originals are augmented.
     """
-    from sertool import augment as aug
+    from sertool.augmentation import augment_manifest, plan_augmentations
 
-    chosen = [(aug.WhiteNoise(v), copies) for v in white_noise]
-    if noise_dir:
-        lo, hi = _floats(snr_range, "--snr-range", 2)
-        chosen.append((aug.NoiseMix(noise_dir, lo, hi), copies))
-    chosen += [(aug.Speed(v), 1) for v in speed] + [(aug.PitchShift(v), 1) for v in pitch]
-    chosen += [(aug.Gain(v), 1) for v in gain]
-    if time_shift:
-        chosen.append((aug.TimeShift(time_shift), copies))
-    if rir_dir:
-        chosen.append((aug.Reverb(rir_dir), copies))
+    chosen = plan_augmentations(white_noise=white_noise, noise_dir=noise_dir, snr_range=_floats(snr_range, "--snr-range", 2),
+                                speed=speed, pitch=pitch, gain=gain, time_shift=time_shift, rir_dir=rir_dir,
+                                copies=copies)
     start = time.monotonic()
-    report = aug.augment_manifest(manifest, output, audio_dir, chosen, seed=seed,
-                                  speakers=speakers.split(",") if speakers else None, split_column=split_column,
-                                  split_value=split_value, max_failures=max_failures, progress=progress)
-    failures = report.write_failures(Path(output).with_suffix(".failures.csv"))
+    report = augment_manifest(manifest, output, audio_dir, chosen, seed=seed,
+                              speakers=speakers.split(",") if speakers else None, split_column=split_column,
+                              split_value=split_value, max_failures=max_failures, progress=progress)
+    failures = report.failures_path
     _log(f"augment: {report.ok} files written, {report.skipped} already there, {report.failed} failed "
          f"-> {output} ({time.monotonic() - start:.1f} s)" + (f"; see {failures}" if failures else ""))
     ctx.exit(report.exit_code())

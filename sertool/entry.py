@@ -5,7 +5,7 @@ current, the answer needs only the manifest's paths and one ``stat`` per
 file; importing click and the command definitions would cost more than
 that (about 30 ms of a 70 ms no-op here). So a plain
 ``sertool extract MANIFEST -f NAME -o DIR [-j N] [--[no-]progress]`` is
-checked first with :func:`sertool.extract.current_store`; anything else,
+checked first with :func:`sertool.extraction.current_store`; anything else,
 or a store that is not current, goes to :mod:`sertool.cli` unchanged.
 """
 
@@ -52,7 +52,7 @@ def _answer_up_to_date(args: list[str]) -> bool:
         return False
     start = time.monotonic()
     from sertool.errors import SertoolError
-    from sertool.extract import current_store, failures_path_for, summary
+    from sertool.extraction import current_store, failures_path_for, summary
     from sertool.report import RunReport
 
     manifest, feature_set, out_dir = plain

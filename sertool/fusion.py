@@ -108,7 +108,7 @@ def fuse_runs(run_dirs, out_dir, *, weights: list[float] | None = None, grid_ste
         Fewer than two runs, runs on different folds or labels, or weights of the wrong length.
     """
     from sertool.checkpoint import FUSION, Checkpoint
-    from sertool.evaluate import score_ids
+    from sertool.evaluation import score_ids
     from sertool.manifest import read_manifest
     from sertool.metrics import confusion, scores
     from sertool.runs import atomic_json, read_split

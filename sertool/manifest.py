@@ -74,8 +74,9 @@ def write_manifest(utterances: list[Utterance], path: str | os.PathLike) -> Path
     for utt in utterances:
         extra_cols.extend(k for k in utt.extra if k not in extra_cols and k not in COLUMNS)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    from sertool.atomic import atomic_write
+
+    with atomic_write(path) as fh:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS + tuple(extra_cols))
         for u in utterances:
@@ -84,7 +85,6 @@ def write_manifest(utterances: list[Utterance], path: str | os.PathLike) -> Path
                  f"{u.duration:.3f}", u.corpus, u.source_id]
                 + [u.extra.get(c, "") for c in extra_cols]
             )
-    os.replace(tmp, path)
     return path
 
 

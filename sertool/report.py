@@ -39,6 +39,8 @@ class RunReport:
     ok: int = 0
     skipped: int = 0
     failures: list[Failure] = field(default_factory=list)
+    #: Where :meth:`write_failures` last wrote the failures (None: nothing failed).
+    failures_path: Path | None = None
 
     def fail(self, id: str, path: str | os.PathLike, stage: str, error: BaseException | str) -> None:
         """Record that item ``id`` failed at ``stage``."""
@@ -62,14 +64,16 @@ class RunReport:
         path = Path(path)
         if not self.failures:
             path.unlink(missing_ok=True)
+            self.failures_path = None
             return None
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        from sertool.atomic import atomic_write
+
+        with atomic_write(path) as fh:
             writer = csv.writer(fh)
             writer.writerow(FAILURE_COLUMNS)
             for f in self.failures:
                 writer.writerow([f.id, f.path, f.stage, f.error])
-        os.replace(tmp, path)
+        self.failures_path = path
         return path
 
     def summary(self, what: str = "items") -> str:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
+from sertool.atomic import atomic_write
 from sertool.errors import SertoolError
 
 ROLES = ("train", "valid", "test")
@@ -24,21 +24,18 @@ ROLES = ("train", "valid", "test")
 
 def atomic_json(path: Path, data) -> None:
     """Write ``data`` as JSON through a temp file and a rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    with atomic_write(path) as fh:
+        fh.write(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def write_split(path: Path, fold, by_id: dict) -> None:
     """``split.csv`` of ``fold`` (a :class:`~sertool.splits.Fold`); ``by_id``: id -> Utterance."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_write(path) as fh:
         w = csv.writer(fh)
         w.writerow(["id", "speaker", "label", "role"])
         for role, ids in zip(ROLES, (fold.train, fold.valid, fold.test)):
             for i in ids:
                 w.writerow([i, by_id[i].speaker, by_id[i].label, role])
-    os.replace(tmp, path)
 
 
 def read_split(path) -> dict[str, list[str]]:

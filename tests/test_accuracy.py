@@ -14,11 +14,11 @@ from sertool.checkpoint import Checkpoint
 from sertool.cli import cli
 from sertool.corpora import folder
 from sertool.errors import ConfigError, SertoolError
-from sertool.evaluate import evaluate_run
-from sertool.extract import extract_manifest
+from sertool.evaluation import evaluate_run
+from sertool.extraction import extract_manifest
 from sertool.manifest import Utterance, read_manifest, write_manifest
 from sertool.report import RunReport
-from sertool.train import TrainConfig, build_train_config, train_run
+from sertool.training import TrainConfig, build_train_config, train_run
 from tests.conftest import write_audio
 
 FAST = dict(epochs=2, batch_size=8, lr=3e-3, specaugment=False)
@@ -79,7 +79,7 @@ def test_speaker_statistics_use_only_that_speakers_own_unaugmented_data(corpus, 
 
 @pytest.mark.parametrize("mode", ["global", "speaker", "utterance"])
 def test_norm_round_trips_through_checkpoint_evaluate_and_predict(corpus, tmp_path, mode):
-    from sertool.predict import predict_files
+    from sertool.prediction import predict_files
 
     root, manifest, frames, _ = corpus
     train_run(manifest, frames, model_name="light_sernet", out_dir=tmp_path / "r", protocol="loso", fold=0,
@@ -218,7 +218,7 @@ def test_mixup_balanced_sampling_and_checkpoint_selections(corpus, tmp_path):
 # --------------------------------------------------------------------------- fusion
 def test_fused_runs_evaluate_and_predict(corpus, tmp_path):
     from sertool.fusion import fuse_runs
-    from sertool.predict import predict_files
+    from sertool.prediction import predict_files
 
     root, manifest, frames, vectors = corpus
     common = dict(protocol="loso", valid_speakers=1)
@@ -325,7 +325,7 @@ def test_sigterm_on_train_and_predict_is_a_clean_exit(corpus, tmp_path, command)
 
 
 def test_compare_runs_with_a_paired_bootstrap(corpus, tmp_path):
-    from sertool.compare import compare_runs
+    from sertool.comparison import compare_runs
 
     root, manifest, _, vectors = corpus
     for name, norm in (("g", "global"), ("s", "speaker")):

@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
-from sertool import augment as aug
+from sertool import augmentation as aug
 from sertool.cli import cli
 from sertool.corpora import ravdess
 from sertool.data import SpecAugment

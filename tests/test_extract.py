@@ -16,7 +16,7 @@ import pytest
 
 from sertool.corpora import folder, ravdess
 from sertool.errors import StoreError
-from sertool.extract import extract_manifest
+from sertool.extraction import extract_manifest
 from sertool.features import build_extractor
 from sertool.manifest import read_manifest, write_manifest
 from sertool.report import RunReport
@@ -79,7 +79,7 @@ def test_rerun_touch_and_config_change(manifest, tmp_path):
 
 FAST_RERUN = """
 import sys
-from sertool.extract import extract_manifest
+from sertool.extraction import extract_manifest
 result = extract_manifest(sys.argv[1], feature_set="mfcc", out_dir=sys.argv[2])
 heavy = [m for m in ("numpy", "h5py", "scipy", "sertool.features") if m in sys.modules]
 print(result.report.ok, result.report.skipped, *heavy)
@@ -197,7 +197,7 @@ def test_exception_mid_run_keeps_finished_entries(tmp_path):
 
 KILL_SCRIPT = """
 import sys
-from sertool.extract import extract_manifest
+from sertool.extraction import extract_manifest
 extract_manifest(sys.argv[1], feature_set="logmel", out_dir=sys.argv[2], checkpoint_seconds=0.05)
 """
 

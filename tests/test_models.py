@@ -32,7 +32,7 @@ def test_contract(name):
 @pytest.mark.parametrize("name", model_names())
 def test_registry_metadata_is_consistent(name):
     from sertool.features import PRESETS, build_extractor
-    from sertool.train import build_train_config
+    from sertool.training import build_train_config
 
     spec = MODELS[name]
     assert spec.level in ("frame", "utterance") and spec.trainer in ("sgd", "fit")

@@ -63,7 +63,7 @@ def test_checkpoint_with_mismatched_normalisation_is_refused(tmp_path):
     import torch
 
     from sertool.checkpoint import Checkpoint, CheckpointError
-    from sertool.predict import default_checkpoint
+    from sertool.prediction import default_checkpoint
 
     ckpt = Checkpoint.load(default_checkpoint())
     ckpt.norm_mean = torch.zeros(39)

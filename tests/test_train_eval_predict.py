@@ -15,13 +15,13 @@ from click.testing import CliRunner
 from sertool.checkpoint import Checkpoint, CheckpointError
 from sertool.cli import cli
 from sertool.errors import StoreError
-from sertool.evaluate import evaluate_run
-from sertool.extract import extract_manifest
+from sertool.evaluation import evaluate_run
+from sertool.extraction import extract_manifest
 from sertool.manifest import write_manifest
 from sertool.corpora import folder
 from sertool.metrics import confusion, scores
 from sertool.report import RunReport
-from sertool.train import TrainConfig, train_run
+from sertool.training import TrainConfig, train_run
 from tests.conftest import tone, write_audio
 
 
@@ -237,7 +237,7 @@ def test_every_model_on_its_own_features_trains_evaluates_and_predicts(corpus, p
     """Each registered model, on its registry's default feature preset, through train, evaluate and predict."""
     root, manifest, _ = corpus
     from sertool.models import MODELS
-    from sertool.predict import predict_files
+    from sertool.prediction import predict_files
 
     spec = MODELS[name]
     train_run(manifest, preset_store(spec.features), out_dir=tmp_path / "r", model_name=name, protocol="loso",
@@ -273,7 +273,7 @@ def test_mscnn_spu_with_an_utterance_level_store(corpus, tmp_path):
     assert ckpt.utterance_feature_config["type"] == "mfcc_stats"
     result = evaluate_run(tmp_path / "r")
     assert 0 <= result.folds["pooled"]["UA"] <= 1
-    from sertool.predict import predict_files
+    from sertool.prediction import predict_files
 
     from threadpoolctl import threadpool_info
 
@@ -300,7 +300,7 @@ def test_specaugment_training_runs_and_changes_the_model(corpus, tmp_path):
 
 
 def test_predict_without_a_model_uses_the_bundled_one(tmp_path):
-    from sertool.predict import DEFAULT_CHECKPOINT
+    from sertool.prediction import DEFAULT_CHECKPOINT
 
     if not DEFAULT_CHECKPOINT.is_file():
         pytest.skip("no bundled model in this checkout")

@@ -7,7 +7,12 @@ maps the CLI name to the module.
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
 from sertool.corpora import emodb, folder, iemocap, ravdess
+from sertool.errors import ConfigError
 
 PREPARERS = {
     "ravdess": ravdess,
@@ -15,3 +20,76 @@ PREPARERS = {
     "iemocap": iemocap,
     "folder": folder,
 }
+
+
+#: Options only some preparers take: option -> (corpus, keyword of its ``prepare``).
+SPECIFIC_OPTIONS = {"label_set": ("iemocap", "label_set"), "subset": ("iemocap", "subset"),
+                    "labels": ("folder", "labels"), "speaker_regex": ("folder", "speaker_regex")}
+
+
+@dataclass
+class PrepareResult:
+    """What :func:`prepare_manifest` did: the rows, where they went, and the per-file failures."""
+
+    rows: list
+    manifest: Path | None
+    failures_path: Path | None
+    report: object
+
+    def label_counts(self) -> dict[str, int]:
+        """Label -> number of rows (``""`` for unlabelled rows), sorted by label."""
+        return dict(sorted(Counter(u.label for u in self.rows).items()))
+
+    @property
+    def speakers(self) -> set[str]:
+        return {u.speaker for u in self.rows if u.speaker}
+
+
+def prepare_manifest(corpus: str, corpus_dir, *, output=None, label_set: str | None = None,
+                     subset: str | None = None, labels: bool | None = None, speaker_regex: str | None = None,
+                     speakers: list[str] | None = None, per_speaker: int | None = None,
+                     max_failures: int = 0) -> PrepareResult:
+    """Scan ``corpus_dir`` with the ``corpus`` preparer, optionally keep a subset, and write the manifest.
+
+    Parameters
+    ----------
+    corpus
+        A name in :data:`PREPARERS`.
+    corpus_dir
+        The corpus folder (layouts: ``sertool prepare --help``).
+    output
+        Manifest CSV to write (paths relative to its folder), with unreadable
+        files in ``<output stem>.failures.csv``; None writes nothing.
+    label_set, subset
+        IEMOCAP only: ``4`` / ``4-noexc`` / ``6`` / ``all``; ``all`` / ``improvised`` / ``scripted``.
+    labels, speaker_regex
+        ``folder`` only: False lists unlabelled files; a regex whose first group is the speaker.
+    speakers, per_speaker
+        Keep only these speakers, and at most N evenly spaced rows per speaker.
+
+    Raises
+    ------
+    ConfigError
+        An unknown corpus, or an option the corpus does not take.
+    """
+    from sertool.manifest import subset as keep_subset
+    from sertool.manifest import write_manifest
+    from sertool.report import RunReport
+
+    if corpus not in PREPARERS:
+        raise ConfigError(f"unknown corpus {corpus!r}; choose one of {', '.join(sorted(PREPARERS))}")
+    given = {"label_set": label_set, "subset": subset, "labels": labels, "speaker_regex": speaker_regex}
+    stray = [f"--{k.replace('_', '-')}" if k != "labels" else "--no-labels"
+             for k, v in given.items() if v is not None and SPECIFIC_OPTIONS[k][0] != corpus]
+    if stray:
+        raise ConfigError(f"{', '.join(stray)} do(es) not apply to corpus {corpus!r}")
+    report = RunReport(max_failures=max_failures)
+    rows = PREPARERS[corpus].prepare(Path(corpus_dir), report=report,
+                                     **{SPECIFIC_OPTIONS[k][1]: v for k, v in given.items() if v is not None})
+    if speakers or per_speaker:
+        rows = keep_subset(rows, speakers=speakers, per_speaker=per_speaker)
+    manifest = failures = None
+    if output is not None:
+        manifest = write_manifest(rows, output)
+        failures = report.write_failures(manifest.with_suffix(".failures.csv"))
+    return PrepareResult(rows, manifest, failures, report)

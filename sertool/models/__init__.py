@@ -15,7 +15,7 @@ Each :class:`ModelSpec` also says which kind of store the model reads
 training loop, ``"fit"`` for the classic estimators of :mod:`sertool.models.classic`),
 and its training recipes: ``recipe`` (the default, measured to converge on a
 CPU in an affordable number of epochs) and ``paper_recipe`` (the published
-setting), each a dict of :class:`~sertool.train.TrainConfig` overrides.
+setting), each a dict of :class:`~sertool.training.TrainConfig` overrides.
 
 ``MODELS`` fills itself with the built-in models the first time it is read.
 """

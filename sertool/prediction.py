@@ -24,7 +24,8 @@ from typing import Iterable
 import numpy as np
 
 from sertool.audio import find_audio
-from sertool.errors import SertoolError
+from sertool.errors import ConfigError, SertoolError
+from sertool.process import blas_threads, torch_threads
 from sertool.report import RunReport
 
 
@@ -65,6 +66,47 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
             seen.add(str(f))
             unique.append(f)
     return unique
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Audio already in memory: ``samples`` (N,) or (N, channels) float, at ``sample_rate`` Hz, called ``name``."""
+
+    samples: np.ndarray
+    sample_rate: int
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def stem(self) -> str:
+        return self.name
+
+
+def _samples(source: "Path | Clip", sr: int, min_duration: float) -> np.ndarray:
+    """float32 mono samples of a file or a :class:`Clip` at ``sr`` Hz (an :class:`AudioError` if unusable)."""
+    from sertool.audio import load_audio
+
+    if not isinstance(source, Clip):
+        return load_audio(source, sr=sr, min_duration=min_duration)
+    from sertool.errors import AudioError
+
+    samples = np.asarray(source.samples, dtype=np.float32)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)  # (N, channels), as soundfile returns it
+    if samples.ndim != 1 or samples.shape[0] == 0:
+        raise AudioError(f"{source}: expected samples of shape (N,) or (N, channels), got {samples.shape}")
+    if not np.isfinite(samples).all():
+        raise AudioError(f"{source}: the samples contain NaN or infinite values")
+    if source.sample_rate != sr:
+        import soxr
+
+        samples = soxr.resample(samples, source.sample_rate, sr, quality="HQ").astype(np.float32)
+    if samples.shape[0] < min_duration * sr:
+        raise AudioError(f"{source}: {samples.shape[0] / sr:.3f} s of audio is shorter than the "
+                         f"{min_duration:.3f} s the features need")
+    return np.ascontiguousarray(samples)
 
 
 @dataclass
@@ -108,24 +150,22 @@ class Scorer:
         """Whether scoring needs each file's speaker (speaker-normalised checkpoints)."""
         return self.normaliser.mode == "speaker"
 
-    def features(self, path: Path):
-        """Decode ``path`` and compute its raw (unnormalised) features.
+    def features(self, source: "Path | Clip"):
+        """Decode ``source`` (a file, or a :class:`Clip` in memory) and compute its raw (unnormalised) features.
 
         Returns ``(duration s, feats, spans)``: feats ``(T, D)`` for frame-level
         models (spans None); for utterance-level ones ``(W, D)``, one vector per
         audio window (W = 1 without ``window_s``), and spans their (start s, end s).
         """
-        from sertool.audio import load_audio
-
         sr = self.extractor.sample_rate
-        samples = load_audio(path, sr=sr, min_duration=self.extractor.min_duration)
+        samples = _samples(source, sr, self.extractor.min_duration)
         duration = samples.shape[0] / sr
         if self.utterance_level:
             return (duration, *self._window_vectors(samples, sr, duration))
         feats = self.extractor.extract(samples, sr)
         if self.utterance_extractor is not None:
             extra = self.utterance_extractor
-            vector = extra.extract(load_audio(path, sr=extra.sample_rate, min_duration=extra.min_duration)
+            vector = extra.extract(_samples(source, extra.sample_rate, extra.min_duration)
                                    if extra.sample_rate != sr else samples, extra.sample_rate)
             feats = np.concatenate([feats, np.repeat(vector, feats.shape[0], axis=0)], axis=1)
         return duration, feats, None
@@ -187,24 +227,30 @@ class Scorer:
         return duration, self.score_features(feats, duration, spans)
 
 
-def _header(labels: list[str], segments: bool) -> list[str]:
-    lead = ["path", "start", "end"] if segments else ["path"]
+#: Columns a manifest input adds after ``path``, so scores and metrics need no join.
+MANIFEST_COLUMNS = ("id", "speaker", "label")
+
+
+def _header(labels: list[str], segments: bool, manifest: bool = False) -> list[str]:
+    lead = ["path", *(MANIFEST_COLUMNS if manifest else ()), *(("start", "end") if segments else ())]
     return lead + ["predicted", "confidence", *(f"p_{c}" for c in labels), "duration", "error"]
 
 
-def _rows_for(path: Path, duration: float, windows, labels: list[str], segments: bool) -> list[list[str]]:
+def _rows_for(path: Path, duration: float, windows, labels: list[str], segments: bool,
+              extra: list[str] = ()) -> list[list[str]]:
     def row(probs, lead):
         k = int(np.argmax(probs))
-        return [str(path), *lead, labels[k], f"{probs[k]:.4f}", *(f"{p:.4f}" for p in probs), f"{duration:.3f}", ""]
+        return [str(path), *extra, *lead, labels[k], f"{probs[k]:.4f}", *(f"{p:.4f}" for p in probs),
+                f"{duration:.3f}", ""]
 
     if segments:
         return [row(p, [f"{a:.3f}", f"{b:.3f}"]) for (a, b), p in windows]
     return [row(np.mean([p for _, p in windows], axis=0), [])]
 
 
-def _error_row(path: Path, error: str, labels: list[str], segments: bool) -> list[str]:
+def _error_row(path: Path, error: str, labels: list[str], segments: bool, extra: list[str] = ()) -> list[str]:
     blanks = (2 if segments else 0) + 2 + len(labels) + 1
-    return [str(path), *[""] * blanks, error]
+    return [str(path), *extra, *[""] * blanks, error]
 
 
 def _resume(output: Path, header: list[str]) -> set[str]:
@@ -219,17 +265,29 @@ def _resume(output: Path, header: list[str]) -> set[str]:
     if rows[0] != header:
         raise SertoolError(f"{output}: written by another model or mode (other columns); use another -o "
                            "or --no-resume to overwrite it")
-    key = (lambda r: tuple(r[:3])) if header[1] == "start" else (lambda r: r[0])
+    if "start" in header:
+        start = header.index("start")
+        key = lambda r: (r[0], r[start], r[start + 1])  # noqa: E731
+    else:
+        key = lambda r: r[0]  # noqa: E731
     seen, good = set(), []
     for r in rows[1:]:
         if len(r) == len(header) and not r[-1] and key(r) not in seen:
             seen.add(key(r))
             good.append(r)
-    tmp = output.with_name(output.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    from sertool.atomic import atomic_write
+
+    with atomic_write(output) as fh:
         csv.writer(fh).writerows([header, *good])
-    os.replace(tmp, output)
     return {r[0] for r in good}
+
+
+def manifest_rows(inputs) -> dict:
+    """str(path) -> :class:`~sertool.manifest.Utterance` for the rows of the manifest (.csv) inputs."""
+    from sertool.manifest import read_manifest
+
+    return {str(u.path): u for item in map(Path, inputs) if item.suffix.lower() == ".csv" and not item.is_dir()
+            for u in read_manifest(item)}
 
 
 def file_speakers(inputs, files: list[Path], speaker_regex: str | None) -> dict[str, str]:
@@ -277,13 +335,9 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
     Returns the run report (``ok`` scored, ``skipped`` kept from an earlier
     run, ``failures`` with their errors, also in the CSV's ``error`` column).
     """
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
     # One OpenBLAS thread for numpy's small feature products (the CLI also sets OPENBLAS_NUM_THREADS):
     # OpenBLAS threads spinning between calls took the cores from torch's threads (predict ran 2.4x slower).
-    with threadpool_limits(limits={"openblas": 1}):
+    with torch_threads(max(1, os.cpu_count() or 1)), blas_threads(1):
         return _predict(checkpoint_path, inputs, output, window_s=window_s, hop_s=hop_s, segments=segments,
                         resume=resume, max_failures=max_failures, speaker_regex=speaker_regex,
                         trust_code=trust_code, progress=progress)
@@ -302,7 +356,8 @@ def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resu
     if checkpoint.is_fusion and segments:
         raise SertoolError(f"{checkpoint_path}: a fused model scores whole files (its members' windows differ); "
                            "drop --segments, or score a member's checkpoint with --segments")
-    header = _header(labels, segments)
+    rows = manifest_rows(inputs)
+    header = _header(labels, segments, manifest=bool(rows))
     files = expand_inputs(inputs)
     if not files:
         raise SertoolError(f"no audio files found in {', '.join(map(str, inputs))}")
@@ -324,15 +379,24 @@ def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resu
                                   "or use another -o").acquire()
     try:
         return _predict_into(output, to_stdout, resume, header, files, scorers, weights, labels, segments,
-                             speakers if needs_speakers else None, max_failures, progress)
+                             speakers if needs_speakers else None, max_failures, progress, rows)
     finally:
         if lock is not None:
             lock.release()
 
 
 def _predict_into(output, to_stdout: bool, resume: bool, header, files, scorers, weights, labels, segments,
-                  speakers, max_failures, progress) -> RunReport:
-    """Write the rows of ``files`` into ``output`` (resuming it) or stdout; the caller holds the lock."""
+                  speakers, max_failures, progress, manifest: dict) -> RunReport:
+    """Write the rows of ``files`` into ``output`` (resuming it) or stdout; the caller holds the lock.
+
+    ``manifest``: str(path) -> Utterance of manifest inputs (their id, speaker, label join each row); empty for none.
+    """
+    def extra(path: Path) -> list[str]:
+        if not manifest:
+            return []
+        utt = manifest.get(str(path))
+        return [utt.id, utt.speaker, utt.label] if utt else ["", "", ""]
+
     from sertool.progress import progress_bar
 
     report = RunReport(max_failures=max_failures)
@@ -357,10 +421,10 @@ def _predict_into(output, to_stdout: bool, resume: bool, header, files, scorers,
                     outcome = _fused([r[str(path)] for r in results], weights)
                     if isinstance(outcome, SertoolError):
                         message = str(outcome) if str(outcome).startswith(str(path)) else f"{path}: {outcome}"
-                        writer.writerow(_error_row(path, message, labels, segments))
+                        writer.writerow(_error_row(path, message, labels, segments, extra(path)))
                         report.fail(path.stem, path, "predict", message)
                     else:
-                        writer.writerows(_rows_for(path, *outcome, labels, segments))
+                        writer.writerows(_rows_for(path, *outcome, labels, segments, extra(path)))
                         report.ok += 1
                     sink.flush()  # every finished file is on disk before the next starts
                     bar.update()
@@ -440,3 +504,151 @@ def _fused(outcomes: list, weights: list[float]):
     duration = outcomes[0][0]
     probs = sum(w * np.mean([p for _, p in windows], axis=0) for w, (_, windows) in zip(weights, outcomes))
     return duration, [((0.0, duration), probs)]
+
+
+# --------------------------------------------------------------------------- in memory
+@dataclass(frozen=True)
+class Predictions:
+    """Scores of :func:`predict_audio`, one entry per input in input order.
+
+    Attributes
+    ----------
+    names
+        Each input's path, or ``"<array i>"`` for samples passed in memory.
+    labels
+        Predicted class of each input (length N).
+    probabilities
+        ``(N, C)`` float32 class probabilities (mean over the input's windows),
+        columns in the order of ``classes``.
+    classes
+        The model's class names (C).
+    durations
+        ``(N,)`` float64 seconds of audio scored.
+    windows
+        Per input, ``[(start s, end s, probabilities (C,)), ...]``: one entry
+        per window the model saw (fused models: one entry for the whole input).
+    """
+
+    names: list[str]
+    labels: list[str]
+    probabilities: np.ndarray
+    classes: tuple[str, ...]
+    durations: np.ndarray
+    windows: list[list[tuple[float, float, np.ndarray]]]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def _is_pair(item) -> bool:
+    return (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], np.ndarray)
+            and isinstance(item[1], (int, np.integer)))
+
+
+def _as_sources(audio) -> list:
+    """Paths (folders and manifests expanded) and :class:`Clip` objects from the forms :func:`predict_audio` takes."""
+    if _is_pair(audio):
+        return [Clip(audio[0], int(audio[1]), "<array 0>")]
+    if isinstance(audio, (str, os.PathLike)):
+        items = [audio]
+    elif isinstance(audio, (list, tuple)):
+        items = list(audio)
+    else:
+        raise ConfigError(f"audio must be a path, a list of paths or a (samples, sample_rate) pair, not "
+                          f"{type(audio).__name__}")
+    sources = []
+    for i, item in enumerate(items):
+        if _is_pair(item):
+            sources.append(Clip(item[0], int(item[1]), f"<array {i}>"))
+        elif isinstance(item, (str, os.PathLike)):
+            sources.extend(expand_inputs([item]))
+        else:
+            raise ConfigError(f"audio item {i} is a {type(item).__name__}; give a path or a (samples, "
+                              "sample_rate) pair with samples a numpy array")
+    return sources
+
+
+def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speaker_regex: str | None = None,
+                  window_s: float | None = None, hop_s: float | None = None,
+                  trust_code: bool = False) -> Predictions:
+    """Score audio in memory with a checkpoint; nothing is written.
+
+    Parameters
+    ----------
+    checkpoint
+        A checkpoint file, a bundled model name (``"default"``, ``"speaker"``)
+        or a loaded :class:`~sertool.checkpoint.Checkpoint`.
+    audio
+        A path (file, folder, or manifest CSV), a list of paths, a
+        ``(samples, sample_rate)`` pair (samples ``(N,)`` or ``(N, channels)``
+        float in [-1, 1], sample_rate in Hz), or a list mixing paths and pairs.
+    speakers
+        For speaker-normalised checkpoints: one speaker per input (after
+        folders are expanded); each speaker needs at least
+        :data:`sertool.norm.MIN_SPEAKER_UTTERANCES` inputs. Manifest inputs
+        use their ``speaker`` column, ``speaker_regex`` searches the paths.
+    window_s, hop_s
+        Window length and hop in seconds (default: the model's input length, and half of it).
+    trust_code
+        Allow a checkpoint whose features import Python code or load a TorchScript/ONNX file.
+
+    Returns
+    -------
+    Predictions
+        Labels, ``(N, C)`` probabilities and windows, in input order.
+
+    Raises
+    ------
+    SertoolError
+        An unusable input (its name is in the message), a damaged checkpoint,
+        or a speaker-normalised checkpoint without speakers.
+    """
+    from sertool.checkpoint import Checkpoint
+
+    if isinstance(checkpoint, Checkpoint):
+        where = "the checkpoint"
+    else:
+        where = checkpoint = default_checkpoint(checkpoint) if str(checkpoint) in BUNDLED else Path(checkpoint)
+        checkpoint = Checkpoint.load(checkpoint)
+    checkpoint.check_no_code(where, trust_code=trust_code)
+    sources = _as_sources(audio)
+    if not sources:
+        raise SertoolError(f"no audio found in {audio}")
+    members = checkpoint.member_checkpoints() if checkpoint.is_fusion else [checkpoint]
+    weights = checkpoint.model_config["weights"] if checkpoint.is_fusion else [1.0]
+    with torch_threads(max(1, os.cpu_count() or 1)), blas_threads(1):
+        scorers = [Scorer(m, window_s, hop_s) for m in members]
+        groups = _speaker_map(sources, audio, speakers, speaker_regex) if any(s.needs_speakers for s in scorers) \
+            else None
+        outcomes: dict[str, object] = {}
+        for group, wanted in _groups(sources, sources, groups):
+            results = [_score_group(scorer, group, wanted) for scorer in scorers]
+            for source in wanted:
+                outcomes[str(source)] = _fused([r[str(source)] for r in results], weights)
+    for source in sources:
+        outcome = outcomes[str(source)]
+        if isinstance(outcome, SertoolError):
+            raise type(outcome)(str(outcome) if str(outcome).startswith(str(source)) else f"{source}: {outcome}")
+    scored = [outcomes[str(s)] for s in sources]
+    probabilities = np.stack([np.mean([p for _, p in windows], axis=0) for _, windows in scored]).astype(np.float32)
+    classes = tuple(checkpoint.labels)
+    return Predictions(names=[str(s) for s in sources], labels=[classes[k] for k in probabilities.argmax(axis=1)],
+                       probabilities=probabilities, classes=classes,
+                       durations=np.array([d for d, _ in scored], dtype=np.float64),
+                       windows=[[(a, b, p) for (a, b), p in windows] for _, windows in scored])
+
+
+def _speaker_map(sources: list, audio, speakers, speaker_regex) -> dict[str, str]:
+    """str(source) -> speaker for a speaker-normalised checkpoint (a ConfigError when none is given)."""
+    if speakers is not None:
+        if len(speakers) != len(sources):
+            raise ConfigError(f"speakers has {len(speakers)} entries for {len(sources)} inputs; give one per input")
+        return {str(s): str(spk) for s, spk in zip(sources, speakers)}
+    paths = [s for s in sources if not isinstance(s, Clip)]
+    items = [audio] if isinstance(audio, (str, os.PathLike)) else [a for a in audio if not _is_pair(a)] \
+        if isinstance(audio, (list, tuple)) and not _is_pair(audio) else []
+    found = file_speakers(items, paths, speaker_regex)
+    if not found:
+        raise ConfigError("this model normalises features per speaker (trained with --norm speaker): pass "
+                          "speakers=[one per input], a manifest with a speaker column, or speaker_regex")
+    return found

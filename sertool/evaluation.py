@@ -16,12 +16,12 @@ Writes into the run folder (or ``out_dir``):
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from sertool.atomic import atomic_write
 from sertool.errors import SertoolError, StoreError
 from sertool.metrics import bootstrap_ci, confusion, scores
 
@@ -259,12 +259,10 @@ def evaluate_cross_corpus(run_dir, manifest, store_path, *, label_map: dict[str,
 
 
 def _atomic_csv(path: Path, header: list[str], rows) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_write(path) as fh:
         w = csv.writer(fh)
         w.writerow(header)
         w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _write_outputs(out_dir: Path, per_fold: dict, labels: list[str], prediction_rows: list, *, title: str) -> None:
@@ -293,19 +291,13 @@ def _write_outputs(out_dir: Path, per_fold: dict, labels: list[str], prediction_
                 ["id", "path", "speaker", "fold", "label", "predicted", *(f"p_{c}" for c in labels)], prediction_rows)
     plot_confusion(per_fold["pooled"]["confusion"], labels, out_dir / "confusion.png",
                    title=f"{title}: pooled UA {per_fold['pooled']['UA']:.3f}, WA {per_fold['pooled']['WA']:.3f}")
+    plot_fold_confusions(per_fold, labels, out_dir / "confusion_folds.png", title=title)
 
 
-def plot_confusion(counts: np.ndarray, labels: list[str], path: Path, *, title: str = "") -> None:
-    """Row-normalised confusion matrix as a PNG, with counts in the cells."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def _draw_confusion(fig, ax, counts: np.ndarray, labels: list[str], title: str) -> None:
+    """Row-normalised ``counts`` (C, C) on ``ax``: shares in colour, counts in the cells, a colour bar."""
     with np.errstate(invalid="ignore"):
         normalised = np.nan_to_num(counts / counts.sum(axis=1, keepdims=True))
-    size = 1.0 + 0.75 * len(labels)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
     image = ax.imshow(normalised, vmin=0, vmax=1, cmap="Blues")
     for i in range(len(labels)):
         for j in range(len(labels)):
@@ -315,11 +307,51 @@ def plot_confusion(counts: np.ndarray, labels: list[str], path: Path, *, title: 
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
-    fig.colorbar(image, ax=ax, fraction=0.046)
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
+
+
+def plot_confusion(counts: np.ndarray, labels: list[str], path: Path, *, title: str = "") -> None:
+    """Row-normalised confusion matrix as a PNG, with counts in the cells."""
+    from matplotlib.figure import Figure  # no pyplot: the caller's matplotlib backend is left alone
+
+    size = 1.0 + 0.75 * len(labels)
+    fig = Figure(figsize=(size + 1.5, size))
+    _draw_confusion(fig, fig.add_subplot(), counts, labels, title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save_figure(fig, path, dpi=120)
+
+
+def plot_fold_confusions(per_fold: dict, labels: list[str], path: Path, *, title: str = "") -> bool:
+    """One confusion matrix per fold (the entries of ``per_fold`` other than pooled, mean, std) in a grid, as a PNG.
+
+    Returns False (and writes nothing) when there is at most one fold.
+    """
+    from matplotlib.figure import Figure
+
+    folds = [k for k in per_fold if k not in ("pooled", "mean", "std") and "confusion" in per_fold[k]]
+    if len(folds) < 2:
+        return False
+    columns = min(2 if len(labels) > 5 else 3, len(folds))  # cells with two lines of text stay legible
+    rows = -(-len(folds) // columns)
+    size = 1.0 + 0.75 * len(labels)
+    fig = Figure(figsize=(columns * (size + 1.5), rows * size + 0.6))
+    for k, fold in enumerate(folds):
+        s = per_fold[fold]
+        _draw_confusion(fig, fig.add_subplot(rows, columns, k + 1), s["confusion"], labels,
+                        f"fold {fold}: UA {s['UA']:.3f}, WA {s['WA']:.3f}")
+    fig.suptitle(f"{title}: confusion per fold (test speakers of each fold)")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    _save_figure(fig, path, dpi=100)
+    return True
+
+
+def _save_figure(fig, path: Path, *, dpi: int) -> None:
+    """Write ``fig`` as PNG through a temporary file, so a reader never sees half a picture."""
+    from sertool.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
 
 
 def plot_training_curves(fold_dirs: list[Path], path: Path, *, title: str = "") -> bool:
@@ -337,12 +369,10 @@ def plot_training_curves(fold_dirs: list[Path], path: Path, *, title: str = "") 
                 logs[d.name] = rows
     if not logs:
         return False
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig = Figure(figsize=(13, 3.8))
+    axes = fig.subplots(1, 3)
     for name, rows in logs.items():
         epochs = [int(r["epoch"]) for r in rows]
         for ax, key in zip(axes, ("train_loss", "valid_loss", "valid_UA")):
@@ -354,8 +384,7 @@ def plot_training_curves(fold_dirs: list[Path], path: Path, *, title: str = "") 
     axes[2].legend(fontsize=8)
     fig.suptitle(f"{title}: training curves (validation = speakers held out from each fold's training set)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_figure(fig, path, dpi=110)
     return True
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from sertool.atomic import atomic_write
 from sertool.errors import SertoolError
 from sertool.manifest import read_manifest, read_sources
 from sertool.progress import progress_bar
@@ -105,9 +106,8 @@ def _write_stamp(store: Path, digest: str | None) -> None:
         stamp.unlink(missing_ok=True)
         return
     ident = SourceIdentity.of(store)
-    tmp = stamp.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"digest": digest, "store_size": ident.size, "store_mtime_ns": ident.mtime_ns}))
-    os.replace(tmp, stamp)
+    with atomic_write(stamp) as fh:
+        fh.write(json.dumps({"digest": digest, "store_size": ident.size, "store_mtime_ns": ident.mtime_ns}))
 
 
 _REQUESTS = ".sertool-extract-requests.json"
@@ -133,9 +133,8 @@ def _remember_request(out_dir, request: str, store_name: str, config_hash: str) 
     known = _known_requests(out_dir)
     known[request] = {"store": store_name, "config_hash": config_hash}
     path = Path(out_dir) / _REQUESTS
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    with atomic_write(path, unique=True) as fh:  # several extract runs may share out_dir
+        fh.write(json.dumps(known, indent=1, sort_keys=True))
 
 
 def _compute(extractor, utt_id: str, path: str) -> tuple[str, "np.ndarray | None", str | None]:
@@ -149,20 +148,13 @@ def _compute(extractor, utt_id: str, path: str) -> tuple[str, "np.ndarray | None
 _BLAS_LIMIT = None
 
 
-def _tune_compute_process() -> None:
-    """Settings for a process that computes features; idempotent.
+def tune_allocator() -> None:
+    """glibc malloc keeps large blocks instead of mmap/munmap-ing every numpy temporary (>128 KiB).
 
-    - One BLAS thread: the matrices are small, and ``--jobs`` decides the cores.
-    - glibc malloc keeps large blocks instead of mmap/munmap-ing every numpy
-      temporary (>128 KiB): that cut page-fault time from 1.0 s to 0.16 s
-      per 960 files here (see bench/README.md).
+    That cut page-fault time from 1.0 s to 0.16 s per 960 files here (see
+    bench/README.md). Process-wide and not undone: the CLI and extract's
+    worker processes call it, library calls do not.
     """
-    global _BLAS_LIMIT
-    if _BLAS_LIMIT is not None:
-        return
-    from threadpoolctl import threadpool_limits
-
-    _BLAS_LIMIT = threadpool_limits(1, user_api="blas")
     try:
         import ctypes
 
@@ -171,6 +163,17 @@ def _tune_compute_process() -> None:
         libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):  # not glibc: nothing to tune
         pass
+
+
+def _tune_worker_process() -> None:
+    """A worker process computes with one BLAS thread (``--jobs`` decides the cores) and the tuned allocator."""
+    global _BLAS_LIMIT
+    if _BLAS_LIMIT is not None:
+        return
+    from threadpoolctl import threadpool_limits
+
+    _BLAS_LIMIT = threadpool_limits(1, user_api="blas")
+    tune_allocator()
 
 
 #: Thread-pool sizes read by BLAS/OpenMP libraries when they load.
@@ -202,7 +205,7 @@ def _init_worker(config: dict) -> None:
     from sertool.features import build_extractor
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    _tune_compute_process()
+    _tune_worker_process()
     global _WORKER_EXTRACTOR
     _WORKER_EXTRACTOR = build_extractor(config)
 
@@ -219,7 +222,14 @@ def _run(extractor, tasks: list[tuple[str, str]], jobs: int) -> Iterator[tuple[s
     busy processes use ``jobs`` cores, the same as a ``Pool(jobs)`` whose
     parent only waits.
     """
-    _tune_compute_process()
+    from sertool.process import blas_threads
+
+    with blas_threads(1, "blas"):  # small matrices: one BLAS thread each; restored when the loop ends
+        yield from _run_limited(extractor, tasks, jobs)
+
+
+def _run_limited(extractor, tasks: list[tuple[str, str]], jobs: int):
+    """:func:`_run` inside its BLAS limit."""
     if jobs <= 1 or len(tasks) <= 1:
         for task in tasks:
             yield _compute(extractor, *task)
@@ -340,15 +350,13 @@ def export_csv(store_path, manifest, output) -> int:
         names = store.feature_names
         rows = 0
         output = Path(output)
-        tmp = output.with_name(output.name + ".tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        with atomic_write(output) as fh:
             writer = csv.writer(fh)
             writer.writerow(["id", "label", "speaker", *names])
             for utt in read_manifest(manifest):
                 if utt.id in store:
                     writer.writerow([utt.id, utt.label, utt.speaker, *(f"{v:.7g}" for v in store[utt.id][0])])
                     rows += 1
-        os.replace(tmp, output)
     return rows
 
 

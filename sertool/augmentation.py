@@ -14,13 +14,13 @@ Files already written are kept, so an interrupted run resumes.
 
 from __future__ import annotations
 
-import os
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from sertool.atomic import atomic_path
 from sertool.audio import AUDIO_SUFFIXES, load_audio
 from sertool.errors import ConfigError, SertoolError
 from sertool.manifest import Utterance, read_manifest, write_manifest
@@ -232,18 +232,52 @@ def augment_manifest(manifest, output, audio_dir, augmentations: list[tuple[obje
                     sr = _native_rate(utt.path)
                     samples = load_audio(utt.path, sr=sr)
                     out = np.clip(aug(samples, sr, _rng(seed, utt.id, copy, aug.tag)), -1.0, 1.0)
-                    tmp = path.with_name(path.name + ".tmp")
-                    sf.write(tmp, out, sr, format="FLAC", subtype="PCM_24")
-                    os.replace(tmp, path)
+                    with atomic_path(path) as tmp:
+                        sf.write(tmp, out, sr, format="FLAC", subtype="PCM_24")
                     report.ok += 1
                 new_rows.append(replace(row, duration=sf.info(str(path)).duration))
             except (SertoolError, OSError) as exc:
                 report.fail(new_id, utt.path, "augment", exc)
     write_manifest(rows + new_rows, output)
+    report.write_failures(Path(output).with_suffix(".failures.csv"))
     return report
 
 
 def _native_rate(path) -> int:
-    import soundfile as sf
+    """The file's own sample rate (an AudioError naming the file when it is not readable audio)."""
+    from sertool.audio import audio_info
 
-    return int(sf.info(str(path)).samplerate)
+    return audio_info(path).sample_rate
+
+
+def plan_augmentations(*, white_noise=(), noise_dir=None, snr_range=(5.0, 20.0), speed=(), pitch=(), gain=(),
+                       time_shift: float | None = None, rir_dir=None, copies: int = 1) -> list[tuple[object, int]]:
+    """``(augmentation, copies)`` pairs for :func:`augment_manifest` from the ``sertool augment`` options.
+
+    Parameters
+    ----------
+    white_noise
+        SNRs in dB; ``copies`` files per value.
+    noise_dir, snr_range
+        Mix random files of this folder at an SNR drawn from ``(low, high)`` dB.
+    speed, pitch, gain
+        Speed factors, pitch shifts in semitones, gains in dB; one file per value.
+    time_shift
+        Random circular shift of up to this many seconds.
+    rir_dir
+        Reverberate with random impulse responses from this folder.
+    copies
+        Files per utterance for white noise values, noise mixing, time shift and reverb.
+    """
+    if copies < 1:
+        raise ConfigError(f"copies must be at least 1, not {copies}")
+    chosen = [(WhiteNoise(v), copies) for v in white_noise]
+    if noise_dir:
+        low, high = snr_range
+        chosen.append((NoiseMix(noise_dir, low, high), copies))
+    chosen += [(Speed(v), 1) for v in speed] + [(PitchShift(v), 1) for v in pitch] + [(Gain(v), 1) for v in gain]
+    if time_shift:
+        chosen.append((TimeShift(time_shift), copies))
+    if rir_dir:
+        chosen.append((Reverb(rir_dir), copies))
+    return chosen

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from sertool.atomic import atomic_path, atomic_write
 from sertool.errors import ConfigError, SertoolError
 from sertool.manifest import Utterance, read_manifest
 from sertool.runs import atomic_json, read_run_info
@@ -150,6 +151,23 @@ def build_train_config(overrides: dict[str, Any] | None = None, *, model_name: s
         values.update(model_recipe(model_name, recipe))
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return dataclass_from_dict(TrainConfig, values, what="training")
+
+
+def load_train_toml(path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A train TOML's ``[model]`` and ``[train]`` tables: (model overrides, :class:`TrainConfig` overrides).
+
+    Raises
+    ------
+    ConfigError
+        A missing or malformed file, or tables other than ``[model]`` and ``[train]``.
+    """
+    from sertool.configs import load_toml
+
+    data = load_toml(path)
+    stray = sorted(set(data) - {"model", "train"})
+    if stray:
+        raise ConfigError(f"{path}: unknown table(s) {stray}; a train config has [model] and [train] tables")
+    return dict(data.get("model", {})), dict(data.get("train", {}))
 
 
 def _device(name: str):
@@ -308,11 +326,12 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
     setup = _set_up_fold(fold, utterances=utterances, store_path=store_path, model_name=model_name,
                          model_config=model_config, train_config=train_config, labels=labels, out_dir=out_dir,
                          utterance_store=utterance_store, fingerprint=fingerprint, log=log)
-    if train_config.threads:
-        torch.set_num_threads(train_config.threads)
-    if model_spec(model_name).trainer == "fit":
-        return _fit_fold(setup)
-    return _sgd_fold(setup, state)
+    from sertool.process import torch_threads
+
+    with torch_threads(train_config.threads):  # the caller's thread count comes back afterwards
+        if model_spec(model_name).trainer == "fit":
+            return _fit_fold(setup)
+        return _sgd_fold(setup, state)
 
 
 # --------------------------------------------------------------------------- classic estimators
@@ -595,9 +614,8 @@ def _owner(model, param_name: str):
 def _save_state(path: Path, payload: dict, fingerprint: dict, *, finished: bool) -> None:
     import torch
 
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({**payload, "fingerprint": fingerprint, "finished": finished}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({**payload, "fingerprint": fingerprint, "finished": finished}, tmp)
 
 
 def _append_log(path: Path, row: list) -> None:
@@ -617,10 +635,8 @@ def _truncate_log(path: Path, last_epoch: int) -> None:
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
     kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= last_epoch]
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_write(path) as fh:
         csv.writer(fh).writerows(kept)
-    os.replace(tmp, path)
 
 
 def check_store_kind(model_name: str, store_path, *, norm: str = "global") -> None:
