@@ -651,9 +651,10 @@ def check_store_kind(model_name: str, store_path, *, norm: str = "global") -> No
     check_mode(norm, level=level)
     if level != spec.level:
         fitting = sorted(n for n, s in MODELS.items() if s.level == level)
+        article = "an" if level == "utterance" else "a"
         raise ConfigError(
-            f"{store_path}: {feature_set} is a {level}-level store, but model {model_name!r} reads {spec.level}-level "
-            f"features (e.g. --features {spec.features}); for this store use one of: {', '.join(fitting)}")
+            f"{store_path}: {feature_set} is {article} {level}-level store, but model {model_name!r} reads "
+            f"{spec.level}-level features (e.g. --features {spec.features}); for this store use one of: {', '.join(fitting)}")
 
 
 def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str = "speaker-kfold",
