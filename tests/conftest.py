@@ -68,3 +68,26 @@ def tiny_corpus(tmp_path) -> Path:
         for j in range(3):
             write_audio(root / label / f"clip{j}.wav", seconds=0.6 + 0.1 * j, freq=150 + 100 * i + 10 * j, seed=j)
     return root
+
+
+def assert_evaluation_consistent(run_dir: Path, result) -> None:
+    """``result`` (an EvaluationResult of ``run_dir``) agrees with the files it wrote and with the run's splits.
+
+    Every fold's test utterances appear exactly once in predictions.csv, and the
+    pooled UA / WA recomputed from those rows equal the reported ones.
+    """
+    import csv
+
+    from sertool.metrics import confusion, scores
+
+    out = Path(result.out_dir)
+    rows = list(csv.DictReader(open(out / "predictions.csv")))
+    tests = [r["id"] for split in sorted(Path(run_dir).glob("fold-*/split.csv"))
+             for r in csv.DictReader(open(split)) if r["role"] == "test"]
+    assert sorted(r["id"] for r in rows) == sorted(tests)
+    labels = list(result.labels)
+    truth = np.array([labels.index(r["label"]) for r in rows])
+    guess = np.array([labels.index(r["predicted"]) for r in rows])
+    pooled = scores(confusion(truth, guess, len(labels)))
+    assert abs(pooled["UA"] - result.folds["pooled"]["UA"]) < 1e-9
+    assert abs(pooled["WA"] - result.folds["pooled"]["WA"]) < 1e-9

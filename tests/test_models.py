@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from sertool.errors import ConfigError
 from sertool.models import MODELS, build_model, build_model_config, model_names
 
 PUBLISHED_PARAMETERS = {"light_sernet": (460_000, 7), "drn_mhsa": (9_900_000, 4)}  # ~0.46 M (EMO-DB), ~9.9 M (IEMOCAP)
@@ -67,8 +68,8 @@ def test_parameter_count_matches_the_paper(name):
 
 def test_config_overrides_are_checked():
     assert build_model_config("light_sernet", {"dropout": "0.5"}).dropout == 0.5
-    with pytest.raises(Exception, match="unknown option"):
+    with pytest.raises(ConfigError, match="unknown option"):
         build_model_config("light_sernet", {"dropuot": 0.5})
-    with pytest.raises(Exception, match="unknown model"):
+    with pytest.raises(ConfigError, match="unknown model"):
         build_model_config("nope")
     assert "light_sernet" in MODELS

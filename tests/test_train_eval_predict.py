@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from sertool.checkpoint import Checkpoint, CheckpointError
 from sertool.cli import cli
-from sertool.errors import StoreError
+from sertool.errors import ConfigError, StoreError
 from sertool.evaluation import evaluate_run
 from sertool.extraction import extract_manifest
 from sertool.manifest import write_manifest
@@ -22,7 +22,7 @@ from sertool.corpora import folder
 from sertool.metrics import confusion, scores
 from sertool.report import RunReport
 from sertool.training import TrainConfig, train_run
-from tests.conftest import tone, write_audio
+from tests.conftest import assert_evaluation_consistent, tone, write_audio
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +250,7 @@ def test_every_model_on_its_own_features_trains_evaluates_and_predicts(corpus, p
     feats, lengths = torch.randn(2, frames, len(ckpt.norm_mean)), torch.tensor([frames, max(1, frames - 30)])
     with torch.no_grad():
         torch.testing.assert_close(model(feats, lengths), ckpt.build_model()(feats, lengths))  # weights restored
-    assert 0 <= evaluate_run(tmp_path / "r").folds["pooled"]["UA"] <= 1
+    assert_evaluation_consistent(tmp_path / "r", evaluate_run(tmp_path / "r"))
     report = predict_files(ckpt_path, [root / "audio" / "high" / "spk0_0.wav", root / "audio" / "low"],
                            tmp_path / "p.csv")
     assert report.ok == 17 and report.failed == 0
@@ -271,8 +271,7 @@ def test_mscnn_spu_with_an_utterance_level_store(corpus, tmp_path):
     ckpt = Checkpoint.load(tmp_path / "r" / "fold-0" / "checkpoint.pt")
     assert ckpt.model_config["speaker_dim"] == 80 and ckpt.norm_mean.shape == (40 + 80,)
     assert ckpt.utterance_feature_config["type"] == "mfcc_stats"
-    result = evaluate_run(tmp_path / "r")
-    assert 0 <= result.folds["pooled"]["UA"] <= 1
+    assert_evaluation_consistent(tmp_path / "r", evaluate_run(tmp_path / "r"))
     from sertool.prediction import predict_files
 
     from threadpoolctl import threadpool_info
@@ -280,7 +279,7 @@ def test_mscnn_spu_with_an_utterance_level_store(corpus, tmp_path):
     before = [(p["internal_api"], p["num_threads"]) for p in threadpool_info()]
     assert predict_files(tmp_path / "r" / "fold-0" / "checkpoint.pt", [root / "audio" / "low"], tmp_path / "p.csv").ok == 16
     assert [(p["internal_api"], p["num_threads"]) for p in threadpool_info()] == before  # BLAS limit lifted after
-    with pytest.raises(Exception, match="takes no utterance-level vector"):
+    with pytest.raises(ConfigError, match="takes no utterance-level vector"):
         train_run(manifest, store, out_dir=tmp_path / "r2", model_name="light_sernet", protocol="loso", fold=0,
                   valid_speakers=1, utterance_store=stats, train_config=TrainConfig(**{**FAST, "epochs": 1}))
 
