@@ -164,7 +164,8 @@ class Checkpoint:
 
         if self.is_fusion:
             raise CheckpointError("a fused checkpoint has no single model; score it with sertool.predict or evaluate")
-        model = build_model(self.model, self.model_config, input_dim=len(self.norm_mean), num_classes=len(self.labels))
+        model = build_model(self.model, self.model_config, input_dim=len(self.norm_mean), num_classes=len(self.labels),
+                            stored=True)
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:

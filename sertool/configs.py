@@ -10,7 +10,34 @@ from typing import Any
 from sertool.errors import ConfigError
 
 
+def _coerce_tuple(name: str, value: Any, annotation: Any) -> tuple:
+    """``tuple[int, ...]``, ``tuple[float, ...]`` or ``tuple[tuple[int, int], ...]`` from a TOML array or a string.
+
+    Strings: comma-separated items, pairs written ``AxB`` (``"9x1,1x11,3x3"``);
+    an empty string is the empty tuple.
+    """
+    item = typing.get_args(annotation)[0]
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        raise ConfigError(f"{name} = {value!r} is not a list; write e.g. {name} = [1, 2] or --set {name}=1,2")
+    if typing.get_origin(item) is not tuple:
+        return tuple(coerce(name, p, item) for p in parts)
+    types = typing.get_args(item)
+    out = []
+    for part in parts:
+        pair = part.lower().split("x") if isinstance(part, str) else part
+        if not isinstance(pair, (list, tuple)) or len(pair) != len(types):
+            raise ConfigError(f"{name}: {part!r} is not a pair; write pairs as [9, 1] or 9x1")
+        out.append(tuple(coerce(name, v, t) for v, t in zip(pair, types)))
+    return tuple(out)
+
+
 def coerce(name: str, value: Any, annotation: Any) -> Any:
+    if typing.get_origin(annotation) is tuple:
+        return _coerce_tuple(name, value, annotation)
     target = {"int": int, "float": float, "bool": bool, "str": str}.get(
         annotation if isinstance(annotation, str) else getattr(annotation, "__name__", ""), None
     )
@@ -67,6 +94,8 @@ def toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} to TOML")
 
 

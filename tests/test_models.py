@@ -73,3 +73,51 @@ def test_config_overrides_are_checked():
     with pytest.raises(ConfigError, match="unknown model"):
         build_model_config("nope")
     assert "light_sernet" in MODELS
+
+
+def test_model_configs_hold_typed_values_from_toml_arrays_or_set_strings():
+    import tomllib
+
+    from sertool.configs import parse_assignments, to_toml_table
+
+    config = build_model_config("light_sernet", parse_assignments(["path_kernels=9x1,1x11", "lflb_channels=8,16",
+                                                                   "lflb_kernels=3x3,1x1", "lflb_pools=2x2"]))
+    assert config.path_kernels == ((9, 1), (1, 11)) and config.lflb_channels == (8, 16)
+    assert build_model_config("light_sernet", tomllib.loads(to_toml_table(config))) == config
+    assert build_model_config("mlp", {"hidden": [64]}).hidden == (64,)
+    assert build_model_config("svm", {"C_grid": "0.1,1"}).grid == (0.1, 1.0)
+    for name in model_names():  # every default survives a TOML round trip with its types
+        default = build_model_config(name)
+        assert build_model_config(name, tomllib.loads(to_toml_table(default))) == default, name
+
+
+@pytest.mark.parametrize("name, overrides, message", [
+    ("light_sernet", {"lflb_pools": "2x2"}, "lflb_pools"),
+    ("light_sernet", {"path_kernels": "9y1"}, "not a pair"),
+    ("light_sernet", {"lflb_channels": "a,b"}, "not an int"),
+    ("drn_mhsa", {"channels": "64,128"}, "five groups"),
+    ("drn_mhsa", {"attention": "double"}, "none, single or multi"),
+    ("ilt", {"fusion": "times"}, "concat, plus"),
+    ("cat", {"cross": "sideways"}, "both, c2l"),
+    ("cnn_transformer", {"cross": "both"}, "unknown option"),  # each model has only the fields it uses
+    ("cat", {"layers": 3}, "unknown option"),
+    ("parallel_resnet_transformer", {"cnn_pools": "2,4"}, "one cnn_pools entry"),
+    ("mscnn_spu", {"kernel_sizes": "0,3"}, "positive"),
+    ("mlp", {"hidden": "-5"}, "positive"),
+    ("svm", {"C_grid": "0,1"}, "positive"),
+])
+def test_bad_model_settings_are_config_errors(name, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        build_model_config(name, overrides)
+
+
+def test_checkpoint_configs_of_the_string_era_still_load():
+    legacy = {"path_kernels": "9x1,1x11,3x3", "lflb_channels": "64,96,128,160,320",
+              "lflb_kernels": "3x3,3x3,3x3,3x3,1x1", "lflb_pools": "2x2,2x2,2x1,2x1,gap"}
+    assert build_model_config("light_sernet", legacy, stored=True) == build_model_config("light_sernet")
+    assert build_model_config("svm", {"C_grid": "auto"}, stored=True).grid == (1e-4, 1e-3, 1e-2, 0.1, 1.0)
+    shared = {"conv_channels": "16,32,64", "layers": 2, "positional": True, "lstm_hidden": 64, "fusion": "concat",
+              "alpha": 0.5, "cross": "both", "reduce_stride": 4, "reduce_channels": 128}
+    assert build_model_config("cnn_transformer", shared, stored=True) == build_model_config("cnn_transformer")
+    with pytest.raises(ConfigError, match="unknown option"):
+        build_model_config("cnn_transformer", {**shared, "typo": 1}, stored=True)

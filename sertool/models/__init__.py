@@ -124,17 +124,27 @@ def recipe(name: str, which: str = "default") -> dict[str, Any]:
     return dict(spec.recipe if which == "default" else spec.paper_recipe)
 
 
-def build_model_config(name: str, overrides: dict[str, Any] | None = None):
-    """The config dataclass of model ``name`` with ``overrides`` applied (types checked)."""
+def build_model_config(name: str, overrides: dict[str, Any] | None = None, *, stored: bool = False):
+    """The config dataclass of model ``name`` with ``overrides`` applied (types checked).
+
+    ``stored``: the values come from a checkpoint written by an earlier
+    version; the config class's ``upgrade(dict) -> dict`` (when it has one)
+    first turns old spellings into today's (e.g. ``"9x1,1x11"`` strings, fields
+    a model no longer has).
+    """
     from sertool.configs import dataclass_from_dict
 
-    return dataclass_from_dict(model_spec(name).config_cls, dict(overrides or {}), what=f"model {name!r}")
+    cls = model_spec(name).config_cls
+    values = dict(overrides or {})
+    if stored and hasattr(cls, "upgrade"):
+        values = cls.upgrade(values)
+    return dataclass_from_dict(cls, values, what=f"model {name!r}")
 
 
-def build_model(name: str, config, *, input_dim: int, num_classes: int):
-    """Instantiate model ``name`` (config: dataclass or dict of overrides)."""
+def build_model(name: str, config, *, input_dim: int, num_classes: int, stored: bool = False):
+    """Instantiate model ``name`` (config: dataclass or dict of overrides; ``stored`` as for build_model_config)."""
     if not dataclasses.is_dataclass(config):
-        config = build_model_config(name, config)
+        config = build_model_config(name, config, stored=stored)
     return model_spec(name).cls(config, input_dim=input_dim, num_classes=num_classes)
 
 

@@ -40,14 +40,18 @@ from sertool.models import register_model
 UTTERANCE_FEATURES = "egemaps_functionals"
 
 
-def _grid(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"C_grid {text!r} must be comma-separated numbers") from None
-    if not values or min(values) <= 0:
-        raise ConfigError(f"C_grid {text!r} must hold positive numbers")
-    return values
+LINEAR_C_GRID = (1e-4, 1e-3, 1e-2, 0.1, 1.0)
+RBF_C_GRID = (0.1, 1.0, 10.0, 100.0)
+
+
+def _check_grid(grid: tuple[float, ...]) -> None:
+    if grid and min(grid) <= 0:
+        raise ConfigError(f"C_grid {list(grid)} must hold positive numbers")
+
+
+def _upgrade_grid(values: dict) -> dict:
+    """Checkpoints before typed configs wrote ``C_grid = "auto"`` for the kernel's own grid (now ``[]``)."""
+    return {**values, "C_grid": ""} if values.get("C_grid") == "auto" else values
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,8 @@ class SvmConfig:
 
     kernel: str = "linear"
     C: float = 0.0
-    C_grid: str = "auto"
+    #: C values tried on validation; empty: by kernel (LINEAR_C_GRID or RBF_C_GRID)
+    C_grid: tuple[float, ...] = ()
     gamma: float = 0.0
     class_weight: str = "balanced"
     max_iter: int = 20000
@@ -68,14 +73,14 @@ class SvmConfig:
             raise ConfigError(f"svm kernel {self.kernel!r} must be linear or rbf")
         if self.class_weight not in ("balanced", "none"):
             raise ConfigError(f"class_weight {self.class_weight!r} must be balanced or none")
-        _grid(self.grid)
+        _check_grid(self.C_grid)
+
+    upgrade = staticmethod(_upgrade_grid)
 
     @property
-    def grid(self) -> str:
-        """C values tried on validation: ``C_grid``, or by kernel when it is ``auto``."""
-        if self.C_grid != "auto":
-            return self.C_grid
-        return "0.0001,0.001,0.01,0.1,1" if self.kernel == "linear" else "0.1,1,10,100"
+    def grid(self) -> tuple[float, ...]:
+        """C values tried on validation: ``C_grid``, or the kernel's grid when it is empty."""
+        return self.C_grid or (LINEAR_C_GRID if self.kernel == "linear" else RBF_C_GRID)
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ class LogregConfig:
     """Multinomial logistic regression settings (``C``: inverse L2 strength; 0 = choose on validation)."""
 
     C: float = 0.0
-    C_grid: str = "0.0001,0.001,0.01,0.1,1"
+    C_grid: tuple[float, ...] = LINEAR_C_GRID
     class_weight: str = "balanced"
     max_iter: int = 5000
     refit: bool = False
@@ -91,10 +96,12 @@ class LogregConfig:
     def __post_init__(self):
         if self.class_weight not in ("balanced", "none"):
             raise ConfigError(f"class_weight {self.class_weight!r} must be balanced or none")
-        _grid(self.grid)
+        _check_grid(self.C_grid)
+        if not self.C_grid:
+            raise ConfigError("logreg C_grid is empty; give the C values to try, e.g. --set C_grid=0.01,0.1,1")
 
     @property
-    def grid(self) -> str:
+    def grid(self) -> tuple[float, ...]:
         return self.C_grid
 
 
@@ -135,7 +142,7 @@ class _Fitted(nn.Module):
         from sertool.metrics import confusion, scores
 
         rows = []
-        grid = [config.C] if config.C > 0 else _grid(config.grid)
+        grid = [config.C] if config.C > 0 else list(config.grid)
         if len(grid) > 1 and len(y_valid) == 0:
             raise ConfigError(f"{cls.name}: C=0 chooses C on validation speakers, but this fold has none; "
                               "set C (e.g. --set C=0.01)")
@@ -276,11 +283,17 @@ class Logreg(_Fitted):
 
 @dataclass(frozen=True)
 class MlpConfig:
-    """A small MLP over one utterance vector: ``hidden`` comma-separated layer widths."""
+    """A small MLP over one utterance vector: ``hidden`` layer widths."""
 
-    hidden: str = "256,128"
+    hidden: tuple[int, ...] = (256, 128)
     dropout: float = 0.3
     input_dropout: float = 0.1
+
+    def __post_init__(self):
+        if any(w < 1 for w in self.hidden):
+            raise ConfigError(f"mlp hidden widths {list(self.hidden)} must be positive")
+        if not (0 <= self.dropout < 1 and 0 <= self.input_dropout < 1):
+            raise ConfigError("mlp dropout and input_dropout must be in [0, 1)")
 
 
 @register_model("mlp", MlpConfig, level="utterance", features=UTTERANCE_FEATURES, trainer="sgd",
@@ -294,10 +307,7 @@ class Mlp(nn.Module):
 
     def __init__(self, config: MlpConfig, *, input_dim: int, num_classes: int):
         super().__init__()
-        try:
-            widths = [int(w) for w in config.hidden.split(",") if w.strip()]
-        except ValueError:
-            raise ConfigError(f"mlp hidden {config.hidden!r} must be comma-separated integers") from None
+        widths = list(config.hidden)
         layers: list[nn.Module] = [nn.Dropout(config.input_dropout)]
         for w_in, w_out in zip([input_dim] + widths, widths):
             layers += [nn.Linear(w_in, w_out), nn.ReLU(), nn.Dropout(config.dropout)]

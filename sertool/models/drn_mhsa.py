@@ -40,7 +40,8 @@ from sertool.models.common import conv_lengths, run_lstm, time_mask, zero_paddin
 
 @dataclass(frozen=True)
 class DrnMhsaConfig:
-    channels: str = "64,128,256,432,432"
+    #: output channels of the five residual groups
+    channels: tuple[int, ...] = (64, 128, 256, 432, 432)
     blocks_per_group: int = 2
     kernel_size: int = 3
     residual: bool = True
@@ -48,8 +49,18 @@ class DrnMhsaConfig:
     attention: str = "multi"
     heads: int = 4
     lstm_hidden: int = 256
-    dense: str = "512,256"
+    dense: tuple[int, ...] = (512, 256)
     dropout: float = 0.3
+
+    def __post_init__(self):
+        from sertool.errors import ConfigError
+
+        if self.attention not in ("none", "single", "multi"):
+            raise ConfigError(f"drn_mhsa attention {self.attention!r} must be none, single or multi")
+        if len(self.channels) != 5:
+            raise ConfigError(f"drn_mhsa channels {list(self.channels)} must list five groups")
+        if min((*self.channels, *self.dense, self.blocks_per_group, self.kernel_size, self.heads)) < 1:
+            raise ConfigError("drn_mhsa channel, block, kernel, head and dense sizes must be positive")
 
 
 class _Block(nn.Module):
@@ -88,13 +99,9 @@ class DrnMhsa(nn.Module):
 
     def __init__(self, config: DrnMhsaConfig, *, input_dim: int, num_classes: int):
         super().__init__()
-        if config.attention not in ("none", "single", "multi"):
-            raise ValueError("attention must be none, single or multi")
         self.config = config
         heads = {"none": 0, "single": 1, "multi": config.heads}[config.attention]
-        channels = [int(c) for c in config.channels.split(",")]
-        if len(channels) != 5:
-            raise ValueError("channels must list five groups")
+        channels = config.channels
         blocks, cin = [], input_dim
         for group, cout in enumerate(channels):
             dilated = config.dilation and group >= 3
@@ -107,7 +114,7 @@ class DrnMhsa(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.lstm = nn.LSTM(cin, config.lstm_hidden, batch_first=True)
         layers, width = [], config.lstm_hidden
-        for units in (int(u) for u in config.dense.split(",") if u):
+        for units in config.dense:
             layers += [nn.Linear(width, units), nn.ReLU(), nn.Dropout(config.dropout)]
             width = units
         self.classifier = nn.Sequential(*layers, nn.Linear(width, num_classes))

@@ -46,22 +46,37 @@ class LightSernetConfig:
 
     input_frames: int = 184
     path_filters: int = 32
-    path_kernels: str = "9x1,1x11,3x3"
-    lflb_channels: str = "64,96,128,160,320"
-    lflb_kernels: str = "3x3,3x3,3x3,3x3,1x1"
-    lflb_pools: str = "2x2,2x2,2x1,2x1,gap"
+    #: (frequency x time) kernel of each parallel path
+    path_kernels: tuple[tuple[int, int], ...] = ((9, 1), (1, 11), (3, 3))
+    lflb_channels: tuple[int, ...] = (64, 96, 128, 160, 320)
+    lflb_kernels: tuple[tuple[int, int], ...] = ((3, 3), (3, 3), (3, 3), (3, 3), (1, 1))
+    #: average-pool size after each LFLB but the last, which ends in global average pooling
+    lflb_pools: tuple[tuple[int, int], ...] = ((2, 2), (2, 2), (2, 1), (2, 1))
     dropout: float = 0.3
 
-    def parsed(self):
-        def pair(text):
-            a, b = text.split("x")
-            return int(a), int(b)
+    def __post_init__(self):
+        from sertool.errors import ConfigError
 
-        kernels = [pair(k) for k in self.path_kernels.split(",")]
-        channels = [int(c) for c in self.lflb_channels.split(",")]
-        lflb_kernels = [pair(k) for k in self.lflb_kernels.split(",")]
-        pools = [None if p == "gap" else pair(p) for p in self.lflb_pools.split(",")]
-        return kernels, channels, lflb_kernels, pools
+        blocks = len(self.lflb_channels)
+        if not self.path_kernels or blocks < 1:
+            raise ConfigError("light_sernet needs at least one path kernel and one LFLB channel count")
+        if len(self.lflb_kernels) != blocks or len(self.lflb_pools) != blocks - 1:
+            raise ConfigError(f"light_sernet: {blocks} lflb_channels need {blocks} lflb_kernels and {blocks - 1} "
+                              f"lflb_pools (the last block ends in global pooling); got {len(self.lflb_kernels)} "
+                              f"and {len(self.lflb_pools)}")
+        sizes = [v for pair in (*self.path_kernels, *self.lflb_kernels, *self.lflb_pools) for v in pair]
+        if min(sizes) < 1 or min(self.lflb_channels) < 1 or self.path_filters < 1 or self.input_frames < 1:
+            raise ConfigError("light_sernet kernel, pool, channel and frame counts must be positive")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"light_sernet dropout {self.dropout} must be in [0, 1)")
+
+    @staticmethod
+    def upgrade(values: dict) -> dict:
+        """Checkpoints before typed configs wrote ``lflb_pools`` as ``"2x2,...,gap"``."""
+        pools = values.get("lflb_pools")
+        if isinstance(pools, str) and pools.replace(" ", "").endswith(",gap"):
+            values = {**values, "lflb_pools": pools.replace(" ", "")[:-len(",gap")]}
+        return values
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: tuple[int, int], *, bias: bool) -> list[nn.Module]:
@@ -75,7 +90,8 @@ class LightSernet(nn.Module):
     def __init__(self, config: LightSernetConfig, *, input_dim: int, num_classes: int):
         super().__init__()
         self.config = config
-        kernels, channels, lflb_kernels, pools = config.parsed()
+        kernels, channels, lflb_kernels = config.path_kernels, config.lflb_channels, config.lflb_kernels
+        pools = (*config.lflb_pools, None)  # None: global average pooling
         self.paths = nn.ModuleList(
             nn.Sequential(*_conv_bn_relu(1, config.path_filters, k, bias=True), nn.AvgPool2d(2, ceil_mode=True))
             for k in kernels

@@ -42,13 +42,21 @@ from sertool.models.common import statistics_pooling, time_mask, zero_padding
 
 @dataclass(frozen=True)
 class MscnnSpuConfig:
-    kernel_sizes: str = "3,5,7,9"
+    kernel_sizes: tuple[int, ...] = (3, 5, 7, 9)
     filters: int = 128
     fc_units: int = 256
     dropout: float = 0.3
     speaker_dim: int = 0
     attention: bool = False
     attention_dim: int = 128
+
+    def __post_init__(self):
+        from sertool.errors import ConfigError
+
+        if not self.kernel_sizes or min(self.kernel_sizes) < 1 or self.filters < 1 or self.fc_units < 1:
+            raise ConfigError("mscnn_spu kernel_sizes, filters and fc_units must be positive (and at least one kernel)")
+        if self.speaker_dim < 0:
+            raise ConfigError(f"mscnn_spu speaker_dim {self.speaker_dim} must be >= 0")
 
 
 class MscnnSpu(nn.Module):
@@ -59,8 +67,10 @@ class MscnnSpu(nn.Module):
         self.config = config
         audio_dim = input_dim - config.speaker_dim
         if audio_dim < 1:
-            raise ValueError(f"speaker_dim {config.speaker_dim} leaves no audio columns of {input_dim}")
-        kernels = [int(k) for k in config.kernel_sizes.split(",")]
+            from sertool.errors import ConfigError
+
+            raise ConfigError(f"speaker_dim {config.speaker_dim} leaves no audio columns of {input_dim}")
+        kernels = list(config.kernel_sizes)
         self.branches = nn.ModuleList(nn.Conv1d(audio_dim, config.filters, k, padding=k // 2) for k in kernels)
         self.kernels = kernels
         width = 3 * config.filters * len(kernels)

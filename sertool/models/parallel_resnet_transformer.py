@@ -38,16 +38,27 @@ from sertool.models.common import TransformerEncoder, conv_lengths, masked_mean,
 
 @dataclass(frozen=True)
 class ParallelResnetTransformerConfig:
-    resnet_channels: str = "64,128,256,512"
+    resnet_channels: tuple[int, ...] = (64, 128, 256, 512)
     resnet_dropout: float = 0.2
-    cnn_channels: str = "16,32,64"
-    cnn_pools: str = "2,4,4"
+    cnn_channels: tuple[int, ...] = (16, 32, 64)
+    #: max-pool size after each CNN block (one per cnn_channels entry)
+    cnn_pools: tuple[int, ...] = (2, 4, 4)
     cnn_dropout: float = 0.5
     transformer_pool: int = 4
     transformer_layers: int = 4
     transformer_heads: int = 4
     transformer_ff: int = 512
     transformer_dropout: float = 0.4
+
+    def __post_init__(self):
+        from sertool.errors import ConfigError
+
+        if not self.resnet_channels or len(self.cnn_channels) != len(self.cnn_pools):
+            raise ConfigError(f"parallel_resnet_transformer needs resnet_channels and one cnn_pools entry per "
+                              f"cnn_channels entry (got {len(self.cnn_channels)} and {len(self.cnn_pools)})")
+        if min((*self.resnet_channels, *self.cnn_channels, *self.cnn_pools, self.transformer_pool,
+                self.transformer_layers, self.transformer_heads, self.transformer_ff)) < 1:
+            raise ConfigError("parallel_resnet_transformer sizes must be positive")
 
 
 class _BasicBlock(nn.Module):
@@ -78,7 +89,7 @@ class ParallelResnetTransformer(nn.Module):
     def __init__(self, config: ParallelResnetTransformerConfig, *, input_dim: int, num_classes: int):
         super().__init__()
         self.config = config
-        channels = [int(c) for c in config.resnet_channels.split(",")]
+        channels = list(config.resnet_channels)
         self.stem = nn.Sequential(nn.Conv2d(1, channels[0], 7, stride=2, padding=3, bias=False),
                                   nn.BatchNorm2d(channels[0]))
         self.stages = nn.ModuleList()
@@ -87,8 +98,8 @@ class ParallelResnetTransformer(nn.Module):
             self.stages.append(nn.ModuleList([_BasicBlock(cin, cout, 1 if i == 0 else 2), _BasicBlock(cout, cout, 1)]))
             cin = cout
         self.stage_dropout = nn.Dropout(config.resnet_dropout)
-        cnn_channels = [int(c) for c in config.cnn_channels.split(",")]
-        self.cnn_pools = [int(p) for p in config.cnn_pools.split(",")]
+        cnn_channels = list(config.cnn_channels)
+        self.cnn_pools = list(config.cnn_pools)
         self.cnn = nn.ModuleList()
         cin, rows = 1, input_dim
         for cout, pool in zip(cnn_channels, self.cnn_pools):

@@ -43,21 +43,76 @@ from sertool.models.common import (AttentionPooling, CrossAttentionLayer, Transf
 
 
 @dataclass(frozen=True)
-class TransformerIntegrationConfig:
-    conv_channels: str = "16,32,64"
+class _FrontEndConfig:
+    """What all four models use: the CNN front end and the attention sizes."""
+
+    #: output channels of the conv blocks (each: Conv 3x3, BN, ReLU, AvgPool 2, Dropout)
+    conv_channels: tuple[int, ...] = (16, 32, 64)
     conv_dropout: float = 0.2
     d_model: int = 128
     heads: int = 4
-    layers: int = 2
     ff_dim: int = 512
     dropout: float = 0.1
+
+    def __post_init__(self):
+        from sertool.errors import ConfigError
+
+        if not self.conv_channels or min((*self.conv_channels, self.d_model, self.heads, self.ff_dim)) < 1:
+            raise ConfigError(f"{type(self).__name__}: conv_channels, d_model, heads and ff_dim must be positive")
+        if self.d_model % self.heads:
+            raise ConfigError(f"d_model {self.d_model} must be a multiple of heads {self.heads}")
+        for name in ("fusion", "cross"):
+            allowed = _CHOICES.get(name)
+            if hasattr(self, name) and getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} {getattr(self, name)!r} must be one of {', '.join(allowed)}")
+
+    @classmethod
+    def upgrade(cls, values: dict) -> dict:
+        """Checkpoints before per-model configs stored every field of the shared config: drop the unused ones."""
+        import dataclasses
+
+        used = {f.name for f in dataclasses.fields(cls)}
+        return {k: v for k, v in values.items() if k in used or k not in _SHARED_FIELDS}
+
+
+_CHOICES = {"fusion": ("concat", "plus", "trainable_plus"), "cross": ("both", "c2l", "l2c")}
+
+
+@dataclass(frozen=True)
+class CnnTransformerConfig(_FrontEndConfig):
+    """CNN front end + transformer encoder (cnn_transformer)."""
+
+    layers: int = 2
     positional: bool = True
+
+
+@dataclass(frozen=True)
+class CnnLstmTransformerConfig(CnnTransformerConfig):
+    """CNN + BiLSTM + transformer (cnn_lstm_transformer)."""
+
     lstm_hidden: int = 64
+
+
+@dataclass(frozen=True)
+class IltConfig(CnnLstmTransformerConfig):
+    """ILT: BiLSTM with attention pooling parallel to the transformer, fused by ``fusion`` (``alpha`` for plus)."""
+
     fusion: str = "trainable_plus"
     alpha: float = 0.5
+
+
+@dataclass(frozen=True)
+class CatConfig(_FrontEndConfig):
+    """CAT: CNN and (1-D conv + BiLSTM) branches joined by cross-attention ``cross``; no transformer stack."""
+
     cross: str = "both"
     reduce_stride: int = 4
     reduce_channels: int = 128
+
+
+#: Every field the four models shared before each got its own config (checkpoints may hold all of them).
+_SHARED_FIELDS = ("conv_channels", "conv_dropout", "d_model", "heads", "layers", "ff_dim", "dropout", "positional",
+                  "lstm_hidden", "fusion", "alpha", "cross", "reduce_stride", "reduce_channels")
 
 
 class ConvFrontEnd(nn.Module):
@@ -85,8 +140,7 @@ class ConvFrontEnd(nn.Module):
 
 
 def _front(config, input_dim):
-    return ConvFrontEnd(input_dim, [int(c) for c in config.conv_channels.split(",")], config.conv_dropout,
-                        config.d_model)
+    return ConvFrontEnd(input_dim, list(config.conv_channels), config.conv_dropout, config.d_model)
 
 
 def _encoder(config, dim):
@@ -99,7 +153,7 @@ class CnnTransformer(nn.Module):
 
     with_lstm = False
 
-    def __init__(self, config: TransformerIntegrationConfig, *, input_dim: int, num_classes: int):
+    def __init__(self, config: CnnTransformerConfig, *, input_dim: int, num_classes: int):
         super().__init__()
         self.config = config
         self.cnn = _front(config, input_dim)
@@ -124,10 +178,8 @@ class CnnLstmTransformer(CnnTransformer):
 class Ilt(nn.Module):
     """ILT: CNN -> [BiLSTM + attention pooling] || [Transformer + mean] -> fusion -> FC."""
 
-    def __init__(self, config: TransformerIntegrationConfig, *, input_dim: int, num_classes: int):
+    def __init__(self, config: IltConfig, *, input_dim: int, num_classes: int):
         super().__init__()
-        if config.fusion not in ("concat", "plus", "trainable_plus"):
-            raise ValueError("fusion must be concat, plus or trainable_plus")
         self.config = config
         self.cnn = _front(config, input_dim)
         self.lstm = nn.LSTM(config.d_model, config.lstm_hidden, batch_first=True, bidirectional=True)
@@ -156,10 +208,8 @@ class Ilt(nn.Module):
 class Cat(nn.Module):
     """CAT: CNN and (1-D conv + LSTM) in parallel, cross-attention both ways, outputs added -> FC."""
 
-    def __init__(self, config: TransformerIntegrationConfig, *, input_dim: int, num_classes: int):
+    def __init__(self, config: CatConfig, *, input_dim: int, num_classes: int):
         super().__init__()
-        if config.cross not in ("both", "c2l", "l2c"):
-            raise ValueError("cross must be both, c2l or l2c")
         self.config = config
         self.cnn = _front(config, input_dim)
         k = config.reduce_stride
@@ -192,7 +242,8 @@ PAPER_RECIPE = {"optimizer": "adam", "schedule": "constant", "label_smoothing": 
                 "random_crop": False, "selection": "best", "weight_decay": 0.0, "norm": "global", "lr": 1e-4,
                 "beta2": 0.99, "batch_size": 40, "epochs": 100, "patience": 30}
 
-for _name, _cls in (("cnn_transformer", CnnTransformer), ("cnn_lstm_transformer", CnnLstmTransformer),
-                    ("ilt", Ilt), ("cat", Cat)):
-    register_model(_name, TransformerIntegrationConfig, features="transformer_logmel", recipe=DEFAULT_RECIPE,
+for _name, _cls, _config in (("cnn_transformer", CnnTransformer, CnnTransformerConfig),
+                             ("cnn_lstm_transformer", CnnLstmTransformer, CnnLstmTransformerConfig),
+                             ("ilt", Ilt, IltConfig), ("cat", Cat, CatConfig)):
+    register_model(_name, _config, features="transformer_logmel", recipe=DEFAULT_RECIPE,
                    paper_recipe=PAPER_RECIPE)(_cls)
