@@ -127,8 +127,8 @@ def _drflac():
     return (ffi, lib) if hasattr(lib, "ma_dr_flac_open_file") else None
 
 
-def _decode_flac(path: Path, pad: int) -> tuple[np.ndarray, np.ndarray | None, int] | None:
-    """``(mono samples, padded array holding them or None, native rate)`` via dr_flac; None: use libsndfile.
+def _decode_flac(path: Path, pad: int) -> tuple[np.ndarray, np.ndarray | None, int, int] | None:
+    """``(mono samples, padded array or None, native rate, header frames)`` via dr_flac; None: use libsndfile.
 
     A mono file is decoded straight into the middle of the padded array.
     """
@@ -146,16 +146,16 @@ def _decode_flac(path: Path, pad: int) -> tuple[np.ndarray, np.ndarray | None, i
         if channels == 1:
             samples, padded = _read_into_padded(frames, pad, lambda out: int(
                 lib.ma_dr_flac_read_pcm_frames_f32(handle, frames, ffi.from_buffer("float[]", out))))
-            return samples, padded, rate
+            return samples, padded, rate, frames
         data = np.empty((frames, channels), np.float32)
         got = int(lib.ma_dr_flac_read_pcm_frames_f32(handle, frames, ffi.from_buffer("float[]", data)))
-        return data[:got].mean(axis=1, dtype=np.float32), None, rate
+        return data[:got].mean(axis=1, dtype=np.float32), None, rate, frames
     finally:
         lib.ma_dr_flac_close(handle)
 
 
-def _decode(path: Path, sr: int, pad: int) -> tuple[np.ndarray, np.ndarray | None, int, bool]:
-    """``(mono samples, padded array holding them or None, native rate, integer PCM?)``.
+def _decode(path: Path, sr: int, pad: int) -> tuple[np.ndarray, np.ndarray | None, int, bool, int]:
+    """``(mono samples, padded array holding them or None, native rate, integer PCM?, header frames)``.
 
     Raises AudioError for files no decoder reads.
     """
@@ -164,21 +164,42 @@ def _decode(path: Path, sr: int, pad: int) -> tuple[np.ndarray, np.ndarray | Non
     if path.suffix.lower() == ".flac":
         fast = _decode_flac(path, pad)
         if fast is not None:
-            return (*fast, True)
+            samples, padded, rate, frames = fast
+            return samples, padded, rate, True, frames
     try:
         with sf.SoundFile(str(path)) as fh:
-            native_sr, integer_pcm = fh.samplerate, fh.subtype.startswith("PCM")
+            native_sr, integer_pcm, frames = fh.samplerate, fh.subtype.startswith("PCM"), fh.frames
             if fh.channels == 1 and native_sr == sr:
                 samples, padded = _read_into_padded(fh.frames, pad, lambda out: fh.read(out=out).shape[0])
-                return samples, padded, native_sr, integer_pcm
+                return samples, padded, native_sr, integer_pcm, frames
             data = fh.read(dtype="float32", always_2d=True)
     except Exception as exc:
         raise _decode_error(path, exc) from None
     samples = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
-    return samples, None, native_sr, integer_pcm
+    return samples, None, native_sr, integer_pcm, frames
 
 
-def load_audio(path: str | os.PathLike, *, sr: int = 16000, min_duration: float = 0.0, pad: int = 0) -> np.ndarray:
+#: A file whose decoded length falls short of its header's by more than this share and ``TRUNCATION_MIN_S``
+#: is reported as truncated (a warning; the part that decodes is still used).
+TRUNCATION_SHARE = 0.01
+TRUNCATION_MIN_S = 0.05
+
+
+class TruncatedAudioWarning(UserWarning):
+    """A file decoded to fewer samples than its header announces (cut off while copying, or damaged)."""
+
+
+def truncation_message(path: Path, decoded: int, announced: int, rate: int) -> str | None:
+    """The one-line warning for a file that decoded short, or None when the lengths agree."""
+    missing = announced - decoded
+    if announced <= 0 or missing <= max(TRUNCATION_SHARE * announced, TRUNCATION_MIN_S * rate):
+        return None
+    return (f"{path}: decoded {decoded / rate:.3f} s but the header says {announced / rate:.3f} s (truncated or "
+            "damaged file); the part that decodes was used: re-copy or re-export the file")
+
+
+def load_audio(path: str | os.PathLike, *, sr: int = 16000, min_duration: float = 0.0, pad: int = 0,
+               on_warning=None) -> np.ndarray:
     """Decode ``path``, mix to mono and resample to ``sr``.
 
     Parameters
@@ -196,6 +217,10 @@ def load_audio(path: str | os.PathLike, *, sr: int = 16000, min_duration: float 
         Zeros added before and after the audio, in samples (what a centred
         STFT with constant padding needs). A mono file already at ``sr`` is
         decoded straight into the padded array, saving a copy.
+    on_warning
+        Called with a one-line message when the file decodes to less audio
+        than its header announces (see :func:`truncation_message`); None
+        issues a :class:`TruncatedAudioWarning` through :mod:`warnings`.
 
     Returns
     -------
@@ -210,9 +235,17 @@ def load_audio(path: str | os.PathLike, *, sr: int = 16000, min_duration: float 
     """
     path = Path(path)
     _check_exists(path)
-    samples, padded, native_sr, integer_pcm = _decode(path, sr, pad)
+    samples, padded, native_sr, integer_pcm, announced = _decode(path, sr, pad)
     if samples.shape[0] == 0:
         raise AudioError(f"{path}: no audio samples in the file; remove it or re-export it")
+    warning = truncation_message(path, samples.shape[0], announced, native_sr)
+    if warning:
+        if on_warning is None:
+            import warnings
+
+            warnings.warn(warning, TruncatedAudioWarning, stacklevel=2)
+        else:
+            on_warning(warning)
     if not integer_pcm and not np.isfinite(samples).all():  # integer PCM is always finite
         raise AudioError(f"{path}: audio contains NaN or infinite samples; re-export it from the source")
     if native_sr != sr:

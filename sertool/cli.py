@@ -66,6 +66,16 @@ def _log(message: str) -> None:
     click.echo(message, err=True)
 
 
+def _log_warnings(report, shown: int = 5) -> None:
+    """The first ``shown`` warnings of ``report`` on stderr, and where the rest are."""
+    for warning in report.warnings[:shown]:
+        _log(f"  warning: {warning.error}")
+    if report.warnings:
+        more = f"{len(report.warnings) - shown} more not shown" if len(report.warnings) > shown else "all shown"
+        where = f", listed in {report.warnings_path}" if report.warnings_path else ""
+        _log(f"  {len(report.warnings)} warning(s) ({more}{where})")
+
+
 def _sigterm_exits() -> None:
     """SIGTERM raises SystemExit(143), so a long command ends with the group's clean "Terminated" line.
 
@@ -254,6 +264,7 @@ def extract(ctx, manifest, feature_set, out_dir, config_file, sets, jobs, overwr
     _log(summary(feature_set, report, result.store_path, time.monotonic() - start))
     if result.failures_path:
         _log(f"  failures listed in {result.failures_path}")
+    _log_warnings(report)
     if not result.store_path.exists():
         _log("  no store written: every file failed")
         ctx.exit(report.exit_code())
@@ -513,6 +524,7 @@ def predict(ctx, inputs, checkpoint, output, window_s, hop_s, segments, resume, 
                            trust_code=trust_code, progress=progress)
     _log(f"predict: {report.ok} scored, {report.skipped} already in {output}, {report.failed} failed "
          f"({time.monotonic() - start:.1f} s)")
+    _log_warnings(report)
     ctx.exit(report.exit_code())
 
 

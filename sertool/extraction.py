@@ -137,12 +137,21 @@ def _remember_request(out_dir, request: str, store_name: str, config_hash: str) 
         fh.write(json.dumps(known, indent=1, sort_keys=True))
 
 
-def _compute(extractor, utt_id: str, path: str) -> tuple[str, "np.ndarray | None", str | None]:
-    try:
-        return utt_id, extractor.extract_file(path), None
-    except SertoolError as exc:
-        message = str(exc)
-        return utt_id, None, message if message.startswith(str(path)) else f"{path}: {message}"
+def _compute(extractor, utt_id: str, path: str) -> tuple[str, "np.ndarray | None", str | None, list[str]]:
+    """``(id, features or None, error or None, warnings)`` of one file (warnings: e.g. decoded short)."""
+    import warnings
+
+    from sertool.audio import TruncatedAudioWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TruncatedAudioWarning)
+        try:
+            feats, error = extractor.extract_file(path), None
+        except SertoolError as exc:
+            message = str(exc)
+            feats, error = None, message if message.startswith(str(path)) else f"{path}: {message}"
+    notes = [str(w.message) for w in caught if issubclass(w.category, TruncatedAudioWarning)]
+    return utt_id, feats, error, notes
 
 
 _BLAS_LIMIT = None
@@ -215,7 +224,7 @@ def _worker(chunk: list[tuple[str, str]]):
 
 
 def _run(extractor, tasks: list[tuple[str, str]], jobs: int) -> Iterator[tuple[str, "np.ndarray | None", str | None]]:
-    """Yield ``(id, features or None, error or None)`` for every task, in any order.
+    """Yield ``(id, features or None, error or None, warnings)`` for every task, in any order.
 
     ``jobs`` processes compute: this one and ``jobs - 1`` workers. This
     process also writes what they return (the caller's loop), so ``jobs``
@@ -428,11 +437,13 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
         report.skipped = len(identities) - len(tasks)
         with progress_bar(len(tasks), progress, desc="extract") as bar:
             paths = dict(tasks)
-            for utt_id, feats, error in _run(extractor, tasks, jobs):
+            for utt_id, feats, error, notes in _run(extractor, tasks, jobs):
                 check_terminated()  # an item interrupted by a signal is not recorded (its rerun redoes it)
                 if error is None:
                     writer.add(utt_id, feats, identities[utt_id][1])
                     report.ok += 1
+                    for note in notes:
+                        report.warn(utt_id, paths[utt_id], "decode", note)
                 else:
                     report.fail(utt_id, paths[utt_id], "extract", error)
                     writer.remove(utt_id)  # features of the file's old content are stale now
@@ -447,4 +458,5 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
         _write_stamp(path, digest)
         _remember_request(out_dir, request, path.name, config.config_hash())
     failures = report.write_failures(failures_path_for(path))
+    report.write_warnings(path.with_name(path.stem + ".warnings.csv"))
     return ExtractResult(path, report, failures)

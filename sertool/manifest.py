@@ -49,6 +49,12 @@ class Utterance:
         return replace(self, path=path)
 
 
+def _keep_name(path: Path) -> Path:
+    """``path`` with its folders resolved but its own name kept (a symlinked file stays listed under its name)."""
+    path = path.absolute()
+    return path.parent.resolve() / path.name
+
+
 def _rel(path: Path, base: Path) -> str:
     try:
         return os.path.relpath(path, base)
@@ -81,7 +87,7 @@ def write_manifest(utterances: list[Utterance], path: str | os.PathLike) -> Path
         writer.writerow(COLUMNS + tuple(extra_cols))
         for u in utterances:
             writer.writerow(
-                [u.id, _rel(Path(u.path).resolve(), base), u.label, u.speaker, u.gender, u.session,
+                [u.id, _rel(_keep_name(Path(u.path)), base), u.label, u.speaker, u.gender, u.session,
                  f"{u.duration:.3f}", u.corpus, u.source_id]
                 + [u.extra.get(c, "") for c in extra_cols]
             )

@@ -84,12 +84,12 @@ class Clip:
         return self.name
 
 
-def _samples(source: "Path | Clip", sr: int, min_duration: float) -> np.ndarray:
+def _samples(source: "Path | Clip", sr: int, min_duration: float, on_warning=None) -> np.ndarray:
     """float32 mono samples of a file or a :class:`Clip` at ``sr`` Hz (an :class:`AudioError` if unusable)."""
     from sertool.audio import load_audio
 
     if not isinstance(source, Clip):
-        return load_audio(source, sr=sr, min_duration=min_duration)
+        return load_audio(source, sr=sr, min_duration=min_duration, on_warning=on_warning)
     from sertool.errors import AudioError
 
     samples = np.asarray(source.samples, dtype=np.float32)
@@ -134,6 +134,7 @@ class Scorer:
         self.model = self.checkpoint.build_model()
         self.normaliser = from_checkpoint(self.checkpoint)
         self.utterance_level = self.extractor.level == "utterance"
+        self.notes: dict[str, list[str]] = {}  # str(source) -> decode warnings, taken by the caller
         self._torch = torch
         if self.utterance_level:
             self.window = self.hop = None
@@ -158,14 +159,19 @@ class Scorer:
         audio window (W = 1 without ``window_s``), and spans their (start s, end s).
         """
         sr = self.extractor.sample_rate
-        samples = _samples(source, sr, self.extractor.min_duration)
+
+        def note(message: str) -> None:
+            if message not in self.notes.setdefault(str(source), []):
+                self.notes[str(source)].append(message)
+
+        samples = _samples(source, sr, self.extractor.min_duration, note)
         duration = samples.shape[0] / sr
         if self.utterance_level:
             return (duration, *self._window_vectors(samples, sr, duration))
         feats = self.extractor.extract(samples, sr)
         if self.utterance_extractor is not None:
             extra = self.utterance_extractor
-            vector = extra.extract(_samples(source, extra.sample_rate, extra.min_duration)
+            vector = extra.extract(_samples(source, extra.sample_rate, extra.min_duration, note)
                                    if extra.sample_rate != sr else samples, extra.sample_rate)
             feats = np.concatenate([feats, np.repeat(vector, feats.shape[0], axis=0)], axis=1)
         return duration, feats, None
@@ -426,11 +432,14 @@ def _predict_into(output, to_stdout: bool, resume: bool, header, files, scorers,
                     else:
                         writer.writerows(_rows_for(path, *outcome, labels, segments, extra(path)))
                         report.ok += 1
+                    for message in {m for scorer in scorers for m in scorer.notes.pop(str(path), [])}:
+                        report.warn(path.stem, path, "decode", message)
                     sink.flush()  # every finished file is on disk before the next starts
                     bar.update()
     finally:
         if not to_stdout:
             sink.close()
+            report.write_warnings(output.with_name(output.stem + ".warnings.csv"))
     return report
 
 
@@ -625,6 +634,12 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
             results = [_score_group(scorer, group, wanted) for scorer in scorers]
             for source in wanted:
                 outcomes[str(source)] = _fused([r[str(source)] for r in results], weights)
+    import warnings
+
+    from sertool.audio import TruncatedAudioWarning
+
+    for message in {m for scorer in scorers for notes in scorer.notes.values() for m in notes}:
+        warnings.warn(message, TruncatedAudioWarning, stacklevel=3)
     for source in sources:
         outcome = outcomes[str(source)]
         if isinstance(outcome, SertoolError):

@@ -41,10 +41,33 @@ class RunReport:
     failures: list[Failure] = field(default_factory=list)
     #: Where :meth:`write_failures` last wrote the failures (None: nothing failed).
     failures_path: Path | None = None
+    #: Items that were processed but deserve a look (e.g. a truncated file scored from the part that decodes).
+    warnings: list[Failure] = field(default_factory=list)
+    warnings_path: Path | None = None
 
     def fail(self, id: str, path: str | os.PathLike, stage: str, error: BaseException | str) -> None:
         """Record that item ``id`` failed at ``stage``."""
         self.failures.append(Failure(str(id), str(path), stage, str(error)))
+
+    def warn(self, id: str, path: str | os.PathLike, stage: str, message: str) -> None:
+        """Record a warning about item ``id`` (it still counts as done; exit codes ignore warnings)."""
+        self.warnings.append(Failure(str(id), str(path), stage, str(message)))
+
+    def write_warnings(self, path: str | os.PathLike) -> Path | None:
+        """Write the warnings as CSV (id, path, stage, warning) atomically; remove a stale file when there are none."""
+        from sertool.atomic import atomic_write
+
+        path = Path(path)
+        self.warnings_path = None
+        if not self.warnings:
+            path.unlink(missing_ok=True)
+            return None
+        with atomic_write(path) as fh:
+            writer = csv.writer(fh)
+            writer.writerow(("id", "path", "stage", "warning"))
+            writer.writerows([w.id, w.path, w.stage, w.error] for w in self.warnings)
+        self.warnings_path = path
+        return path
 
     @property
     def failed(self) -> int:
