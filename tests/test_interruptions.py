@@ -1,0 +1,187 @@
+"""kill -9 at seeded random moments, again and again: extract, predict and train through the CLI.
+
+After every kill the output must be usable (the store opens, the CSV is rows
+of the uninterrupted run, the run folder resumes); after the last run
+completes, the result equals an uninterrupted run's (features and model
+weights bit for bit, predict rows exactly once each). ``KILLS`` kills per
+command run in the default suite; ``slow`` runs a longer loop.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sertool.checkpoint import Checkpoint
+from sertool.corpora import folder
+from sertool.manifest import write_manifest
+from sertool.report import RunReport
+from sertool.store import FeatureStore
+from tests.conftest import write_audio
+
+KILLS = 3
+LONG_KILLS = 12
+
+
+def _sertool(*args) -> list[str]:
+    return [sys.executable, "-m", "sertool", *map(str, args)]
+
+
+def _timed(command: list[str]) -> float:
+    start = time.monotonic()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.monotonic() - start
+
+
+def _kill_at(command: list[str], seconds: float) -> bool:
+    """Start ``command``, SIGKILL it after ``seconds``; True when it was killed (False: it finished first)."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        proc.wait(timeout=seconds)
+        return False
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return True
+
+
+def _loop(command: list[str], whole_seconds: float, kills: int, seed: int, check, left) -> int:
+    """Kill ``command`` up to ``kills`` times at random points; ``check()`` after each; return how many landed.
+
+    ``left()`` is the share of the work still to do (0-1): each kill falls at a
+    uniform random point of the expected time of the rerun (start-up plus
+    that share of the work), so later kills still land while work remains.
+    """
+    rng = np.random.default_rng(seed)
+    killed = 0
+    for _ in range(kills):
+        share = left()
+        if share == 0:
+            break
+        killed += _kill_at(command, whole_seconds * (0.1 + 0.9 * float(rng.uniform(0.1, 1.0)) * share))
+        check()
+    subprocess.run(command, check=True, capture_output=True)  # the final run completes what is left
+    return killed
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """4 speakers x 2 classes x 10 clips of 1.5 s, and its manifest."""
+    root = tmp_path_factory.mktemp("kills")
+    for s in range(4):
+        for label, base in (("low", 140.0), ("high", 330.0)):
+            for i in range(10):
+                write_audio(root / "audio" / label / f"spk{s}_{i}.wav", seconds=1.5, freq=base + 9 * s + 2 * i,
+                            seed=10 * s + i)
+    rows = folder.prepare(root / "audio", report=RunReport(), speaker_regex=r"/(spk\d)_")
+    return root, write_manifest(rows, root / "m.csv")
+
+
+def _extract_loop(corpus, tmp_path, kills, seed):
+    root, manifest = corpus
+    reference = tmp_path / "ref"
+    command = lambda out: _sertool("extract", manifest, "-f", "egemaps_functionals", "-o", out,
+                                      "--checkpoint-every", "0.05")  # noqa: E731
+    whole = _timed(command(reference))
+    (ref_store,) = reference.glob("*.h5")
+    out = tmp_path / "cut"
+
+    def check():
+        for store in out.glob("*.h5"):  # none yet when killed before the first write
+            with FeatureStore(store) as s:
+                assert len(s) <= 80 and all(np.isfinite(s[k]).all() for k in s.keys())
+
+    def left():
+        stores = list(out.glob("*.h5"))
+        if not stores:
+            return 1.0
+        with FeatureStore(stores[0]) as s:
+            return 1 - len(s) / 80
+
+    killed = _loop(command(out), whole, kills, seed, check, left)
+    (store,) = out.glob("*.h5")
+    with FeatureStore(store) as a, FeatureStore(ref_store) as b:
+        assert sorted(a.keys()) == sorted(b.keys()) and len(a) == 80
+        for key in b.keys():
+            np.testing.assert_array_equal(a[key], b[key])
+    assert not list(out.glob("*.tmp"))  # (the .lock files stay: flock locks, taken again by the next run)
+    return killed
+
+
+def _predict_loop(corpus, tmp_path, kills, seed):
+    root, _ = corpus
+    command = lambda out: _sertool("predict", root / "audio", "-o", out)  # noqa: E731
+    whole = _timed(command(tmp_path / "ref.csv"))
+    reference = list(csv.reader(open(tmp_path / "ref.csv")))
+    out = tmp_path / "cut.csv"
+
+    def check():
+        if out.exists():
+            rows = list(csv.reader(open(out)))
+            assert rows[0] == reference[0]
+            complete = [r for r in rows[1:] if len(r) == len(reference[0])]
+            assert all(r in reference for r in complete[:-1])  # the last line may be torn by the kill
+
+    def left():
+        return 1 - (len(list(csv.reader(open(out)))) - 1) / 80 if out.exists() else 1.0
+
+    killed = _loop(command(out), whole, kills, seed, check, left)
+    rows = list(csv.reader(open(out)))
+    assert rows[0] == reference[0] and sorted(rows[1:]) == sorted(reference[1:])  # each file once
+    return killed
+
+
+def _train_loop(corpus, tmp_path, kills, seed):
+    root, manifest = corpus
+    from sertool.extraction import extract_manifest
+
+    store = extract_manifest(manifest, feature_set="lightsernet_mfcc", out_dir=root / "feats").store_path
+    command = lambda out: _sertool("train", manifest, store, "-o", out, "--protocol", "loso", "--fold", "0",  # noqa: E731
+                                   "--valid-speakers", "1", "--epochs", "8", "--batch-size", "8", "--seed", "3",
+                                   "--norm", "global", "--threads", "1")
+    whole = _timed(command(tmp_path / "ref"))
+    out = tmp_path / "cut"
+
+    def check():
+        log = out / "fold-0" / "train_log.csv"
+        if log.exists():
+            epochs = [int(r["epoch"]) for r in csv.DictReader(open(log))]
+            assert epochs == list(range(1, len(epochs) + 1))
+
+    def left():
+        log = out / "fold-0" / "train_log.csv"
+        done = len(list(csv.DictReader(open(log)))) if log.exists() else 0
+        return 0.0 if (out / "fold-0" / "checkpoint.pt").exists() else 1 - done / 8
+
+    killed = _loop(command(out), whole, kills, seed, check, left)
+    a = Checkpoint.load(tmp_path / "ref" / "fold-0" / "checkpoint.pt")
+    b = Checkpoint.load(out / "fold-0" / "checkpoint.pt")
+    assert a.state_dict.keys() == b.state_dict.keys()
+    for key in a.state_dict:
+        assert torch.equal(a.state_dict[key], b.state_dict[key]), key
+    epochs = [int(r["epoch"]) for r in csv.DictReader(open(out / "fold-0" / "train_log.csv"))]
+    assert epochs == list(range(1, 9))
+    return killed
+
+
+LOOPS = {"extract": _extract_loop, "predict": _predict_loop, "train": _train_loop}
+
+
+@pytest.mark.parametrize("command", sorted(LOOPS))
+def test_kill_loop(corpus, tmp_path, command):
+    LOOPS[command](corpus, tmp_path, KILLS, seed=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", sorted(LOOPS))
+def test_long_kill_loop(corpus, tmp_path, command):
+    killed = LOOPS[command](corpus, tmp_path, LONG_KILLS, seed=2)
+    print(f"{command}: {killed} of {LONG_KILLS} kills landed while it worked")
+    assert killed >= 3
