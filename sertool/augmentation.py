@@ -227,14 +227,14 @@ def augment_manifest(manifest, output, audio_dir, augmentations: list[tuple[obje
                 continue  # the input manifest already lists this copy
             try:
                 if path.exists():
-                    report.skipped += 1
+                    report.skip()
                 else:
                     sr = _native_rate(utt.path)
                     samples = load_audio(utt.path, sr=sr)
                     out = np.clip(aug(samples, sr, _rng(seed, utt.id, copy, aug.tag)), -1.0, 1.0)
                     with atomic_path(path) as tmp:
                         sf.write(tmp, out, sr, format="FLAC", subtype="PCM_24")
-                    report.ok += 1
+                    report.done()
                 new_rows.append(replace(row, duration=sf.info(str(path)).duration))
             except (SertoolError, OSError) as exc:
                 report.fail(new_id, utt.path, "augment", exc)

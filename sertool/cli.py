@@ -383,8 +383,13 @@ def train(ctx, manifest, store, model_name, out_dir, protocol, folds, fold, vali
     for r in results:
         _log(f"  fold {r.fold.index}: valid UA {r.valid_ua:.3f} (best epoch {r.best_epoch} "
              f"of {r.epochs_run}){' (already done)' if r.skipped else f', {r.seconds:.0f} s'}")
-    _log(f"train {model_name}: {len(results)} fold(s) -> {out_dir} ({time.monotonic() - start:.0f} s); "
-         f"next: sertool evaluate {out_dir}")
+    from sertool.report import RunReport
+
+    report = RunReport()
+    report.done(sum(not r.skipped for r in results))
+    report.skip(sum(r.skipped for r in results))
+    _log(report.line(f"train {model_name}", done="fold(s) trained", skipped="finished before", target=out_dir,
+                     seconds=time.monotonic() - start) + f"; next: sertool evaluate {out_dir}")
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -522,8 +527,8 @@ def predict(ctx, inputs, checkpoint, output, window_s, hop_s, segments, resume, 
     report = predict_files(checkpoint, inputs, output, window_s=window_s, hop_s=hop_s, segments=segments,
                            resume=resume, max_failures=max_failures, speaker_regex=speaker_regex,
                            trust_code=trust_code, progress=progress)
-    _log(f"predict: {report.ok} scored, {report.skipped} already in {output}, {report.failed} failed "
-         f"({time.monotonic() - start:.1f} s)")
+    _log(report.line("predict", done="scored", skipped=f"already in {output}", target=output,
+                     seconds=time.monotonic() - start))
     _log_warnings(report)
     ctx.exit(report.exit_code())
 
@@ -580,8 +585,8 @@ def augment(ctx, manifest, output, audio_dir, white_noise, noise_dir, snr_range,
                               speakers=speakers.split(",") if speakers else None, split_column=split_column,
                               split_value=split_value, max_failures=max_failures, progress=progress)
     failures = report.failures_path
-    _log(f"augment: {report.ok} files written, {report.skipped} already there, {report.failed} failed "
-         f"-> {output} ({time.monotonic() - start:.1f} s)" + (f"; see {failures}" if failures else ""))
+    _log(report.line("augment", done="files written", skipped="already there", target=output,
+                     seconds=time.monotonic() - start) + (f"; see {failures}" if failures else ""))
     ctx.exit(report.exit_code())
 
 

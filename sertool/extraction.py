@@ -78,8 +78,8 @@ def current_store(manifest, feature_set: str, out_dir, overrides: dict | None = 
 
 def summary(feature_set: str, report: RunReport, store: Path, seconds: float) -> str:
     """The one-line account ``sertool extract`` prints on stderr."""
-    return (f"extract {feature_set}: {report.ok} extracted, {report.skipped} up to date, {report.failed} failed "
-            f"-> {store} ({seconds:.1f} s)")
+    return report.line(f"extract {feature_set}", done="extracted", skipped="up to date", target=store,
+                       seconds=seconds)
 
 
 def _up_to_date(manifest: Path, store: Path, config_hash: str) -> int | None:
@@ -411,7 +411,7 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
     report = RunReport(max_failures=max_failures)
     current = None if overwrite else current_store(manifest, feature_set, out_dir, overrides)
     if current is not None:
-        report.skipped = current[1]
+        report.skip(current[1])
         failures_path_for(current[0]).unlink(missing_ok=True)
         return ExtractResult(current[0], report, None)
     request = _request_key(manifest, feature_set, overrides)
@@ -434,14 +434,14 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
             _sigterm_as_exit() as check_terminated:
         _write_stamp(path, None)
         tasks = [(utt_id, p) for utt_id, (p, ident) in identities.items() if writer.needs(utt_id, ident)]
-        report.skipped = len(identities) - len(tasks)
+        report.skip(len(identities) - len(tasks))
         with progress_bar(len(tasks), progress, desc="extract") as bar:
             paths = dict(tasks)
             for utt_id, feats, error, notes in _run(extractor, tasks, jobs):
                 check_terminated()  # an item interrupted by a signal is not recorded (its rerun redoes it)
                 if error is None:
                     writer.add(utt_id, feats, identities[utt_id][1])
-                    report.ok += 1
+                    report.done()
                     for note in notes:
                         report.warn(utt_id, paths[utt_id], "decode", note)
                 else:

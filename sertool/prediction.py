@@ -414,7 +414,7 @@ def _predict_into(output, to_stdout: bool, resume: bool, header, files, scorers,
             with open(output, "w", newline="", encoding="utf-8") as fh:
                 csv.writer(fh).writerow(header)
     todo = [f for f in files if str(f) not in done]
-    report.skipped = len(files) - len(todo)
+    report.skip(len(files) - len(todo))
     sink = sys.stdout if to_stdout else open(output, "a", newline="", encoding="utf-8")
     try:
         writer = csv.writer(sink)
@@ -431,7 +431,7 @@ def _predict_into(output, to_stdout: bool, resume: bool, header, files, scorers,
                         report.fail(path.stem, path, "predict", message)
                     else:
                         writer.writerows(_rows_for(path, *outcome, labels, segments, extra(path)))
-                        report.ok += 1
+                        report.done()
                     for message in {m for scorer in scorers for m in scorer.notes.pop(str(path), [])}:
                         report.warn(path.stem, path, "decode", message)
                     sink.flush()  # every finished file is on disk before the next starts

@@ -99,6 +99,26 @@ class RunReport:
         self.failures_path = path
         return path
 
+    def done(self, count: int = 1) -> None:
+        """Count ``count`` items finished by this run."""
+        self.ok += count
+
+    def skip(self, count: int = 1) -> None:
+        """Count ``count`` items already done by an earlier run (or left out on purpose)."""
+        self.skipped += count
+
     def summary(self, what: str = "items") -> str:
-        """One line for stderr, e.g. ``"958 items ok, 0 skipped, 2 failed"``."""
+        """Counts only, e.g. ``"958 items ok, 0 skipped, 2 failed"``."""
         return f"{self.ok} {what} ok, {self.skipped} skipped, {self.failed} failed"
+
+    def line(self, command: str, *, done: str = "done", skipped: str = "skipped", target=None,
+             seconds: float | None = None) -> str:
+        """The one summary line every command prints on stderr, in one format:
+
+        ``<command>: <ok> <done>, <skipped> <skipped>, <failed> failed -> <target> (<seconds> s)``,
+        e.g. ``extract mfcc: 958 extracted, 0 up to date, 2 failed -> feats/m.mfcc-57afd75a.h5 (1.6 s)``.
+        """
+        text = f"{command}: {self.ok} {done}, {self.skipped} {skipped}, {self.failed} failed"
+        if target is not None:
+            text += f" -> {target}"
+        return text + (f" ({seconds:.1f} s)" if seconds is not None else "")

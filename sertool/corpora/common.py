@@ -36,7 +36,7 @@ def with_duration(utterances: list[Utterance], report: RunReport) -> list[Uttera
             report.fail(utt.id, utt.path, "prepare", exc)
             continue
         kept.append(Utterance(**{**utt.__dict__, "duration": info.duration}))
-    report.ok += len(kept)
+    report.done(len(kept))
     return kept
 
 

@@ -117,5 +117,5 @@ def prepare(corpus_dir: Path, *, report: RunReport, label_set: str = "4", subset
                 )
     if not rows:
         raise CorpusError(f"{corpus_dir}: no utterances with labels in set {label_set!r}; expected {EXPECTED}")
-    report.skipped += left_out
+    report.skip(left_out)
     return with_duration(rows, report)
