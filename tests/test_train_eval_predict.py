@@ -309,3 +309,40 @@ def test_predict_without_a_model_uses_the_bundled_one(tmp_path):
     rows = list(csv.DictReader(result.stdout.splitlines()))
     assert len(rows) == 1 and rows[0]["predicted"] in Checkpoint.load(DEFAULT_CHECKPOINT).labels
     assert len(Checkpoint.load(DEFAULT_CHECKPOINT).labels) == 8
+
+
+def _presets_to_score():
+    from sertool.features import PRESETS
+
+    names = []
+    for name in sorted(PRESETS):
+        if name == "embedding":  # needs a provider (a model file or a Python hook): tests/test_embedding.py
+            continue
+        if name == "resemblyzer" and __import__("importlib").util.find_spec("resemblyzer") is None:
+            continue
+        names.append(name)
+    return names
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _presets_to_score())
+def test_predict_works_for_a_checkpoint_of_every_feature_set(corpus, preset_store, tmp_path, name):
+    """Every registered feature preset: a model of its level trains on it and predict scores files with it."""
+    root, manifest, _ = corpus
+    from sertool.features import build_extractor
+    from sertool.prediction import predict_files
+
+    level = build_extractor(name).level
+    model = "light_sernet" if level == "frame" else "logreg"
+    train_run(manifest, preset_store(name), out_dir=tmp_path / "r", model_name=model, protocol="loso", fold=0,
+              valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1, "norm": "global"}))
+    ckpt = tmp_path / "r" / "fold-0" / "checkpoint.pt"
+    assert Checkpoint.load(ckpt).feature_set == name
+    report = predict_files(ckpt, [root / "audio" / "low"], tmp_path / "p.csv")
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert report.ok == 16 and len(rows) == 16 and all(not r["error"] for r in rows)
+    assert all(abs(float(r["p_high"]) + float(r["p_low"]) - 1) < 1e-3 for r in rows)
+    report = predict_files(ckpt, [root / "audio" / "low" / "spk0_0.wav"], tmp_path / "s.csv", segments=True,
+                           window_s=0.5, hop_s=0.25)
+    segments = list(csv.DictReader(open(tmp_path / "s.csv")))
+    assert report.ok == 1 and len(segments) >= 3 and float(segments[-1]["end"]) <= 1.0 + 1e-6
