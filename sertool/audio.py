@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -262,3 +263,66 @@ def load_audio(path: str | os.PathLike, *, sr: int = 16000, min_duration: float 
     if pad:
         return np.pad(np.asarray(samples, dtype=np.float32), pad)
     return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+#: Files longer than this are decoded and turned into features block by block by ``predict`` (memory then
+#: grows with the feature matrix only, several times smaller than the audio), when the extractor allows it.
+STREAM_SECONDS = 120.0
+
+
+def stream_audio(path: str | os.PathLike, *, sr: int = 16000, block_seconds: float = 20.0,
+                 on_warning=None) -> Iterator[np.ndarray]:
+    """Decode ``path`` in consecutive mono float32 blocks at ``sr`` Hz (about ``block_seconds`` each).
+
+    The blocks joined are the samples :func:`load_audio` returns (resampled
+    with soxr's streaming resampler when the rates differ, which matches the
+    one-shot resampler to within float rounding). Peak memory is one block,
+    not the file.
+
+    Raises
+    ------
+    AudioError
+        As :func:`load_audio`: missing, undecodable, empty or non-finite audio.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    _check_exists(path)
+    try:
+        fh = sf.SoundFile(str(path))
+    except Exception as exc:
+        raise _decode_error(path, exc) from None
+    with fh:
+        native_sr, announced, integer_pcm = fh.samplerate, fh.frames, fh.subtype.startswith("PCM")
+        resampler = None
+        if native_sr != sr:
+            import soxr
+
+            resampler = soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="HQ")
+        decoded, size = 0, max(1, int(block_seconds * native_sr))
+        while True:
+            try:
+                data = fh.read(size, dtype="float32", always_2d=True)
+            except Exception as exc:
+                raise _decode_error(path, exc) from None
+            last = data.shape[0] < size
+            decoded += data.shape[0]
+            block = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+            if not integer_pcm and not np.isfinite(block).all():
+                raise AudioError(f"{path}: audio contains NaN or infinite samples; re-export it from the source")
+            if resampler is not None:
+                block = resampler.resample_chunk(np.ascontiguousarray(block), last=last)
+            if block.size:
+                yield np.ascontiguousarray(block, dtype=np.float32)
+            if last:
+                break
+    if decoded == 0:
+        raise AudioError(f"{path}: no audio samples in the file; remove it or re-export it")
+    warning = truncation_message(path, decoded, announced, native_sr)
+    if warning:
+        if on_warning is None:
+            import warnings
+
+            warnings.warn(warning, TruncatedAudioWarning, stacklevel=2)
+        else:
+            on_warning(warning)

@@ -164,6 +164,8 @@ class Scorer:
             if message not in self.notes.setdefault(str(source), []):
                 self.notes[str(source)].append(message)
 
+        if self._streams(source):
+            return self._streamed_features(source, note)
         samples = _samples(source, sr, self.extractor.min_duration, note)
         duration = samples.shape[0] / sr
         if self.utterance_level:
@@ -175,6 +177,93 @@ class Scorer:
                                    if extra.sample_rate != sr else samples, extra.sample_rate)
             feats = np.concatenate([feats, np.repeat(vector, feats.shape[0], axis=0)], axis=1)
         return duration, feats, None
+
+    def _streams(self, source) -> bool:
+        """Long files of frame-level extractors that can stream are decoded block by block (bounded audio memory)."""
+        if isinstance(source, Clip) or self.utterance_level or self.utterance_extractor is not None:
+            return False
+        if not getattr(self.extractor, "streams", False):
+            return False
+        from sertool.audio import STREAM_SECONDS, audio_info
+
+        try:
+            return audio_info(source).duration > STREAM_SECONDS
+        except SertoolError:
+            return False  # the normal path reports the problem
+
+    def _streamed_features(self, source: Path, note):
+        """``(duration s, feats (T, D), None)`` of a long file, decoded and transformed block by block."""
+        from sertool.audio import stream_audio
+
+        sr = self.extractor.sample_rate
+        count = [0]
+
+        def blocks():
+            for block in stream_audio(source, sr=sr, on_warning=note):
+                count[0] += block.shape[0]
+                yield block
+
+        try:
+            feats = self.extractor.extract_stream(blocks())
+        except SertoolError as exc:
+            message = str(exc)
+            raise type(exc)(message if message.startswith(str(source)) else f"{source}: {message}") from None
+        return count[0] / sr, feats, None
+
+    def _score_stream(self, source: Path):
+        """:meth:`score` of a long file in bounded memory: audio, features and windows stream through together.
+
+        The windows (starts every ``hop`` frames, plus one ending at the last
+        frame) and their probabilities equal those of the whole-file path;
+        only about one audio block and one window of features are held.
+        """
+        from sertool.audio import stream_audio
+
+        torch = self._torch
+        window, hop, sr = self.window, self.hop, self.extractor.sample_rate
+        notes: list[str] = []
+        buffer, offset, next_start = None, 0, 0  # buffer holds frames offset, offset + 1, ...
+        starts, probs, pending = [], [], []
+
+        def flush():
+            if pending:
+                batch = torch.from_numpy(np.stack([w for _, w in pending]))
+                with torch.no_grad():
+                    logits = self.model(batch, torch.full((len(pending),), window, dtype=torch.long))
+                probs.append(torch.softmax(logits, dim=-1).numpy())
+                starts.extend(s for s, _ in pending)
+                pending.clear()
+
+        total_samples = 0
+        try:
+            blocks = self.extractor.feature_blocks(lambda: stream_audio(source, sr=sr, on_warning=notes.append))
+            for feats, total_samples in blocks:
+                if feats.shape[1] != len(self.checkpoint.norm_mean):
+                    return self.score_features(feats, 0.0)  # raises the damaged-checkpoint error
+                feats = self.normaliser("", feats)
+                buffer = feats if buffer is None else np.concatenate([buffer, feats])
+                while next_start + window <= offset + buffer.shape[0]:
+                    pending.append((next_start, buffer[next_start - offset:next_start - offset + window].copy()))
+                    next_start += hop
+                    if len(pending) == WINDOW_BATCH:
+                        flush()
+                keep = max(0, min(next_start, offset + buffer.shape[0] - window) - offset)  # the last window's frames
+                buffer, offset = buffer[keep:], offset + keep
+        except SertoolError as exc:
+            message = str(exc)
+            raise type(exc)(message if message.startswith(str(source)) else f"{source}: {message}") from None
+        for message in notes:
+            self.notes.setdefault(str(source), []).append(message)
+        total = offset + buffer.shape[0]
+        last = next_start - hop if next_start else None
+        if last is None or last + window < total:  # the end of the file is always covered
+            pending.append((max(0, total - window), buffer[max(0, total - window) - offset:][:window].copy()))
+        flush()
+        duration = total_samples / sr
+        lead, span = self.lead_s, self.span_s
+        spans = [(max(0.0, s * self.frame_s - lead), min(duration, (s + window - 1) * self.frame_s - lead + span))
+                 for s in starts]
+        return duration, list(zip(spans, np.concatenate(probs)))
 
     def _window_vectors(self, samples: np.ndarray, sr: int, duration: float):
         if not self.window_s or duration <= self.window_s:
@@ -229,6 +318,9 @@ class Scorer:
         if self.needs_speakers:
             raise SertoolError(f"{path}: the checkpoint normalises per speaker; score files in speaker groups "
                                "(predict with a manifest's speaker column or --speaker-regex)")
+        if self.window is not None and self.normaliser.mode == "global" and self._streams(path) \
+                and getattr(self.extractor, "streams_blocks", False):
+            return self._score_stream(path)
         duration, feats, spans = self.features(path)
         return duration, self.score_features(feats, duration, spans)
 

@@ -218,3 +218,34 @@ def test_long_inputs_are_transformed_in_blocks_with_the_same_result(name, monkey
     blocks = extractor.extract(y, 16000)
     assert blocks.shape == whole.shape
     np.testing.assert_allclose(blocks, whole, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["lightsernet_mfcc", "mfcc", "logmel", "mscnn_mfcc96", "resnet_transformer_map"])
+@pytest.mark.parametrize("block", [160, 12345, 16000 * 7])
+def test_streamed_features_equal_whole_file_features(name, block):
+    extractor = build_extractor(name)
+    assert extractor.streams
+    x = speech_like(9.0, extractor.sample_rate)
+    x[len(x) // 2:len(x) // 2 + 4000] *= 30  # one loud stretch: top_db's floor depends on the whole file
+    whole = extractor.extract(x, extractor.sample_rate)
+    streamed = extractor.extract_stream(iter([x[i:i + block] for i in range(0, len(x), block)]))
+    assert streamed.shape == whole.shape
+    np.testing.assert_allclose(streamed, whole, rtol=1e-5, atol=1e-4)  # top_db is taken over the whole file
+    if extractor.streams_blocks:  # block by block: two passes, the first finds the file's maximum for top_db
+        blocks = [f for f, _ in extractor.feature_blocks(lambda: iter([x[i:i + block] for i in range(0, len(x), block)]))]
+        np.testing.assert_allclose(np.concatenate(blocks), whole, rtol=1e-5, atol=2e-4)
+
+
+def test_stream_audio_joins_to_load_audio(tmp_path):
+    from sertool.audio import load_audio, stream_audio
+
+    path = tmp_path / "a.flac"
+    sf.write(path, speech_like(5.0, 16000), 16000, subtype="PCM_16")
+    blocks = list(stream_audio(path, sr=16000, block_seconds=0.7))
+    assert len(blocks) >= 7
+    np.testing.assert_array_equal(np.concatenate(blocks), load_audio(path, sr=16000))
+    resampled = np.concatenate(list(stream_audio(path, sr=8000, block_seconds=0.7)))
+    one_shot = load_audio(path, sr=8000)
+    assert abs(resampled.shape[0] - one_shot.shape[0]) <= 1
+    n = min(resampled.shape[0], one_shot.shape[0])
+    assert np.abs(resampled[:n] - one_shot[:n]).max() < 1e-3

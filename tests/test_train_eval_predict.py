@@ -346,3 +346,22 @@ def test_predict_works_for_a_checkpoint_of_every_feature_set(corpus, preset_stor
                            window_s=0.5, hop_s=0.25)
     segments = list(csv.DictReader(open(tmp_path / "s.csv")))
     assert report.ok == 1 and len(segments) >= 3 and float(segments[-1]["end"]) <= 1.0 + 1e-6
+
+
+def test_long_files_are_streamed_with_the_same_scores(tmp_path, monkeypatch):
+    """A file over sertool.audio.STREAM_SECONDS is decoded block by block; its windows score as the whole file's."""
+    import sertool
+    import sertool.audio as audio
+
+    path = write_audio(tmp_path / "long.wav", seconds=30.0, freq=180.0)
+    whole = sertool.predict("default", path)
+    monkeypatch.setattr(audio, "STREAM_SECONDS", 10.0)
+    calls = []
+    original = audio.stream_audio
+    monkeypatch.setattr(audio, "stream_audio", lambda *a, **k: calls.append(1) or original(*a, **k))
+    streamed = sertool.predict("default", path)
+    assert calls, "the long file was not streamed"
+    assert streamed.durations[0] == whole.durations[0] == pytest.approx(30.0)
+    assert [w[:2] for w in streamed.windows[0]] == [w[:2] for w in whole.windows[0]]
+    np.testing.assert_allclose(np.stack([w[2] for w in streamed.windows[0]]),
+                               np.stack([w[2] for w in whole.windows[0]]), atol=1e-5)

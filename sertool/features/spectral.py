@@ -225,6 +225,108 @@ class _SpectralExtractor(FeatureExtractor):
         padded = load_audio(path, sr=self.sample_rate, min_duration=self.min_duration, pad=self._pad)
         return self._finish(self._padded_log_mel(padded))
 
+    @property
+    def streams(self) -> bool:
+        """Whether :meth:`extract_stream` gives the same features as :meth:`extract` (constant padding only)."""
+        return self.level == "frame" and self.config.pad_mode == "constant"
+
+    @property
+    def streams_blocks(self) -> bool:
+        """Whether :meth:`feature_blocks` can yield the features block by block (no deltas: they need context)."""
+        return self.streams and self.config.delta_order == 0
+
+    def _power_mel_blocks(self, blocks):
+        """Power mel rows ``(frames, n_mels)`` of consecutive sample ``blocks``, frame by frame as the STFT allows.
+
+        The centred STFT's zero padding is added at both ends; the ``n_fft -
+        hop`` samples a next frame needs are carried over between blocks.
+        Yields ``(mel block, samples seen so far)``.
+        """
+        import numpy as np
+
+        from sertool.features import dsp
+
+        c = self.config
+        buffer = np.zeros(self._pad, np.float32)  # the centred STFT's left padding
+        total = 0
+
+        def frames_of(samples: np.ndarray):
+            count = dsp.num_frames(samples.shape[0], n_fft=c.n_fft, hop_length=c.hop_length, center=False)
+            for first in range(0, count, LONG_INPUT_FRAMES):
+                part = samples[first * c.hop_length:(min(count, first + LONG_INPUT_FRAMES) - 1) * c.hop_length + c.n_fft]
+                yield self._mel.power_mel(dsp.padded_frame_spectrum(
+                    part, window=self._window, n_fft=c.n_fft, hop_length=c.hop_length), power=c.power), count
+
+        for block in blocks:
+            total += block.shape[0]
+            buffer = np.concatenate([buffer, np.asarray(block, dtype=np.float32)])
+            count = 0
+            for mel, count in frames_of(buffer):
+                yield mel, total
+            buffer = buffer[count * c.hop_length:]  # what the next frame still needs
+        if total < self.min_duration * self.sample_rate or total == 0:
+            from sertool.errors import AudioError
+
+            raise AudioError(f"{total / self.sample_rate:.3f} s of audio is shorter than the "
+                             f"{self.min_duration:.3f} s needed; remove it or use a shorter analysis window")
+        for mel, _ in frames_of(np.concatenate([buffer, np.zeros(self._pad, np.float32)])):
+            yield mel, total
+
+    def _log(self, mel: np.ndarray, floor=None) -> np.ndarray:
+        """The configured log of power ``mel`` in place; ``floor``: the whole file's ``max dB - top_db``."""
+        import numpy as np
+
+        from sertool.features import dsp
+
+        c = self.config
+        if c.log == "db":
+            if floor is None:
+                return dsp.power_to_db(mel, amin=c.amin, top_db=c.top_db, inplace=True)
+            logmel = dsp.power_to_db(mel, amin=c.amin, top_db=0.0, inplace=True)
+            return np.maximum(logmel, floor, out=logmel)
+        mel += np.float32(c.log_offset)
+        return np.log(mel, out=mel)
+
+    def extract_stream(self, blocks) -> np.ndarray:
+        """Features of the audio whose consecutive float32 sample blocks at ``sample_rate`` are ``blocks``.
+
+        Equal to :meth:`extract` of the joined samples (same frames, same
+        values to float rounding) while holding one block of audio at a time;
+        the power mel matrix is kept, the log and ``top_db`` (relative to the
+        whole file's maximum) and the output columns are computed at the end.
+        """
+        import numpy as np
+
+        if not self.streams:
+            raise FeatureError(f"{self.name} with pad_mode {self.config.pad_mode!r} cannot stream; use extract()")
+        pieces = [mel for mel, _ in self._power_mel_blocks(blocks)]
+        mel = np.concatenate(pieces) if pieces else np.zeros((0, self.config.n_mels), np.float32)
+        del pieces
+        return self._finish(self._log(mel))
+
+    def feature_blocks(self, open_blocks):
+        """Yield the rows of :meth:`extract` block by block, holding one block of audio and features at a time.
+
+        ``open_blocks()`` returns a fresh iterator over the sample blocks; it is
+        called twice when ``top_db`` needs the whole file's maximum first (a
+        pass that keeps only that number). Yields ``(features (frames, dim),
+        samples seen so far)``.
+        """
+        import numpy as np
+
+        if not self.streams_blocks:
+            raise FeatureError(f"{self.name} cannot yield feature blocks (deltas need context); use extract()")
+        c = self.config
+        floor = None
+        if c.log == "db" and c.top_db > 0:
+            peak = None
+            for mel, _ in self._power_mel_blocks(open_blocks()):
+                top = self._log(mel, floor=-np.inf).max()
+                peak = top if peak is None else max(peak, top)
+            floor = peak - c.top_db
+        for mel, total in self._power_mel_blocks(open_blocks()):
+            yield self._finish(self._log(mel, floor=floor)), total
+
     def _finish(self, logmel: np.ndarray) -> np.ndarray:
         """Output columns, deltas and clipping of a log-mel matrix; float32 ``(num_frames, dim)``."""
         import numpy as np
