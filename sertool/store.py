@@ -442,7 +442,12 @@ class StoreWriter:
             raise StoreError(f"{self.path.parent}: disk full while writing {self.path.name}; free some space (or "
                              f"use another -o) and rerun: the store keeps the {len(self.index)} entries saved "
                              "before") from None
-        raise StoreError(f"{self.path}: cannot write the store ({exc.strerror or exc}); the store keeps the "
+        if exc.errno == errno.EFBIG or "errno = 27" in str(exc):
+            raise StoreError(f"{self.path}: the file size limit was reached while writing the store (ulimit -f, "
+                             "or the file system's largest file); raise the limit or use another -o and rerun: the "
+                             f"store keeps the {len(self.index)} entries saved before") from None
+        reason = " ".join(str(exc.strerror or exc).split())  # HDF5 messages span lines
+        raise StoreError(f"{self.path}: cannot write the store ({reason}); the store keeps the "
                          f"{len(self.index)} entries saved before") from None
 
 

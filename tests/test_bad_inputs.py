@@ -151,3 +151,28 @@ def test_predict_scores_every_good_file_and_gives_each_bad_one_an_error_row(bad_
     assert float(by_name["long_40s.flac"]["duration"]) == pytest.approx(40.0, abs=1e-3)
     warned = {Path(r["path"]).name for r in csv.DictReader(open(root / "p.warnings.csv", encoding="utf-8"))}
     assert warned == short
+
+
+def test_file_size_limit_during_extract_is_one_line_and_the_rerun_completes(tmp_path):
+    import resource
+
+    for i in range(30):
+        write_audio(tmp_path / "audio" / "calm" / f"c{i:02d}.wav", seconds=3.0, freq=150 + 5 * i, seed=i)
+    _sertool("prepare", "folder", tmp_path / "audio", "-o", tmp_path / "m.csv", cwd=tmp_path)
+
+    def limit():  # 1 MiB files at most: the store's writes fail with EFBIG (Python ignores SIGXFSZ)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    command = [sys.executable, "-m", "sertool", "extract", str(tmp_path / "m.csv"), "-f", "logmel", "-o",
+               str(tmp_path / "feats"), "--checkpoint-every", "0"]
+    failed = subprocess.run(command, capture_output=True, text=True, preexec_fn=limit, timeout=300)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    lines = [line for line in failed.stderr.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and "file size limit" in lines[0] and len(failed.stderr.strip().splitlines()) == 1
+    assert not list((tmp_path / "feats").glob("*.tmp"))
+    done = _sertool("extract", tmp_path / "m.csv", "-f", "logmel", "-o", tmp_path / "feats", cwd=tmp_path)
+    assert "30 extracted" in done.stderr or "up to date" in done.stderr
+    from sertool.store import FeatureStore
+
+    with FeatureStore(done.stdout.strip().splitlines()[-1]) as store:
+        assert len(store) == 30
