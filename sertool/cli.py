@@ -425,8 +425,12 @@ def evaluate(ctx, run_dir, manifest, store, out_dir, selection, cross, label_map
     else:
         result = evaluate_run(run_dir, manifest, store, out_dir=out_dir, selection=selection, log=_log)
     _log(summary_table(result))
-    _log(f"evaluate: {len(result.folds) - 3} fold(s) -> {result.out_dir}/metrics.csv, confusion.csv, "
-         "predictions.csv, confusion.png")
+    from sertool.report import RunReport
+
+    report = RunReport()
+    report.done(len([k for k in result.folds if k not in ("pooled", "mean", "std")]))
+    _log(report.line("evaluate", done="fold(s) scored", skipped="skipped", target=result.out_dir)
+         + " (metrics.csv, confusion.csv, predictions.csv, confusion.png, confusion_folds.png)")
 
 
 # --------------------------------------------------------------------------- compare
