@@ -191,7 +191,8 @@ def evaluate(run: PathLike, *, on: tuple[PathLike, PathLike] | None = None,
 
 
 def predict(checkpoint, audio, *, speakers: Sequence[str] | None = None, speaker_regex: str | None = None,
-            window: float | None = None, hop: float | None = None, trust_code: bool = False):
+            window: float | None = None, hop: float | None = None, trust_code: bool = False,
+            crop_tolerance: float | None = None):
     """Score audio in memory: labels and class probabilities, no files written.
 
     Parameters
@@ -208,6 +209,9 @@ def predict(checkpoint, audio, *, speakers: Sequence[str] | None = None, speaker
         on the paths (manifests bring their own speaker column).
     window, hop
         Window length and hop in seconds for long inputs (default: the model's input length, half of it).
+    crop_tolerance
+        Without ``window``: inputs up to (1 + this) x the model's input length are
+        one centre-cropped window, as in training (default ``sertool.prediction.CROP_TOLERANCE``, 0.5).
 
     Returns
     -------
@@ -215,16 +219,17 @@ def predict(checkpoint, audio, *, speakers: Sequence[str] | None = None, speaker
         ``labels`` (N), ``probabilities`` (N, C) float32, ``classes`` (C),
         ``names``, ``durations`` (N,) s, ``windows`` per input.
     """
-    from sertool.prediction import predict_audio
+    from sertool.prediction import CROP_TOLERANCE, predict_audio
 
     return predict_audio(checkpoint, audio, speakers=list(speakers) if speakers is not None else None,
-                         speaker_regex=speaker_regex, window_s=window, hop_s=hop, trust_code=trust_code)
+                         speaker_regex=speaker_regex, window_s=window, hop_s=hop, trust_code=trust_code,
+                         crop_tolerance=CROP_TOLERANCE if crop_tolerance is None else crop_tolerance)
 
 
 def predict_files(checkpoint, inputs: PathLike | Sequence[PathLike], *, output: PathLike,
                   window: float | None = None, hop: float | None = None, segments: bool = False,
                   resume: bool = True, speaker_regex: str | None = None, trust_code: bool = False,
-                  max_failures: int = 0, progress: bool = False):
+                  max_failures: int = 0, progress: bool = False, crop_tolerance: float | None = None):
     """Score files, folders or manifests into a CSV, resumably (``sertool predict``).
 
     ``checkpoint`` as for :func:`predict`. Unreadable files get a row with the
@@ -235,14 +240,14 @@ def predict_files(checkpoint, inputs: PathLike | Sequence[PathLike], *, output: 
     sertool.report.RunReport
         ``ok`` scored, ``skipped`` kept from an earlier run, ``failures``.
     """
-    from sertool.prediction import BUNDLED, default_checkpoint, predict_files as score_files
+    from sertool.prediction import BUNDLED, CROP_TOLERANCE, default_checkpoint, predict_files as score_files
 
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     path = default_checkpoint(checkpoint) if str(checkpoint) in BUNDLED else Path(checkpoint)
     return score_files(path, list(inputs), output, window_s=window, hop_s=hop, segments=segments, resume=resume,
                        max_failures=max_failures, speaker_regex=speaker_regex, trust_code=trust_code,
-                       progress=progress)
+                       progress=progress, crop_tolerance=CROP_TOLERANCE if crop_tolerance is None else crop_tolerance)
 
 
 def fuse(runs: Sequence[PathLike], *, output: PathLike, weights: Sequence[float] | None = None,

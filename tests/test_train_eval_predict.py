@@ -365,3 +365,20 @@ def test_long_files_are_streamed_with_the_same_scores(tmp_path, monkeypatch):
     assert [w[:2] for w in streamed.windows[0]] == [w[:2] for w in whole.windows[0]]
     np.testing.assert_allclose(np.stack([w[2] for w in streamed.windows[0]]),
                                np.stack([w[2] for w in whole.windows[0]]), atol=1e-5)
+
+
+def test_clips_a_little_longer_than_the_input_are_one_centre_cropped_window(tmp_path):
+    """As training crops them: up to (1 + crop_tolerance) x the input length one window, longer files windowed."""
+    import sertool
+    from sertool.prediction import CROP_TOLERANCE
+
+    input_s = 184 * 0.016  # the bundled LIGHT-SERNET's 184 frames of 16 ms
+    near = write_audio(tmp_path / "near.wav", seconds=input_s * (1 + CROP_TOLERANCE * 0.8))
+    far = write_audio(tmp_path / "far.wav", seconds=input_s * (1 + CROP_TOLERANCE * 1.5))
+    one, many = sertool.predict("default", [near, far]).windows
+    assert len(one) == 1 and len(many) >= 2
+    start, end, _ = one[0]
+    duration = input_s * (1 + CROP_TOLERANCE * 0.8)
+    assert abs((start + end) / 2 - duration / 2) < 0.05 and abs((end - start) - input_s) < 0.05  # the centre crop
+    assert len(sertool.predict("default", near, crop_tolerance=0).windows[0]) == 2  # the old overlapping windows
+    assert len(sertool.predict("default", near, window=1.0).windows[0]) >= 3  # a window the user chose: as given
