@@ -232,7 +232,7 @@ def predict_files(checkpoint, inputs: PathLike | Sequence[PathLike], *, output: 
                   max_failures: int = 0, progress: bool = False, crop_tolerance: float | None = None):
     """Score files, folders or manifests into a CSV, resumably (``sertool predict``).
 
-    ``checkpoint`` as for :func:`predict`. Unreadable files get a row with the
+    ``checkpoint``: a ``checkpoint.pt`` path or a bundled model name. Unreadable files get a row with the
     error. Manifest inputs add their ``id``, ``speaker`` and ``label`` columns.
 
     Returns

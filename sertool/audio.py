@@ -288,34 +288,74 @@ def stream_audio(path: str | os.PathLike, *, sr: int = 16000, block_seconds: flo
 
     path = Path(path)
     _check_exists(path)
+    if path.suffix.lower() == ".flac":
+        fast = _flac_reader(path)
+        if fast is not None:  # dr_flac decodes a damaged tail as far as it goes, as load_audio does
+            yield from _stream_blocks(path, *fast, sr=sr, block_seconds=block_seconds, on_warning=on_warning)
+            return
     try:
         fh = sf.SoundFile(str(path))
     except Exception as exc:
         raise _decode_error(path, exc) from None
     with fh:
-        native_sr, announced, integer_pcm = fh.samplerate, fh.frames, fh.subtype.startswith("PCM")
-        resampler = None
-        if native_sr != sr:
-            import soxr
-
-            resampler = soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="HQ")
-        decoded, size = 0, max(1, int(block_seconds * native_sr))
-        while True:
+        def read(count: int) -> np.ndarray:
             try:
-                data = fh.read(size, dtype="float32", always_2d=True)
+                return fh.read(count, dtype="float32", always_2d=True)
             except Exception as exc:
                 raise _decode_error(path, exc) from None
-            last = data.shape[0] < size
-            decoded += data.shape[0]
-            block = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
-            if not integer_pcm and not np.isfinite(block).all():
-                raise AudioError(f"{path}: audio contains NaN or infinite samples; re-export it from the source")
-            if resampler is not None:
-                block = resampler.resample_chunk(np.ascontiguousarray(block), last=last)
-            if block.size:
-                yield np.ascontiguousarray(block, dtype=np.float32)
-            if last:
-                break
+
+        yield from _stream_blocks(path, read, fh.samplerate, fh.frames, fh.subtype.startswith("PCM"), sr=sr,
+                                  block_seconds=block_seconds, on_warning=on_warning)
+
+
+def _flac_reader(path: Path):
+    """``(read, rate, frames, True)`` over dr_flac for :func:`stream_audio`, or None (use libsndfile).
+
+    The handle is closed when ``read`` has returned a short block, or when the reader is garbage-collected.
+    """
+    drflac = _drflac()
+    if drflac is None:
+        return None
+    ffi, lib = drflac
+    handle = lib.ma_dr_flac_open_file(os.fsencode(path), ffi.NULL)
+    if handle == ffi.NULL:
+        return None
+    frames, channels, rate = int(handle.totalPCMFrameCount), int(handle.channels), int(handle.sampleRate)
+    if frames == 0:
+        lib.ma_dr_flac_close(handle)
+        return None
+    handle = ffi.gc(handle, lib.ma_dr_flac_close)
+
+    def read(count: int) -> np.ndarray:
+        data = np.empty((count, channels), np.float32)
+        got = int(lib.ma_dr_flac_read_pcm_frames_f32(handle, count, ffi.from_buffer("float[]", data)))
+        return data[:got]
+
+    return read, rate, frames, True
+
+
+def _stream_blocks(path: Path, read, native_sr: int, announced: int, integer_pcm: bool, *, sr: int,
+                   block_seconds: float, on_warning) -> Iterator[np.ndarray]:
+    """The blocks of :func:`stream_audio` from ``read(frames) -> (frames, channels) float32``."""
+    resampler = None
+    if native_sr != sr:
+        import soxr
+
+        resampler = soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="HQ")
+    decoded, size = 0, max(1, int(block_seconds * native_sr))
+    while True:
+        data = read(size)
+        last = data.shape[0] < size
+        decoded += data.shape[0]
+        block = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+        if not integer_pcm and not np.isfinite(block).all():
+            raise AudioError(f"{path}: audio contains NaN or infinite samples; re-export it from the source")
+        if resampler is not None:
+            block = resampler.resample_chunk(np.ascontiguousarray(block), last=last)
+        if block.size:
+            yield np.ascontiguousarray(block, dtype=np.float32)
+        if last:
+            break
     if decoded == 0:
         raise AudioError(f"{path}: no audio samples in the file; remove it or re-export it")
     warning = truncation_message(path, decoded, announced, native_sr)

@@ -458,5 +458,6 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
         _write_stamp(path, digest)
         _remember_request(out_dir, request, path.name, config.config_hash())
     failures = report.write_failures(failures_path_for(path))
-    report.write_warnings(path.with_name(path.stem + ".warnings.csv"))
+    redone = {utt_id for utt_id, _ in tasks}
+    report.write_warnings(path.with_name(path.stem + ".warnings.csv"), keep=lambda row: row["id"] not in redone)
     return ExtractResult(path, report, failures)

@@ -97,7 +97,13 @@ def _samples(source: "Path | Clip", sr: int, min_duration: float, on_warning=Non
         return load_audio(source, sr=sr, min_duration=min_duration, on_warning=on_warning)
     from sertool.errors import AudioError
 
-    samples = np.asarray(source.samples, dtype=np.float32)
+    raw = np.asarray(source.samples)
+    if source.sample_rate <= 0:
+        raise AudioError(f"{source}: sample rate {source.sample_rate} Hz must be positive")
+    if np.issubdtype(raw.dtype, np.integer):  # integer PCM (as scipy.io.wavfile returns it): scale to [-1, 1]
+        info = np.iinfo(raw.dtype)
+        raw = (raw.astype(np.float32) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
+    samples = np.asarray(raw, dtype=np.float32)
     if samples.ndim == 2:
         samples = samples.mean(axis=1)  # (N, channels), as soundfile returns it
     if samples.ndim != 1 or samples.shape[0] == 0:
@@ -146,6 +152,8 @@ class Scorer:
         if self.utterance_level:
             self.window = self.hop = None
             return
+        if self.crop_tolerance < 0:
+            raise ConfigError(f"crop_tolerance {self.crop_tolerance} must be >= 0")
         self.frame_s, self.span_s, self.lead_s = self.extractor.frame_timing
         if self.window_s:  # windows the user chose are scored as given
             self.crop_tolerance = 0.0
@@ -196,9 +204,11 @@ class Scorer:
         from sertool.audio import STREAM_SECONDS, audio_info
 
         try:
-            return audio_info(source).duration > STREAM_SECONDS
+            duration = audio_info(source).duration
         except SertoolError:
             return False  # the normal path reports the problem
+        window_s = self.window * self.frame_s if self.window else 0.0
+        return duration > max(STREAM_SECONDS, window_s * (1 + self.crop_tolerance))
 
     def _streamed_features(self, source: Path, note):
         """``(duration s, feats (T, D), None)`` of a long file, decoded and transformed block by block."""
@@ -237,13 +247,15 @@ class Scorer:
         def flush():
             if pending:
                 batch = torch.from_numpy(np.stack([w for _, w in pending]))
+                lengths = torch.tensor([w.shape[0] for _, w in pending], dtype=torch.long)
                 with torch.no_grad():
-                    logits = self.model(batch, torch.full((len(pending),), window, dtype=torch.long))
+                    logits = self.model(batch, lengths)
                 probs.append(torch.softmax(logits, dim=-1).numpy())
                 starts.extend(s for s, _ in pending)
                 pending.clear()
 
         total_samples = 0
+        one_window = window * (1 + self.crop_tolerance)  # up to this many frames: one centre-cropped window
         try:
             blocks = self.extractor.feature_blocks(lambda: stream_audio(source, sr=sr, on_warning=notes.append))
             for feats, total_samples in blocks:
@@ -251,19 +263,23 @@ class Scorer:
                     return self.score_features(feats, 0.0)  # raises the damaged-checkpoint error
                 feats = self.normaliser("", feats)
                 buffer = feats if buffer is None else np.concatenate([buffer, feats])
-                while next_start + window <= offset + buffer.shape[0]:
+                seen = offset + buffer.shape[0]
+                while next_start + window <= seen and seen > one_window:
                     pending.append((next_start, buffer[next_start - offset:next_start - offset + window].copy()))
                     next_start += hop
                     if len(pending) == WINDOW_BATCH:
                         flush()
-                keep = max(0, min(next_start, offset + buffer.shape[0] - window) - offset)  # the last window's frames
-                buffer, offset = buffer[keep:], offset + keep
+                if seen > one_window:  # keep what the next window and the last window still need
+                    keep = max(0, min(next_start, seen - window) - offset)
+                    buffer, offset = buffer[keep:], offset + keep
         except SertoolError as exc:
             message = str(exc)
             raise type(exc)(message if message.startswith(str(source)) else f"{source}: {message}") from None
         for message in notes:
             self.notes.setdefault(str(source), []).append(message)
         total = offset + buffer.shape[0]
+        if total <= one_window:  # decoded much shorter than its header: score it as the whole-file path does
+            return total_samples / sr, self.score_features(buffer, total_samples / sr)
         last = next_start - hop if next_start else None
         if last is None or last + window < total:  # the end of the file is always covered
             pending.append((max(0, total - window), buffer[max(0, total - window) - offset:][:window].copy()))
@@ -542,7 +558,7 @@ def _predict_into(output, to_stdout: bool, resume: bool, header, files, scorers,
     finally:
         if not to_stdout:
             sink.close()
-            report.write_warnings(output.with_name(output.stem + ".warnings.csv"))
+            report.write_warnings(output.with_name(output.stem + ".warnings.csv"), keep=lambda row: row["path"] in done)
     return report
 
 

@@ -53,19 +53,28 @@ class RunReport:
         """Record a warning about item ``id`` (it still counts as done; exit codes ignore warnings)."""
         self.warnings.append(Failure(str(id), str(path), stage, str(message)))
 
-    def write_warnings(self, path: str | os.PathLike) -> Path | None:
-        """Write the warnings as CSV (id, path, stage, warning) atomically; remove a stale file when there are none."""
+    def write_warnings(self, path: str | os.PathLike, *, keep=lambda row: False) -> Path | None:
+        """Write the warnings as CSV (id, path, stage, warning) atomically.
+
+        Rows of an earlier file for which ``keep(row)`` is true (items this run
+        skipped because an earlier run did them) are kept; the file is
+        removed when nothing is left.
+        """
         from sertool.atomic import atomic_write
 
         path = Path(path)
         self.warnings_path = None
-        if not self.warnings:
+        rows = [[w.id, w.path, w.stage, w.error] for w in self.warnings]
+        if path.exists():
+            with open(path, newline="", encoding="utf-8") as fh:
+                rows = [[r["id"], r["path"], r["stage"], r["warning"]] for r in csv.DictReader(fh) if keep(r)] + rows
+        if not rows:
             path.unlink(missing_ok=True)
             return None
         with atomic_write(path) as fh:
             writer = csv.writer(fh)
             writer.writerow(("id", "path", "stage", "warning"))
-            writer.writerows([w.id, w.path, w.stage, w.error] for w in self.warnings)
+            writer.writerows(rows)
         self.warnings_path = path
         return path
 

@@ -176,3 +176,36 @@ def test_file_size_limit_during_extract_is_one_line_and_the_rerun_completes(tmp_
 
     with FeatureStore(done.stdout.strip().splitlines()[-1]) as store:
         assert len(store) == 30
+
+
+def test_a_long_file_cut_short_streams_and_scores_like_a_short_clip(tmp_path):
+    """A FLAC whose header says 200 s but which decodes to about 2 s takes the streaming path and still scores."""
+    import sertool
+
+    long = write_audio(tmp_path / "long.flac", seconds=200.0)
+    long.write_bytes(long.read_bytes()[: long.stat().st_size // 100])
+    with pytest.warns(sertool.audio.TruncatedAudioWarning, match="header says 200.000 s"):
+        result = sertool.predict("default", long)
+    assert 0.5 < result.durations[0] < 5.0 and len(result.windows[0]) == 1
+
+
+def test_warnings_of_files_done_earlier_survive_a_resumed_run(bad_corpus, tmp_path):
+    root, _, _, short = bad_corpus
+    out = tmp_path / "p.csv"
+    _sertool("predict", root / "audio", "-o", out, "--max-failures", "100", cwd=root)
+    _sertool("predict", root / "audio", "-o", out, "--max-failures", "100", cwd=root)  # everything resumed
+    warned = {Path(r["path"]).name for r in csv.DictReader(open(tmp_path / "p.warnings.csv", encoding="utf-8"))}
+    assert warned == short
+
+
+def test_in_memory_samples_of_any_dtype_and_bad_settings():
+    import sertool
+
+    x = tone(2.0)
+    as_float = sertool.predict("default", (x, 16000))
+    as_int16 = sertool.predict("default", ((x * 32767).astype(np.int16), 16000))
+    np.testing.assert_allclose(as_int16.probabilities, as_float.probabilities, atol=1e-3)
+    with pytest.raises(sertool.AudioError, match="sample rate"):
+        sertool.predict("default", (x, 0))
+    with pytest.raises(sertool.ConfigError, match="crop_tolerance"):
+        sertool.predict("default", (x, 16000), crop_tolerance=-0.5)

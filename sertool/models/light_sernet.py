@@ -74,8 +74,8 @@ class LightSernetConfig:
     def upgrade(values: dict) -> dict:
         """Checkpoints before typed configs wrote ``lflb_pools`` as ``"2x2,...,gap"``."""
         pools = values.get("lflb_pools")
-        if isinstance(pools, str) and pools.replace(" ", "").endswith(",gap"):
-            values = {**values, "lflb_pools": pools.replace(" ", "")[:-len(",gap")]}
+        if isinstance(pools, str) and pools.replace(" ", "").split(",")[-1] == "gap":
+            values = {**values, "lflb_pools": ",".join(pools.replace(" ", "").split(",")[:-1])}
         return values
 
 
