@@ -81,13 +81,12 @@ def rows() -> list[Row]:
                 members=["svm linear, ComParE, speaker", "svm rbf, ComParE, speaker",
                          "light_sernet, MFCC, speaker (default)"]),
         ]
+        out.append(Row(corpus, "mscnn_spu, mscnn, default recipe", "mscnn_spu", "mscnn", [], slow=True))
+        for m in ("cnn_transformer", "cnn_lstm_transformer", "ilt", "cat"):  # default: speaker normalisation
+            out += [Row(corpus, f"{m}, logmel, global", m, "logmel", ["--norm", "global"], slow=True),
+                    Row(corpus, f"{m}, logmel, speaker (default)", m, "logmel", [], slow=True)]
         out += [Row(corpus, f"{m}, {f}, default recipe", m, f, [], slow=True)
-                for m, f in (("mscnn_spu", "mscnn"), ("cnn_transformer", "logmel"), ("cnn_lstm_transformer", "logmel"),
-                             ("ilt", "logmel"), ("cat", "logmel"), ("drn_mhsa", "lld17"),
-                             ("parallel_resnet_transformer", "resnet"))]
-        if corpus == "ravdess":  # the one recipe change tried for the transformer family (chosen on the 4-fold mean)
-            out.append(Row(corpus, "cnn_transformer, logmel, speaker", "cnn_transformer", "logmel",
-                           ["--norm", "speaker"], slow=True))
+                for m, f in (("drn_mhsa", "lld17"), ("parallel_resnet_transformer", "resnet"))]
     return out
 
 
@@ -258,6 +257,8 @@ def main(argv=None) -> None:
     parser.add_argument("--only", default=None, help="Run only rows whose name contains this (and their members).")
     parser.add_argument("--corpus", choices=sorted(CORPORA), default=None)
     parser.add_argument("--no-readme", action="store_true", help="Update bench/results.csv only, not the tables.")
+    parser.add_argument("--measured-only", action="store_true",
+                        help="Only rows whose run is finished and evaluated in --work (train nothing).")
     args = parser.parse_args(argv)
     data, work = Path(args.data), Path(args.work)
     chosen = [r for r in rows() if (args.rows == "all" or not r.slow) and (not args.corpus or r.corpus == args.corpus)]
@@ -265,6 +266,9 @@ def main(argv=None) -> None:
         keep = {(r.corpus, r.name) for r in chosen if args.only in r.name}
         keep |= {(r.corpus, m) for r in chosen if (r.corpus, r.name) in keep for m in r.members}
         chosen = [r for r in chosen if (r.corpus, r.name) in keep]
+    if args.measured_only:
+        measured = lambda r: (work / r.corpus / "runs" / slug(r.name) / "metrics.csv").exists()  # noqa: E731
+        chosen = [r for r in chosen if measured(r) and all(measured(m) for m in chosen if m.name in r.members)]
     earlier = {}
     if (HERE / "results.csv").exists():  # rows not run now keep their last measurement
         with open(HERE / "results.csv", newline="") as fh:
