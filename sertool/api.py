@@ -192,7 +192,7 @@ def evaluate(run: PathLike, *, on: tuple[PathLike, PathLike] | None = None,
 
 def predict(checkpoint, audio, *, speakers: Sequence[str] | None = None, speaker_regex: str | None = None,
             window: float | None = None, hop: float | None = None, trust_code: bool = False,
-            crop_tolerance: float | None = None):
+            crop_tolerance: float | None = None, batch_size: int = 32, device: str = "cpu"):
     """Score audio in memory: labels and class probabilities, no files written.
 
     Parameters
@@ -212,6 +212,8 @@ def predict(checkpoint, audio, *, speakers: Sequence[str] | None = None, speaker
     crop_tolerance
         Without ``window``: inputs up to (1 + this) x the model's input length are
         one centre-cropped window, as in training (default ``sertool.prediction.CROP_TOLERANCE``, 0.5).
+    batch_size, device
+        Windows per forward pass, and ``"cpu"``, ``"cuda"`` or ``"auto"``.
 
     Returns
     -------
@@ -223,13 +225,15 @@ def predict(checkpoint, audio, *, speakers: Sequence[str] | None = None, speaker
 
     return predict_audio(checkpoint, audio, speakers=list(speakers) if speakers is not None else None,
                          speaker_regex=speaker_regex, window_s=window, hop_s=hop, trust_code=trust_code,
-                         crop_tolerance=CROP_TOLERANCE if crop_tolerance is None else crop_tolerance)
+                         crop_tolerance=CROP_TOLERANCE if crop_tolerance is None else crop_tolerance,
+                         batch_size=batch_size, device=device)
 
 
 def predict_files(checkpoint, inputs: PathLike | Sequence[PathLike], *, output: PathLike,
                   window: float | None = None, hop: float | None = None, segments: bool = False,
                   resume: bool = True, speaker_regex: str | None = None, trust_code: bool = False,
-                  max_failures: int = 0, progress: bool = False, crop_tolerance: float | None = None):
+                  max_failures: int = 0, progress: bool = False, crop_tolerance: float | None = None,
+                  batch_size: int = 32, device: str = "cpu"):
     """Score files, folders or manifests into a CSV, resumably (``sertool predict``).
 
     ``checkpoint``: a ``checkpoint.pt`` path or a bundled model name. Unreadable files get a row with the
@@ -247,7 +251,8 @@ def predict_files(checkpoint, inputs: PathLike | Sequence[PathLike], *, output: 
     path = default_checkpoint(checkpoint) if str(checkpoint) in BUNDLED else Path(checkpoint)
     return score_files(path, list(inputs), output, window_s=window, hop_s=hop, segments=segments, resume=resume,
                        max_failures=max_failures, speaker_regex=speaker_regex, trust_code=trust_code,
-                       progress=progress, crop_tolerance=CROP_TOLERANCE if crop_tolerance is None else crop_tolerance)
+                       progress=progress, crop_tolerance=CROP_TOLERANCE if crop_tolerance is None else crop_tolerance,
+                       batch_size=batch_size, device=device)
 
 
 def fuse(runs: Sequence[PathLike], *, output: PathLike, weights: Sequence[float] | None = None,

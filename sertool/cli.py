@@ -492,6 +492,9 @@ def fuse(runs, out_dir, weights, grid_step):
 @click.option("--crop-tolerance", type=click.FloatRange(0), default=0.5, show_default=True,
               help="Without --window: clips up to (1 + this) x the model's input length are one window the model "
                    "centre-crops, as in training; longer files are windowed.")
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True,
+              help="Windows per forward pass (peak memory grows with it).")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.option("--segments", is_flag=True, help="One row per window, with start/end times, instead of one per file.")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Keep rows of files already scored in the output and score only the rest.")
@@ -503,8 +506,8 @@ def fuse(runs, out_dir, weights, grid_step):
 @click.option("--max-failures", default=0, show_default=True, help=MAX_FAILURES_HELP)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.pass_context
-def predict(ctx, inputs, checkpoint, output, window_s, hop_s, crop_tolerance, segments, resume, speaker_regex,
-            trust_code, max_failures, progress):
+def predict(ctx, inputs, checkpoint, output, window_s, hop_s, crop_tolerance, batch_size, device, segments, resume,
+            speaker_regex, trust_code, max_failures, progress):
     """Score INPUTS (audio files, folders, or manifest CSVs) with a trained model.
 
     Columns: path, predicted, confidence, p_<class>..., duration, error.
@@ -533,7 +536,8 @@ def predict(ctx, inputs, checkpoint, output, window_s, hop_s, crop_tolerance, se
     start = time.monotonic()
     report = predict_files(checkpoint, inputs, output, window_s=window_s, hop_s=hop_s, segments=segments,
                            resume=resume, max_failures=max_failures, speaker_regex=speaker_regex,
-                           trust_code=trust_code, progress=progress, crop_tolerance=crop_tolerance)
+                           trust_code=trust_code, progress=progress, crop_tolerance=crop_tolerance,
+                           batch_size=batch_size, device=device)
     _log(report.line("predict", done="scored", skipped=f"already in {output}", target=output,
                      seconds=time.monotonic() - start))
     _log_warnings(report)

@@ -134,6 +134,10 @@ class Scorer:
     hop_s: float | None
     #: clips up to (1 + this) x the model's input length are one centre-cropped window, as in training
     crop_tolerance: float = CROP_TOLERANCE
+    #: windows (or utterance vectors) per forward pass; peak memory is bounded by it
+    batch_size: int = WINDOW_BATCH
+    #: "cpu", "cuda" or "auto"
+    device: str = "cpu"
 
     def __post_init__(self):
         import torch
@@ -144,7 +148,12 @@ class Scorer:
         self.extractor = build_extractor(self.checkpoint.feature_config)
         extra = self.checkpoint.utterance_feature_config
         self.utterance_extractor = build_extractor(extra) if extra else None
-        self.model = self.checkpoint.build_model()
+        from sertool.process import torch_device
+
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size {self.batch_size} must be at least 1")
+        self._device = torch_device(self.device)
+        self.model = self.checkpoint.build_model().to(self._device)
         self.normaliser = from_checkpoint(self.checkpoint)
         self.utterance_level = self.extractor.level == "utterance"
         self.notes: dict[str, list[str]] = {}  # str(source) -> decode warnings, taken by the caller
@@ -246,11 +255,8 @@ class Scorer:
 
         def flush():
             if pending:
-                batch = torch.from_numpy(np.stack([w for _, w in pending]))
                 lengths = torch.tensor([w.shape[0] for _, w in pending], dtype=torch.long)
-                with torch.no_grad():
-                    logits = self.model(batch, lengths)
-                probs.append(torch.softmax(logits, dim=-1).numpy())
+                probs.append(self._probabilities(np.stack([w for _, w in pending]), lengths))
                 starts.extend(s for s, _ in pending)
                 pending.clear()
 
@@ -267,7 +273,7 @@ class Scorer:
                 while next_start + window <= seen and seen > one_window:
                     pending.append((next_start, buffer[next_start - offset:next_start - offset + window].copy()))
                     next_start += hop
-                    if len(pending) == WINDOW_BATCH:
+                    if len(pending) == self.batch_size:
                         flush()
                 if seen > one_window:  # keep what the next window and the last window still need
                     keep = max(0, min(next_start, seen - window) - offset)
@@ -314,9 +320,10 @@ class Scorer:
                                   f"its features have {feats.shape[1]} columns; the checkpoint is damaged: retrain it")
         feats = normalise(feats) if normalise is not None else self.normaliser("", feats)
         if self.utterance_level:
-            with torch.no_grad():
-                logits = self.model(torch.from_numpy(feats[:, None, :]), torch.ones(len(feats), dtype=torch.long))
-            return list(zip(spans, torch.softmax(logits, dim=-1).numpy()))
+            probs = [self._probabilities(feats[k:k + self.batch_size, None, :],
+                                         torch.ones(len(feats[k:k + self.batch_size]), dtype=torch.long))
+                     for k in range(0, len(feats), self.batch_size)]
+            return list(zip(spans, np.concatenate(probs)))
         total = feats.shape[0]
         if self.window is None or total <= self.window * (1 + self.crop_tolerance):
             starts = [0]  # one window, centre-cropped by the model to its input length as in training
@@ -326,12 +333,10 @@ class Scorer:
                 starts.append(total - self.window)  # the end of the file is always covered
         size = total if self.window is None or len(starts) == 1 else min(self.window, total)
         probs = []
-        with torch.no_grad():  # bounded batches: memory does not grow with the file's length
-            for first in range(0, len(starts), WINDOW_BATCH):
-                chunk = starts[first:first + WINDOW_BATCH]
-                windows = torch.from_numpy(np.stack([feats[s:s + size] for s in chunk]))
-                logits = self.model(windows, torch.full((len(chunk),), size, dtype=torch.long))
-                probs.append(torch.softmax(logits, dim=-1).numpy())
+        for first in range(0, len(starts), self.batch_size):  # bounded batches: memory does not grow with length
+            chunk = starts[first:first + self.batch_size]
+            probs.append(self._probabilities(np.stack([feats[s:s + size] for s in chunk]),
+                                             torch.full((len(chunk),), size, dtype=torch.long)))
         probs = np.concatenate(probs)
         lead, span = self.lead_s, self.span_s
         if self.window is not None and size > self.window:  # the model saw the centre crop: report its span
@@ -339,6 +344,13 @@ class Scorer:
         spans = [(max(0.0, s * self.frame_s - lead), min(duration, (s + size - 1) * self.frame_s - lead + span))
                  for s in starts]
         return list(zip(spans, probs))
+
+    def _probabilities(self, batch: np.ndarray, lengths) -> np.ndarray:
+        """Class probabilities ``(B, C)`` of a batch ``(B, T, D)`` with valid lengths ``(B,)``, on the scorer's device."""
+        torch = self._torch
+        with torch.no_grad():
+            logits = self.model(torch.from_numpy(batch).to(self._device), lengths.to(self._device))
+        return torch.softmax(logits, dim=-1).cpu().numpy()
 
     def score(self, path: Path):
         """Features and scores of one file with the checkpoint's normalisation (not ``speaker``)."""
@@ -445,7 +457,8 @@ def file_speakers(inputs, files: list[Path], speaker_regex: str | None) -> dict[
 def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = None, hop_s: float | None = None,
                   segments: bool = False, resume: bool = True, max_failures: int = 0,
                   speaker_regex: str | None = None, trust_code: bool = False,
-                  progress: bool | None = None, crop_tolerance: float = CROP_TOLERANCE) -> RunReport:
+                  progress: bool | None = None, crop_tolerance: float = CROP_TOLERANCE,
+                  batch_size: int = WINDOW_BATCH, device: str = "cpu") -> RunReport:
     """Score ``inputs`` with the checkpoint and write CSV rows to ``output`` (a path or ``"-"`` for stdout).
 
     A checkpoint trained with ``--norm speaker`` needs every file's speaker:
@@ -465,11 +478,12 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
     with torch_threads(max(1, os.cpu_count() or 1)), blas_threads(1):
         return _predict(checkpoint_path, inputs, output, window_s=window_s, hop_s=hop_s, segments=segments,
                         resume=resume, max_failures=max_failures, speaker_regex=speaker_regex,
-                        trust_code=trust_code, progress=progress, crop_tolerance=crop_tolerance)
+                        trust_code=trust_code, progress=progress, crop_tolerance=crop_tolerance,
+                        batch_size=batch_size, device=device)
 
 
 def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resume, max_failures, speaker_regex,
-             trust_code, progress, crop_tolerance) -> RunReport:
+             trust_code, progress, crop_tolerance, batch_size, device) -> RunReport:
     """:func:`predict_files` once its thread settings are in place."""
     from sertool.checkpoint import Checkpoint
 
@@ -486,7 +500,7 @@ def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resu
     files = expand_inputs(inputs)
     if not files:
         raise SertoolError(f"no audio files found in {', '.join(map(str, inputs))}")
-    scorers = [Scorer(m, window_s, hop_s, crop_tolerance) for m in members]
+    scorers = [Scorer(m, window_s, hop_s, crop_tolerance, batch_size, device) for m in members]
     needs_speakers = any(s.needs_speakers for s in scorers)
     speakers = file_speakers(inputs, files, speaker_regex) if needs_speakers else {}
     if needs_speakers and not speakers:
@@ -698,7 +712,8 @@ def _as_sources(audio) -> list:
 
 def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speaker_regex: str | None = None,
                   window_s: float | None = None, hop_s: float | None = None,
-                  trust_code: bool = False, crop_tolerance: float = CROP_TOLERANCE) -> Predictions:
+                  trust_code: bool = False, crop_tolerance: float = CROP_TOLERANCE, batch_size: int = WINDOW_BATCH,
+                  device: str = "cpu") -> Predictions:
     """Score audio in memory with a checkpoint; nothing is written.
 
     Parameters
@@ -720,6 +735,8 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
     crop_tolerance
         Without ``window_s``, inputs up to (1 + this) x the model's input length
         are one window the model centre-crops, as in training (:data:`CROP_TOLERANCE`).
+    batch_size, device
+        Windows per forward pass (:data:`WINDOW_BATCH`), and ``"cpu"``, ``"cuda"`` or ``"auto"``.
     trust_code
         Allow a checkpoint whose features import Python code or load a TorchScript/ONNX file.
 
@@ -748,7 +765,7 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
     members = checkpoint.member_checkpoints() if checkpoint.is_fusion else [checkpoint]
     weights = checkpoint.model_config["weights"] if checkpoint.is_fusion else [1.0]
     with torch_threads(max(1, os.cpu_count() or 1)), blas_threads(1):
-        scorers = [Scorer(m, window_s, hop_s, crop_tolerance) for m in members]
+        scorers = [Scorer(m, window_s, hop_s, crop_tolerance, batch_size, device) for m in members]
         groups = _speaker_map(sources, audio, speakers, speaker_regex) if any(s.needs_speakers for s in scorers) \
             else None
         outcomes: dict[str, object] = {}

@@ -28,6 +28,21 @@ def torch_threads(count: int | None) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
+def torch_device(name: str):
+    """``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available) as a torch.device; ConfigError when CUDA is absent."""
+    import torch
+
+    from sertool.errors import ConfigError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"device {name!r} must be cpu, cuda or auto")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available; use --device cpu")
+    return torch.device(name)
+
+
 @contextlib.contextmanager
 def blas_threads(count: int, api: str = "openblas") -> Iterator[None]:
     """BLAS library ``api`` ('openblas', or 'blas' for every BLAS) limited to ``count`` threads inside the block."""

@@ -171,13 +171,9 @@ def load_train_toml(path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _device(name: str):
-    import torch
+    from sertool.process import torch_device
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available; use --device cpu")
-    return torch.device(name)
+    return torch_device(name)
 
 
 @dataclass

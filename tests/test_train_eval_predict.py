@@ -382,3 +382,19 @@ def test_clips_a_little_longer_than_the_input_are_one_centre_cropped_window(tmp_
     assert abs((start + end) / 2 - duration / 2) < 0.05 and abs((end - start) - input_s) < 0.05  # the centre crop
     assert len(sertool.predict("default", near, crop_tolerance=0).windows[0]) == 2  # the old overlapping windows
     assert len(sertool.predict("default", near, window=1.0).windows[0]) >= 3  # a window the user chose: as given
+
+
+def test_batch_size_changes_nothing_but_memory_and_a_missing_device_is_an_error(tmp_path):
+    import sertool
+
+    path = write_audio(tmp_path / "long.wav", seconds=20.0, freq=200.0)
+    one = sertool.predict("default", path, batch_size=1)
+    many = sertool.predict("default", path, batch_size=64)
+    assert len(one.windows[0]) > 5
+    np.testing.assert_allclose(np.stack([w[2] for w in one.windows[0]]), np.stack([w[2] for w in many.windows[0]]),
+                               atol=1e-5)
+    with pytest.raises(ConfigError, match="batch size"):
+        sertool.predict("default", path, batch_size=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            sertool.predict("default", path, device="cuda")
