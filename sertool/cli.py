@@ -538,7 +538,8 @@ def predict(ctx, inputs, checkpoint, output, window_s, hop_s, crop_tolerance, ba
                            resume=resume, max_failures=max_failures, speaker_regex=speaker_regex,
                            trust_code=trust_code, progress=progress, crop_tolerance=crop_tolerance,
                            batch_size=batch_size, device=device)
-    _log(report.line("predict", done="scored", skipped=f"already in {output}", target=output,
+    where = "stdout" if output == "-" else output
+    _log(report.line("predict", done="scored", skipped=f"already in {where}", target=where,
                      seconds=time.monotonic() - start))
     _log_warnings(report)
     ctx.exit(report.exit_code())
