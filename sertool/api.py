@@ -11,7 +11,6 @@ the call returns.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Sequence
 
 PathLike = str | os.PathLike
@@ -244,12 +243,11 @@ def predict_files(checkpoint, inputs: PathLike | Sequence[PathLike], *, output: 
     sertool.report.RunReport
         ``ok`` scored, ``skipped`` kept from an earlier run, ``failures``.
     """
-    from sertool.prediction import BUNDLED, CROP_TOLERANCE, default_checkpoint, predict_files as score_files
+    from sertool.prediction import CROP_TOLERANCE, checkpoint_path, predict_files as score_files
 
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    path = default_checkpoint(checkpoint) if str(checkpoint) in BUNDLED else Path(checkpoint)
-    return score_files(path, list(inputs), output, window_s=window, hop_s=hop, segments=segments, resume=resume,
+    return score_files(checkpoint_path(checkpoint), list(inputs), output, window_s=window, hop_s=hop, segments=segments, resume=resume,
                        max_failures=max_failures, speaker_regex=speaker_regex, trust_code=trust_code,
                        progress=progress, crop_tolerance=CROP_TOLERANCE if crop_tolerance is None else crop_tolerance,
                        batch_size=batch_size, device=device)

@@ -190,6 +190,18 @@ class TruncatedAudioWarning(UserWarning):
     """A file decoded to fewer samples than its header announces (cut off while copying, or damaged)."""
 
 
+def _report_truncation(message: str | None, on_warning) -> None:
+    """Hand a truncation ``message`` to ``on_warning``, or issue it as a :class:`TruncatedAudioWarning`."""
+    if not message:
+        return
+    if on_warning is not None:
+        on_warning(message)
+        return
+    import warnings
+
+    warnings.warn(message, TruncatedAudioWarning, stacklevel=3)
+
+
 def truncation_message(path: Path, decoded: int, announced: int, rate: int) -> str | None:
     """The one-line warning for a file that decoded short, or None when the lengths agree."""
     missing = announced - decoded
@@ -239,14 +251,7 @@ def load_audio(path: str | os.PathLike, *, sr: int = 16000, min_duration: float 
     samples, padded, native_sr, integer_pcm, announced = _decode(path, sr, pad)
     if samples.shape[0] == 0:
         raise AudioError(f"{path}: no audio samples in the file; remove it or re-export it")
-    warning = truncation_message(path, samples.shape[0], announced, native_sr)
-    if warning:
-        if on_warning is None:
-            import warnings
-
-            warnings.warn(warning, TruncatedAudioWarning, stacklevel=2)
-        else:
-            on_warning(warning)
+    _report_truncation(truncation_message(path, samples.shape[0], announced, native_sr), on_warning)
     if not integer_pcm and not np.isfinite(samples).all():  # integer PCM is always finite
         raise AudioError(f"{path}: audio contains NaN or infinite samples; re-export it from the source")
     if native_sr != sr:
@@ -358,11 +363,4 @@ def _stream_blocks(path: Path, read, native_sr: int, announced: int, integer_pcm
             break
     if decoded == 0:
         raise AudioError(f"{path}: no audio samples in the file; remove it or re-export it")
-    warning = truncation_message(path, decoded, announced, native_sr)
-    if warning:
-        if on_warning is None:
-            import warnings
-
-            warnings.warn(warning, TruncatedAudioWarning, stacklevel=2)
-        else:
-            on_warning(warning)
+    _report_truncation(truncation_message(path, decoded, announced, native_sr), on_warning)

@@ -521,16 +521,13 @@ def predict(ctx, inputs, checkpoint, output, window_s, hop_s, crop_tolerance, ba
     # numpy's OpenBLAS (small feature products) gets one thread: its spinning idle threads took the cores
     # from torch's and made predict 2.4x slower. torch's own thread pool is left alone.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from sertool.prediction import default_checkpoint
-
     if checkpoint is None and inputs[0].endswith(".pt"):
         checkpoint, inputs = inputs[0], inputs[1:]
         if not inputs:
             raise click.UsageError("no INPUT to score after the checkpoint")
-    from sertool.prediction import BUNDLED
+    from sertool.prediction import checkpoint_path, predict_files
 
-    checkpoint = default_checkpoint(checkpoint) if checkpoint in BUNDLED else checkpoint or default_checkpoint()
-    from sertool.prediction import predict_files
+    checkpoint = checkpoint_path(checkpoint or "default")
 
     _sigterm_exits()
     start = time.monotonic()

@@ -53,6 +53,11 @@ def default_checkpoint(name: str = "default") -> Path:
     return path
 
 
+def checkpoint_path(checkpoint) -> Path:
+    """A bundled model name (:data:`BUNDLED`) as its file, anything else as a path."""
+    return default_checkpoint(str(checkpoint)) if str(checkpoint) in BUNDLED else Path(checkpoint)
+
+
 def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     """Files as given, folders searched recursively for audio, manifests (.csv) read for their paths."""
     from sertool.manifest import read_manifest
@@ -291,10 +296,7 @@ class Scorer:
             pending.append((max(0, total - window), buffer[max(0, total - window) - offset:][:window].copy()))
         flush()
         duration = total_samples / sr
-        lead, span = self.lead_s, self.span_s
-        spans = [(max(0.0, s * self.frame_s - lead), min(duration, (s + window - 1) * self.frame_s - lead + span))
-                 for s in starts]
-        return duration, list(zip(spans, np.concatenate(probs)))
+        return duration, list(zip(self._spans(starts, window, duration), np.concatenate(probs)))
 
     def _window_vectors(self, samples: np.ndarray, sr: int, duration: float):
         if not self.window_s or duration <= self.window_s:
@@ -338,12 +340,15 @@ class Scorer:
             probs.append(self._probabilities(np.stack([feats[s:s + size] for s in chunk]),
                                              torch.full((len(chunk),), size, dtype=torch.long)))
         probs = np.concatenate(probs)
-        lead, span = self.lead_s, self.span_s
         if self.window is not None and size > self.window:  # the model saw the centre crop: report its span
             starts, size = [(size - self.window) // 2], self.window
-        spans = [(max(0.0, s * self.frame_s - lead), min(duration, (s + size - 1) * self.frame_s - lead + span))
-                 for s in starts]
-        return list(zip(spans, probs))
+        return list(zip(self._spans(starts, size, duration), probs))
+
+    def _spans(self, starts: list[int], size: int, duration: float) -> list[tuple[float, float]]:
+        """(start s, end s) of the audio covered by windows of ``size`` frames starting at frames ``starts``."""
+        lead, span = self.lead_s, self.span_s
+        return [(max(0.0, s * self.frame_s - lead), min(duration, (s + size - 1) * self.frame_s - lead + span))
+                for s in starts]
 
     def _probabilities(self, batch: np.ndarray, lengths) -> np.ndarray:
         """Class probabilities ``(B, C)`` of a batch ``(B, T, D)`` with valid lengths ``(B,)``, on the scorer's device."""
@@ -756,7 +761,7 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
     if isinstance(checkpoint, Checkpoint):
         where = "the checkpoint"
     else:
-        where = checkpoint = default_checkpoint(checkpoint) if str(checkpoint) in BUNDLED else Path(checkpoint)
+        where = checkpoint = checkpoint_path(checkpoint)
         checkpoint = Checkpoint.load(checkpoint)
     checkpoint.check_no_code(where, trust_code=trust_code)
     sources = _as_sources(audio)

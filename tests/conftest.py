@@ -39,6 +39,21 @@ def write_audio(path: Path, seconds: float = 1.0, sr: int = 16000, subtype: str 
     return path
 
 
+def write_pitch_corpus(audio_dir: Path, *, speakers: int, clips: int, seconds: float, speaker_step: float,
+                       clip_step: float, shift: float = 0.0, seed_step: int = 10) -> Path:
+    """``speakers`` x 2 classes (``low`` 140 Hz, ``high`` 330 Hz) x ``clips`` tones as ``DIR/<label>/spk<s>_<i>.wav``.
+
+    Clip ``i`` of speaker ``s`` sits ``speaker_step * s + clip_step * i + shift`` Hz above its class's base
+    (seed ``seed_step * s + i``): an easy corpus with speakers, for ``folder`` with ``speaker_regex=r"/(spk\\d)_"``.
+    """
+    for s in range(speakers):
+        for label, base in (("low", 140.0), ("high", 330.0)):
+            for i in range(clips):
+                write_audio(audio_dir / label / f"spk{s}_{i}.wav", seconds=seconds,
+                            freq=base + speaker_step * s + clip_step * i + shift, seed=seed_step * s + i)
+    return audio_dir
+
+
 @pytest.fixture
 def make_audio(tmp_path):
     """``make_audio("a/b.wav", seconds=1.0, sr=16000, subtype=None, ...)`` writes a tone file."""

@@ -19,18 +19,15 @@ from sertool.extraction import extract_manifest
 from sertool.manifest import Utterance, read_manifest, write_manifest
 from sertool.report import RunReport
 from sertool.training import TrainConfig, build_train_config, train_run
-from tests.conftest import assert_evaluation_consistent, write_audio
+from tests.conftest import assert_evaluation_consistent, write_audio, write_pitch_corpus
 
 FAST = dict(epochs=2, batch_size=8, lr=3e-3, specaugment=False)
 
 
 def _corpus(root, speakers=3, per_class=6, shift=0.0):
     """``speakers`` x 2 classes x ``per_class`` clips of 0.5 s; manifest path."""
-    for s in range(speakers):
-        for label, base in (("low", 140.0), ("high", 330.0)):
-            for i in range(per_class):
-                write_audio(root / "audio" / label / f"spk{s}_{i}.wav", seconds=0.5,
-                            freq=base + 15 * s + 4 * i + shift, seed=10 * s + i)
+    write_pitch_corpus(root / "audio", speakers=speakers, clips=per_class, seconds=0.5, speaker_step=15, clip_step=4,
+                       shift=shift)
     rows = folder.prepare(root / "audio", report=RunReport(), speaker_regex=r"/(spk\d)_")
     return write_manifest(rows, root / "m.csv")
 

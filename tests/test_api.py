@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 import sertool
-from tests.conftest import tone, write_audio
+from tests.conftest import tone, write_audio, write_pitch_corpus
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "ravdess"
 CLIPS = sorted(EXAMPLES.glob("*/*.flac"))
@@ -165,11 +165,8 @@ def test_augment_writes_its_failures_file_in_the_library(tiny_corpus, tmp_path):
 
 
 def test_train_evaluate_and_compare_from_python(tmp_path):
-    root = tmp_path / "audio"
-    for s in range(4):
-        for label, base in (("low", 140.0), ("high", 330.0)):
-            for i in range(3):
-                write_audio(root / label / f"spk{s}_{i}.wav", seconds=0.8, freq=base + 12 * s + 3 * i, seed=s + i)
+    root = write_pitch_corpus(tmp_path / "audio", speakers=4, clips=3, seconds=0.8, speaker_step=12, clip_step=3,
+                              seed_step=1)
     manifest = sertool.prepare("folder", root, speaker_regex=r"/(spk\d)_", output=tmp_path / "m.csv").manifest
     store = sertool.extract(manifest, features="mfcc_stats", output=tmp_path / "feats").store_path
     X, y, ids, lengths = sertool.FeatureStore(store).to_arrays()

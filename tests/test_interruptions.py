@@ -23,7 +23,7 @@ from sertool.corpora import folder
 from sertool.manifest import write_manifest
 from sertool.report import RunReport
 from sertool.store import FeatureStore
-from tests.conftest import write_audio
+from tests.conftest import write_pitch_corpus
 
 KILLS = 3
 LONG_KILLS = 12
@@ -74,11 +74,7 @@ def _loop(command: list[str], whole_seconds: float, kills: int, seed: int, check
 def corpus(tmp_path_factory):
     """4 speakers x 2 classes x 10 clips of 1.5 s, and its manifest."""
     root = tmp_path_factory.mktemp("kills")
-    for s in range(4):
-        for label, base in (("low", 140.0), ("high", 330.0)):
-            for i in range(10):
-                write_audio(root / "audio" / label / f"spk{s}_{i}.wav", seconds=1.5, freq=base + 9 * s + 2 * i,
-                            seed=10 * s + i)
+    write_pitch_corpus(root / "audio", speakers=4, clips=10, seconds=1.5, speaker_step=9, clip_step=2)
     rows = folder.prepare(root / "audio", report=RunReport(), speaker_regex=r"/(spk\d)_")
     return root, write_manifest(rows, root / "m.csv")
 

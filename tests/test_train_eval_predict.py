@@ -22,18 +22,14 @@ from sertool.corpora import folder
 from sertool.metrics import confusion, scores
 from sertool.report import RunReport
 from sertool.training import TrainConfig, train_run
-from tests.conftest import assert_evaluation_consistent, tone, write_audio
+from tests.conftest import assert_evaluation_consistent, tone, write_audio, write_pitch_corpus
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """4 speakers x 2 classes (low vs high pitch) x 4 clips of 1 s; manifest + lightsernet store."""
     root = tmp_path_factory.mktemp("synth")
-    for s in range(4):
-        for label, base in (("low", 140.0), ("high", 330.0)):
-            for i in range(4):
-                write_audio(root / "audio" / label / f"spk{s}_{i}.wav", seconds=1.0, freq=base + 12 * s + 3 * i,
-                            seed=10 * s + i)
+    write_pitch_corpus(root / "audio", speakers=4, clips=4, seconds=1.0, speaker_step=12, clip_step=3)
     rows = folder.prepare(root / "audio", report=RunReport(), speaker_regex=r"/(spk\d)_")
     rows = [type(r)(**{**r.__dict__, "gender": "mf"[int(r.speaker[-1]) % 2]}) for r in rows]
     manifest = write_manifest(rows, root / "m.csv")

@@ -191,23 +191,28 @@ class _SpectralExtractor(FeatureExtractor):
         """:meth:`log_mel` of samples that already carry the STFT padding."""
         import numpy as np
 
+        blocks, _ = self._power_mel_of(padded)
+        if len(blocks) == 1:
+            mel = blocks[0]  # a fresh array: the log may overwrite it
+        else:
+            mel = np.concatenate(blocks) if blocks else np.zeros((0, self.config.n_mels), np.float32)
+        return self._log(mel)
+
+    def _power_mel_of(self, padded: np.ndarray) -> tuple[list[np.ndarray], int]:
+        """Power mel rows of every complete frame of already padded samples, and the number of frames.
+
+        Long inputs go ``LONG_INPUT_FRAMES`` frames at a time, so the complex
+        spectrum (8 bytes x n_fft/2 per frame) never exists for the whole input.
+        """
         from sertool.features import dsp
 
         c = self.config
         count = dsp.num_frames(padded.shape[0], n_fft=c.n_fft, hop_length=c.hop_length, center=False)
-        if count <= LONG_INPUT_FRAMES:
-            spectrum = dsp.padded_frame_spectrum(padded, window=self._window, n_fft=c.n_fft, hop_length=c.hop_length)
-            mel = self._mel.power_mel(spectrum, power=c.power)  # a fresh array: the log may overwrite it
-        else:  # long input: the complex spectrum (8 bytes x n_fft/2 per frame) one block of frames at a time
-            mel = np.concatenate([
-                self._mel.power_mel(dsp.padded_frame_spectrum(
-                    padded[first * c.hop_length:(min(count, first + LONG_INPUT_FRAMES) - 1) * c.hop_length + c.n_fft],
-                    window=self._window, n_fft=c.n_fft, hop_length=c.hop_length), power=c.power)
-                for first in range(0, count, LONG_INPUT_FRAMES)])
-        if c.log == "db":
-            return dsp.power_to_db(mel, amin=c.amin, top_db=c.top_db, inplace=True)
-        mel += np.float32(c.log_offset)
-        return np.log(mel, out=mel)
+        blocks = [self._mel.power_mel(dsp.padded_frame_spectrum(
+            padded[first * c.hop_length:(min(count, first + LONG_INPUT_FRAMES) - 1) * c.hop_length + c.n_fft],
+            window=self._window, n_fft=c.n_fft, hop_length=c.hop_length), power=c.power)
+            for first in range(0, count, LONG_INPUT_FRAMES)]
+        return blocks, count
 
     def _columns(self, logmel: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -244,24 +249,14 @@ class _SpectralExtractor(FeatureExtractor):
         """
         import numpy as np
 
-        from sertool.features import dsp
-
         c = self.config
         buffer = np.zeros(self._pad, np.float32)  # the centred STFT's left padding
         total = 0
-
-        def frames_of(samples: np.ndarray):
-            count = dsp.num_frames(samples.shape[0], n_fft=c.n_fft, hop_length=c.hop_length, center=False)
-            for first in range(0, count, LONG_INPUT_FRAMES):
-                part = samples[first * c.hop_length:(min(count, first + LONG_INPUT_FRAMES) - 1) * c.hop_length + c.n_fft]
-                yield self._mel.power_mel(dsp.padded_frame_spectrum(
-                    part, window=self._window, n_fft=c.n_fft, hop_length=c.hop_length), power=c.power), count
-
         for block in blocks:
             total += block.shape[0]
             buffer = np.concatenate([buffer, np.asarray(block, dtype=np.float32)])
-            count = 0
-            for mel, count in frames_of(buffer):
+            mels, count = self._power_mel_of(buffer)
+            for mel in mels:
                 yield mel, total
             buffer = buffer[count * c.hop_length:]  # what the next frame still needs
         if total < self.min_duration * self.sample_rate or total == 0:
@@ -269,7 +264,7 @@ class _SpectralExtractor(FeatureExtractor):
 
             raise AudioError(f"{total / self.sample_rate:.3f} s of audio is shorter than the "
                              f"{self.min_duration:.3f} s needed; remove it or use a shorter analysis window")
-        for mel, _ in frames_of(np.concatenate([buffer, np.zeros(self._pad, np.float32)])):
+        for mel in self._power_mel_of(np.concatenate([buffer, np.zeros(self._pad, np.float32)]))[0]:
             yield mel, total
 
     def _log(self, mel: np.ndarray, floor=None) -> np.ndarray:
