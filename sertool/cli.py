@@ -483,8 +483,9 @@ def fuse(runs, out_dir, weights, grid_step):
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("-m", "--model", "checkpoint", type=click.Path(dir_okay=False), default=None,
-              help="Checkpoint to score with, or a bundled model: 'default' (the default; scores any file) or "
-                   "'speaker' (speaker-normalised). A first INPUT ending in .pt is taken as the checkpoint too.")
+              help="Checkpoint or exported model (.onnx, TorchScript .pt) to score with, or a bundled model: "
+                   "'default' (the default; scores any file) or 'speaker' (speaker-normalised). A first INPUT "
+                   "ending in .pt or .onnx is taken as the model too.")
 @click.option("-o", "--output", default="-", show_default=True, help="CSV file, or - for stdout.")
 @click.option("--window", "window_s", type=float, default=None,
               help="Window length in seconds for long files (default: the model's input length).")
@@ -502,7 +503,8 @@ def fuse(runs, out_dir, weights, grid_step):
               help="Speaker-normalised models: regex on each file's path whose first group is the speaker "
                    "(manifest inputs use their speaker column).")
 @click.option("--trust-code", is_flag=True,
-              help="Allow a checkpoint whose features import a Python function or load a TorchScript/ONNX file.")
+              help="Allow a checkpoint whose features import a Python function or load a TorchScript/ONNX file, "
+                   "or a TorchScript export (a TorchScript program).")
 @click.option("--max-failures", default=0, show_default=True, help=MAX_FAILURES_HELP)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.pass_context
@@ -521,7 +523,7 @@ def predict(ctx, inputs, checkpoint, output, window_s, hop_s, crop_tolerance, ba
     # numpy's OpenBLAS (small feature products) gets one thread: its spinning idle threads took the cores
     # from torch's and made predict 2.4x slower. torch's own thread pool is left alone.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    if checkpoint is None and inputs[0].endswith(".pt"):
+    if checkpoint is None and inputs[0].endswith((".pt", ".onnx")):
         checkpoint, inputs = inputs[0], inputs[1:]
         if not inputs:
             raise click.UsageError("no INPUT to score after the checkpoint")
@@ -540,6 +542,29 @@ def predict(ctx, inputs, checkpoint, output, window_s, hop_s, crop_tolerance, ba
                      seconds=time.monotonic() - start))
     _log_warnings(report)
     ctx.exit(report.exit_code())
+
+
+# --------------------------------------------------------------------------- export
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="model.onnx (ONNX, scored by onnxruntime) or model.pt (TorchScript).")
+def export(checkpoint, output):
+    """Write CHECKPOINT (or a bundled model: 'default', 'speaker') as an ONNX or TorchScript model.
+
+    The file holds the network and, inside it, sertool.json: feature config,
+    labels and normalisation. The export is checked against the checkpoint
+    on random inputs before it is kept; `sertool predict model.onnx FILES`
+    scores with it. Needs the export extra: pip install 'sertool[export]'.
+    """
+    from sertool.export import export_checkpoint
+    from sertool.prediction import checkpoint_path
+
+    start = time.monotonic()
+    summary = export_checkpoint(checkpoint_path(checkpoint), output)
+    _log(f"export: {summary['format']} model written to {output}; probabilities within "
+         f"{summary['max_difference']:.1g} of the checkpoint on {len(summary['checked_inputs'])} random batches "
+         f"({time.monotonic() - start:.1f} s)")
 
 
 # --------------------------------------------------------------------------- augment

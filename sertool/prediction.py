@@ -490,9 +490,9 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
 def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resume, max_failures, speaker_regex,
              trust_code, progress, crop_tolerance, batch_size, device) -> RunReport:
     """:func:`predict_files` once its thread settings are in place."""
-    from sertool.checkpoint import Checkpoint
+    from sertool.export import load_scoring_model
 
-    checkpoint = Checkpoint.load(checkpoint_path)
+    checkpoint = load_scoring_model(checkpoint_path)
     checkpoint.check_no_code(checkpoint_path, trust_code=trust_code)
     labels = list(checkpoint.labels)
     members = checkpoint.member_checkpoints() if checkpoint.is_fusion else [checkpoint]
@@ -761,8 +761,10 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
     if isinstance(checkpoint, Checkpoint):
         where = "the checkpoint"
     else:
+        from sertool.export import load_scoring_model
+
         where = checkpoint = checkpoint_path(checkpoint)
-        checkpoint = Checkpoint.load(checkpoint)
+        checkpoint = load_scoring_model(checkpoint)
     checkpoint.check_no_code(where, trust_code=trust_code)
     sources = _as_sources(audio)
     if not sources:

@@ -257,6 +257,13 @@ def test_every_model_on_its_own_features_trains_evaluates_and_predicts(corpus, p
     starts, ends = [float(r["start"]) for r in rows], [float(r["end"]) for r in rows]
     assert starts == sorted(starts) and starts[0] == 0 and 0.9 <= ends[-1] <= 1.0 + 1e-6
     assert all(0.4 <= e - s_ <= 0.6 for s_, e in zip(starts, ends))
+    pytest.importorskip("onnxruntime")
+    from tests.test_export import check_exports
+
+    files = [root / "audio" / "high" / "spk0_0.wav", root / "audio" / "low" / "spk1_1.wav",
+             write_audio(tmp_path / "long.wav", seconds=4.0, freq=200.0)]
+    formats = check_exports(ckpt_path, files, tmp_path)  # TorchScript always, ONNX unless ONNX_UNSUPPORTED
+    assert "model.pt" in formats
 
 
 def test_mscnn_spu_with_an_utterance_level_store(corpus, tmp_path):

@@ -24,16 +24,15 @@ def fix_length(feats: torch.Tensor, lengths: torch.Tensor, frames: int) -> torch
     with zeros at the end. Batch padding beyond ``lengths`` is ignored, so the
     result does not depend on how much padding the batch had.
     """
-    batch, _, dim = feats.shape
-    out = feats.new_zeros(batch, frames, dim)
-    for b in range(batch):
-        n = int(lengths[b])
-        if n >= frames:
-            start = (n - frames) // 2
-            out[b] = feats[b, start:start + frames]
-        else:
-            out[b, :n] = feats[b, :n]
-    return out
+    batch, total, dim = feats.shape
+    # One gather instead of a loop over the batch: no Python control flow on lengths, so the
+    # function traces and exports (ONNX, TorchScript) for any batch size and length.
+    lengths = lengths.to(feats.device).clamp(max=total)
+    start = torch.div(lengths - frames, 2, rounding_mode="floor").clamp(min=0)
+    index = start[:, None] + torch.arange(frames, device=feats.device)[None, :]  # (B, frames)
+    valid = index < lengths[:, None]
+    picked = feats.gather(1, index.clamp(max=total - 1)[:, :, None].expand(batch, frames, dim))
+    return torch.where(valid[:, :, None], picked, torch.zeros((), dtype=feats.dtype, device=feats.device))
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
@@ -151,9 +150,24 @@ class CrossAttentionLayer(nn.Module):
 
 
 def run_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor):
-    """Run ``lstm`` (batch_first) on the valid frames only: (outputs (B, T, H), last hidden (B, H*dirs))."""
+    """Run ``lstm`` (batch_first) on the valid frames only: (outputs (B, T, H), last hidden (B, H*dirs)).
+
+    While a model is being exported (:mod:`sertool.export`), the LSTM runs
+    unpacked: exported graphs take full-length inputs only (no padding), for
+    which both paths give the same result, and packing needs the lengths as
+    Python numbers, which an exported graph cannot have.
+    """
+    if _exporting():
+        out, (h, _) = lstm(x)
+        dirs = 2 if lstm.bidirectional else 1
+        return out, torch.cat([h[-dirs + k] for k in range(dirs)], dim=-1)
     packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
     out, (h, _) = lstm(packed)
     out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
     dirs = 2 if lstm.bidirectional else 1
     return out, torch.cat([h[-dirs + k] for k in range(dirs)], dim=-1)
+
+
+def _exporting() -> bool:
+    """Whether torch is tracing or exporting the model (ONNX, ``torch.export``, TorchScript tracing)."""
+    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()

@@ -143,7 +143,8 @@ class ParallelResnetTransformer(nn.Module):
         return masked_mean(self.transformer(seq, lengths), lengths)
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if feats.shape[1] < 32:  # the ResNet strides need a few frames; pad (masked) short inputs
+        if feats.shape[1] < 32 and not torch.compiler.is_exporting():
+            # the ResNet strides need a few frames; pad (masked) short inputs (exported graphs take >= 32)
             feats = nn.functional.pad(feats, (0, 0, 0, 32 - feats.shape[1]))
         image = zero_padding(feats.transpose(1, 2).unsqueeze(1), lengths)  # (B, 1, D, T)
         return self.fc(torch.cat([self._resnet(image, lengths), self._cnn(image, lengths),

@@ -1,0 +1,389 @@
+"""Exported models: a checkpoint as an ONNX graph or a TorchScript module that runs without sertool.
+
+``export_checkpoint(checkpoint, "model.onnx")`` (or ``"model.pt"``) writes the
+trained network as one file with everything needed to use it inside:
+
+- the graph: ``feats`` float32 ``(batch, frames, dim)``, features already
+  normalised as ``norm`` says, every frame valid (no batch padding), to
+  ``logits`` and ``probabilities`` float32 ``(batch, classes)``; batch and
+  frames are dynamic. Utterance-level models take ``frames = 1``.
+- ``sertool.json`` (ONNX: the ``metadata_props`` entry ``sertool``;
+  TorchScript: the extra file ``sertool.json``): the feature extractor's
+  config, labels, normalisation (mode, mean, std), model name and config,
+  minimum frames, and the SHA-256 of the checkpoint it came from.
+
+Each export is checked before it is kept: the exported graph and the torch
+model score the same random inputs (two batch sizes, two lengths), and the
+largest difference in probabilities must stay under :data:`TOLERANCE`.
+
+:func:`load_exported` reads either file back as an :class:`ExportedModel`, a
+:class:`~sertool.checkpoint.Checkpoint` whose ``build_model()`` returns an
+onnxruntime or TorchScript runner, so ``sertool predict model.onnx`` uses the
+same feature, normalisation, windowing and CSV code as a checkpoint.
+
+Not every model exports to ONNX (:data:`ONNX_UNSUPPORTED` says why); all
+export to TorchScript (traced). Loading a TorchScript file runs the TorchScript
+program inside it, so scoring one needs ``trust_code``; an ONNX file is a
+graph of standard operators run by onnxruntime, and one that names any other
+operator domain is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sertool.checkpoint import Checkpoint, CheckpointError
+from sertool.errors import ConfigError, SertoolError
+
+FORMAT = "sertool-export"
+FORMAT_VERSION = 1
+#: The largest |probability difference| between the export and the checkpoint's model that is accepted.
+TOLERANCE = 1e-4
+SUFFIXES = {".onnx": "onnx", ".pt": "torchscript"}
+#: Operator domains an ONNX file may use besides those of functions defined inside it (the standard ones).
+ONNX_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
+#: Models whose graph does not export to ONNX with torch 2.13, and why (they export to TorchScript).
+ONNX_UNSUPPORTED = {
+    name: ("torch.export fixes an LSTM's sequence length to the example's (the graph would accept one clip "
+           "length only), and the TorchScript-based ONNX exporter fixes nn.MultiheadAttention's reshapes; this "
+           "model has both")
+    for name in ("cat", "cnn_lstm_transformer", "ilt")
+}
+ONNX_UNSUPPORTED["parallel_resnet_transformer"] = ("torch.export fixes the frame count of its 2-D ResNet branch to the "
+                                                   "example's, and the TorchScript-based ONNX exporter fixes "
+                                                   "nn.MultiheadAttention's reshapes")
+#: Models whose traced graph needs at least this many frames (shorter inputs are padded inside the model).
+MIN_FRAMES = {"parallel_resnet_transformer": 32}
+#: Frames of the example input the graph is traced with (about 3 s at 10 ms frames).
+EXAMPLE_FRAMES = 300
+
+
+class ExportError(SertoolError):
+    """A model cannot be exported, or an exported file cannot be used."""
+
+
+def export_format(path: str | os.PathLike) -> str:
+    """``onnx`` or ``torchscript`` from the output's suffix; ConfigError for any other."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ConfigError(f"{path}: the export format comes from the suffix: use .onnx (ONNX) or .pt (TorchScript)")
+    return SUFFIXES[suffix]
+
+
+# --------------------------------------------------------------------------- writing
+def _graph(checkpoint: Checkpoint):
+    """The trained network as ``feats (B, T, D) -> (logits, probabilities)``, every frame valid."""
+    import torch
+
+    class Graph(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, feats):
+            lengths = torch.full((feats.shape[0],), feats.shape[1], dtype=torch.long)
+            logits = self.model(feats, lengths)
+            return logits, torch.softmax(logits, dim=-1)
+
+    return Graph(checkpoint.build_model()).eval()
+
+
+def _metadata(checkpoint: Checkpoint, source: Path | None, utterance_level: bool) -> dict[str, Any]:
+    from sertool import __version__
+
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "sertool_version": __version__,
+        "model": checkpoint.model, "model_config": _plain(checkpoint.model_config),
+        "feature_set": checkpoint.feature_set, "feature_config": _plain(checkpoint.feature_config),
+        "utterance_feature_config": _plain(checkpoint.utterance_feature_config or {}),
+        "labels": list(checkpoint.labels), "norm": _plain(checkpoint.norm or {"mode": "global"}),
+        "norm_mean": [float(v) for v in checkpoint.norm_mean], "norm_std": [float(v) for v in checkpoint.norm_std],
+        "min_frames": 1 if utterance_level else MIN_FRAMES.get(checkpoint.model, 1),
+        "input": "feats: float32 (batch, frames, dim), features normalised as 'norm' says ((x - norm_mean) / "
+                 "norm_std for mode global), every frame valid; frames = 1 for utterance-level features",
+        "outputs": "logits, probabilities: float32 (batch, classes), classes in the order of 'labels'",
+        "checkpoint_sha256": _sha256(source) if source is not None else None,
+        "metrics": _plain(checkpoint.metrics or {}),
+    }
+
+
+def _plain(value):
+    """JSON-ready copy of a config (tuples as lists, tensors as lists)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _example_inputs(checkpoint: Checkpoint, utterance_level: bool):
+    """Inputs the export is traced with and then checked on: (trace input, [check inputs])."""
+    import torch
+
+    dim = len(checkpoint.norm_mean)
+    generator = torch.Generator().manual_seed(0)
+    frames = 1 if utterance_level else max(EXAMPLE_FRAMES, MIN_FRAMES.get(checkpoint.model, 1))
+    shapes = [(1, frames)] if utterance_level else [(1, frames), (3, frames // 2 + 7)]
+    if not utterance_level:
+        shapes.append((2, max(MIN_FRAMES.get(checkpoint.model, 1), 40)))
+    return (torch.randn(2, frames, dim, generator=generator),
+            [torch.randn(b, t, dim, generator=generator) for b, t in shapes + [(5, frames)]])
+
+
+def export_checkpoint(checkpoint, output: str | os.PathLike, *, source: str | os.PathLike | None = None) -> dict:
+    """Export ``checkpoint`` (a :class:`Checkpoint` or a path) to ``output`` (.onnx or .pt), checked and atomic.
+
+    Returns a summary: ``format``, ``path``, ``max_difference`` (largest
+    |probability difference| against the torch model over the check inputs),
+    ``checked_inputs`` (their shapes).
+    """
+    import torch
+
+    from sertool.atomic import atomic_path
+    from sertool.features import build_extractor
+    from sertool.process import torch_threads
+
+    fmt = export_format(output)
+    if not isinstance(checkpoint, Checkpoint):
+        source = Path(checkpoint)
+        checkpoint = Checkpoint.load(source)
+    if checkpoint.is_fusion:
+        raise ExportError(f"{source or 'checkpoint'}: a fused model is several models; export each member's "
+                          "checkpoint (fold-<i>/checkpoint.pt of each run) and average their probabilities")
+    if fmt == "onnx" and checkpoint.model in ONNX_UNSUPPORTED:
+        raise ExportError(f"{source or checkpoint.model}: {checkpoint.model} cannot be exported to ONNX: "
+                          f"{ONNX_UNSUPPORTED[checkpoint.model]}; export it to TorchScript with -o NAME.pt")
+    utterance_level = build_extractor(checkpoint.feature_config).level == "utterance"
+    graph = _graph(checkpoint)
+    example, checks = _example_inputs(checkpoint, utterance_level)
+    metadata = _metadata(checkpoint, Path(source) if source else None, utterance_level)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with torch_threads(max(1, os.cpu_count() or 1)), atomic_path(output) as tmp:
+        if fmt == "onnx":
+            _write_onnx(graph, example, utterance_level, metadata, tmp)
+        else:
+            _write_torchscript(graph, example, metadata, tmp)
+        runner = _runner(fmt, tmp, threads=1)
+        difference = 0.0
+        with torch.no_grad():
+            for feats in checks:
+                expected = graph(feats)[1].numpy()
+                difference = max(difference, float(abs(runner.probabilities(feats.numpy()) - expected).max()))
+        if not difference <= TOLERANCE:
+            raise ExportError(f"{output}: the exported {fmt} model differs from the checkpoint by {difference:.2g} "
+                              f"in probability (more than {TOLERANCE:g}); nothing was written")
+    return {"format": fmt, "path": str(output), "max_difference": difference,
+            "checked_inputs": [list(f.shape) for f in checks]}
+
+
+def _write_onnx(graph, example, utterance_level: bool, metadata: dict, path: Path) -> None:
+    import logging
+    import warnings
+
+    import torch
+
+    onnx = _import("onnx")
+    _import("onnxscript")  # torch's ONNX exporter needs it
+
+    dims = {0: torch.export.Dim("batch", min=1)}
+    if not utterance_level:
+        dims[1] = torch.export.Dim("frames", min=max(2, metadata["min_frames"]))
+    quiet = logging.getLogger("torch.onnx")  # it logs a warning per torchvision operator it cannot register
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(graph, (example,), dynamo=True, input_names=["feats"],
+                                        output_names=["logits", "probabilities"],
+                                        dynamic_shapes={"feats": dims}, verbose=False, report=False)
+        except Exception as exc:  # torch's exporter raises many types; one line names the model
+            raise ExportError(f"{metadata['model']}: ONNX export failed ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:160]}); export to TorchScript with -o NAME.pt") from None
+        finally:
+            quiet.setLevel(level)
+    model = program.model_proto
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "sertool", json.dumps(metadata)
+    onnx.save_model(model, str(path))
+
+
+def _write_torchscript(graph, example, metadata: dict, path: Path) -> None:
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings(), torch.no_grad():
+        # tracer warnings about Python values (the check against the checkpoint is the judge), and torch
+        # 2.13's deprecation of TorchScript (kept for libtorch / C++ users; ONNX is the recommended export)
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(graph, (example,), check_trace=False)
+        torch.jit.save(traced, str(path), _extra_files={"sertool.json": json.dumps(metadata)})
+
+
+# --------------------------------------------------------------------------- reading
+def is_exported(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an exported model (.onnx, or a TorchScript archive with sertool.json)."""
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        return True
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("/extra/sertool.json") or name == "extra/sertool.json" for name in archive.namelist())
+
+
+def _read_metadata(path: Path) -> tuple[str, dict]:
+    if not path.is_file():
+        raise ExportError(f"{path}: exported model not found; write one with `sertool export CHECKPOINT -o {path.name}`")
+    if path.suffix.lower() == ".onnx":
+        onnx = _import("onnx")
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except Exception as exc:
+            raise ExportError(f"{path}: not a readable ONNX file ({type(exc).__name__}); export it again") from None
+        local = {function.domain for function in model.functions}
+        domains = sorted({op.domain for op in model.opset_import} - set(ONNX_DOMAINS) - local)
+        if domains:
+            raise ExportError(f"{path}: uses operator domain(s) {', '.join(domains)} beyond the standard ones; "
+                              "refused (use a model written by `sertool export`)")
+        text = {p.key: p.value for p in model.metadata_props}.get("sertool")
+        fmt = "onnx"
+    else:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("extra/sertool.json")]
+            text = archive.read(names[0]).decode() if names else None
+        fmt = "torchscript"
+    if not text:
+        raise ExportError(f"{path}: no sertool metadata inside; export the model with `sertool export`")
+    metadata = json.loads(text)
+    if metadata.get("format") != FORMAT or int(metadata.get("format_version", 0)) > FORMAT_VERSION:
+        raise ExportError(f"{path}: not a sertool export of a version this sertool reads; export it again")
+    return fmt, metadata
+
+
+@dataclass
+class ExportedModel(Checkpoint):
+    """An exported file as a checkpoint: its metadata, and ``build_model()`` giving its runner."""
+
+    path: Path = Path()
+    export_format: str = "onnx"
+    min_frames: int = 1
+
+    def build_model(self):
+        return _runner(self.export_format, self.path, threads=None, min_frames=self.min_frames)
+
+    def code_references(self) -> list[str]:
+        refs = super().code_references()
+        if self.export_format == "torchscript":
+            refs.append(f"torchscript {str(self.path)!r} (a TorchScript program)")
+        return refs
+
+
+def load_exported(path: str | os.PathLike) -> ExportedModel:
+    """An exported .onnx or TorchScript .pt file as an :class:`ExportedModel` (no code runs until scoring)."""
+    import torch
+
+    path = Path(path)
+    fmt, meta = _read_metadata(path)
+    try:
+        return ExportedModel(
+            model=meta["model"], model_config=meta["model_config"], feature_set=meta["feature_set"],
+            feature_config=meta["feature_config"], labels=list(meta["labels"]),
+            norm_mean=torch.tensor(meta["norm_mean"], dtype=torch.float32),
+            norm_std=torch.tensor(meta["norm_std"], dtype=torch.float32), train_config={}, state_dict={},
+            metrics=meta.get("metrics", {}), utterance_feature_config=meta.get("utterance_feature_config") or {},
+            norm=meta.get("norm") or {"mode": "global"}, path=path, export_format=fmt,
+            min_frames=int(meta.get("min_frames", 1)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ExportError(f"{path}: its sertool metadata lacks or garbles {exc}; export the model again") from None
+
+
+def load_scoring_model(path: str | os.PathLike) -> Checkpoint:
+    """A checkpoint or an exported model, whichever ``path`` is."""
+    return load_exported(path) if is_exported(path) else Checkpoint.load(path)
+
+
+class _Runner:
+    """Calls an exported graph like a sertool model: ``runner(feats (B, T, D), lengths (B,)) -> logits (B, C)``."""
+
+    def __init__(self, fmt: str, path: Path, threads: int | None, min_frames: int = 1):
+        self.format, self.path, self.min_frames = fmt, Path(path), min_frames
+        if fmt == "onnx":
+            ort = _import("onnxruntime")
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = threads
+            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        else:
+            import warnings
+
+            import torch
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
+                self._module = torch.jit.load(str(path), map_location="cpu").eval()
+
+    def to(self, device):
+        if str(device) != "cpu":
+            raise ExportError(f"{self.path}: exported models score on the CPU here; drop --device")
+        return self
+
+    def eval(self):
+        return self
+
+    def _run(self, feats):
+        import numpy as np
+
+        feats = np.ascontiguousarray(feats, dtype=np.float32)
+        if feats.shape[1] < self.min_frames:
+            raise ExportError(f"{self.path}: the exported model needs at least {self.min_frames} frames per input; "
+                              "score shorter clips with the checkpoint")
+        if self.format == "onnx":
+            return self._session.run(["logits", "probabilities"], {"feats": feats})
+        import torch
+
+        with torch.no_grad():
+            return [t.numpy() for t in self._module(torch.from_numpy(feats))]
+
+    def probabilities(self, feats):
+        """``(B, C)`` float32 probabilities of normalised ``feats`` (B, T, D)."""
+        return self._run(feats)[1]
+
+    def __call__(self, feats, lengths):
+        import torch
+
+        if bool((lengths != feats.shape[1]).any()):
+            raise ExportError(f"{self.path}: exported models take unpadded batches (every length = the frame count)")
+        return torch.from_numpy(self._run(feats.numpy())[0])
+
+
+def _runner(fmt: str, path: Path, *, threads: int | None, min_frames: int = 1) -> _Runner:
+    return _Runner(fmt, path, threads, min_frames)
+
+
+def _import(module: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ExportError(f"{module} is not installed; install the export extra: pip install 'sertool[export]'") \
+            from None
