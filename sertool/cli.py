@@ -375,11 +375,18 @@ def train(ctx, manifest, store, model_name, out_dir, protocol, folds, fold, vali
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)}")
     start = time.monotonic()
-    results = train_run(manifest, store, model_name=model_name, out_dir=out_dir, protocol=protocol, folds=folds,
-                        fold=fold, valid_speakers=valid_speakers,
-                        test_speakers=test_speakers.split(",") if test_speakers else None,
-                        split_column=split_column, model_overrides=model_overrides, utterance_store=utterance_store,
-                        train_config=train_config, log=_log)
+    from sertool import distributed
+
+    try:
+        results = train_run(manifest, store, model_name=model_name, out_dir=out_dir, protocol=protocol,
+                            folds=folds, fold=fold, valid_speakers=valid_speakers,
+                            test_speakers=test_speakers.split(",") if test_speakers else None,
+                            split_column=split_column, model_overrides=model_overrides,
+                            utterance_store=utterance_store, train_config=train_config, log=_log)
+    finally:
+        distributed.stop()
+    if not distributed.world().is_main:  # under torchrun, rank 0 reports
+        return
     for r in results:
         _log(f"  fold {r.fold.index}: valid UA {r.valid_ua:.3f} (best epoch {r.best_epoch} "
              f"of {r.epochs_run}){' (already done)' if r.skipped else f', {r.seconds:.0f} s'}")

@@ -171,9 +171,16 @@ def load_train_toml(path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _device(name: str):
+    """The torch device; under DDP on CUDA, this process's GPU (``LOCAL_RANK``)."""
+    import torch
+
+    from sertool.distributed import world
     from sertool.process import torch_device
 
-    return torch_device(name)
+    device = torch_device(name)
+    if device.type == "cuda" and world().active:
+        return torch.device("cuda", world().local_rank)
+    return device
 
 
 @dataclass
@@ -228,10 +235,15 @@ def _fingerprint(fold: Fold, model_name: str, model_config, train_config: TrainC
                       if k not in ("workers", "threads", "device")}
     rows = [(role, i, by_id[i].label, by_id[i].speaker)
             for role, ids in (("train", fold.train), ("valid", fold.valid), ("test", fold.test)) for i in ids]
-    return json.loads(json.dumps({"model": model_name, "model_config": dataclasses.asdict(model_config),
-                                  "train_config": results_config, "labels": labels, "train": len(fold.train),
-                                  "valid": len(fold.valid), "test": len(fold.test), "features": features,
-                                  "split": hashlib.sha256(json.dumps(rows).encode()).hexdigest()}))
+    from sertool.distributed import world
+
+    fingerprint = {"model": model_name, "model_config": dataclasses.asdict(model_config),
+                   "train_config": results_config, "labels": labels, "train": len(fold.train),
+                   "valid": len(fold.valid), "test": len(fold.test), "features": features,
+                   "split": hashlib.sha256(json.dumps(rows).encode()).hexdigest()}
+    if world().active:  # each rank's share of a batch depends on it: resume with the same number of processes
+        fingerprint["world_size"] = world().size
+    return json.loads(json.dumps(fingerprint))
 
 
 def _set_up_fold(fold: Fold, *, utterances, store_path: Path, model_name: str, model_config,
@@ -243,20 +255,25 @@ def _set_up_fold(fold: Fold, *, utterances, store_path: Path, model_name: str, m
     from sertool.norm import fit_normaliser
     from sertool.runs import atomic_json, write_split
 
+    from sertool.distributed import world
+
     by_id = {u.id: u for u in utterances}
-    write_split(out_dir / "split.csv", fold, by_id)
+    writer = world().is_main  # under DDP, rank 0 alone writes the fold's files
+    if writer:
+        write_split(out_dir / "split.csv", fold, by_id)
     joined = JoinedStore(store_path, utterance_store)
     info = {"feature_set": joined.frames.attrs["feature_set"], "feature_config": joined.frames.attrs["config"],
             "utterance_feature_config": joined.utterance.attrs["config"] if joined.utterance else {},
             "input_dim": joined.dim}
     normaliser = fit_normaliser(train_config.norm, joined, utterances, train_ids=list(fold.train),
                                 other_ids=list(fold.valid))
-    atomic_json(out_dir / "config.json", {
-        **fingerprint, **{k: v for k, v in info.items() if k != "input_dim"}, "store": str(store_path),
-        "utterance_store": str(utterance_store) if utterance_store else None,
-        "fold": fold.index, "fold_name": fold.name,
-        "speakers": {role: sorted({by_id[i].speaker for i in ids})
-                     for role, ids in (("train", fold.train), ("valid", fold.valid), ("test", fold.test))}})
+    if writer:
+        atomic_json(out_dir / "config.json", {
+            **fingerprint, **{k: v for k, v in info.items() if k != "input_dim"}, "store": str(store_path),
+            "utterance_store": str(utterance_store) if utterance_store else None,
+            "fold": fold.index, "fold_name": fold.name,
+            "speakers": {role: sorted({by_id[i].speaker for i in ids})
+                         for role, ids in (("train", fold.train), ("valid", fold.valid), ("test", fold.test))}})
     index = {label: k for k, label in enumerate(labels)}
 
     def dataset(ids):
@@ -309,25 +326,39 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
             features.append(store.config_hash)
     fingerprint = _fingerprint(fold, model_name, model_config, train_config, labels, features,
                                {u.id: u for u in utterances})
-    state_path, ckpt_path = out_dir / "state.pt", out_dir / "checkpoint.pt"
-    state = None
-    if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if state.get("fingerprint") != fingerprint:
-            raise SertoolError(f"{out_dir}: holds a run with other settings, features or data; use a new -o "
-                               "folder or delete it to start over")
-        if state.get("finished") and ckpt_path.exists():
-            log(f"fold {fold.index}: already finished (best epoch {state['best_epoch']}), skipped")
-            return FoldResult(fold, out_dir, state["best_epoch"], state["best_ua"], state["epoch"], 0.0, True)
+    from sertool import distributed
+
+    state = distributed.broadcast(_resume_state(out_dir, fingerprint) if distributed.world().is_main else None)
+    if isinstance(state, str):  # rank 0 found another run in the folder: every rank stops with its message
+        raise SertoolError(state)
+    if state is not None and state.get("finished"):
+        log(f"fold {fold.index}: already finished (best epoch {state['best_epoch']}), skipped")
+        return FoldResult(fold, out_dir, state["best_epoch"], state["best_ua"], state["epoch"], 0.0, True)
     setup = _set_up_fold(fold, utterances=utterances, store_path=store_path, model_name=model_name,
                          model_config=model_config, train_config=train_config, labels=labels, out_dir=out_dir,
                          utterance_store=utterance_store, fingerprint=fingerprint, log=log)
     from sertool.process import torch_threads
 
     with torch_threads(train_config.threads):  # the caller's thread count comes back afterwards
-        if model_spec(model_name).trainer == "fit":
-            return _fit_fold(setup)
+        if model_spec(model_name).trainer == "fit":  # one fit, on rank 0; the others wait for its result
+            return distributed.broadcast(_fit_fold(setup) if distributed.world().is_main else None)
         return _sgd_fold(setup, state)
+
+
+def _resume_state(out_dir: Path, fingerprint: dict):
+    """The fold's saved state (None for a fresh fold), or the error message when the folder holds another run."""
+    import torch
+
+    state_path, ckpt_path = out_dir / "state.pt", out_dir / "checkpoint.pt"
+    if not state_path.exists():
+        return None
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    if state.get("fingerprint") != fingerprint:
+        return (f"{out_dir}: holds a run with other settings, features or data (or another number of DDP "
+                "processes); use a new -o folder or delete it to start over")
+    if state.get("finished") and not ckpt_path.exists():
+        return None if "model" not in state else {**state, "finished": False}
+    return state
 
 
 # --------------------------------------------------------------------------- classic estimators
@@ -400,6 +431,8 @@ def _train_loader(setup: _FoldSetup, epoch: int):
 
     from sertool.data import collate
 
+    from sertool import distributed
+
     config = setup.train_config
     order = torch.Generator().manual_seed(config.seed * 100003 + epoch)
     options = dict(batch_size=config.batch_size, collate_fn=collate, num_workers=config.workers)
@@ -407,8 +440,14 @@ def _train_loader(setup: _FoldSetup, epoch: int):
         counts = _class_counts(setup)
         weights = [1.0 / counts[y] for y in setup.train_set.labels]
         sampler = torch.utils.data.WeightedRandomSampler(weights, len(weights), replacement=True, generator=order)
-        return torch.utils.data.DataLoader(setup.train_set, sampler=sampler, **options)
-    return torch.utils.data.DataLoader(setup.train_set, shuffle=True, generator=order, **options)
+    elif distributed.world().active:
+        sampler = torch.randperm(len(setup.train_set), generator=order).tolist()  # the order every rank shares
+    else:
+        return torch.utils.data.DataLoader(setup.train_set, shuffle=True, generator=order, **options)
+    if distributed.world().active:  # this rank's share of the order; the global batch stays batch_size
+        sampler = distributed.shard(list(sampler))
+        options["batch_size"] = max(1, config.batch_size // distributed.world().size)
+    return torch.utils.data.DataLoader(setup.train_set, sampler=sampler, **options)
 
 
 def _class_counts(setup: _FoldSetup) -> list[int]:
@@ -419,7 +458,10 @@ def _class_counts(setup: _FoldSetup) -> list[int]:
 
 
 def _train_epoch(setup: _FoldSetup, model, optimiser, loss_fn, epoch: int) -> float:
-    """One pass over the training set (lr set per step); returns the mean training loss."""
+    """One pass over the training set (lr set per step); returns the mean training loss (over all ranks).
+
+    ``model`` is the network, or its DistributedDataParallel wrapper under DDP.
+    """
     import torch
 
     config = setup.train_config
@@ -449,6 +491,14 @@ def _train_epoch(setup: _FoldSetup, model, optimiser, loss_fn, epoch: int) -> fl
         optimiser.step()
         total += float(loss.detach()) * len(y)
         count += len(y)
+    from sertool.distributed import world
+
+    if world().active:
+        import torch.distributed as dist
+
+        sums = torch.tensor([total, float(count)], dtype=torch.float64)
+        dist.all_reduce(sums)
+        total, count = float(sums[0]), int(sums[1])
     return total / max(count, 1)
 
 
@@ -512,10 +562,19 @@ def _sgd_fold(setup: _FoldSetup, state: dict | None) -> FoldResult:
 
     from sertool.models import build_model
 
+    from sertool import distributed
+
     config = setup.train_config
+    main = distributed.world().is_main
     torch.manual_seed(config.seed)
     model = build_model(setup.model_name, setup.model_config, input_dim=setup.info["input_dim"],
                         num_classes=len(setup.labels)).to(setup.device)
+    trained = model  # what the epoch runs: the model, or under DDP its wrapper (gradients all-reduced)
+    if distributed.world().active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        gpu = [setup.device.index] if setup.device.type == "cuda" else None
+        trained = DistributedDataParallel(model, device_ids=gpu)
     optimiser = _optimiser(model, config)
     loss_fn = _loss_function(config, _class_counts(setup))
     start_epoch, best, average = 1, {"ua": -1.0, "epoch": 0, "weights": None}, {"sum": None, "count": 0}
@@ -525,9 +584,10 @@ def _sgd_fold(setup: _FoldSetup, state: dict | None) -> FoldResult:
         start_epoch = state["epoch"] + 1
         best = {"ua": state["best_ua"], "epoch": state["best_epoch"], "weights": state["best_weights"]}
         average = {"sum": state.get("average_sum"), "count": state.get("average_count", 0)}
-        _truncate_log(setup.log_path, state["epoch"])
+        if main:
+            _truncate_log(setup.log_path, state["epoch"])
         setup.log(f"fold {setup.fold.index}: resuming after epoch {state['epoch']}")
-    elif setup.log_path.exists():
+    elif main and setup.log_path.exists():
         setup.log_path.unlink()
     begin, epoch = time.monotonic(), start_epoch - 1
     for epoch in range(start_epoch, config.epochs + 1):
@@ -535,7 +595,10 @@ def _sgd_fold(setup: _FoldSetup, state: dict | None) -> FoldResult:
             epoch -= 1
             break
         tick = time.monotonic()
-        train_loss = _train_epoch(setup, model, optimiser, loss_fn, epoch)
+        train_loss = _train_epoch(setup, trained, optimiser, loss_fn, epoch)
+        if not main:  # rank 0 validates and writes; the others only need its early-stopping decision
+            best["epoch"] = distributed.broadcast(None)
+            continue
         valid, valid_loss = _validate(setup, model, loss_fn)
         ua = valid["UA"] if valid["UA"] == valid["UA"] else 0.0
         if ua > best["ua"] or not len(setup.valid_set):  # no validation set: the last epoch is "best"
@@ -551,10 +614,14 @@ def _sgd_fold(setup: _FoldSetup, state: dict | None) -> FoldResult:
                                        "average_count": average["count"]}, setup.fingerprint, finished=False)
         setup.log(f"fold {setup.fold.index} epoch {epoch}: train loss {train_loss:.3f}, valid UA {valid['UA']:.3f} "
                   f"WA {valid['WA']:.3f} (best {best['ua']:.3f} @ {best['epoch']}), {seconds:.1f} s")
-    selected = _write_checkpoints(setup, model, best, average, epoch)
-    _save_state(setup.state_path, {"epoch": epoch, "best_ua": best["ua"], "best_epoch": best["epoch"]},
-                setup.fingerprint, finished=True)
-    return FoldResult(setup.fold, setup.out_dir, best["epoch"], selected, epoch, time.monotonic() - begin, False)
+        distributed.broadcast(best["epoch"])
+    selected = float("nan")
+    if main:
+        selected = _write_checkpoints(setup, model, best, average, epoch)
+        _save_state(setup.state_path, {"epoch": epoch, "best_ua": best["ua"], "best_epoch": best["epoch"]},
+                    setup.fingerprint, finished=True)
+    best_epoch, selected = distributed.broadcast((best["epoch"], selected))
+    return FoldResult(setup.fold, setup.out_dir, best_epoch, selected, epoch, time.monotonic() - begin, False)
 
 
 def _write_checkpoints(setup: _FoldSetup, model, best: dict, average: dict, epochs_run: int) -> float:
@@ -666,9 +733,13 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
         Bad protocol settings, unlabelled rows, a store without features for
         some rows, or a run folder holding a different run.
     """
+    from sertool import distributed
     from sertool.models import build_model_config
 
     train_config = train_config or build_train_config(model_name=model_name)
+    world = distributed.start(train_config.device)  # a no-op unless launched by torchrun / srun
+    if not world.is_main:
+        log = lambda message: None  # noqa: E731 - rank 0 alone reports
     utterances = read_manifest(manifest)
     unlabelled = [u.id for u in utterances if not u.label]
     if unlabelled:
@@ -702,7 +773,8 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
     if changed:
         raise SertoolError(f"{out_dir}: holds a run with another {', '.join(changed)} ({earlier[changed[0]]}); use a "
                            "new -o folder or delete it to start over")
-    atomic_json(out_dir / "run.json", run_info)
+    if world.is_main:
+        atomic_json(out_dir / "run.json", {**run_info, **({"processes": world.size} if world.active else {})})
     results = []
     for f in all_folds:
         if fold is not None and f.index != fold:
@@ -712,4 +784,5 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
                                   model_config=model_config, train_config=train_config, labels=labels,
                                   out_dir=out_dir / f"fold-{f.index}",
                                   utterance_store=Path(utterance_store) if utterance_store else None, log=log))
+    distributed.barrier()  # the files rank 0 wrote are complete before any rank goes on
     return results
