@@ -65,6 +65,18 @@ def _log_rows(path: Path) -> int:
         return max(0, sum(1 for _ in csv.reader(fh)) - 1)
 
 
+def kill_after_epochs(corpus, out: Path, epochs: int, finished: int) -> Path:
+    """Start a 2-process run, SIGKILL the whole job once ``finished`` epochs are logged; returns the log's path."""
+    job = torchrun(corpus, out, epochs, background=True)
+    log = out / "fold-0" / "train_log.csv"
+    deadline = time.monotonic() + 240
+    while _log_rows(log) < finished and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    return log
+
+
 def test_two_processes_train_one_valid_run_close_to_one_process(corpus, tmp_path):
     from sertool.training import TrainConfig, train_run
 
@@ -90,13 +102,7 @@ def test_two_processes_train_one_valid_run_close_to_one_process(corpus, tmp_path
 def test_a_killed_ddp_run_resumes_to_the_same_weights(corpus, tmp_path):
     epochs = 8
     torchrun(corpus, tmp_path / "whole", epochs)
-    job = torchrun(corpus, tmp_path / "cut", epochs, background=True)
-    log = tmp_path / "cut" / "fold-0" / "train_log.csv"
-    deadline = time.monotonic() + 240
-    while _log_rows(log) < 2 and job.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.killpg(job.pid, signal.SIGKILL)
-    job.wait()
+    log = kill_after_epochs(corpus, tmp_path / "cut", epochs, 2)
     assert 2 <= _log_rows(log) < epochs, "the run was not cut in the middle"
     assert not (tmp_path / "cut" / "fold-0" / "checkpoint.pt").exists()
     torchrun(corpus, tmp_path / "cut", epochs)
@@ -112,13 +118,7 @@ def test_a_ddp_run_does_not_resume_in_one_process(corpus, tmp_path):
 
     from sertool.cli import cli
 
-    job = torchrun(corpus, tmp_path / "ddp", 40, background=True)
-    log = tmp_path / "ddp" / "fold-0" / "train_log.csv"
-    deadline = time.monotonic() + 240
-    while _log_rows(log) < 1 and job.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.killpg(job.pid, signal.SIGKILL)
-    job.wait()
+    kill_after_epochs(corpus, tmp_path / "ddp", 40, 1)
     manifest, store = corpus
     result = CliRunner().invoke(cli, ["train", str(manifest), str(store), "-o", str(tmp_path / "ddp"),
                                       "--epochs", "40", *ARGS])
