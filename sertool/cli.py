@@ -212,6 +212,9 @@ def _overrides(config_file, sets, options) -> dict:
               help="TOML file of config values (see --print-config).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any config value; repeatable.")
 @_config_options
+@click.option("--shard", default=None, metavar="K/N",
+              help="Extract only rows K, K+N, K+2N, ... (K from 0) into <store>.shard-K-of-N.h5, one batch job per "
+                   "shard; a later run without --shard (or `sertool store merge`) copies the shards in.")
 @click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(1),
               help="Processes computing features: the main one (which also writes) and N-1 workers.")
 @click.option("--overwrite", is_flag=True, help="Recompute everything into a fresh store.")
@@ -225,7 +228,7 @@ def _overrides(config_file, sets, options) -> dict:
               help="Make finished work durable this often (a kill -9 loses at most this much).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.pass_context
-def extract(ctx, manifest, feature_set, out_dir, config_file, sets, jobs, overwrite, max_failures,
+def extract(ctx, manifest, feature_set, out_dir, config_file, sets, shard, jobs, overwrite, max_failures,
             print_config, list_features, export_csv, checkpoint_seconds, progress, **options):
     """Compute features for every row of MANIFEST into an HDF5 store in --output.
 
@@ -255,13 +258,17 @@ def extract(ctx, manifest, feature_set, out_dir, config_file, sets, jobs, overwr
     for key, value in SINGLE_THREAD_ENV.items():  # before numpy loads BLAS; --jobs sets the cores
         os.environ.setdefault(key, value)
     tune_allocator()
+    from sertool.store import parse_shard
+
     start = time.monotonic()
     result = extract_manifest(manifest, feature_set=feature_set, out_dir=out_dir, jobs=jobs,
                               overrides=_overrides(config_file, sets, options), overwrite=overwrite,
                               max_failures=max_failures, progress=progress,
-                              checkpoint_seconds=checkpoint_seconds)
+                              checkpoint_seconds=checkpoint_seconds, shard=parse_shard(shard) if shard else None)
     report = result.report
     _log(summary(feature_set, report, result.store_path, time.monotonic() - start))
+    if result.merged:
+        _log(f"  {result.merged} entries copied from the --shard stores beside it (they can be deleted now)")
     if result.failures_path:
         _log(f"  failures listed in {result.failures_path}")
     _log_warnings(report)
@@ -275,6 +282,34 @@ def extract(ctx, manifest, feature_set, out_dir, config_file, sets, jobs, overwr
         _log(f"  {rows} rows -> {export_csv}")
     click.echo(str(result.store_path))
     ctx.exit(report.exit_code())
+
+
+# --------------------------------------------------------------------------- store
+@cli.group()
+def store():
+    """Look at and combine feature stores."""
+
+
+@store.command("merge")
+@click.argument("shards", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The store to write (or add to).")
+def store_merge(shards, output):
+    """Merge stores of one feature config (e.g. `extract --shard K/N` outputs) into one store."""
+    from sertool.store import merge_files
+
+    start = time.monotonic()
+    copied = merge_files(list(shards), output)
+    _log(f"store merge: {copied} entries from {len(shards)} store(s) -> {output} ({time.monotonic() - start:.1f} s)")
+
+
+@store.command("describe")
+@click.argument("stores", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def store_describe(stores):
+    """Config, entry count and the first entries' shapes of each store."""
+    from sertool.store import describe
+
+    for path in stores:
+        click.echo(describe(path))
 
 
 # --------------------------------------------------------------------------- train

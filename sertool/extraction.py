@@ -44,6 +44,8 @@ class ExtractResult:
     store_path: Path
     report: RunReport
     failures_path: Path | None
+    #: entries copied from ``--shard`` partial stores instead of computed
+    merged: int = 0
 
 
 def failures_path_for(store: Path) -> Path:
@@ -372,7 +374,7 @@ def export_csv(store_path, manifest, output) -> int:
 def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: str | os.PathLike,
                      overrides: dict[str, Any] | None = None, jobs: int = 1, overwrite: bool = False,
                      max_failures: int = 0, progress: bool | None = None,
-                     checkpoint_seconds: float = 30.0) -> ExtractResult:
+                     checkpoint_seconds: float = 30.0, shard: tuple[int, int] | None = None) -> ExtractResult:
     """Extract ``feature_set`` for every utterance of ``manifest`` into a store in ``out_dir``.
 
     Parameters
@@ -394,6 +396,12 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
     checkpoint_seconds
         How often finished features are made durable (a kill -9 loses at
         most this much work; Ctrl-C and SIGTERM lose nothing).
+    shard
+        ``(K, N)``: extract only manifest rows ``K, K + N, K + 2N, ...``
+        into the partial store ``<store stem>.shard-K-of-N.h5`` (one batch
+        job per shard). A later run without ``shard`` copies the entries of
+        every shard it finds beside the store (those whose audio is
+        unchanged) instead of computing them.
 
     Returns
     -------
@@ -409,21 +417,26 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
     """
     manifest = Path(manifest)
     report = RunReport(max_failures=max_failures)
-    current = None if overwrite else current_store(manifest, feature_set, out_dir, overrides)
+    current = None if overwrite or shard else current_store(manifest, feature_set, out_dir, overrides)
     if current is not None:
         report.skip(current[1])
         failures_path_for(current[0]).unlink(missing_ok=True)
         return ExtractResult(current[0], report, None)
     request = _request_key(manifest, feature_set, overrides)
     utterances = read_manifest(manifest)
+    if shard is not None:
+        utterances = utterances[shard[0]::shard[1]]
     identities = _identities([(u.id, str(u.path)) for u in utterances], report)
     from sertool.features import build_extractor
-    from sertool.store import StoreWriter
+    from sertool.store import StoreWriter, merge_stores, shard_path, shard_paths
 
     extractor = build_extractor(feature_set, overrides)
     config = extractor.config
     path = store_path(out_dir, manifest, feature_set, config.config_hash())
-    digest = _digest(config.config_hash(), identities) if not report.failed else None
+    shards = [] if shard is not None or overwrite else shard_paths(path)
+    if shard is not None:
+        path = shard_path(path, *shard)
+    digest = _digest(config.config_hash(), identities) if not report.failed and shard is None else None
 
     attrs = {"config": config.to_dict(), "config_hash": config.config_hash(), "feature_set": feature_set,
              "feature_type": config.type, "level": extractor.level, "dim": extractor.dim,
@@ -433,8 +446,11 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
     with StoreWriter(path, attrs, overwrite=overwrite, checkpoint_seconds=checkpoint_seconds) as writer, \
             _sigterm_as_exit() as check_terminated:
         _write_stamp(path, None)
+        merged = 0
+        if shards:  # partial stores of `--shard K/N` jobs: their entries for unchanged audio are copied
+            merged = merge_stores(shards, writer, {utt_id: ident for utt_id, (_, ident) in identities.items()})
         tasks = [(utt_id, p) for utt_id, (p, ident) in identities.items() if writer.needs(utt_id, ident)]
-        report.skip(len(identities) - len(tasks))
+        report.skip(len(identities) - len(tasks) - merged)
         with progress_bar(len(tasks), progress, desc="extract") as bar:
             paths = dict(tasks)
             for utt_id, feats, error, notes in _run(extractor, tasks, jobs):
@@ -454,10 +470,10 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
         path.with_name(f".{path.name}.lock").unlink(missing_ok=True)
         failures = report.write_failures(failures_path_for(path))
         return ExtractResult(path, report, failures)
-    if not report.failed:
+    if not report.failed and shard is None:
         _write_stamp(path, digest)
         _remember_request(out_dir, request, path.name, config.config_hash())
     failures = report.write_failures(failures_path_for(path))
     redone = {utt_id for utt_id, _ in tasks}
     report.write_warnings(path.with_name(path.stem + ".warnings.csv"), keep=lambda row: row["id"] not in redone)
-    return ExtractResult(path, report, failures)
+    return ExtractResult(path, report, failures, merged)

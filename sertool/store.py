@@ -61,6 +61,54 @@ def store_path(out_dir: str | os.PathLike, manifest: str | os.PathLike, feature_
     return Path(out_dir) / f"{Path(manifest).stem}.{feature_set}-{config_hash[:8]}.h5"
 
 
+def shard_path(store: str | os.PathLike, index: int, count: int) -> Path:
+    """The partial store of shard ``index`` of ``count`` (0-based): ``m.mfcc-1234abcd.shard-0-of-4.h5``."""
+    store = Path(store)
+    return store.with_name(f"{store.stem}.shard-{index}-of-{count}.h5")
+
+
+def shard_paths(store: str | os.PathLike) -> list[Path]:
+    """The shard files of ``store`` in its folder (any count), sorted."""
+    store = Path(store)
+    return sorted(store.parent.glob(f"{store.stem}.shard-*-of-*.h5"))
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` (0 <= K < N) -> ``(K, N)``; ConfigError for anything else."""
+    from sertool.errors import ConfigError
+
+    try:
+        index, count = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard {text!r} must be K/N, e.g. 0/4 (shards are numbered from 0)") from None
+    if not (count >= 1 and 0 <= index < count):
+        raise ConfigError(f"--shard {text!r}: K must be 0 ... N-1 (shards are numbered from 0)")
+    return index, count
+
+
+def merge_stores(sources: list, writer: "StoreWriter", wanted: dict[str, "SourceIdentity"] | None = None) -> int:
+    """Copy entries of ``sources`` (stores of the same config) into ``writer``; returns how many were copied.
+
+    With ``wanted`` (id -> identity of the audio as it is now), only entries
+    the writer still needs whose recorded identity equals the current one are
+    copied (a shard computed from an older version of a file is ignored);
+    without it, every entry. Arrays are copied as stored, so the result is
+    equal, entry by entry, to a store written in one run.
+    """
+    copied = 0
+    for source in sources:
+        with FeatureStore(source) as store:
+            if store.config_hash != writer.attrs["config_hash"]:
+                raise StoreError(f"{source}: features of config {store.config_hash[:8]}, not "
+                                 f"{writer.attrs['config_hash'][:8]}; merge stores of one config only")
+            for utt_id, identity in store.index().items():
+                if wanted is not None and (wanted.get(utt_id) != identity or not writer.needs(utt_id, identity)):
+                    continue
+                writer.add(utt_id, store[utt_id], identity)
+                copied += 1
+    return copied
+
+
 def _h5py():
     import h5py
 
@@ -449,6 +497,17 @@ class StoreWriter:
         reason = " ".join(str(exc.strerror or exc).split())  # HDF5 messages span lines
         raise StoreError(f"{self.path}: cannot write the store ({reason}); the store keeps the "
                          f"{len(self.index)} entries saved before") from None
+
+
+def merge_files(shards: list, output: str | os.PathLike) -> int:
+    """Merge stores ``shards`` (of one config) into ``output`` (created, or added to); returns entries copied."""
+    if not shards:
+        raise StoreError("no stores to merge")
+    with FeatureStore(shards[0]) as first:
+        attrs = {k: v for k, v in first.attrs.items() if k not in ("format", "format_version", "sertool_version")}
+    attrs["config"] = json.loads(attrs["config"]) if isinstance(attrs["config"], str) else attrs["config"]
+    with StoreWriter(output, attrs) as writer:
+        return merge_stores(shards, writer)
 
 
 def describe(path: str | os.PathLike, *, max_rows: int = 10) -> str:
