@@ -1,7 +1,7 @@
 """Regenerate every table in bench/README.md, each stamped with date, machine and sertool version.
 
 Runs, in order: extraction vs librosa, openSMILE 1 vs 2 jobs, predict speed
-with the bundled model, and every model on the RAVDESS folds (the long one:
+with the bundled model, LIGHT-SERNET training speed against a baseline revision, and every model on the RAVDESS folds (the long one:
 about an hour on 2 cores with ``--epochs 3``). ``--skip-models`` leaves the
 model table as it is.
 
@@ -23,7 +23,8 @@ def main() -> None:
     ap.add_argument("--skip-models", action="store_true")
     ap.add_argument("--epochs", default="3")
     args = ap.parse_args()
-    steps = [["bench_extract.py", "--write"], ["bench_opensmile.py", "--write"], ["bench_predict.py", "--write"]]
+    steps = [["bench_extract.py", "--write"], ["bench_opensmile.py", "--write"], ["bench_predict.py", "--write"],
+             ["bench_train.py", "--write"]]
     if not args.skip_models:
         steps.append(["bench_models.py", "--write", "--epochs", args.epochs])
     for script, *options in steps:

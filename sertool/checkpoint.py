@@ -170,4 +170,6 @@ class Checkpoint:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:
             raise CheckpointError(f"weights do not fit model {self.model!r}: {str(exc).splitlines()[0]}") from None
-        return model.eval()
+        from sertool.models.common import fast_layout
+
+        return fast_layout(model).eval()

@@ -367,6 +367,8 @@ def _split_floats(ctx, param, value):
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default=None)
 @click.option("--workers", type=int, default=None, help="DataLoader worker processes.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: all cores).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
+              help="Training steps in float32 or under bfloat16 autocast; auto (default): fp32 on CPU, bf16 on CUDA.")
 @click.option("--augment/--no-augment", "specaugment", default=None,
               help="SpecAugment on the fly (time and feature masks; no files written). On in the default recipes "
                    "of frame-level models.")

@@ -39,6 +39,7 @@ from sertool.atomic import atomic_path, atomic_write
 from sertool.errors import ConfigError, SertoolError
 from sertool.manifest import Utterance, read_manifest
 from sertool.runs import atomic_json, read_run_info
+from sertool.models.common import fast_layout
 from sertool.splits import Fold, make_folds
 
 LOG_COLUMNS = ("epoch", "train_loss", "valid_loss", "valid_UA", "valid_WA", "lr", "seconds")
@@ -48,6 +49,8 @@ LOSSES = ("ce", "focal")
 BALANCES = ("none", "loss", "sampler")
 SELECTIONS = ("best", "average", "last")
 DEVICES = ("auto", "cpu", "cuda")
+#: ``auto``: float32 on the CPU, bfloat16 autocast on a CUDA device that supports it; ``bf16`` autocast anywhere.
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,10 @@ class TrainConfig:
     to lr/1e4), ``cosine`` (linear warm-up over ``warmup_epochs``, then cosine to 0), ``step``
     (the LIGHT-SERNET paper: constant, then x ``lr_decay_factor`` every ``lr_decay_every`` epochs
     from ``lr_decay_start``) and ``constant``.
+
+    ``precision``: the forward pass and loss of training steps under bfloat16 autocast (``bf16``;
+    weights, optimiser and validation stay float32), or float32 (``fp32``); ``auto`` is float32 on the
+    CPU and bfloat16 on CUDA (automatic mixed precision).
 
     ``selection`` says which weights become ``checkpoint.pt``: ``best`` (the epoch with the highest
     validation UA), ``average`` (the mean of the weights of the last ``average_last`` epochs, batch-norm
@@ -100,6 +107,7 @@ class TrainConfig:
     time_masks: int = 2
     time_mask_width: int = 20
     random_crop: bool = True
+    precision: str = "auto"
 
     def __post_init__(self):
         from sertool.norm import check_mode
@@ -108,6 +116,7 @@ class TrainConfig:
                                      ("optimizer", self.optimizer, OPTIMIZERS),
                                      ("schedule", self.schedule, SCHEDULES), ("balance", self.balance, BALANCES),
                                      ("selection", self.selection, SELECTIONS),
+                                     ("precision", self.precision, PRECISIONS),
                                      ("decay_params", self.decay_params, ("matrices", "conv"))):
             if value not in allowed:
                 raise ConfigError(f"{name} {value!r} must be one of {', '.join(allowed)}")
@@ -232,7 +241,7 @@ def _fingerprint(fold: Fold, model_name: str, model_config, train_config: TrainC
     import hashlib
 
     results_config = {k: v for k, v in dataclasses.asdict(train_config).items()
-                      if k not in ("workers", "threads", "device")}
+                      if k not in ("workers", "threads", "device") and not (k == "precision" and v == "auto")}
     rows = [(role, i, by_id[i].label, by_id[i].speaker)
             for role, ids in (("train", fold.train), ("valid", fold.valid), ("test", fold.test)) for i in ids]
     from sertool.distributed import world
@@ -475,15 +484,16 @@ def _train_epoch(setup: _FoldSetup, model, optimiser, loss_fn, epoch: int) -> fl
         for group in optimiser.param_groups:
             group["lr"] = config.lr_at(epoch, step / steps)
         feats, y = feats.to(setup.device), y.to(setup.device)
-        if config.mixup > 0:
-            lam = float(torch.distributions.Beta(config.mixup, config.mixup).sample())
-            perm = torch.randperm(len(y))
-            feats = lam * feats + (1 - lam) * feats[perm]
-            lengths = torch.maximum(lengths, lengths[perm])
-            logits = model(feats, lengths)
-            loss = lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y[perm])
-        else:
-            loss = loss_fn(model(feats, lengths), y)
+        with _autocast(config, setup.device):
+            if config.mixup > 0:
+                lam = float(torch.distributions.Beta(config.mixup, config.mixup).sample())
+                perm = torch.randperm(len(y))
+                feats = lam * feats + (1 - lam) * feats[perm]
+                lengths = torch.maximum(lengths, lengths[perm])
+                logits = model(feats, lengths).float()
+                loss = lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y[perm])
+            else:
+                loss = loss_fn(model(feats, lengths).float(), y)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
@@ -500,6 +510,15 @@ def _train_epoch(setup: _FoldSetup, model, optimiser, loss_fn, epoch: int) -> fl
         dist.all_reduce(sums)
         total, count = float(sums[0]), int(sums[1])
     return total / max(count, 1)
+
+
+def _autocast(config: TrainConfig, device):
+    """bfloat16 autocast for ``precision`` bf16 (and auto on CUDA with bf16 support); otherwise a no-op."""
+    import torch
+
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda"
+                                          and torch.cuda.is_bf16_supported())
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 def _validate(setup: _FoldSetup, model, loss_fn) -> tuple[dict, float]:
@@ -519,7 +538,8 @@ def _validate(setup: _FoldSetup, model, loss_fn) -> tuple[dict, float]:
 
 
 def _weights(model) -> dict:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    """A CPU copy of the weights in the standard (contiguous) layout, whatever the model's memory format."""
+    return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
 
 
 def _accumulate(average: dict | None, model) -> dict:
@@ -567,8 +587,8 @@ def _sgd_fold(setup: _FoldSetup, state: dict | None) -> FoldResult:
     config = setup.train_config
     main = distributed.world().is_main
     torch.manual_seed(config.seed)
-    model = build_model(setup.model_name, setup.model_config, input_dim=setup.info["input_dim"],
-                        num_classes=len(setup.labels)).to(setup.device)
+    model = fast_layout(build_model(setup.model_name, setup.model_config, input_dim=setup.info["input_dim"],
+                                    num_classes=len(setup.labels)).to(setup.device))
     trained = model  # what the epoch runs: the model, or under DDP its wrapper (gradients all-reduced)
     if distributed.world().active:
         from torch.nn.parallel import DistributedDataParallel

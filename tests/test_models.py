@@ -121,3 +121,41 @@ def test_checkpoint_configs_of_the_string_era_still_load():
     assert build_model_config("cnn_transformer", shared, stored=True) == build_model_config("cnn_transformer")
     with pytest.raises(ConfigError, match="unknown option"):
         build_model_config("cnn_transformer", {**shared, "typo": 1}, stored=True)
+
+
+def test_masked_batch_norm_statistics_ignore_padding():
+    from sertool.models.common import MaskedBatchNorm1d
+
+    torch.manual_seed(0)
+    x, lengths = torch.randn(3, 4, 20), torch.tensor([20, 12, 7])
+    padded = torch.cat([x, torch.randn(3, 4, 9) * 50], dim=2)  # more (and wild) padding beyond every length
+    for data in (x, padded):
+        for b, n in enumerate(lengths):
+            data[b, :, n:] = torch.randn(4, data.shape[2] - n) * 50
+    a, b = MaskedBatchNorm1d(4).train(), MaskedBatchNorm1d(4).train()
+    out_a, out_b = a(x, lengths), b(padded, lengths)
+    for k, n in enumerate(lengths):
+        torch.testing.assert_close(out_a[k, :, :n], out_b[k, :, :n])
+    torch.testing.assert_close(a.running_mean, b.running_mean)
+    torch.testing.assert_close(a.running_var, b.running_var)
+    full = torch.randn(2, 4, 10)  # without padding it is nn.BatchNorm1d, training and evaluation
+    plain, masked = torch.nn.BatchNorm1d(4).train(), MaskedBatchNorm1d(4).train()
+    torch.testing.assert_close(masked(full, torch.tensor([10, 10])), plain(full))
+    torch.testing.assert_close(masked.running_var, plain.running_var)
+    torch.testing.assert_close(masked.eval()(full, torch.tensor([10, 10])), plain.eval()(full))
+
+
+def test_channels_last_models_save_contiguous_weights_and_score_the_same():
+    from sertool.models.common import fast_layout
+
+    torch.manual_seed(0)
+    model = build_model("light_sernet", {}, input_dim=40, num_classes=4).eval()
+    feats, lengths = torch.randn(2, 184, 40), torch.tensor([184, 150])
+    with torch.no_grad():
+        before = model(feats, lengths)
+        after = fast_layout(model)(feats, lengths)
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-4)
+    assert any(p.dim() == 4 and not p.is_contiguous() for p in model.parameters())  # channels-last inside
+    from sertool.training import _weights
+
+    assert all(v.is_contiguous() for v in _weights(model).values())  # checkpoints in the standard layout

@@ -401,3 +401,17 @@ def test_batch_size_changes_nothing_but_memory_and_a_missing_device_is_an_error(
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA device"):
             sertool.predict("default", path, device="cuda")
+
+
+def test_bf16_precision_trains_a_float32_checkpoint(corpus, tmp_path):
+    _, manifest, store = corpus
+    with pytest.raises(ConfigError, match="precision"):
+        TrainConfig(precision="fp8")
+    config = TrainConfig(**{**FAST, "epochs": 3, "precision": "bf16"})
+    train_run(manifest, store, out_dir=tmp_path / "bf16", model_name="light_sernet", protocol="loso", fold=0,
+              valid_speakers=1, train_config=config)
+    ckpt = Checkpoint.load(tmp_path / "bf16" / "fold-0" / "checkpoint.pt")
+    assert ckpt.train_config["precision"] == "bf16"
+    assert all(v.dtype in (torch.float32, torch.int64) for v in ckpt.state_dict.values())
+    rows = list(csv.DictReader(open(tmp_path / "bf16" / "fold-0" / "train_log.csv")))
+    assert len(rows) == 3 and float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])

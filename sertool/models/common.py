@@ -16,6 +16,18 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def fast_layout(model: nn.Module) -> nn.Module:
+    """``model`` with its 4-D weights in channels-last layout (in place; returns it).
+
+    oneDNN's 2-D convolutions and pooling run faster on channels-last
+    tensors: a LIGHT-SERNET training step (batch 32, 184 x 40) took 148 ms
+    instead of 212 ms on 2 cores, cnn_transformer 167 instead of 208 ms,
+    MSCNN-SPU the same (``bench/bench_train.py``). Outputs agree to float
+    rounding; models without 4-D weights are unchanged.
+    """
+    return model.to(memory_format=torch.channels_last)
+
+
 def fix_length(feats: torch.Tensor, lengths: torch.Tensor, frames: int) -> torch.Tensor:
     """Centre-crop or zero-pad every utterance to ``frames`` frames.
 
@@ -57,6 +69,36 @@ def zero_padding(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Zero the frames beyond ``lengths`` on the LAST axis of ``x`` (B, ..., T)."""
     mask = time_mask(lengths, x.shape[-1])
     return x * mask.view(mask.shape[0], *([1] * (x.dim() - 2)), mask.shape[1]).to(x.dtype)
+
+
+class MaskedBatchNorm1d(nn.BatchNorm1d):
+    """Batch norm over ``(B, C, T)`` whose training statistics come from the valid frames only.
+
+    ``nn.BatchNorm1d`` averages over every frame, batch padding included, so
+    its statistics depend on how much padding each batch has, and the running
+    averages used at test time drift from what training saw (a DRN that fit
+    64 clips perfectly with batch statistics scored 0.66 with its running
+    ones). Here the mean and variance are taken over ``[:lengths[b]]`` of each
+    item; at evaluation it is a plain batch norm with the running statistics.
+    Same parameters and buffers as ``nn.BatchNorm1d``, so its checkpoints load.
+    """
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is None or not self.training:
+            return super().forward(x)
+        mask = time_mask(lengths.to(x.device), x.shape[-1])[:, None, :].to(x.dtype)  # (B, 1, T)
+        count = mask.sum()
+        mean = (x * mask).sum((0, 2)) / count
+        var = (((x - mean[None, :, None]) * mask) ** 2).sum((0, 2)) / count
+        if self.track_running_stats:
+            with torch.no_grad():
+                momentum = 0.1 if self.momentum is None else self.momentum
+                unbiased = var * count / (count - 1).clamp(min=1)
+                self.running_mean.mul_(1 - momentum).add_(momentum * mean)
+                self.running_var.mul_(1 - momentum).add_(momentum * unbiased)
+                self.num_batches_tracked.add_(1)
+        y = (x - mean[None, :, None]) * torch.rsqrt(var[None, :, None] + self.eps)
+        return y * self.weight[None, :, None] + self.bias[None, :, None] if self.affine else y
 
 
 # --------------------------------------------------------------------------- pooling over time

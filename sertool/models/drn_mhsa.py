@@ -25,6 +25,11 @@ Choices the paper leaves open (config fields): channels per group
 9.97 M with 4 classes), two blocks per group, kernel 3, LSTM 256 units,
 dense 512 -> 256, dropout 0.3; attention is added to the block's output
 with a residual connection (BN inside the convolutions, no LayerNorm).
+Batch norm takes its training statistics from the valid frames only
+(:class:`~sertool.models.common.MaskedBatchNorm1d`): with padding in the
+statistics, the running averages drifted so far from the batch statistics
+that a network fitting 64 training clips (accuracy 1.00 with batch
+statistics) scored 0.66 on the same clips in evaluation mode.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import torch
 from torch import nn
 
 from sertool.models import register_model
-from sertool.models.common import conv_lengths, run_lstm, time_mask, zero_padding
+from sertool.models.common import MaskedBatchNorm1d, conv_lengths, run_lstm, time_mask, zero_padding
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,14 @@ class DrnMhsaConfig:
             raise ConfigError("drn_mhsa channel, block, kernel, head and dense sizes must be positive")
 
 
+class _Projection(nn.Sequential):
+    """The strided 1x1 convolution + batch norm of a shortcut whose shape changes, on (B, C, T) with lengths."""
+
+    def forward(self, x, lengths):
+        conv, norm = self[0], self[1]
+        return norm(conv(x), conv_lengths(lengths, 1, conv.stride[0]))
+
+
 class _Block(nn.Module):
     """conv-BN-ReLU-conv-BN (+ self-attention) (+ skip) -> ReLU, on (B, C, T) with lengths."""
 
@@ -71,26 +84,26 @@ class _Block(nn.Module):
         pad = dilation * (kernel // 2)
         self.spec = (kernel, stride, pad, dilation)
         self.conv1 = nn.Conv1d(cin, cout, kernel, stride=stride, padding=pad, dilation=dilation, bias=False)
-        self.bn1 = nn.BatchNorm1d(cout)
+        self.bn1 = MaskedBatchNorm1d(cout)
         self.conv2 = nn.Conv1d(cout, cout, kernel, padding=pad, dilation=dilation, bias=False)
-        self.bn2 = nn.BatchNorm1d(cout)
+        self.bn2 = MaskedBatchNorm1d(cout)
         self.attention = nn.MultiheadAttention(cout, heads, batch_first=True) if heads else None
         self.skip = None
         if residual:
             self.skip = (nn.Identity() if cin == cout and stride == 1
-                         else nn.Sequential(nn.Conv1d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm1d(cout)))
+                         else _Projection(nn.Conv1d(cin, cout, 1, stride=stride, bias=False), MaskedBatchNorm1d(cout)))
 
     def forward(self, x, lengths):
         kernel, stride, pad, dilation = self.spec
         out_lengths = conv_lengths(lengths, kernel, stride, pad, dilation)
-        y = zero_padding(torch.relu(self.bn1(self.conv1(x))), out_lengths)
-        y = zero_padding(self.bn2(self.conv2(y)), out_lengths)
+        y = zero_padding(torch.relu(self.bn1(self.conv1(x), out_lengths)), out_lengths)
+        y = zero_padding(self.bn2(self.conv2(y), out_lengths), out_lengths)
         if self.attention is not None:
             seq = y.transpose(1, 2)
             attended, _ = self.attention(seq, seq, seq, key_padding_mask=~time_mask(out_lengths, seq.shape[1]))
             y = zero_padding(y + attended.transpose(1, 2), out_lengths)
         if self.skip is not None:
-            y = y + self.skip(x)[..., : y.shape[-1]]
+            y = y + (self.skip(x, lengths) if isinstance(self.skip, _Projection) else x)[..., : y.shape[-1]]
         return zero_padding(torch.relu(y), out_lengths), out_lengths
 
 
