@@ -81,6 +81,8 @@ def rows() -> list[Row]:
                 members=["svm linear, ComParE, speaker", "svm rbf, ComParE, speaker",
                          "light_sernet, MFCC, speaker (default)"]),
         ]
+        out.append(Row(corpus, "light_sernet, MFCC, speaker, --precision bf16", "light_sernet", "mfcc",
+                       ["--precision", "bf16"], slow=True))
         out.append(Row(corpus, "mscnn_spu, mscnn, default recipe", "mscnn_spu", "mscnn", [], slow=True))
         for m in ("cnn_transformer", "cnn_lstm_transformer", "ilt", "cat"):  # default: speaker normalisation
             out += [Row(corpus, f"{m}, logmel, global", m, "logmel", ["--norm", "global"], slow=True),

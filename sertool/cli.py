@@ -212,6 +212,9 @@ def _overrides(config_file, sets, options) -> dict:
               help="TOML file of config values (see --print-config).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any config value; repeatable.")
 @_config_options
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler (tcp://host:8786): its workers compute, this process writes the store "
+                   "(pip install 'sertool[dask]').")
 @click.option("--shard", default=None, metavar="K/N",
               help="Extract only rows K, K+N, K+2N, ... (K from 0) into <store>.shard-K-of-N.h5, one batch job per "
                    "shard; a later run without --shard (or `sertool store merge`) copies the shards in.")
@@ -228,7 +231,7 @@ def _overrides(config_file, sets, options) -> dict:
               help="Make finished work durable this often (a kill -9 loses at most this much).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.pass_context
-def extract(ctx, manifest, feature_set, out_dir, config_file, sets, shard, jobs, overwrite, max_failures,
+def extract(ctx, manifest, feature_set, out_dir, config_file, sets, scheduler, shard, jobs, overwrite, max_failures,
             print_config, list_features, export_csv, checkpoint_seconds, progress, **options):
     """Compute features for every row of MANIFEST into an HDF5 store in --output.
 
@@ -264,7 +267,8 @@ def extract(ctx, manifest, feature_set, out_dir, config_file, sets, shard, jobs,
     result = extract_manifest(manifest, feature_set=feature_set, out_dir=out_dir, jobs=jobs,
                               overrides=_overrides(config_file, sets, options), overwrite=overwrite,
                               max_failures=max_failures, progress=progress,
-                              checkpoint_seconds=checkpoint_seconds, shard=parse_shard(shard) if shard else None)
+                              checkpoint_seconds=checkpoint_seconds, shard=parse_shard(shard) if shard else None,
+                              scheduler=scheduler)
     report = result.report
     _log(summary(feature_set, report, result.store_path, time.monotonic() - start))
     if result.merged:

@@ -374,7 +374,8 @@ def export_csv(store_path, manifest, output) -> int:
 def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: str | os.PathLike,
                      overrides: dict[str, Any] | None = None, jobs: int = 1, overwrite: bool = False,
                      max_failures: int = 0, progress: bool | None = None,
-                     checkpoint_seconds: float = 30.0, shard: tuple[int, int] | None = None) -> ExtractResult:
+                     checkpoint_seconds: float = 30.0, shard: tuple[int, int] | None = None,
+                     scheduler: str | None = None) -> ExtractResult:
     """Extract ``feature_set`` for every utterance of ``manifest`` into a store in ``out_dir``.
 
     Parameters
@@ -402,6 +403,10 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
         job per shard). A later run without ``shard`` copies the entries of
         every shard it finds beside the store (those whose audio is
         unchanged) instead of computing them.
+    scheduler
+        Address of a Dask distributed scheduler (``tcp://host:8786``): its
+        workers compute the features, this process writes the store
+        (:mod:`sertool.dask_extract`); ``jobs`` is then unused.
 
     Returns
     -------
@@ -453,7 +458,13 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
         report.skip(len(identities) - len(tasks) - merged)
         with progress_bar(len(tasks), progress, desc="extract") as bar:
             paths = dict(tasks)
-            for utt_id, feats, error, notes in _run(extractor, tasks, jobs):
+            if scheduler:
+                from sertool.dask_extract import run_on_cluster
+
+                results = run_on_cluster(extractor, tasks, scheduler) if tasks else iter(())
+            else:
+                results = _run(extractor, tasks, jobs)
+            for utt_id, feats, error, notes in results:
                 check_terminated()  # an item interrupted by a signal is not recorded (its rerun redoes it)
                 if error is None:
                     writer.add(utt_id, feats, identities[utt_id][1])
