@@ -2,7 +2,11 @@
 
 Times ``sertool predict`` as a user runs it (a fresh process: imports, model
 load, decode, features, network, CSV) over every clip, and over a single
-clip, and reports files per second and real-time factor. With ``--write``
+clip, and reports files per second and real-time factor. In the same run,
+two floors (in a fresh process each, after loading the model): the
+feature-only floor (decode + features of every clip, no model) and the
+model-only floor (the windows predict would score, pre-computed, through
+the network in batches of 32), and their sequential sum. With ``--write``
 the table replaces the one between the markers in bench/README.md.
 
 Usage: python bench/bench_predict.py [--data ../shared/data/ravdess] [--write]
@@ -21,6 +25,52 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.tables import DEFAULT_RAVDESS, machine, ravdess_rows, write_table  # noqa: E402
+
+
+FLOORS = r"""
+import sys, time, numpy as np, torch
+from pathlib import Path
+from sertool.checkpoint import Checkpoint
+from sertool.prediction import Scorer, default_checkpoint
+which, paths = sys.argv[1], [Path(p) for p in sys.argv[2:]]
+torch.set_num_threads(2)
+scorer = Scorer(Checkpoint.load(default_checkpoint()), None, None)
+scorer.features(paths[0])
+start = time.perf_counter()
+feats = [scorer.features(p)[1] for p in paths]
+features_s = time.perf_counter() - start
+if which == "features":
+    print(features_s); sys.exit()
+frames, windows = scorer.window, []
+for x in feats:  # the windows predict scores: one centre crop up to the tolerance, else hop-spaced windows
+    x = scorer.normaliser("", x)
+    if x.shape[0] <= frames * (1 + scorer.crop_tolerance):
+        first = max(0, (x.shape[0] - frames) // 2)
+        windows.append(np.pad(x[first:first + frames], ((0, max(0, frames - x.shape[0])), (0, 0))))
+    else:
+        starts = list(range(0, x.shape[0] - frames + 1, scorer.hop))
+        if starts[-1] + frames < x.shape[0]:
+            starts.append(x.shape[0] - frames)
+        windows += [x[s:s + frames] for s in starts]
+batch = np.stack(windows).astype(np.float32)
+with torch.no_grad():
+    scorer.model(torch.from_numpy(batch[:32]), torch.full((32,), frames))
+    start = time.perf_counter()
+    for k in range(0, len(batch), 32):
+        chunk = torch.from_numpy(batch[k:k + 32])
+        scorer.model(chunk, torch.full((len(chunk),), frames))
+print(time.perf_counter() - start, len(batch))
+"""
+
+
+def floors(paths: list[str]) -> tuple[float, float, int]:
+    """(feature-only seconds, model-only seconds, windows) over ``paths``, best of 2 fresh processes each."""
+    env = {**__import__("os").environ, "OPENBLAS_NUM_THREADS": "1"}
+    run = lambda which: subprocess.run([sys.executable, "-c", FLOORS, which, *paths], check=True,  # noqa: E731
+                                       capture_output=True, text=True, env=env).stdout.split()
+    features = min(float(run("features")[0]) for _ in range(2))
+    models = [run("model") for _ in range(2)]
+    return features, min(float(m[0]) for m in models), int(models[0][1])
 
 
 def main() -> None:
@@ -46,6 +96,7 @@ def main() -> None:
                        capture_output=True)
         singles.append(time.perf_counter() - start)
     single = sorted(singles)[2]
+    feature_s, model_s, windows = floors([str(r.path) for r in rows])
     baseline = min(next(iter(times.values())))
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; bundled LIGHT-SERNET model, CPU; best of 2 "
@@ -60,6 +111,12 @@ def main() -> None:
                      f"{best:.1f} | {len(rows) / best:.0f} | {audio_s / best:.0f}x | **{baseline / best:.2f}** |")
     lines.append(f"| `sertool predict` on one {rows[0].duration:.1f} s clip (median of 5, fresh process) | "
                  f"{single:.2f} | | | |")
+    for name, seconds in ((f"feature-only floor: decode + features of the {len(rows)} clips, no model", feature_s),
+                          (f"model-only floor: the {windows} windows predict scores, pre-computed, batches of 32",
+                           model_s),
+                          ("the two floors in sequence (features, then model)", feature_s + model_s)):
+        lines.append(f"| {name} | {seconds:.1f} | {len(rows) / seconds:.0f} | {audio_s / seconds:.0f}x | "
+                     f"{baseline / seconds:.2f} |")
     table = "\n".join(lines)
     print(table)
     if args.write:

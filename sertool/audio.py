@@ -364,3 +364,42 @@ def _stream_blocks(path: Path, read, native_sr: int, announced: int, integer_pcm
     if decoded == 0:
         raise AudioError(f"{path}: no audio samples in the file; remove it or re-export it")
     _report_truncation(truncation_message(path, decoded, announced, native_sr), on_warning)
+
+
+#: Raw PCM sample formats ``predict -`` reads with ``--rate`` (little-endian, interleaved channels).
+PCM_FORMATS = {"s16le": "<i2", "s32le": "<i4", "f32le": "<f4"}
+
+
+def decode_bytes(data: bytes, *, name: str = "-", rate: int | None = None, fmt: str = "s16le",
+                 channels: int = 1) -> tuple[np.ndarray, int]:
+    """Audio from bytes (e.g. all of stdin): ``(samples (N,) or (N, channels) float32 in [-1, 1], rate Hz)``.
+
+    Without ``rate`` the bytes are a container soundfile reads (WAV, FLAC,
+    OGG; a WAV whose header gives no length, as ``ffmpeg ... -f wav -``
+    writes to a pipe, is read to its end). With ``rate`` they are raw PCM
+    in ``fmt`` (:data:`PCM_FORMATS`) with ``channels`` interleaved channels.
+    """
+    import io
+
+    if not data:
+        raise AudioError(f"{name}: no audio bytes arrived on stdin; pipe a WAV file in, e.g. "
+                         "`ffmpeg -i talk.mp4 -f wav - | sertool predict -`")
+    if rate is None:
+        import soundfile as sf
+
+        try:
+            samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
+        except Exception as exc:  # libsndfile's errors are not one type
+            raise AudioError(f"{name}: not a WAV/FLAC/OGG stream ({str(exc).splitlines()[0][:80]}); for raw PCM "
+                             "pass --rate (and --format, --channels)") from None
+        return np.ascontiguousarray(samples), int(rate)
+    if fmt not in PCM_FORMATS:
+        raise AudioError(f"{name}: PCM format {fmt!r} must be one of {', '.join(PCM_FORMATS)}")
+    if rate <= 0 or channels < 1:
+        raise AudioError(f"{name}: --rate {rate} and --channels {channels} must be positive")
+    dtype = np.dtype(PCM_FORMATS[fmt])
+    frame = dtype.itemsize * channels
+    usable = len(data) - len(data) % frame  # a torn last frame (the writer stopped mid-sample) is dropped
+    raw = np.frombuffer(data[:usable], dtype=dtype)
+    samples = raw.astype(np.float32) / (1.0 if dtype.kind == "f" else float(2 ** (8 * dtype.itemsize - 1)))
+    return (samples.reshape(-1, channels) if channels > 1 else samples), int(rate)

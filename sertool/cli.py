@@ -545,6 +545,12 @@ def fuse(runs, out_dir, weights, grid_step):
               help="Windows per forward pass (peak memory grows with it).")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.option("--segments", is_flag=True, help="One row per window, with start/end times, instead of one per file.")
+@click.option("--rate", type=click.IntRange(1), default=None,
+              help="INPUT - only: stdin is raw PCM at this rate in Hz (default: a WAV/FLAC/OGG stream).")
+@click.option("--format", "pcm_format", type=click.Choice(["s16le", "s32le", "f32le"]), default="s16le",
+              show_default=True, help="INPUT - with --rate: the raw PCM sample format.")
+@click.option("--channels", type=click.IntRange(1), default=1, show_default=True,
+              help="INPUT - with --rate: interleaved channels (mixed to mono).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Keep rows of files already scored in the output and score only the rest.")
 @click.option("--speaker-regex", default=None,
@@ -556,11 +562,13 @@ def fuse(runs, out_dir, weights, grid_step):
 @click.option("--max-failures", default=0, show_default=True, help=MAX_FAILURES_HELP)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.pass_context
-def predict(ctx, inputs, checkpoint, output, window_s, hop_s, crop_tolerance, batch_size, device, segments, resume,
-            speaker_regex, trust_code, max_failures, progress):
+def predict(ctx, inputs, checkpoint, output, window_s, hop_s, crop_tolerance, batch_size, device, segments, rate,
+            pcm_format, channels, resume, speaker_regex, trust_code, max_failures, progress):
     """Score INPUTS (audio files, folders, or manifest CSVs) with a trained model.
 
     Columns: path, predicted, confidence, p_<class>..., duration, error.
+    INPUT - reads one recording from stdin (WAV/FLAC/OGG, or raw PCM with
+    --rate), e.g. `ffmpeg -i talk.mp4 -f wav - | sertool predict - -o -`.
     Features are rebuilt from the checkpoint's config. Unreadable files get
     a row with the error; the rest are scored. Both `sertool predict
     CHECKPOINT.pt FILES...` and `sertool predict FILES... --model CKPT` work;
@@ -578,13 +586,23 @@ def predict(ctx, inputs, checkpoint, output, window_s, hop_s, crop_tolerance, ba
     from sertool.prediction import checkpoint_path, predict_files
 
     checkpoint = checkpoint_path(checkpoint or "default")
+    stdin = None
+    if "-" in inputs:  # audio on standard input: read it all, score it like a file named "-"
+        from sertool.audio import decode_bytes
+        from sertool.prediction import Clip
+
+        samples, sample_rate = decode_bytes(sys.stdin.buffer.read(), rate=rate, fmt=pcm_format, channels=channels)
+        stdin = Clip(samples, sample_rate, "-")
+        resume = resume and output != "-"
+    elif rate is not None:
+        raise click.UsageError("--rate describes raw PCM on stdin: use it with INPUT -")
 
     _sigterm_exits()
     start = time.monotonic()
     report = predict_files(checkpoint, inputs, output, window_s=window_s, hop_s=hop_s, segments=segments,
                            resume=resume, max_failures=max_failures, speaker_regex=speaker_regex,
                            trust_code=trust_code, progress=progress, crop_tolerance=crop_tolerance,
-                           batch_size=batch_size, device=device)
+                           batch_size=batch_size, device=device, stdin=stdin)
     where = "stdout" if output == "-" else output
     _log(report.line("predict", done="scored", skipped=f"already in {where}", target=where,
                      seconds=time.monotonic() - start))

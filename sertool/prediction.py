@@ -463,7 +463,7 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
                   segments: bool = False, resume: bool = True, max_failures: int = 0,
                   speaker_regex: str | None = None, trust_code: bool = False,
                   progress: bool | None = None, crop_tolerance: float = CROP_TOLERANCE,
-                  batch_size: int = WINDOW_BATCH, device: str = "cpu") -> RunReport:
+                  batch_size: int = WINDOW_BATCH, device: str = "cpu", stdin: Clip | None = None) -> RunReport:
     """Score ``inputs`` with the checkpoint and write CSV rows to ``output`` (a path or ``"-"`` for stdout).
 
     A checkpoint trained with ``--norm speaker`` needs every file's speaker:
@@ -475,6 +475,10 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
     A checkpoint whose features would import a Python function or load a
     TorchScript/ONNX file (embedding providers) is refused unless ``trust_code``.
 
+    An input ``"-"`` is ``stdin``: a :class:`Clip` (audio read from standard
+    input, see :func:`sertool.audio.decode_bytes`), scored like a file and
+    written with path ``-``.
+
     Returns the run report (``ok`` scored, ``skipped`` kept from an earlier
     run, ``failures`` with their errors, also in the CSV's ``error`` column).
     """
@@ -484,11 +488,11 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
         return _predict(checkpoint_path, inputs, output, window_s=window_s, hop_s=hop_s, segments=segments,
                         resume=resume, max_failures=max_failures, speaker_regex=speaker_regex,
                         trust_code=trust_code, progress=progress, crop_tolerance=crop_tolerance,
-                        batch_size=batch_size, device=device)
+                        batch_size=batch_size, device=device, stdin=stdin)
 
 
 def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resume, max_failures, speaker_regex,
-             trust_code, progress, crop_tolerance, batch_size, device) -> RunReport:
+             trust_code, progress, crop_tolerance, batch_size, device, stdin) -> RunReport:
     """:func:`predict_files` once its thread settings are in place."""
     from sertool.export import load_scoring_model
 
@@ -502,7 +506,7 @@ def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resu
                            "drop --segments, or score a member's checkpoint with --segments")
     rows = manifest_rows(inputs)
     header = _header(labels, segments, manifest=bool(rows))
-    files = expand_inputs(inputs)
+    files = [stdin if str(f) == "-" and stdin is not None else f for f in expand_inputs(inputs)]
     if not files:
         raise SertoolError(f"no audio files found in {', '.join(map(str, inputs))}")
     scorers = [Scorer(m, window_s, hop_s, crop_tolerance, batch_size, device) for m in members]
