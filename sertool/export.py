@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sertool.checkpoint import Checkpoint, CheckpointError
+from sertool.checkpoint import Checkpoint
 from sertool.errors import ConfigError, SertoolError
 
 FORMAT = "sertool-export"

@@ -375,10 +375,10 @@ class StoreWriter:
         """Write one entry (replacing an older one); durable at the next checkpoint."""
         import numpy as np
 
-        if feats.dtype != np.float32 or feats.ndim != 2 or feats.shape[1] != int(self.attrs["dim"]):
+        if feats.dtype not in (np.float32, np.float16) or feats.ndim != 2 or feats.shape[1] != int(self.attrs["dim"]):
             rows = "one row (1, dim) per file" if self.attrs.get("level") == "utterance" else "(frames, dim)"
             raise StoreError(f"{utt_id}: features of shape {feats.shape} {feats.dtype} do not fit a store of dim "
-                             f"{self.attrs['dim']}; an extractor must return float32 {rows}, with the dim it "
+                             f"{self.attrs['dim']}; an extractor must return float32 (or float16) {rows}, with the dim it "
                              "reported on its first file")
         h5py = _h5py()
         self._open_copy()
@@ -389,7 +389,8 @@ class StoreWriter:
                 del self._feats[utt_id]
             # The low-level calls cost half of create_dataset's per-entry overhead.
             space = h5py.h5s.create_simple(feats.shape)
-            dset = h5py.h5d.create(self._feats.id, utt_id.encode(), h5py.h5t.IEEE_F32LE, space)
+            kind = h5py.h5t.IEEE_F16LE if feats.dtype == np.float16 else h5py.h5t.IEEE_F32LE  # ssl dtype=float16
+            dset = h5py.h5d.create(self._feats.id, utt_id.encode(), kind, space)
             dset.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(feats))
         except OSError as exc:
             failure = OSError(exc.errno, exc.strerror)

@@ -322,10 +322,7 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
                model_config, train_config: TrainConfig, labels: list[str], out_dir: Path,
                utterance_store: Path | None = None, log: Callable[[str], None] = lambda m: None) -> FoldResult:
     """Train one fold into ``out_dir`` (resuming from ``state.pt`` when present)."""
-    import torch
-
     from sertool.models import model_spec
-
     from sertool.store import FeatureStore
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -754,7 +751,7 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
         some rows, or a run folder holding a different run.
     """
     from sertool import distributed
-    from sertool.models import build_model_config
+    from sertool.models import build_model_config, model_spec
 
     train_config = train_config or build_train_config(model_name=model_name)
     world = distributed.start(train_config.device)  # a no-op unless launched by torchrun / srun
@@ -769,7 +766,6 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
     model_overrides = dict(model_overrides or {})
     check_store_kind(model_name, store_path, norm=train_config.norm)
     if utterance_store:
-        from sertool.models import model_spec
         from sertool.store import FeatureStore
 
         if not model_spec(model_name).takes_utterance_vector:
@@ -777,6 +773,12 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
                               "with models that have a speaker_dim setting (mscnn_spu, mscnn_spu_att)")
         with FeatureStore(utterance_store) as extra:
             model_overrides["speaker_dim"] = extra.dim
+    adapt = model_spec(model_name).adapt
+    if adapt is not None:  # settings the store decides (the user's --set still wins)
+        from sertool.store import FeatureStore
+
+        with FeatureStore(store_path) as store:
+            model_overrides = {**adapt(store.attrs["config"]), **model_overrides}
     model_config = build_model_config(model_name, model_overrides)
     all_folds = make_folds(utterances, protocol, folds=folds, valid_speakers=valid_speakers,
                            test_speakers=test_speakers, split_column=split_column, seed=train_config.seed, warn=log)

@@ -106,3 +106,40 @@ def assert_evaluation_consistent(run_dir: Path, result) -> None:
     pooled = scores(confusion(truth, guess, len(labels)))
     assert abs(pooled["UA"] - result.folds["pooled"]["UA"]) < 1e-9
     assert abs(pooled["WA"] - result.folds["pooled"]["WA"]) < 1e-9
+
+
+#: Tiny randomly initialised encoders (2 layers, hidden size 32) for the ``ssl`` extractor tests.
+SSL_KINDS = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
+
+
+def make_tiny_ssl(folder: Path, kind: str = "wav2vec2", seed: int = 0) -> Path:
+    """Save a tiny ``transformers`` encoder of ``kind`` to ``folder`` (config.json + model.safetensors)."""
+    import torch
+    import transformers
+
+    classes = {"wav2vec2": (transformers.Wav2Vec2Config, transformers.Wav2Vec2Model),
+               "hubert": (transformers.HubertConfig, transformers.HubertModel),
+               "wavlm": (transformers.WavLMConfig, transformers.WavLMModel),
+               "data2vec-audio": (transformers.Data2VecAudioConfig, transformers.Data2VecAudioModel)}
+    config_cls, model_cls = classes[kind]
+    config = config_cls(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                        conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+                        **({"num_buckets": 32, "max_bucket_distance": 80} if kind == "wavlm" else {}))
+    torch.manual_seed(seed)
+    model_cls(config).eval().save_pretrained(folder)
+    return folder
+
+
+_TINY_SSL: list[Path] = []
+
+
+def preset_overrides(name: str) -> dict:
+    """Overrides a preset needs to build: ``ssl`` gets a tiny wav2vec2 folder (skips without transformers)."""
+    if name != "ssl":
+        return {}
+    pytest.importorskip("transformers")
+    if not _TINY_SSL:
+        import tempfile
+
+        _TINY_SSL.append(make_tiny_ssl(Path(tempfile.mkdtemp(prefix="sertool-tiny-ssl-")) / "wav2vec2"))
+    return {"model": str(_TINY_SSL[0])}

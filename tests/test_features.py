@@ -14,7 +14,7 @@ import soundfile as sf
 
 from sertool.errors import ConfigError, FeatureError
 from sertool.features import EXTRACTORS, PRESETS, build_config, build_extractor, config_from_dict, dsp
-from tests.conftest import tone
+from tests.conftest import preset_overrides, tone
 
 
 def rel_err(a, b) -> float:
@@ -30,7 +30,7 @@ def speech_like(seconds=2.0, sr=16000):
 def test_contract(name, tmp_path):
     if name in ("embedding", "resemblyzer"):
         pytest.importorskip("resemblyzer")
-    extractor = build_extractor(name)
+    extractor = build_extractor(name, preset_overrides(name))
     sr = extractor.sample_rate
     y = speech_like(1.3, sr)
     feats = extractor.extract(y, sr)

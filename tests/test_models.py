@@ -37,7 +37,10 @@ def test_registry_metadata_is_consistent(name):
 
     spec = MODELS[name]
     assert spec.level in ("frame", "utterance") and spec.trainer in ("sgd", "fit")
-    assert spec.features in PRESETS and build_extractor(spec.features).level == spec.level
+    from tests.conftest import preset_overrides
+
+    extractor = build_extractor(spec.features, preset_overrides(spec.features))
+    assert spec.features in PRESETS and extractor.level == spec.level
     for recipe in ("default", "paper"):
         config = build_train_config(model_name=name, recipe=recipe)  # every recipe key is a TrainConfig field
         assert config.epochs <= (60 if recipe == "default" else 500)

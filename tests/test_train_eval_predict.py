@@ -22,7 +22,7 @@ from sertool.corpora import folder
 from sertool.metrics import confusion, scores
 from sertool.report import RunReport
 from sertool.training import TrainConfig, train_run
-from tests.conftest import assert_evaluation_consistent, tone, write_audio, write_pitch_corpus
+from tests.conftest import assert_evaluation_consistent, preset_overrides, tone, write_audio, write_pitch_corpus
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +221,8 @@ def preset_store(corpus):
 
     def get(name):
         if name not in cache:
-            cache[name] = extract_manifest(manifest, feature_set=name, out_dir=root / "feats").store_path
+            cache[name] = extract_manifest(manifest, feature_set=name, out_dir=root / "feats",
+                                           overrides=preset_overrides(name)).store_path
         return cache[name]
 
     return get
@@ -335,7 +336,7 @@ def test_predict_works_for_a_checkpoint_of_every_feature_set(corpus, preset_stor
     from sertool.features import build_extractor
     from sertool.prediction import predict_files
 
-    level = build_extractor(name).level
+    level = build_extractor(name, preset_overrides(name)).level
     model = "light_sernet" if level == "frame" else "logreg"
     train_run(manifest, preset_store(name), out_dir=tmp_path / "r", model_name=model, protocol="loso", fold=0,
               valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1, "norm": "global"}))

@@ -41,6 +41,8 @@ class ModelSpec:
     recipe: dict[str, Any] = field(default_factory=dict)
     paper_recipe: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    #: ``adapt(store feature config dict) -> model overrides`` derived from the store (e.g. ssl_head's layers)
+    adapt: Any = None
 
     @property
     def takes_utterance_vector(self) -> bool:
@@ -57,7 +59,8 @@ class _Registry(dict):
         if not _Registry._loaded:
             _Registry._loaded = True
             from sertool.models import (  # noqa: F401
-                classic, drn_mhsa, light_sernet, mscnn_spu, parallel_resnet_transformer, transformer_integration)
+                classic, drn_mhsa, light_sernet, mscnn_spu, parallel_resnet_transformer, ssl_head,
+                transformer_integration)
 
     def __getitem__(self, key):
         self._load()

@@ -1,0 +1,227 @@
+"""Self-supervised speech encoders from a local Hugging Face model folder (``ssl``), fully offline.
+
+``--features ssl --set model=PATH`` reads a ``transformers`` model folder the
+user already has (``config.json`` plus ``model.safetensors`` or
+``pytorch_model.bin``; optionally ``preprocessor_config.json``) of a
+wav2vec 2.0, HuBERT, WavLM or data2vec-audio encoder. Nothing is downloaded
+(``local_files_only``) and no code from the folder runs
+(``trust_remote_code`` stays off: only model types ``transformers`` ships).
+Needs the ssl extra: ``pip install 'sertool[ssl]'``.
+
+Config fields:
+
+- ``layer``: which hidden state (0 = the CNN features after projection,
+  1..L the transformer layers, -1 the last); ``layers = "all"`` stores every
+  hidden state side by side, ``(frames, (L + 1) x H)``, for a learnt
+  weighted sum (``--model ssl_head``).
+- ``pooling``: ``none`` (frame level, one row per encoder frame, 20 ms for
+  these models), ``mean`` or ``mean_std`` (utterance level, over frames).
+- ``dtype``: ``float32`` or ``float16`` storage (half the store size).
+- ``chunk_seconds``: longer files are encoded in independent chunks of this
+  length, so memory stays bounded (frames next to a chunk edge see less
+  context than in one pass).
+- ``device``: ``cpu``, ``cuda`` or ``auto``; ``batch`` files per forward
+  pass are not used (one file at a time, no padding effects).
+- ``model_id``: the folder's identity, filled in when the config is built:
+  the SHA-256 of ``config.json`` and ``preprocessor_config.json`` and of the
+  weight file, so another model at the same path is another store; a
+  checkpoint or store whose ``model_id`` no longer matches the folder is
+  refused.
+
+Audio is normalised to zero mean and unit variance per file (chunk) when
+the folder's ``preprocessor_config.json`` says ``do_normalize`` (the
+default when it has none), as the models were trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from sertool.errors import ConfigError, FeatureError
+from sertool.features.base import FeatureConfig, FeatureExtractor, register
+
+POOLINGS = ("none", "mean", "mean_std")
+DTYPES = ("float32", "float16")
+#: ``model_type`` values of config.json this extractor runs (raw-waveform encoders).
+MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "wav2vec2-conformer")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_IDENTITIES: dict[tuple, str] = {}
+
+
+def folder_identity(folder: str | os.PathLike) -> str:
+    """``<sha256 of the configs, 16 hex>-<sha256 of the weights, 16 hex>`` of a model folder (cached per mtime)."""
+    folder = Path(folder)
+    config = folder / "config.json"
+    if not config.is_file():
+        raise ConfigError(f"{folder}: no config.json; --set model=PATH must be a Hugging Face model folder "
+                          "(config.json + model.safetensors or pytorch_model.bin), copied onto this machine")
+    weights = next((folder / w for w in WEIGHT_FILES if (folder / w).is_file()), None)
+    if weights is None:
+        raise ConfigError(f"{folder}: no {' or '.join(WEIGHT_FILES)}; copy the model's weight file into the folder")
+    files = [config, folder / "preprocessor_config.json", weights]
+    key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file())
+    if key not in _IDENTITIES:
+        configs = hashlib.sha256(b"".join(f.read_bytes() for f in files[:2] if f.is_file())).hexdigest()
+        digest = hashlib.sha256()
+        with open(weights, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(block)
+        _IDENTITIES[key] = f"{configs[:16]}-{digest.hexdigest()[:16]}"
+    return _IDENTITIES[key]
+
+
+@dataclass(frozen=True)
+class SslConfig(FeatureConfig):
+    model: str = ""
+    layer: int = -1
+    layers: str = ""
+    pooling: str = "none"
+    dtype: str = "float32"
+    chunk_seconds: float = 30.0
+    device: str = "cpu"
+    sample_rate: int = 16000
+    model_id: str = ""
+
+    def __post_init__(self):
+        if not self.model:
+            raise ConfigError("ssl features need --set model=PATH, a local Hugging Face model folder")
+        for name, value, allowed in (("pooling", self.pooling, POOLINGS), ("dtype", self.dtype, DTYPES),
+                                     ("layers", self.layers, ("", "all")),
+                                     ("device", self.device, ("cpu", "cuda", "auto"))):
+            if value not in allowed:
+                raise ConfigError(f"ssl {name} {value!r} must be one of {', '.join(map(repr, allowed))}")
+        if self.chunk_seconds < 1:
+            raise ConfigError(f"ssl chunk_seconds {self.chunk_seconds} must be at least 1")
+        current = folder_identity(self.model)
+        if not self.model_id:
+            object.__setattr__(self, "model_id", current)
+        elif self.model_id != current:
+            raise ConfigError(f"{self.model}: the model folder changed since these features were made (identity "
+                              f"{self.model_id}, now {current}); restore that model, or extract again with "
+                              "--overwrite and retrain")
+
+
+@register
+class SslExtractor(FeatureExtractor):
+    """Hidden states of a local wav2vec 2.0 / HuBERT / WavLM / data2vec-audio model folder."""
+
+    name = "ssl"
+    config_cls = SslConfig
+
+    @property
+    def level(self) -> str:
+        return "frame" if self.config.pooling == "none" else "utterance"
+
+    @cached_property
+    def model_config(self) -> dict:
+        return json.loads((Path(self.config.model) / "config.json").read_text())
+
+    @cached_property
+    def _normalise(self) -> bool:
+        pre = Path(self.config.model) / "preprocessor_config.json"
+        return bool(json.loads(pre.read_text()).get("do_normalize", True)) if pre.is_file() else True
+
+    @property
+    def hidden_states(self) -> int:
+        """Hidden states the encoder returns (CNN projection + one per transformer layer)."""
+        return int(self.model_config["num_hidden_layers"]) + 1
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model_config["hidden_size"])
+
+    @property
+    def dim(self) -> int:
+        width = self.hidden_size * (self.hidden_states if self.config.layers == "all" else 1)
+        return width * (2 if self.config.pooling == "mean_std" else 1)
+
+    @property
+    def min_duration(self) -> float:
+        return self._receptive_field / self.sample_rate
+
+    @cached_property
+    def _receptive_field(self) -> int:
+        span, jump = 1, 1
+        for kernel, stride in zip(self.model_config["conv_kernel"], self.model_config["conv_stride"]):
+            span += (kernel - 1) * jump
+            jump *= stride
+        return span
+
+    @property
+    def frame_timing(self):
+        if self.level == "utterance":
+            return None
+        shift = int(np.prod(self.model_config["conv_stride"])) / self.sample_rate
+        return shift, self._receptive_field / self.sample_rate, 0.0
+
+    @property
+    def feature_names(self) -> list[str]:
+        states = range(self.hidden_states) if self.config.layers == "all" else [self._layer_index]
+        names = [f"ssl_l{s:02d}_{h:04d}" for s in states for h in range(self.hidden_size)]
+        if self.config.pooling == "mean_std":
+            return [f"{n}_mean" for n in names] + [f"{n}_std" for n in names]
+        return names
+
+    @property
+    def _layer_index(self) -> int:
+        index = self.config.layer if self.config.layer >= 0 else self.hidden_states + self.config.layer
+        if not 0 <= index < self.hidden_states:
+            raise ConfigError(f"ssl layer {self.config.layer} is outside 0..{self.hidden_states - 1} "
+                              f"(this model has {self.hidden_states} hidden states)")
+        return index
+
+    @cached_property
+    def encoder(self):
+        """The ``transformers`` model in eval mode (loaded once, local files only, no remote code)."""
+        try:
+            import transformers
+        except ImportError:
+            raise ConfigError("ssl features need transformers: pip install 'sertool[ssl]'") from None
+        model_type = self.model_config.get("model_type")
+        if model_type not in MODEL_TYPES:
+            raise ConfigError(f"{self.config.model}: model_type {model_type!r} is not a raw-waveform encoder this "
+                              f"extractor runs ({', '.join(MODEL_TYPES)})")
+        from sertool.process import torch_device
+
+        self._layer_index  # noqa: B018 - a bad layer fails before the weights load
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        model = transformers.AutoModel.from_pretrained(self.config.model, local_files_only=True,
+                                                       trust_remote_code=False)
+        self._device = torch_device(self.config.device)
+        return model.to(self._device).eval()
+
+    def _hidden(self, samples: np.ndarray) -> np.ndarray:
+        """``(frames, width)`` float32 of one chunk: the chosen hidden state(s), side by side."""
+        import torch
+
+        x = samples.astype(np.float32)
+        if self._normalise:
+            x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
+        with torch.no_grad():
+            out = self.encoder(torch.from_numpy(x)[None].to(self._device), output_hidden_states=True)
+        states = out.hidden_states
+        chosen = states if self.config.layers == "all" else [states[self._layer_index]]
+        return torch.cat([s[0] for s in chosen], dim=-1).float().cpu().numpy()
+
+    def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
+        self.check_input(samples, sr)
+        chunk = int(self.config.chunk_seconds * sr)
+        pieces = [samples[i:i + chunk] for i in range(0, samples.shape[0], chunk)]
+        if len(pieces) > 1 and pieces[-1].shape[0] < self._receptive_field:
+            pieces[-2:] = [np.concatenate(pieces[-2:])]  # a tail shorter than one frame joins the chunk before
+        frames = np.concatenate([self._hidden(p) for p in pieces])
+        if not np.isfinite(frames).all():
+            raise FeatureError(f"{self.config.model}: the encoder returned NaN or infinite values")
+        if self.config.pooling == "mean":
+            frames = frames.mean(axis=0, keepdims=True)
+        elif self.config.pooling == "mean_std":
+            frames = np.concatenate([frames.mean(axis=0), frames.std(axis=0)])[None]
+        return frames.astype(self.config.dtype)
