@@ -191,7 +191,7 @@ def evaluate(run: PathLike, *, on: tuple[PathLike, PathLike] | None = None,
 
 def predict(checkpoint, audio, *, speakers: Sequence[str] | None = None, speaker_regex: str | None = None,
             window: float | None = None, hop: float | None = None, trust_code: bool = False,
-            crop_tolerance: float | None = None, batch_size: int = 32, device: str = "cpu"):
+            crop_tolerance: float | None = None, batch_size: int = 32, device: str = "cpu", vad: bool = False):
     """Score audio in memory: labels and class probabilities, no files written.
 
     Parameters
@@ -213,6 +213,8 @@ def predict(checkpoint, audio, *, speakers: Sequence[str] | None = None, speaker
         one centre-cropped window, as in training (default ``sertool.prediction.CROP_TOLERANCE``, 0.5).
     batch_size, device
         Windows per forward pass, and ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    vad
+        Score only the speech regions Silero VAD finds (``windows`` are the regions).
 
     Returns
     -------
@@ -225,14 +227,14 @@ def predict(checkpoint, audio, *, speakers: Sequence[str] | None = None, speaker
     return predict_audio(checkpoint, audio, speakers=list(speakers) if speakers is not None else None,
                          speaker_regex=speaker_regex, window_s=window, hop_s=hop, trust_code=trust_code,
                          crop_tolerance=CROP_TOLERANCE if crop_tolerance is None else crop_tolerance,
-                         batch_size=batch_size, device=device)
+                         batch_size=batch_size, device=device, vad=vad)
 
 
 def predict_files(checkpoint, inputs: PathLike | Sequence[PathLike], *, output: PathLike,
                   window: float | None = None, hop: float | None = None, segments: bool = False,
                   resume: bool = True, speaker_regex: str | None = None, trust_code: bool = False,
                   max_failures: int = 0, progress: bool = False, crop_tolerance: float | None = None,
-                  batch_size: int = 32, device: str = "cpu"):
+                  batch_size: int = 32, device: str = "cpu", vad: bool = False):
     """Score files, folders or manifests into a CSV, resumably (``sertool predict``).
 
     ``checkpoint``: a ``checkpoint.pt`` path or a bundled model name. Unreadable files get a row with the
@@ -250,7 +252,7 @@ def predict_files(checkpoint, inputs: PathLike | Sequence[PathLike], *, output: 
     return score_files(checkpoint_path(checkpoint), list(inputs), output, window_s=window, hop_s=hop, segments=segments, resume=resume,
                        max_failures=max_failures, speaker_regex=speaker_regex, trust_code=trust_code,
                        progress=progress, crop_tolerance=CROP_TOLERANCE if crop_tolerance is None else crop_tolerance,
-                       batch_size=batch_size, device=device)
+                       batch_size=batch_size, device=device, vad=vad)
 
 
 def fuse(runs: Sequence[PathLike], *, output: PathLike, weights: Sequence[float] | None = None,

@@ -143,6 +143,8 @@ class Scorer:
     batch_size: int = WINDOW_BATCH
     #: "cpu", "cuda" or "auto"
     device: str = "cpu"
+    #: score the speech regions Silero VAD finds (:mod:`sertool.vad`), one (start, end, probs) per region
+    vad: bool = False
 
     def __post_init__(self):
         import torch
@@ -362,11 +364,55 @@ class Scorer:
         if self.needs_speakers:
             raise SertoolError(f"{path}: the checkpoint normalises per speaker; score files in speaker groups "
                                "(predict with a manifest's speaker column or --speaker-regex)")
+        if self.vad:
+            return _score_regions(self, path)
         if self.window is not None and self.normaliser.mode == "global" and self._streams(path) \
                 and getattr(self.extractor, "streams_blocks", False):
             return self._score_stream(path)
         duration, feats, spans = self.features(path)
         return duration, self.score_features(feats, duration, spans)
+
+
+def _region_scores(scorer: Scorer, path, samples: np.ndarray, sr: int) -> list:
+    """``[((start s, end s), probs (C,))]``, one per speech region of ``samples`` (mean of the region's windows).
+
+    A region is scored as a clip of its own: up to (1 + crop_tolerance) x the
+    model's input length it is one centre-cropped window, longer ones are
+    windowed; regions too short for the features are skipped.
+    """
+    from sertool.vad import speech_regions
+
+    out = []
+    for start, end in speech_regions(samples, sr):
+        piece = samples[int(round(start * sr)):int(round(end * sr))]
+        if piece.shape[0] < max(1, scorer.extractor.min_duration * sr):
+            continue
+        duration = piece.shape[0] / sr
+        if scorer.utterance_level:
+            feats, spans = scorer._window_vectors(piece, sr, duration)
+        else:
+            feats, spans = scorer.extractor.extract(piece, sr), None
+            if scorer.utterance_extractor is not None:
+                vector = scorer.utterance_extractor.extract(piece, sr)
+                feats = np.concatenate([feats, np.repeat(vector, feats.shape[0], axis=0)], axis=1)
+        windows = scorer.score_features(feats, duration, spans)
+        out.append(((start, min(end, start + duration)), np.mean([p for _, p in windows], axis=0)))
+    return out
+
+
+def _score_regions(scorer: Scorer, path):
+    """:meth:`Scorer.score` with ``vad``: ``(duration s, regions)``; an error when no speech is found."""
+    sr = scorer.extractor.sample_rate
+    if scorer.utterance_extractor is not None and scorer.utterance_extractor.sample_rate != sr:
+        raise SertoolError(f"{path}: --vad needs the checkpoint's two feature sets at one sample rate")
+    notes: list[str] = []
+    samples = _samples(path, sr, 0.0, notes.append)
+    for message in notes:
+        scorer.notes.setdefault(str(path), []).append(message)
+    regions = _region_scores(scorer, path, samples, sr)
+    if not regions:
+        raise SertoolError(f"{path}: the VAD found no speech long enough to score; score it without --vad")
+    return samples.shape[0] / sr, regions
 
 
 #: Columns a manifest input adds after ``path``, so scores and metrics need no join.
@@ -463,7 +509,8 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
                   segments: bool = False, resume: bool = True, max_failures: int = 0,
                   speaker_regex: str | None = None, trust_code: bool = False,
                   progress: bool | None = None, crop_tolerance: float = CROP_TOLERANCE,
-                  batch_size: int = WINDOW_BATCH, device: str = "cpu", stdin: Clip | None = None) -> RunReport:
+                  batch_size: int = WINDOW_BATCH, device: str = "cpu", stdin: Clip | None = None,
+                  vad: bool = False) -> RunReport:
     """Score ``inputs`` with the checkpoint and write CSV rows to ``output`` (a path or ``"-"`` for stdout).
 
     A checkpoint trained with ``--norm speaker`` needs every file's speaker:
@@ -474,6 +521,9 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
 
     A checkpoint whose features would import a Python function or load a
     TorchScript/ONNX file (embedding providers) is refused unless ``trust_code``.
+
+    ``vad``: score only the speech regions Silero VAD finds; with ``segments``
+    one row per region (its start and end).
 
     An input ``"-"`` is ``stdin``: a :class:`Clip` (audio read from standard
     input, see :func:`sertool.audio.decode_bytes`), scored like a file and
@@ -488,11 +538,11 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
         return _predict(checkpoint_path, inputs, output, window_s=window_s, hop_s=hop_s, segments=segments,
                         resume=resume, max_failures=max_failures, speaker_regex=speaker_regex,
                         trust_code=trust_code, progress=progress, crop_tolerance=crop_tolerance,
-                        batch_size=batch_size, device=device, stdin=stdin)
+                        batch_size=batch_size, device=device, stdin=stdin, vad=vad)
 
 
 def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resume, max_failures, speaker_regex,
-             trust_code, progress, crop_tolerance, batch_size, device, stdin) -> RunReport:
+             trust_code, progress, crop_tolerance, batch_size, device, stdin, vad) -> RunReport:
     """:func:`predict_files` once its thread settings are in place."""
     from sertool.export import load_scoring_model
 
@@ -509,8 +559,11 @@ def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resu
     files = [stdin if str(f) == "-" and stdin is not None else f for f in expand_inputs(inputs)]
     if not files:
         raise SertoolError(f"no audio files found in {', '.join(map(str, inputs))}")
-    scorers = [Scorer(m, window_s, hop_s, crop_tolerance, batch_size, device) for m in members]
+    scorers = [Scorer(m, window_s, hop_s, crop_tolerance, batch_size, device, vad) for m in members]
     needs_speakers = any(s.needs_speakers for s in scorers)
+    if vad and needs_speakers:
+        raise SertoolError(f"{checkpoint_path}: --vad scores speech regions one file at a time; it does not work "
+                           "with a speaker-normalised model yet: drop --vad")
     speakers = file_speakers(inputs, files, speaker_regex) if needs_speakers else {}
     if needs_speakers and not speakers:
         raise SertoolError(f"{checkpoint_path}: this model normalises features per speaker (trained with --norm "
@@ -722,7 +775,7 @@ def _as_sources(audio) -> list:
 def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speaker_regex: str | None = None,
                   window_s: float | None = None, hop_s: float | None = None,
                   trust_code: bool = False, crop_tolerance: float = CROP_TOLERANCE, batch_size: int = WINDOW_BATCH,
-                  device: str = "cpu") -> Predictions:
+                  device: str = "cpu", vad: bool = False) -> Predictions:
     """Score audio in memory with a checkpoint; nothing is written.
 
     Parameters
@@ -748,6 +801,8 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
         Windows per forward pass (:data:`WINDOW_BATCH`), and ``"cpu"``, ``"cuda"`` or ``"auto"``.
     trust_code
         Allow a checkpoint whose features import Python code or load a TorchScript/ONNX file.
+    vad
+        Score only the speech regions Silero VAD finds; ``windows`` are then the regions.
 
     Returns
     -------
@@ -776,7 +831,7 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
     members = checkpoint.member_checkpoints() if checkpoint.is_fusion else [checkpoint]
     weights = checkpoint.model_config["weights"] if checkpoint.is_fusion else [1.0]
     with torch_threads(max(1, os.cpu_count() or 1)), blas_threads(1):
-        scorers = [Scorer(m, window_s, hop_s, crop_tolerance, batch_size, device) for m in members]
+        scorers = [Scorer(m, window_s, hop_s, crop_tolerance, batch_size, device, vad) for m in members]
         groups = _speaker_map(sources, audio, speakers, speaker_regex) if any(s.needs_speakers for s in scorers) \
             else None
         outcomes: dict[str, object] = {}
