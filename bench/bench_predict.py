@@ -9,7 +9,7 @@ model-only floor (the windows predict would score, pre-computed, through
 the network in batches of 32), and their sequential sum. With ``--write``
 the table replaces the one between the markers in bench/README.md.
 
-Usage: python bench/bench_predict.py [--data ../shared/data/ravdess] [--write]
+Usage: python bench/bench_predict.py [--data ../shared/data/ravdess] [--baseline-rev REV] [--write]
 """
 
 from __future__ import annotations
@@ -76,18 +76,30 @@ def floors(paths: list[str]) -> tuple[float, float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=DEFAULT_RAVDESS)
+    ap.add_argument("--baseline-rev", default="20e17b2", help="git revision timed as the baseline")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     rows, audio_s = ravdess_rows(args.data)
     out = Path(tempfile.mkdtemp(prefix="sertool-predict-")) / "p.csv"
     cmd = [sys.executable, "-m", "sertool", "predict", args.data, "-o", str(out), "--no-resume"]
     subprocess.run(cmd + ["--crop-tolerance", "0"], check=True, capture_output=True)  # warm the page cache
-    times = {"overlapping windows for every clip over 2.944 s (`--crop-tolerance 0`, the baseline)": [],
-             "one centre-cropped window up to 4.4 s (default `--crop-tolerance 0.5`)": []}
-    for _ in range(2):  # alternate, so drifting load hits both alike
-        for name, extra in zip(times, (["--crop-tolerance", "0"], [])):
+    baseline_tree = Path(tempfile.mkdtemp(prefix="sertool-baseline-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline_rev], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(baseline_tree)], input=archive.stdout, check=True)
+    variants = {
+        f"file by file, each file's windows in its own forward pass ({args.baseline_rev}, the baseline)":
+            (baseline_tree, []),
+        "this tree, overlapping windows for every clip over 2.944 s (`--crop-tolerance 0`)": (ROOT, ["--crop-tolerance", "0"]),
+        "this tree: one centre-cropped window up to 4.4 s, windows of 32 files per forward pass (default)": (ROOT, []),
+        "this tree, `--jobs 2` (a worker decodes and computes features, this process runs the model)":
+            (ROOT, ["--jobs", "2"]),
+    }
+    times = {name: [] for name in variants}
+    for _ in range(2):  # alternate, so drifting load hits all alike
+        for name, (tree, extra) in variants.items():
             start = time.perf_counter()
-            subprocess.run(cmd + extra, check=True, capture_output=True)
+            subprocess.run(cmd + extra, check=True, capture_output=True, cwd=tree,
+                           env={**__import__("os").environ, "PYTHONPATH": str(tree)})
             times[name].append(time.perf_counter() - start)
     singles = []
     for _ in range(5):
@@ -107,7 +119,7 @@ def main() -> None:
     ]
     for name, values in times.items():
         best = min(values)
-        lines.append(f"| `sertool predict` on the {len(rows)} RAVDESS clips ({audio_s:.0f} s of audio), {name} | "
+        lines.append(f"| `sertool predict` on the {len(rows)} RAVDESS clips ({audio_s:.0f} s of audio): {name} | "
                      f"{best:.1f} | {len(rows) / best:.0f} | {audio_s / best:.0f}x | **{baseline / best:.2f}** |")
     lines.append(f"| `sertool predict` on one {rows[0].duration:.1f} s clip (median of 5, fresh process) | "
                  f"{single:.2f} | | | |")

@@ -545,6 +545,8 @@ def fuse(runs, out_dir, weights, grid_step):
               help="Windows per forward pass (peak memory grows with it).")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.option("--segments", is_flag=True, help="One row per window, with start/end times, instead of one per file.")
+@click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(1),
+              help="Processes: jobs - 1 workers decode and compute features while this one runs the model.")
 @click.option("--vad", is_flag=True,
               help="Score only the speech regions Silero VAD finds (with --segments: one row per region); "
                    "pip install 'sertool[vad]'.")
@@ -565,8 +567,8 @@ def fuse(runs, out_dir, weights, grid_step):
 @click.option("--max-failures", default=0, show_default=True, help=MAX_FAILURES_HELP)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.pass_context
-def predict(ctx, inputs, checkpoint, output, window_s, hop_s, crop_tolerance, batch_size, device, segments, vad, rate,
-            pcm_format, channels, resume, speaker_regex, trust_code, max_failures, progress):
+def predict(ctx, inputs, checkpoint, output, window_s, hop_s, crop_tolerance, batch_size, device, segments, jobs, vad,
+            rate, pcm_format, channels, resume, speaker_regex, trust_code, max_failures, progress):
     """Score INPUTS (audio files, folders, or manifest CSVs) with a trained model.
 
     Columns: path, predicted, confidence, p_<class>..., duration, error.
@@ -605,7 +607,7 @@ def predict(ctx, inputs, checkpoint, output, window_s, hop_s, crop_tolerance, ba
     report = predict_files(checkpoint, inputs, output, window_s=window_s, hop_s=hop_s, segments=segments,
                            resume=resume, max_failures=max_failures, speaker_regex=speaker_regex,
                            trust_code=trust_code, progress=progress, crop_tolerance=crop_tolerance,
-                           batch_size=batch_size, device=device, stdin=stdin, vad=vad)
+                           batch_size=batch_size, device=device, stdin=stdin, vad=vad, jobs=jobs)
     where = "stdout" if output == "-" else output
     _log(report.line("predict", done="scored", skipped=f"already in {where}", target=where,
                      seconds=time.monotonic() - start))

@@ -324,6 +324,9 @@ def load_scoring_model(path: str | os.PathLike) -> Checkpoint:
 class _Runner:
     """Calls an exported graph like a sertool model: ``runner(feats (B, T, D), lengths (B,)) -> logits (B, C)``."""
 
+    #: exported graphs take batches without padding (Scorer.score_windows groups windows by length)
+    unpadded_only = True
+
     def __init__(self, fmt: str, path: Path, threads: int | None, min_frames: int = 1):
         self.format, self.path, self.min_frames = fmt, Path(path), min_frames
         if fmt == "onnx":

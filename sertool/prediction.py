@@ -316,7 +316,17 @@ class Scorer:
         ``spans`` come from :meth:`features` (utterance level); ``normalise(x) -> x``
         defaults to the checkpoint's own normalisation.
         """
-        torch = self._torch
+        planned = self.plan_windows(feats, duration, spans, normalise)
+        return list(zip([span for span, _ in planned], self.score_windows([w for _, w in planned])))
+
+    def plan_windows(self, feats: np.ndarray, duration: float, spans=None, normalise=None) -> list:
+        """``[((start s, end s), window (t, D) normalised)]``: what :meth:`score_features` sends to the model.
+
+        Frame level: one window of the whole clip up to (1 + crop_tolerance) x
+        the model's input (the model centre-crops it, and its span is the
+        crop's), else windows every ``hop`` frames plus one ending at the last
+        frame. Utterance level: one (1, D) row per vector.
+        """
         if feats.shape[1] != len(self.checkpoint.norm_mean):
             from sertool.checkpoint import CheckpointError
 
@@ -324,10 +334,7 @@ class Scorer:
                                   f"its features have {feats.shape[1]} columns; the checkpoint is damaged: retrain it")
         feats = normalise(feats) if normalise is not None else self.normaliser("", feats)
         if self.utterance_level:
-            probs = [self._probabilities(feats[k:k + self.batch_size, None, :],
-                                         torch.ones(len(feats[k:k + self.batch_size]), dtype=torch.long))
-                     for k in range(0, len(feats), self.batch_size)]
-            return list(zip(spans, np.concatenate(probs)))
+            return [(span, feats[k:k + 1]) for k, span in enumerate(spans)]
         total = feats.shape[0]
         if self.window is None or total <= self.window * (1 + self.crop_tolerance):
             starts = [0]  # one window, centre-cropped by the model to its input length as in training
@@ -336,15 +343,35 @@ class Scorer:
             if starts[-1] + self.window < total:
                 starts.append(total - self.window)  # the end of the file is always covered
         size = total if self.window is None or len(starts) == 1 else min(self.window, total)
-        probs = []
-        for first in range(0, len(starts), self.batch_size):  # bounded batches: memory does not grow with length
-            chunk = starts[first:first + self.batch_size]
-            probs.append(self._probabilities(np.stack([feats[s:s + size] for s in chunk]),
-                                             torch.full((len(chunk),), size, dtype=torch.long)))
-        probs = np.concatenate(probs)
+        windows = [feats[s:s + size] for s in starts]
         if self.window is not None and size > self.window:  # the model saw the centre crop: report its span
             starts, size = [(size - self.window) // 2], self.window
-        return list(zip(self._spans(starts, size, duration), probs))
+        return list(zip(self._spans(starts, size, duration), windows))
+
+    def score_windows(self, windows: list[np.ndarray]) -> np.ndarray:
+        """``(N, C)`` probabilities of ``windows`` (each ``(t_i, D)``), in batches of ``batch_size``.
+
+        Windows of different lengths in one batch are zero-padded with their
+        lengths given; models ignore the padding (tests check every model), so
+        a window scores the same alone or batched with other files' windows.
+        """
+        torch = self._torch
+        if getattr(self.model, "unpadded_only", False) and len({w.shape[0] for w in windows}) > 1:
+            order = sorted(range(len(windows)), key=lambda k: windows[k].shape[0])  # exported graphs: no padding
+            out = np.zeros((len(windows), len(self.checkpoint.labels)), np.float32)
+            for length in sorted({w.shape[0] for w in windows}):
+                same = [k for k in order if windows[k].shape[0] == length]
+                out[same] = self.score_windows([windows[k] for k in same])
+            return out
+        probs = []
+        for first in range(0, len(windows), self.batch_size):  # bounded batches: memory does not grow with length
+            chunk = windows[first:first + self.batch_size]
+            lengths = [w.shape[0] for w in chunk]
+            batch = np.zeros((len(chunk), max(lengths), chunk[0].shape[1]), np.float32)
+            for k, w in enumerate(chunk):
+                batch[k, :w.shape[0]] = w
+            probs.append(self._probabilities(batch, torch.tensor(lengths, dtype=torch.long)))
+        return np.concatenate(probs) if probs else np.zeros((0, len(self.checkpoint.labels)), np.float32)
 
     def _spans(self, starts: list[int], size: int, duration: float) -> list[tuple[float, float]]:
         """(start s, end s) of the audio covered by windows of ``size`` frames starting at frames ``starts``."""
@@ -510,7 +537,7 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
                   speaker_regex: str | None = None, trust_code: bool = False,
                   progress: bool | None = None, crop_tolerance: float = CROP_TOLERANCE,
                   batch_size: int = WINDOW_BATCH, device: str = "cpu", stdin: Clip | None = None,
-                  vad: bool = False) -> RunReport:
+                  vad: bool = False, jobs: int = 1) -> RunReport:
     """Score ``inputs`` with the checkpoint and write CSV rows to ``output`` (a path or ``"-"`` for stdout).
 
     A checkpoint trained with ``--norm speaker`` needs every file's speaker:
@@ -521,6 +548,10 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
 
     A checkpoint whose features would import a Python function or load a
     TorchScript/ONNX file (embedding providers) is refused unless ``trust_code``.
+
+    ``jobs``: processes; with more than one, ``jobs - 1`` workers decode and
+    compute features of the next files while this process runs the model
+    and writes (rows stay in input order).
 
     ``vad``: score only the speech regions Silero VAD finds; with ``segments``
     one row per region (its start and end).
@@ -534,15 +565,16 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
     """
     # One OpenBLAS thread for numpy's small feature products (the CLI also sets OPENBLAS_NUM_THREADS):
     # OpenBLAS threads spinning between calls took the cores from torch's threads (predict ran 2.4x slower).
-    with torch_threads(max(1, os.cpu_count() or 1)), blas_threads(1):
+    # With feature workers, torch gets the cores they leave: more threads than cores made both 1.4x slower.
+    with torch_threads(max(1, (os.cpu_count() or 1) - (jobs - 1))), blas_threads(1):
         return _predict(checkpoint_path, inputs, output, window_s=window_s, hop_s=hop_s, segments=segments,
                         resume=resume, max_failures=max_failures, speaker_regex=speaker_regex,
                         trust_code=trust_code, progress=progress, crop_tolerance=crop_tolerance,
-                        batch_size=batch_size, device=device, stdin=stdin, vad=vad)
+                        batch_size=batch_size, device=device, stdin=stdin, vad=vad, jobs=jobs)
 
 
 def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resume, max_failures, speaker_regex,
-             trust_code, progress, crop_tolerance, batch_size, device, stdin, vad) -> RunReport:
+             trust_code, progress, crop_tolerance, batch_size, device, stdin, vad, jobs) -> RunReport:
     """:func:`predict_files` once its thread settings are in place."""
     from sertool.export import load_scoring_model
 
@@ -580,14 +612,16 @@ def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resu
                                   "or use another -o").acquire()
     try:
         return _predict_into(output, to_stdout, resume, header, files, scorers, weights, labels, segments,
-                             speakers if needs_speakers else None, max_failures, progress, rows)
+                             speakers if needs_speakers else None, max_failures, progress, rows,
+                             checkpoint_path=checkpoint_path, jobs=jobs)
     finally:
         if lock is not None:
             lock.release()
 
 
 def _predict_into(output, to_stdout: bool, resume: bool, header, files, scorers, weights, labels, segments,
-                  speakers, max_failures, progress, manifest: dict) -> RunReport:
+                  speakers, max_failures, progress, manifest: dict, *, checkpoint_path=None,
+                  jobs: int = 1) -> RunReport:
     """Write the rows of ``files`` into ``output`` (resuming it) or stdout; the caller holds the lock.
 
     ``manifest``: str(path) -> Utterance of manifest inputs (their id, speaker, label join each row); empty for none.
@@ -601,6 +635,7 @@ def _predict_into(output, to_stdout: bool, resume: bool, header, files, scorers,
     from sertool.progress import progress_bar
 
     report = RunReport(max_failures=max_failures)
+    prefetch = None
     done: set[str] = set()
     if not to_stdout:
         if resume and output.exists():
@@ -615,9 +650,16 @@ def _predict_into(output, to_stdout: bool, resume: bool, header, files, scorers,
         writer = csv.writer(sink)
         if to_stdout:
             writer.writerow(header)
+        prefetch = None
+        if jobs > 1 and len(scorers) == 1 and not scorers[0].vad and speakers is None and len(todo) > 1:
+            prefetch = _FeatureWorkers(checkpoint_path, scorers[0], todo, jobs, chunk=4)
         with progress_bar(len(todo), progress, desc="predict") as bar:
-            for group, wanted in _groups(files, todo, speakers):
-                results = [_score_group(scorer, group, wanted) for scorer in scorers]
+            for group, wanted in _work_units(files, todo, speakers, scorers[0].batch_size):
+                if group is _BLOCK:  # files scored alone: their windows go through the model together
+                    computed = prefetch.take(wanted) if prefetch is not None else {}
+                    results = [_score_block(scorer, wanted, computed) for scorer in scorers]
+                else:
+                    results = [_score_group(scorer, group, wanted) for scorer in scorers]
                 for path in wanted:
                     outcome = _fused([r[str(path)] for r in results], weights)
                     if isinstance(outcome, SertoolError):
@@ -632,14 +674,127 @@ def _predict_into(output, to_stdout: bool, resume: bool, header, files, scorers,
                     sink.flush()  # every finished file is on disk before the next starts
                     bar.update()
     finally:
+        if prefetch is not None:
+            prefetch.close()
         if not to_stdout:
             sink.close()
             report.write_warnings(output.with_name(output.stem + ".warnings.csv"), keep=lambda row: row["path"] in done)
     return report
 
 
+def _score_block(scorer: Scorer, block: list, computed: dict) -> dict:
+    """str(path) -> (duration, windows) or SertoolError for the files of ``block``, their windows batched together.
+
+    ``computed``: str(path) -> :meth:`Scorer.features` result (or a SertoolError)
+    prepared by feature workers; files missing from it are decoded here. Long
+    (streamed) files and ``vad`` scoring go through :meth:`Scorer.score`.
+    """
+    out, planned = {}, []
+    for f in block:
+        key = str(f)
+        try:
+            if scorer.vad or (not isinstance(f, Clip) and scorer._streams(f)):
+                out[key] = scorer.score(f)
+                continue
+            result = computed.pop(key, None) or scorer.features(f)
+            if isinstance(result, SertoolError):
+                raise result
+            duration, feats, spans = result
+            planned.append((key, duration, scorer.plan_windows(feats, duration, spans)))
+        except SertoolError as exc:
+            out[key] = exc
+    probs = scorer.score_windows([w for _, _, plan in planned for _, w in plan])
+    start = 0
+    for key, duration, plan in planned:
+        out[key] = (duration, list(zip([span for span, _ in plan], probs[start:start + len(plan)])))
+        start += len(plan)
+    return out
+
+
+class _FeatureWorkers:
+    """Decode + features of upcoming files in ``jobs - 1`` worker processes; :meth:`take` returns them in order."""
+
+    AHEAD = 4  # chunks queued per worker
+
+    def __init__(self, checkpoint_path, scorer: Scorer, files: list, jobs: int, chunk: int):
+        from sertool.extraction import _start_method, _single_thread_env
+        from sertool.workers import Workers
+
+        self.files, self.chunk = [f for f in files if not isinstance(f, Clip)], chunk
+        self.next, self.ready, self.notes = 0, {}, scorer.notes
+        options = (str(checkpoint_path), scorer.window_s, scorer.hop_s, scorer.crop_tolerance)
+        self.workers = Workers(jobs - 1, _feature_chunk, initializer=_init_feature_worker, initargs=options,
+                               start_method=_start_method())
+        with _single_thread_env():
+            self.workers.start()
+        self._fill()
+
+    def _fill(self) -> None:
+        while self.next < len(self.files) and self.workers.outstanding < self.AHEAD * len(self.workers):
+            self.workers.submit([str(f) for f in self.files[self.next:self.next + self.chunk]])
+            self.next += self.chunk
+
+    def take(self, block: list) -> dict:
+        """str(path) -> features (or SertoolError) for the files of ``block`` the workers computed."""
+        wanted = {str(f) for f in block} & {str(f) for f in self.files}
+        while not wanted <= self.ready.keys() and self.workers.outstanding:
+            for key, result, notes in self.workers.get():
+                self.ready[key] = SertoolError(result) if isinstance(result, str) else result
+                if notes:
+                    self.notes.setdefault(key, []).extend(notes)
+            self._fill()
+        return {key: self.ready.pop(key) for key in wanted if key in self.ready}
+
+    def close(self) -> None:
+        self.workers.__exit__(None, None, None)
+
+
+_WORKER_SCORER: list = []
+
+
+def _init_feature_worker(checkpoint_path: str, window_s, hop_s, crop_tolerance) -> None:
+    """Worker set-up: a Scorer for the checkpoint's features (one BLAS thread, tuned allocator)."""
+    import signal
+
+    from sertool.export import load_scoring_model
+    from sertool.extraction import _tune_worker_process
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _tune_worker_process()
+    _WORKER_SCORER.append(Scorer(load_scoring_model(checkpoint_path), window_s, hop_s, crop_tolerance))
+
+
+def _feature_chunk(paths: list[str]) -> list:
+    """In a worker: ``[(path, (duration, feats, spans) or error text or None, warnings)]``; None = streamed file."""
+    scorer = _WORKER_SCORER[0]
+    out = []
+    for key in paths:
+        path = Path(key)
+        try:
+            result = None if scorer._streams(path) else scorer.features(path)
+        except SertoolError as exc:
+            result = str(exc)
+        out.append((key, result, scorer.notes.pop(key, [])))
+    return out
+
+
 _NO_SPEAKER = SertoolError("no speaker for this file (the model normalises per speaker): list it in a manifest "
                            "with a speaker column, or match it with --speaker-regex")
+
+
+_BLOCK = object()  # marks a unit of files scored one by one (no speaker statistics)
+#: Files whose windows are batched together (at most this many files per unit; about a batch of windows).
+BLOCK_FILES = 32
+
+
+def _work_units(files: list, todo: list, speakers: dict[str, str] | None, batch_size: int):
+    """``(group, wanted)`` units: speaker groups (see :func:`_groups`), or ``(_BLOCK, files)`` blocks."""
+    if speakers is not None:
+        yield from _groups(files, todo, speakers)
+        return
+    size = max(1, min(BLOCK_FILES, batch_size))
+    for first in range(0, len(todo), size):
+        yield _BLOCK, todo[first:first + size]
 
 
 def _groups(files: list[Path], todo: list[Path], speakers: dict[str, str] | None):
