@@ -9,8 +9,9 @@ seconds (training + validation) from ``train_log.csv``; the first epoch
 
 - the baseline: the same command run from ``git archive --baseline-rev``
   (default: the last commit before the training speed work);
-- this tree (channels-last layout), float32;
-- this tree with ``--precision bf16`` (bfloat16 autocast).
+- this tree (channels-last layout), ``--precision fp32``;
+- this tree with ``--precision bf16`` (bfloat16 autocast; the default ``auto``
+  on CPUs with native bfloat16).
 
 Also, in the same run, the model-only floor: forward + backward + AdamW step
 on random batches of the epoch's shape (batch 32, 184 frames x 40, as many
@@ -101,8 +102,9 @@ def main() -> None:
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline_rev], check=True, capture_output=True)
     subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive.stdout, check=True)
     variants = {f"baseline ({args.baseline_rev}: contiguous layout, fp32)": (baseline, []),
-                "this tree: channels-last, fp32 (default)": (ROOT, []),
-                "this tree: channels-last, `--precision bf16`": (ROOT, ["--precision", "bf16"])}
+                "this tree: channels-last, `--precision fp32`": (ROOT, ["--precision", "fp32"]),
+                "this tree: channels-last, `--precision bf16` (what `auto`, the default, picks on CPUs with "
+                "AVX512-BF16 or AMX)": (ROOT, ["--precision", "bf16"])}
     seconds = {name: [] for name in variants}
     last = {}
     for _ in range(args.repeats):

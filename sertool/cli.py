@@ -372,7 +372,8 @@ def _split_floats(ctx, param, value):
 @click.option("--workers", type=int, default=None, help="DataLoader worker processes.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: all cores).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
-              help="Training steps in float32 or under bfloat16 autocast; auto (default): fp32 on CPU, bf16 on CUDA.")
+              help="Training steps in float32 or under bfloat16 autocast; auto (default): bf16 where the device "
+                   "has native bf16 (CUDA, CPUs with AVX512-BF16/AMX), else fp32.")
 @click.option("--augment/--no-augment", "specaugment", default=None,
               help="SpecAugment on the fly (time and feature masks; no files written). On in the default recipes "
                    "of frame-level models.")
@@ -453,8 +454,9 @@ def train(ctx, manifest, store, model_name, out_dir, protocol, folds, fold, vali
                    "RUN_DIR/cross-<manifest>).")
 @click.option("--label-map", type=click.Path(dir_okay=False, exists=True), default=None,
               help="--on: CSV of 'from,to' rows mapping the other corpus's labels to the model's.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.pass_context
-def evaluate(ctx, run_dir, manifest, store, out_dir, selection, cross, label_map):
+def evaluate(ctx, run_dir, manifest, store, out_dir, selection, cross, label_map, device):
     """Score each fold of RUN_DIR on its test speakers: WA, UA, macro-F1, confusion.
 
     MANIFEST and STORE default to those the run was trained on. Writes
@@ -471,7 +473,7 @@ def evaluate(ctx, run_dir, manifest, store, out_dir, selection, cross, label_map
         result = evaluate_cross_corpus(run_dir, cross[0], cross[1], out_dir=out_dir, selection=selection, log=_log,
                                        label_map=read_label_map(label_map) if label_map else None)
     else:
-        result = evaluate_run(run_dir, manifest, store, out_dir=out_dir, selection=selection, log=_log)
+        result = evaluate_run(run_dir, manifest, store, out_dir=out_dir, selection=selection, log=_log, device=device)
     _log(summary_table(result))
     from sertool.report import RunReport
 

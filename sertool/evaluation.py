@@ -59,7 +59,8 @@ def test_normaliser(checkpoint, store, utterances, test_ids: list[str]):
     return from_checkpoint(checkpoint)
 
 
-def score_ids(checkpoint, ids: list[str], *, utterances, stores: list[tuple], batch_size: int = 64) -> np.ndarray:
+def score_ids(checkpoint, ids: list[str], *, utterances, stores: list[tuple], batch_size: int = 64,
+              device: str = "cpu") -> np.ndarray:
     """Class probabilities (N, C) of utterances ``ids`` from their stored features.
 
     ``stores`` holds ``(store_path, utterance_store_path or None)``: one pair for
@@ -78,7 +79,7 @@ def score_ids(checkpoint, ids: list[str], *, utterances, stores: list[tuple], ba
         members = checkpoint.member_checkpoints()
         if len(stores) != len(members):
             raise SertoolError(f"fused model of {len(members)} members given {len(stores)} feature stores")
-        return sum(w * score_ids(m, ids, utterances=utterances, stores=[pair], batch_size=batch_size)
+        return sum(w * score_ids(m, ids, utterances=utterances, stores=[pair], batch_size=batch_size, device=device)
                    for w, m, pair in zip(weights, members, stores))
     store_path, utterance_store = stores[0]
     with FeatureStore(store_path) as store:
@@ -91,7 +92,10 @@ def score_ids(checkpoint, ids: list[str], *, utterances, stores: list[tuple], ba
     normaliser = test_normaliser(checkpoint, joined, utterances, ids)
     dataset = FeatureDataset(store_path, ids, [-1] * len(ids), normaliser, utterance_store)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
-    probs, _, _ = evaluate_loader(checkpoint.build_model(), loader, torch.device("cpu"))
+    from sertool.process import torch_device
+
+    target = torch_device(device)
+    probs, _, _ = evaluate_loader(checkpoint.build_model().to(target), loader, target)
     return probs
 
 
@@ -116,7 +120,7 @@ def run_stores(run_info: dict, store_path=None) -> list[tuple]:
 
 
 def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch_size: int = 64,
-                 selection: str | None = None, log=lambda m: None) -> EvaluationResult:
+                 selection: str | None = None, log=lambda m: None, device: str = "cpu") -> EvaluationResult:
     """Evaluate every finished fold of ``run_dir`` (a trained or a fused run) on its test utterances.
 
     ``manifest`` and ``store_path`` default to those the run was trained on;
@@ -161,7 +165,7 @@ def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch
         unknown = sorted({by_id[i].label for i in test_ids} - set(index))
         if unknown:
             raise SertoolError(f"test labels {unknown} were not in training; cannot score them")
-        probs = score_ids(ckpt, test_ids, utterances=utterances, stores=stores, batch_size=batch_size)
+        probs = score_ids(ckpt, test_ids, utterances=utterances, stores=stores, batch_size=batch_size, device=device)
         truth = np.array([index[by_id[i].label] for i in test_ids])
         fold_name = fold_dir.name.split("-")[1]
         per_fold[fold_name] = scores(confusion(truth, probs.argmax(1), len(labels)))

@@ -16,11 +16,13 @@ def evaluate_loader(model, loader, device, loss_fn=None):
     import numpy as np
     import torch
 
+    from sertool.process import inference_autocast
+
     model.eval()
     probs, labels, losses = [], [], []
-    with torch.no_grad():
+    with torch.no_grad(), inference_autocast(device):
         for feats, lengths, y in loader:
-            logits = model(feats.to(device), lengths)
+            logits = model(feats.to(device), lengths.to(device)).float()
             if loss_fn is not None:
                 losses.append(float(loss_fn(logits, y.to(device))) * len(y))
             probs.append(torch.softmax(logits, dim=-1).cpu().numpy())

@@ -381,9 +381,11 @@ class Scorer:
 
     def _probabilities(self, batch: np.ndarray, lengths) -> np.ndarray:
         """Class probabilities ``(B, C)`` of a batch ``(B, T, D)`` with valid lengths ``(B,)``, on the scorer's device."""
+        from sertool.process import inference_autocast
+
         torch = self._torch
-        with torch.no_grad():
-            logits = self.model(torch.from_numpy(batch).to(self._device), lengths.to(self._device))
+        with torch.no_grad(), inference_autocast(self._device):
+            logits = self.model(torch.from_numpy(batch).to(self._device), lengths.to(self._device)).float()
         return torch.softmax(logits, dim=-1).cpu().numpy()
 
     def score(self, path: Path):

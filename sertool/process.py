@@ -54,3 +54,14 @@ def blas_threads(count: int, api: str = "openblas") -> Iterator[None]:
         yield
     finally:
         limiter.restore_original_limits()
+
+
+def inference_autocast(device):
+    """bfloat16 autocast for inference on a CUDA device that supports it (mixed precision on GPU); else a no-op.
+
+    On the CPU inference stays float32, so CPU scores never depend on the CPU's bfloat16 support.
+    """
+    import torch
+
+    enabled = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)

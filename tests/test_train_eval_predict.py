@@ -412,7 +412,7 @@ def test_bf16_precision_trains_a_float32_checkpoint(corpus, tmp_path):
     train_run(manifest, store, out_dir=tmp_path / "bf16", model_name="light_sernet", protocol="loso", fold=0,
               valid_speakers=1, train_config=config)
     ckpt = Checkpoint.load(tmp_path / "bf16" / "fold-0" / "checkpoint.pt")
-    assert ckpt.train_config["precision"] == "bf16"
+    assert ckpt.train_config["precision"] == "bf16" and ckpt.metrics["precision"] == "bf16"
     assert all(v.dtype in (torch.float32, torch.int64) for v in ckpt.state_dict.values())
     rows = list(csv.DictReader(open(tmp_path / "bf16" / "fold-0" / "train_log.csv")))
     assert len(rows) == 3 and float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
