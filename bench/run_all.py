@@ -1,7 +1,8 @@
 """Regenerate every table in bench/README.md, each stamped with date, machine and sertool version.
 
 Runs, in order: extraction vs librosa, openSMILE 1 vs 2 jobs, predict speed
-with the bundled model, LIGHT-SERNET training speed against a baseline revision, and every model on the RAVDESS folds (the long one:
+with the bundled model, LIGHT-SERNET training speed against a baseline revision, Silero VAD
+boundaries on joined clips, the CPU cost of self-supervised encoders, and every model on the RAVDESS folds (the long one:
 about an hour on 2 cores with ``--epochs 3``). ``--skip-models`` leaves the
 model table as it is.
 
@@ -24,7 +25,7 @@ def main() -> None:
     ap.add_argument("--epochs", default="3")
     args = ap.parse_args()
     steps = [["bench_extract.py", "--write"], ["bench_opensmile.py", "--write"], ["bench_predict.py", "--write"],
-             ["bench_train.py", "--write"]]
+             ["bench_train.py", "--write"], ["bench_vad.py", "--write"], ["bench_ssl.py", "--write"]]
     if not args.skip_models:
         steps.append(["bench_models.py", "--write", "--epochs", args.epochs])
     for script, *options in steps:
