@@ -136,10 +136,13 @@ def _corpora():
 @click.option("--speakers", default=None, help="Keep only these speakers (comma-separated).")
 @click.option("--per-speaker", type=click.IntRange(1), default=None,
               help="Keep N evenly spaced utterances per speaker (a quick subset for smoke tests).")
+@click.option("--vad-split", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Cut each recording into its speech regions (Silero VAD): one FLAC per region in DIR, one row "
+                   "each, with parent_id, start and end columns (pip install 'sertool[vad]').")
 @click.option("--max-failures", default=0, show_default=True, help=MAX_FAILURES_HELP)
 @click.pass_context
 def prepare(ctx, corpus, corpus_dir, output, label_set, subset, no_labels, speaker_regex, speakers, per_speaker,
-            max_failures):
+            vad_split, max_failures):
     """Scan a corpus folder and write a manifest CSV (one row per utterance).
 
     \b
@@ -159,7 +162,7 @@ def prepare(ctx, corpus, corpus_dir, output, label_set, subset, no_labels, speak
         result = prepare_manifest(corpus, corpus_dir, output=output, label_set=label_set, subset=subset,
                                   labels=False if no_labels else None, speaker_regex=speaker_regex,
                                   speakers=speakers.split(",") if speakers else None, per_speaker=per_speaker,
-                                  max_failures=max_failures)
+                                  max_failures=max_failures, vad_split=vad_split)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     report, out, labels = result.report, result.manifest, result.label_counts()

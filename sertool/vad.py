@@ -46,3 +46,49 @@ def speech_regions(samples: np.ndarray, sr: int) -> list[tuple[float, float]]:
                                        sampling_rate=SAMPLE_RATE, **SETTINGS)
     model.reset_states()
     return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+
+
+def split_utterances(rows: list, out_dir, *, report) -> list:
+    """Each row's recording cut into its speech regions: one FLAC (16 kHz mono) and one row per region.
+
+    A region row keeps the recording's label, speaker, gender, session and
+    corpus, gets id ``<id>_<k>`` (k from 000), ``duration`` of the region,
+    and extra columns ``parent_id`` (the recording's id), ``start`` and
+    ``end`` (seconds in the recording). ``source_id`` stays empty: sertool
+    reads it as "augmented copy of", which regions are not; speaker-disjoint
+    folds keep all regions of a recording together through the speaker.
+    A recording without speech is a failure in ``report``; files already
+    written are reused (a rerun after an interruption redoes only the rest).
+    """
+    from dataclasses import replace
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from sertool.atomic import atomic_path
+    from sertool.audio import load_audio
+    from sertool.errors import SertoolError
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cut = []
+    for row in rows:
+        try:
+            samples = load_audio(row.path, sr=SAMPLE_RATE)
+        except SertoolError as exc:
+            report.fail(row.id, row.path, "vad-split", str(exc))
+            continue
+        regions = speech_regions(samples, SAMPLE_RATE)
+        if not regions:
+            report.fail(row.id, row.path, "vad-split", f"{row.path}: the VAD found no speech")
+            continue
+        for k, (start, end) in enumerate(regions):
+            target = out_dir / f"{row.id}_{k:03d}.flac"
+            piece = samples[int(round(start * SAMPLE_RATE)):int(round(end * SAMPLE_RATE))]
+            if not target.exists():
+                with atomic_path(target) as tmp:
+                    sf.write(tmp, piece, SAMPLE_RATE, format="FLAC")
+            cut.append(replace(row, id=f"{row.id}_{k:03d}", path=target, duration=piece.shape[0] / SAMPLE_RATE,
+                               source_id="", extra={**row.extra, "parent_id": row.id, "start": f"{start:.3f}",
+                                                    "end": f"{end:.3f}"}))
+    return cut

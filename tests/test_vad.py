@@ -61,3 +61,33 @@ def test_silence_is_an_error_row_and_speaker_models_are_refused(tmp_path):
     with pytest.raises(sertool.SertoolError, match="--vad"):
         predict_files(REPO / "sertool/models/default/light_sernet_ravdess_speaker.pt", [silent], tmp_path / "q.csv",
                       vad=True, speaker_regex="(silent)")
+
+
+def test_prepare_vad_split_cuts_recordings_into_region_rows(joined, tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from sertool.cli import cli
+    from sertool.extraction import extract_manifest
+    from sertool.manifest import read_manifest
+
+    path, truth = joined
+    (tmp_path / "calls" / "neutral").mkdir(parents=True)
+    shutil.copy(path, tmp_path / "calls" / "neutral" / "call1.wav")
+    args = ["prepare", "folder", str(tmp_path / "calls"), "-o", str(tmp_path / "m.csv"), "--speaker-regex",
+            r"(call\d)", "--vad-split", str(tmp_path / "segments")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    rows = read_manifest(tmp_path / "m.csv")
+    assert len(truth) <= len(rows) <= len(truth) + 2
+    for row in rows:
+        assert row.extra["parent_id"] == "neutral__call1.wav" and row.speaker == "call1" and row.label == "neutral"
+        assert not row.source_id and row.path.is_file()
+        start, end = float(row.extra["start"]), float(row.extra["end"])
+        assert abs(row.duration - (end - start)) < 0.01
+        assert any(a - 0.35 <= start and end <= b + 0.35 for a, b in truth)
+    stamp = [r.path.stat().st_mtime_ns for r in rows]
+    assert CliRunner().invoke(cli, args).exit_code == 0  # rerun: the region files are reused
+    assert [r.path.stat().st_mtime_ns for r in read_manifest(tmp_path / "m.csv")] == stamp
+    assert extract_manifest(tmp_path / "m.csv", feature_set="mfcc", out_dir=tmp_path / "f").report.ok == len(rows)

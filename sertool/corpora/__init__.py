@@ -48,7 +48,7 @@ class PrepareResult:
 def prepare_manifest(corpus: str, corpus_dir, *, output=None, label_set: str | None = None,
                      subset: str | None = None, labels: bool | None = None, speaker_regex: str | None = None,
                      speakers: list[str] | None = None, per_speaker: int | None = None,
-                     max_failures: int = 0) -> PrepareResult:
+                     max_failures: int = 0, vad_split=None) -> PrepareResult:
     """Scan ``corpus_dir`` with the ``corpus`` preparer, optionally keep a subset, and write the manifest.
 
     Parameters
@@ -66,6 +66,9 @@ def prepare_manifest(corpus: str, corpus_dir, *, output=None, label_set: str | N
         ``folder`` only: False lists unlabelled files; a regex whose first group is the speaker.
     speakers, per_speaker
         Keep only these speakers, and at most N evenly spaced rows per speaker.
+    vad_split
+        A folder: cut every recording into its speech regions (Silero VAD), one
+        FLAC and one row per region there (:func:`sertool.vad.split_utterances`).
 
     Raises
     ------
@@ -88,6 +91,10 @@ def prepare_manifest(corpus: str, corpus_dir, *, output=None, label_set: str | N
                                      **{SPECIFIC_OPTIONS[k][1]: v for k, v in given.items() if v is not None})
     if speakers or per_speaker:
         rows = keep_subset(rows, speakers=speakers, per_speaker=per_speaker)
+    if vad_split is not None:
+        from sertool.vad import split_utterances
+
+        rows = split_utterances(rows, vad_split, report=report)
     manifest = failures = None
     if output is not None:
         manifest = write_manifest(rows, output)
