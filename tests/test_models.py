@@ -146,6 +146,12 @@ def test_masked_batch_norm_statistics_ignore_padding():
     torch.testing.assert_close(masked(full, torch.tensor([10, 10])), plain(full))
     torch.testing.assert_close(masked.running_var, plain.running_var)
     torch.testing.assert_close(masked.eval()(full, torch.tensor([10, 10])), plain.eval()(full))
+    plain, masked = torch.nn.BatchNorm1d(4, momentum=None), MaskedBatchNorm1d(4, momentum=None)  # cumulative
+    for _ in range(3):
+        batch = torch.randn(2, 4, 10)
+        plain.train()(batch), masked.train()(batch, torch.tensor([10, 10]))
+    torch.testing.assert_close(masked.running_mean, plain.running_mean)
+    torch.testing.assert_close(masked.running_var, plain.running_var)
 
 
 def test_channels_last_models_save_contiguous_weights_and_score_the_same():

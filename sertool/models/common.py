@@ -92,11 +92,12 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
         var = (((x - mean[None, :, None]) * mask) ** 2).sum((0, 2)) / count
         if self.track_running_stats:
             with torch.no_grad():
-                momentum = 0.1 if self.momentum is None else self.momentum
+                self.num_batches_tracked.add_(1)
+                # momentum None: the cumulative average over batches, as nn.BatchNorm1d does
+                momentum = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
                 unbiased = var * count / (count - 1).clamp(min=1)
                 self.running_mean.mul_(1 - momentum).add_(momentum * mean)
                 self.running_var.mul_(1 - momentum).add_(momentum * unbiased)
-                self.num_batches_tracked.add_(1)
         y = (x - mean[None, :, None]) * torch.rsqrt(var[None, :, None] + self.eps)
         return y * self.weight[None, :, None] + self.bias[None, :, None] if self.affine else y
 
