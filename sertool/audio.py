@@ -366,6 +366,15 @@ def _stream_blocks(path: Path, read, native_sr: int, announced: int, integer_pcm
     _report_truncation(truncation_message(path, decoded, announced, native_sr), on_warning)
 
 
+def pcm_to_float(samples) -> np.ndarray:
+    """float32 samples: integer PCM scaled to [-1, 1) (by 2 ** (bits - 1), centred when unsigned), floats as given."""
+    samples = np.asarray(samples)
+    if np.issubdtype(samples.dtype, np.integer):
+        info = np.iinfo(samples.dtype)
+        return (samples.astype(np.float32) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
+    return np.asarray(samples, dtype=np.float32)
+
+
 #: Raw PCM sample formats ``predict -`` reads with ``--rate`` (little-endian, interleaved channels).
 PCM_FORMATS = {"s16le": "<i2", "s32le": "<i4", "f32le": "<f4"}
 
@@ -400,6 +409,5 @@ def decode_bytes(data: bytes, *, name: str = "-", rate: int | None = None, fmt: 
     dtype = np.dtype(PCM_FORMATS[fmt])
     frame = dtype.itemsize * channels
     usable = len(data) - len(data) % frame  # a torn last frame (the writer stopped mid-sample) is dropped
-    raw = np.frombuffer(data[:usable], dtype=dtype)
-    samples = raw.astype(np.float32) / (1.0 if dtype.kind == "f" else float(2 ** (8 * dtype.itemsize - 1)))
+    samples = pcm_to_float(np.frombuffer(data[:usable], dtype=dtype))
     return (samples.reshape(-1, channels) if channels > 1 else samples), int(rate)

@@ -180,7 +180,7 @@ def export_checkpoint(checkpoint, output: str | os.PathLike, *, source: str | os
             _write_onnx(graph, example, utterance_level, metadata, tmp)
         else:
             _write_torchscript(graph, example, metadata, tmp)
-        runner = _runner(fmt, tmp, threads=1)
+        runner = _Runner(fmt, tmp, threads=1)
         difference = 0.0
         with torch.no_grad():
             for feats in checks:
@@ -288,7 +288,7 @@ class ExportedModel(Checkpoint):
     min_frames: int = 1
 
     def build_model(self):
-        return _runner(self.export_format, self.path, threads=None, min_frames=self.min_frames)
+        return _Runner(self.export_format, self.path, threads=None, min_frames=self.min_frames)
 
     def code_references(self) -> list[str]:
         refs = super().code_references()
@@ -376,10 +376,6 @@ class _Runner:
         if bool((lengths != feats.shape[1]).any()):
             raise ExportError(f"{self.path}: exported models take unpadded batches (every length = the frame count)")
         return torch.from_numpy(self._run(feats.numpy())[0])
-
-
-def _runner(fmt: str, path: Path, *, threads: int | None, min_frames: int = 1) -> _Runner:
-    return _Runner(fmt, path, threads, min_frames)
 
 
 def _import(module: str):

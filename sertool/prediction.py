@@ -102,13 +102,11 @@ def _samples(source: "Path | Clip", sr: int, min_duration: float, on_warning=Non
         return load_audio(source, sr=sr, min_duration=min_duration, on_warning=on_warning)
     from sertool.errors import AudioError
 
-    raw = np.asarray(source.samples)
+    from sertool.audio import pcm_to_float
+
     if source.sample_rate <= 0:
         raise AudioError(f"{source}: sample rate {source.sample_rate} Hz must be positive")
-    if np.issubdtype(raw.dtype, np.integer):  # integer PCM (as scipy.io.wavfile returns it): scale to [-1, 1]
-        info = np.iinfo(raw.dtype)
-        raw = (raw.astype(np.float32) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
-    samples = np.asarray(raw, dtype=np.float32)
+    samples = pcm_to_float(source.samples)  # integer PCM (as scipy.io.wavfile returns it) scaled to [-1, 1]
     if samples.ndim == 2:
         samples = samples.mean(axis=1)  # (N, channels), as soundfile returns it
     if samples.ndim != 1 or samples.shape[0] == 0:
@@ -200,16 +198,26 @@ class Scorer:
         if self._streams(source):
             return self._streamed_features(source, note)
         samples = _samples(source, sr, self.extractor.min_duration, note)
-        duration = samples.shape[0] / sr
+        extra = self.utterance_extractor
+        extra_samples = None
+        if extra is not None and not self.utterance_level and extra.sample_rate != sr:
+            extra_samples = _samples(source, extra.sample_rate, extra.min_duration, note)
+        return (samples.shape[0] / sr, *self.sample_features(samples, extra_samples))
+
+    def sample_features(self, samples: np.ndarray, extra_samples: np.ndarray | None = None):
+        """``(feats, spans)`` of decoded audio at the extractor's rate, as :meth:`features` returns them.
+
+        ``extra_samples``: the same audio at the utterance extractor's rate, when that differs.
+        """
+        sr = self.extractor.sample_rate
         if self.utterance_level:
-            return (duration, *self._window_vectors(samples, sr, duration))
+            return self._window_vectors(samples, sr, samples.shape[0] / sr)
         feats = self.extractor.extract(samples, sr)
         if self.utterance_extractor is not None:
             extra = self.utterance_extractor
-            vector = extra.extract(_samples(source, extra.sample_rate, extra.min_duration, note)
-                                   if extra.sample_rate != sr else samples, extra.sample_rate)
+            vector = extra.extract(samples if extra_samples is None else extra_samples, extra.sample_rate)
             feats = np.concatenate([feats, np.repeat(vector, feats.shape[0], axis=0)], axis=1)
-        return duration, feats, None
+        return feats, None
 
     def _streams(self, source) -> bool:
         """Long files of frame-level extractors that can stream are decoded block by block (bounded audio memory)."""
@@ -357,10 +365,11 @@ class Scorer:
         """
         torch = self._torch
         if getattr(self.model, "unpadded_only", False) and len({w.shape[0] for w in windows}) > 1:
-            order = sorted(range(len(windows)), key=lambda k: windows[k].shape[0])  # exported graphs: no padding
+            by_length: dict[int, list[int]] = {}  # exported graphs take no padding: one length per batch
+            for k, w in enumerate(windows):
+                by_length.setdefault(w.shape[0], []).append(k)
             out = np.zeros((len(windows), len(self.checkpoint.labels)), np.float32)
-            for length in sorted({w.shape[0] for w in windows}):
-                same = [k for k in order if windows[k].shape[0] == length]
+            for same in by_length.values():
                 out[same] = self.score_windows([windows[k] for k in same])
             return out
         probs = []
@@ -417,13 +426,7 @@ def _region_scores(scorer: Scorer, path, samples: np.ndarray, sr: int) -> list:
         if piece.shape[0] < max(1, scorer.extractor.min_duration * sr):
             continue
         duration = piece.shape[0] / sr
-        if scorer.utterance_level:
-            feats, spans = scorer._window_vectors(piece, sr, duration)
-        else:
-            feats, spans = scorer.extractor.extract(piece, sr), None
-            if scorer.utterance_extractor is not None:
-                vector = scorer.utterance_extractor.extract(piece, sr)
-                feats = np.concatenate([feats, np.repeat(vector, feats.shape[0], axis=0)], axis=1)
+        feats, spans = scorer.sample_features(piece)
         windows = scorer.score_features(feats, duration, spans)
         out.append(((start, min(end, start + duration)), np.mean([p for _, p in windows], axis=0)))
     return out
@@ -652,7 +655,6 @@ def _predict_into(output, to_stdout: bool, resume: bool, header, files, scorers,
         writer = csv.writer(sink)
         if to_stdout:
             writer.writerow(header)
-        prefetch = None
         if jobs > 1 and len(scorers) == 1 and not scorers[0].vad and speakers is None and len(todo) > 1:
             prefetch = _FeatureWorkers(checkpoint_path, scorers[0], todo, jobs, chunk=4)
         with progress_bar(len(todo), progress, desc="predict") as bar:
@@ -673,7 +675,7 @@ def _predict_into(output, to_stdout: bool, resume: bool, header, files, scorers,
                         report.done()
                     for message in {m for scorer in scorers for m in scorer.notes.pop(str(path), [])}:
                         report.warn(path.stem, path, "decode", message)
-                    sink.flush()  # every finished file is on disk before the next starts
+                    sink.flush()  # each file's rows are on disk before the next file's are written
                     bar.update()
     finally:
         if prefetch is not None:

@@ -506,7 +506,6 @@ def merge_files(shards: list, output: str | os.PathLike) -> int:
         raise StoreError("no stores to merge")
     with FeatureStore(shards[0]) as first:
         attrs = {k: v for k, v in first.attrs.items() if k not in ("format", "format_version", "sertool_version")}
-    attrs["config"] = json.loads(attrs["config"]) if isinstance(attrs["config"], str) else attrs["config"]
     with StoreWriter(output, attrs) as writer:
         return merge_stores(shards, writer)
 

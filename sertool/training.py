@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -49,7 +50,7 @@ LOSSES = ("ce", "focal")
 BALANCES = ("none", "loss", "sampler")
 SELECTIONS = ("best", "average", "last")
 DEVICES = ("auto", "cpu", "cuda")
-#: ``auto``: float32 on the CPU, bfloat16 autocast on a CUDA device that supports it; ``bf16`` autocast anywhere.
+#: ``auto``: bfloat16 autocast where the device computes it natively, else float32; ``bf16`` autocast anywhere.
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -368,7 +369,7 @@ def _resume_state(out_dir: Path, fingerprint: dict):
         return (f"{out_dir}: holds a run with other settings, features or data (or another number of DDP "
                 "processes); use a new -o folder or delete it to start over")
     if state.get("finished") and not ckpt_path.exists():
-        return None if "model" not in state else {**state, "finished": False}
+        return None  # finished states keep no weights: train the fold again
     return state
 
 
@@ -520,6 +521,12 @@ def native_bf16(device) -> bool:
 
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
+    return _cpu_has_bf16()
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_has_bf16() -> bool:
+    """AVX512-BF16 or AMX-BF16 in /proc/cpuinfo's flags (read once: training asks on every step)."""
     try:
         flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "").split()
     except OSError:
@@ -789,9 +796,9 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
     labels = sorted({u.label for u in utterances})
     model_overrides = dict(model_overrides or {})
     check_store_kind(model_name, store_path, norm=train_config.norm)
-    if utterance_store:
-        from sertool.store import FeatureStore
+    from sertool.store import FeatureStore
 
+    if utterance_store:
         if not model_spec(model_name).takes_utterance_vector:
             raise ConfigError(f"model {model_name!r} takes no utterance-level vector; --utterance-store works "
                               "with models that have a speaker_dim setting (mscnn_spu, mscnn_spu_att)")
@@ -799,8 +806,6 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
             model_overrides["speaker_dim"] = extra.dim
     adapt = model_spec(model_name).adapt
     if adapt is not None:  # settings the store decides (the user's --set still wins)
-        from sertool.store import FeatureStore
-
         with FeatureStore(store_path) as store:
             model_overrides = {**adapt(store.attrs["config"]), **model_overrides}
     model_config = build_model_config(model_name, model_overrides)

@@ -200,17 +200,16 @@ def run_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor):
     which both paths give the same result, and packing needs the lengths as
     Python numbers, which an exported graph cannot have.
     """
-    if _exporting():
+    if exporting():
         out, (h, _) = lstm(x)
-        dirs = 2 if lstm.bidirectional else 1
-        return out, torch.cat([h[-dirs + k] for k in range(dirs)], dim=-1)
-    packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-    out, (h, _) = lstm(packed)
-    out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    else:
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, (h, _) = lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
     dirs = 2 if lstm.bidirectional else 1
     return out, torch.cat([h[-dirs + k] for k in range(dirs)], dim=-1)
 
 
-def _exporting() -> bool:
+def exporting() -> bool:
     """Whether torch is tracing or exporting the model (ONNX, ``torch.export``, TorchScript tracing)."""
     return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from sertool.models import register_model
-from sertool.models.common import TransformerEncoder, conv_lengths, masked_mean, zero_padding
+from sertool.models.common import TransformerEncoder, conv_lengths, exporting, masked_mean, zero_padding
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class ParallelResnetTransformer(nn.Module):
         return masked_mean(self.transformer(seq, lengths), lengths)
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if feats.shape[1] < 32 and not torch.compiler.is_exporting():
+        if feats.shape[1] < 32 and not exporting():
             # the ResNet strides need a few frames; pad (masked) short inputs (exported graphs take >= 32)
             feats = nn.functional.pad(feats, (0, 0, 0, 32 - feats.shape[1]))
         image = zero_padding(feats.transpose(1, 2).unsqueeze(1), lengths)  # (B, 1, D, T)
