@@ -25,7 +25,8 @@ def main() -> None:
     ap.add_argument("--epochs", default="3")
     args = ap.parse_args()
     steps = [["bench_extract.py", "--write"], ["bench_opensmile.py", "--write"], ["bench_predict.py", "--write"],
-             ["bench_train.py", "--write"], ["bench_vad.py", "--write"], ["bench_ssl.py", "--write"]]
+             ["bench_train.py", "--write"], ["bench_vad.py", "--write"], ["bench_ssl.py", "--write"],
+             ["bench_stream.py", "--write"]]
     if not args.skip_models:
         steps.append(["bench_models.py", "--write", "--epochs", args.epochs])
     for script, *options in steps:

@@ -533,6 +533,27 @@ def fuse(runs, out_dir, weights, grid_step):
 
 
 # --------------------------------------------------------------------------- predict
+def _raw_pcm_options(prefix: str, default: str):
+    """``--rate``, ``--format``, ``--channels``: stdin as raw PCM (``prefix`` opens each help text)."""
+    from sertool.audio import PCM_FORMATS
+
+    options = [
+        click.option("--rate", type=click.IntRange(1), default=None,
+                     help=f"{prefix}stdin is raw PCM at this rate in Hz (default: a {default})."),
+        click.option("--format", "pcm_format", type=click.Choice(list(PCM_FORMATS)), default="s16le",
+                     show_default=True, help=f"{prefix}with --rate: the raw PCM sample format."),
+        click.option("--channels", type=click.IntRange(1), default=1, show_default=True,
+                     help=f"{prefix}with --rate: interleaved channels (mixed to mono)."),
+    ]
+
+    def apply(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("-m", "--model", "checkpoint", type=click.Path(dir_okay=False), default=None,
@@ -555,12 +576,7 @@ def fuse(runs, out_dir, weights, grid_step):
 @click.option("--vad", is_flag=True,
               help="Score only the speech regions Silero VAD finds (with --segments: one row per region); "
                    "pip install 'sertool[vad]'.")
-@click.option("--rate", type=click.IntRange(1), default=None,
-              help="INPUT - only: stdin is raw PCM at this rate in Hz (default: a WAV/FLAC/OGG stream).")
-@click.option("--format", "pcm_format", type=click.Choice(["s16le", "s32le", "f32le"]), default="s16le",
-              show_default=True, help="INPUT - with --rate: the raw PCM sample format.")
-@click.option("--channels", type=click.IntRange(1), default=1, show_default=True,
-              help="INPUT - with --rate: interleaved channels (mixed to mono).")
+@_raw_pcm_options("INPUT - only: ", "WAV/FLAC/OGG stream")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Keep rows of files already scored in the output and score only the rest.")
 @click.option("--speaker-regex", default=None,
@@ -618,6 +634,55 @@ def predict(ctx, inputs, checkpoint, output, window_s, hop_s, crop_tolerance, ba
                      seconds=time.monotonic() - start))
     _log_warnings(report)
     ctx.exit(report.exit_code())
+
+
+# --------------------------------------------------------------------------- stream
+@cli.command()
+@click.option("-m", "--model", "checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint or exported model, or a bundled one ('default'); not speaker-normalised or fused.")
+@click.option("-o", "--output", default="-", show_default=True,
+              help="CSV file (must not exist yet), or - for stdout.")
+@click.option("--window", "window_s", type=float, default=None,
+              help="Window in seconds (default: the model's input length; 3 s for utterance-level models).")
+@click.option("--hop", "hop_s", type=float, default=None, help="Hop between windows in seconds (default: window / 2).")
+@_raw_pcm_options("", "WAV stream, e.g. from arecord or ffmpeg")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
+@click.option("--trust-code", is_flag=True, help="Allow a checkpoint whose features run code, or a TorchScript export.")
+def stream(checkpoint, output, window_s, hop_s, rate, pcm_format, channels, device, trust_code):
+    """Score a live stream on stdin: one CSV row per window, written as soon as the window's audio is in.
+
+    `arecord -f S16_LE -r 16000 -c 1 | sertool stream` scores a microphone;
+    `ffmpeg -i talk.mp4 -f wav - | sertool stream -o talk.csv` a file as it
+    decodes. Columns are those of `predict --segments`, with duration the
+    audio received so far. For the bundled model (features that need only
+    past audio) the rows equal `predict --segments` of the same recording.
+    """
+    import os
+
+    from sertool.prediction import checkpoint_path
+    from sertool.process import blas_threads
+    from sertool.streaming import raw_format, stream_scores
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    pcm = raw_format(rate, pcm_format, channels) if rate is not None else None
+    if output != "-" and Path(output).exists():
+        raise click.UsageError(f"{output} exists; choose another -o or remove it (stream never overwrites rows)")
+    _sigterm_exits()
+    start = time.monotonic()
+    out = sys.stdout if output == "-" else open(output, "x", newline="")
+    try:
+        with blas_threads(1):
+            result = stream_scores(checkpoint_path(checkpoint or "default"), sys.stdin.buffer, out,
+                                   window_s=window_s, hop_s=hop_s, pcm=pcm, device=device, trust_code=trust_code)
+    except KeyboardInterrupt:
+        _log(f"stream: stopped; the rows written so far are in {'stdout' if output == '-' else output}")
+        raise SystemExit(130) from None
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    how = "as the audio arrived" if result.incremental else "window by window"
+    _log(f"stream: {result.windows} windows from {result.seconds:.1f} s of audio, scored {how} "
+         f"({time.monotonic() - start:.1f} s)")
 
 
 # --------------------------------------------------------------------------- export

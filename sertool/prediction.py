@@ -262,51 +262,69 @@ class Scorer:
         """
         from sertool.audio import stream_audio
 
-        torch = self._torch
-        window, hop, sr = self.window, self.hop, self.extractor.sample_rate
         notes: list[str] = []
-        buffer, offset, next_start = None, 0, 0  # buffer holds frames offset, offset + 1, ...
-        starts, probs, pending = [], [], []
+        seen = [0]  # samples decoded so far
 
-        def flush():
-            if pending:
-                lengths = torch.tensor([w.shape[0] for _, w in pending], dtype=torch.long)
-                probs.append(self._probabilities(np.stack([w for _, w in pending]), lengths))
-                starts.extend(s for s, _ in pending)
-                pending.clear()
+        def blocks():
+            for feats, total in self.extractor.feature_blocks(
+                    lambda: stream_audio(source, sr=self.extractor.sample_rate, on_warning=notes.append)):
+                seen[0] = total
+                yield feats, total
 
-        total_samples = 0
-        one_window = window * (1 + self.crop_tolerance)  # up to this many frames: one centre-cropped window
+        spans, probs, pending = [], [], []
         try:
-            blocks = self.extractor.feature_blocks(lambda: stream_audio(source, sr=sr, on_warning=notes.append))
-            for feats, total_samples in blocks:
-                if feats.shape[1] != len(self.checkpoint.norm_mean):
-                    return self.score_features(feats, 0.0)  # raises the damaged-checkpoint error
-                feats = self.normaliser("", feats)
-                buffer = feats if buffer is None else np.concatenate([buffer, feats])
-                seen = offset + buffer.shape[0]
-                while next_start + window <= seen and seen > one_window:
-                    pending.append((next_start, buffer[next_start - offset:next_start - offset + window].copy()))
-                    next_start += hop
-                    if len(pending) == self.batch_size:
-                        flush()
-                if seen > one_window:  # keep what the next window and the last window still need
-                    keep = max(0, min(next_start, seen - window) - offset)
-                    buffer, offset = buffer[keep:], offset + keep
+            for span, window in self.stream_windows(blocks()):
+                pending.append(window)
+                spans.append(span)
+                if len(pending) == self.batch_size:
+                    probs.append(self.score_windows(pending))
+                    pending.clear()
         except SertoolError as exc:
             message = str(exc)
             raise type(exc)(message if message.startswith(str(source)) else f"{source}: {message}") from None
         for message in notes:
             self.notes.setdefault(str(source), []).append(message)
-        total = offset + buffer.shape[0]
-        if total <= one_window:  # decoded much shorter than its header: score it as the whole-file path does
-            return total_samples / sr, self.score_features(buffer, total_samples / sr)
-        last = next_start - hop if next_start else None
-        if last is None or last + window < total:  # the end of the file is always covered
-            pending.append((max(0, total - window), buffer[max(0, total - window) - offset:][:window].copy()))
-        flush()
-        duration = total_samples / sr
-        return duration, list(zip(self._spans(starts, window, duration), np.concatenate(probs)))
+        if pending:
+            probs.append(self.score_windows(pending))
+        duration = seen[0] / self.extractor.sample_rate
+        return duration, list(zip(spans, np.concatenate(probs)))
+
+    def stream_windows(self, blocks, crop_tolerance: float | None = None):
+        """Yield ``((start s, end s), window (t, D) normalised)`` as soon as each window's last frame exists.
+
+        ``blocks`` yields ``(raw features (frames, D), samples seen so far)``
+        in order (``extractor.feature_blocks``). Windows start every ``hop``
+        frames; after the last block, one window ending at the last frame is
+        added when the end is not covered, and input of at most (1 +
+        ``crop_tolerance``) x ``window`` frames is one window (centre-cropped
+        by the model), so the windows equal :meth:`plan_windows` of the joined
+        features. At most about one window plus one block of features is held.
+        """
+        window, hop, sr = self.window, self.hop, self.extractor.sample_rate
+        tolerance = self.crop_tolerance if crop_tolerance is None else crop_tolerance
+        one_window = window * (1 + tolerance)  # up to this many frames: one centre-cropped window
+        buffer, offset, next_start, samples = None, 0, 0, 0  # buffer holds frames offset, offset + 1, ...
+        for feats, samples in blocks:
+            if feats.shape[1] != len(self.checkpoint.norm_mean):
+                self.plan_windows(feats, 0.0)  # raises the damaged-checkpoint error
+            feats = self.normaliser("", feats)
+            buffer = feats if buffer is None else np.concatenate([buffer, feats])
+            seen = offset + buffer.shape[0]
+            while next_start + window <= seen and seen > one_window:
+                start = next_start - offset
+                yield self._spans([next_start], window, samples / sr)[0], buffer[start:start + window].copy()
+                next_start += hop
+            if seen > one_window:  # keep what the next window and the last window still need
+                keep = max(0, min(next_start, seen - window) - offset)
+                buffer, offset = buffer[keep:], offset + keep
+        if buffer is None:
+            return
+        total, duration = offset + buffer.shape[0], samples / sr
+        if total <= one_window:  # short input: the one window plan_windows makes of it
+            yield from self.plan_windows(buffer, duration, normalise=lambda x: x)
+        elif next_start - hop + window < total:  # the end is always covered
+            first = max(0, total - window)
+            yield self._spans([first], window, duration)[0], buffer[first - offset:][:window].copy()
 
     def _window_vectors(self, samples: np.ndarray, sr: int, duration: float):
         if not self.window_s or duration <= self.window_s:

@@ -240,6 +240,11 @@ class _SpectralExtractor(FeatureExtractor):
         """Whether :meth:`feature_blocks` can yield the features block by block (no deltas: they need context)."""
         return self.streams and self.config.delta_order == 0
 
+    @property
+    def streams_live(self) -> bool:
+        """Whether :meth:`feature_blocks` reads its blocks once (no whole-file ``top_db`` floor): a live stream."""
+        return self.streams_blocks and not (self.config.log == "db" and self.config.top_db > 0)
+
     def _power_mel_blocks(self, blocks):
         """Power mel rows ``(frames, n_mels)`` of consecutive sample ``blocks``, frame by frame as the STFT allows.
 

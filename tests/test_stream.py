@@ -1,0 +1,173 @@
+"""sertool stream: rows written as a live stream's windows complete, equal to predict --segments of the recording."""
+
+from __future__ import annotations
+
+import csv
+import io
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from sertool.cli import cli
+from sertool.prediction import checkpoint_path, predict_files
+from sertool.streaming import raw_format, read_wav_header, stream_scores
+from tests.conftest import REPO, write_pitch_corpus
+
+CLIPS = sorted((REPO / "examples").rglob("*.flac"))
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """The example clips joined with 0.7 s silences (about 20 s at 16 kHz), as 16-bit PCM WAV."""
+    parts = []
+    for clip in CLIPS:
+        samples, sr = sf.read(clip, dtype="float32")
+        parts += [samples if samples.ndim == 1 else samples.mean(axis=1), np.zeros(int(0.7 * sr), np.float32)]
+    path = tmp_path_factory.mktemp("stream") / "joined.wav"
+    sf.write(path, np.concatenate(parts), sr, subtype="PCM_16")
+    return path
+
+
+def table(text: str) -> list[dict]:
+    return list(csv.DictReader(line for line in text.splitlines() if line and not line.startswith("stream:")))
+
+
+def probs(rows: list[dict]) -> np.ndarray:
+    return np.array([[float(v) for k, v in r.items() if k.startswith("p_")] for r in rows])
+
+
+def segments(recording, tmp_path, **options) -> list[dict]:
+    out = tmp_path / f"reference-{len(list(tmp_path.glob('reference-*.csv')))}.csv"  # a new file each call
+    predict_files(checkpoint_path(options.pop("model", "default")), [recording], out, segments=True, **options)
+    return list(csv.DictReader(open(out)))
+
+
+def assert_same_windows(got: list[dict], reference: list[dict]) -> None:
+    assert len(got) == len(reference) > 3
+    assert [(r["start"], r["end"]) for r in got] == [(r["start"], r["end"]) for r in reference]
+    assert np.abs(probs(got) - probs(reference)).max() <= 1.5e-4  # the CSV's 4 decimals
+    assert all(r["path"] == "-" and not r["error"] for r in got)
+
+
+def test_rows_arrive_while_a_slow_writer_is_still_writing_and_equal_predict_segments(recording, tmp_path):
+    reference = segments(recording, tmp_path)
+    data = recording.read_bytes()
+    header, pcm = data[:44], data[44:]
+    chunk = 16000 * 2 // 5  # 0.2 s of audio per write, one write every 0.05 s: 4x faster than real time
+    proc = subprocess.Popen([sys.executable, "-m", "sertool", "stream"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    written = []  # (monotonic time, seconds of audio written so far)
+
+    def writer():
+        proc.stdin.write(header)
+        for first in range(0, len(pcm), chunk):
+            proc.stdin.write(pcm[first:first + chunk])
+            proc.stdin.flush()
+            written.append((time.monotonic(), min(len(pcm), first + chunk) / 32000))
+            time.sleep(0.05)
+        proc.stdin.close()
+
+    feeder = threading.Thread(target=writer)
+    feeder.start()
+    lines = [(time.monotonic(), line.decode()) for line in proc.stdout]
+    feeder.join()
+    assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
+    rows = table("".join(text for _, text in lines))
+    assert_same_windows(rows, reference)
+    finished = written[-1][0]
+    arrivals = [at for at, _ in lines[1:]]  # after the header
+    early = [at for at in arrivals if at < finished]
+    assert len(early) >= len(rows) // 2, "rows must be written while the stream is still arriving"
+
+    def audio_written_by(moment: float) -> float:
+        return max([s for at, s in written if at <= moment], default=0.0)
+
+    # bounded latency in audio: once running, a row appears before the writer is 1 hop + 1 s past its window's end
+    for row, at in list(zip(rows, arrivals))[1:len(early)]:
+        assert audio_written_by(at) <= float(row["end"]) + 1.5 + 1.0, (row["end"], audio_written_by(at))
+    assert "stream: " in proc.stderr.read().decode()
+
+
+def test_raw_pcm_24_bit_stereo_and_resampled_streams(recording, tmp_path):
+    reference = segments(recording, tmp_path)
+    samples, sr = sf.read(recording, dtype="int16")
+    out = io.StringIO()
+    result = stream_scores(checkpoint_path("default"), io.BytesIO(samples.astype("<i2").tobytes()), out,
+                           pcm=raw_format(sr, "s16le"))
+    assert result.incremental and result.windows == len(reference)
+    assert_same_windows(table(out.getvalue()), reference)
+    stereo = tmp_path / "stereo24.wav"  # 24-bit stereo at 22.05 kHz: mixed and resampled as it streams
+    sf.write(stereo, np.repeat(sf.read(recording, dtype="float32")[0][:, None], 2, axis=1), 22050, subtype="PCM_24")
+    sf.write(tmp_path / "same.wav", sf.read(stereo, dtype="float32")[0], 22050, subtype="FLOAT")
+    reference = segments(tmp_path / "same.wav", tmp_path)
+    out = io.StringIO()
+    stream_scores(checkpoint_path("default"), open(stereo, "rb"), out)
+    got = table(out.getvalue())
+    assert len(got) == len(reference) and np.abs(probs(got) - probs(reference)).max() < 2e-3  # streamed soxr
+
+
+def _wav_header(rate=16000, data_size=0xFFFFFFFF, extra=b"") -> bytes:
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
+    return b"RIFF\xff\xff\xff\xffWAVE" + b"fmt " + struct.pack("<I", 16) + fmt + extra + b"data" + \
+        struct.pack("<I", data_size)
+
+
+def test_wav_header_chunks_lengths_and_bad_streams():
+    listing = b"LIST" + struct.pack("<I", 5) + b"INFO!\x00"  # odd size: padded to even
+    pcm, length = read_wav_header(io.BytesIO(_wav_header(extra=listing) + b"\x00\x00"))
+    assert (pcm.rate, pcm.channels, pcm.dtype, length) == (16000, 1, "<i2", None)
+    pcm, length = read_wav_header(io.BytesIO(_wav_header(data_size=8)))
+    assert length == 8
+    for data, message in ((b"", "no audio bytes"), (b"OggS" + b"\x00" * 40, "not a WAV stream"),
+                          (_wav_header()[:38], "ended before its data chunk"),
+                          (_wav_header()[:30], "fmt chunk is truncated")):
+        result = CliRunner().invoke(cli, ["stream"], input=data)
+        assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    float16 = _wav_header().replace(struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 16),
+                                    struct.pack("<HHIIHH", 3, 1, 16000, 32000, 2, 16))
+    result = CliRunner().invoke(cli, ["stream"], input=float16)
+    assert result.exit_code == 1 and "not supported; convert it with ffmpeg" in result.output
+
+
+def test_a_sized_data_chunk_stops_at_its_size(recording):
+    samples, sr = sf.read(recording, dtype="int16")
+    body = samples[:sr * 4].astype("<i2").tobytes()
+    trailer = b"LIST" + struct.pack("<I", 4000) + b"\x7f" * 4000  # would be loud noise if read as audio
+    result = CliRunner().invoke(cli, ["stream"], input=_wav_header(data_size=len(body)) + body + trailer)
+    assert result.exit_code == 0, result.output
+    assert "from 4.0 s of audio" in result.output
+
+
+def test_refusals_keep_existing_output(tmp_path, recording):
+    existing = tmp_path / "rows.csv"
+    existing.write_text("finished work\n")
+    result = CliRunner().invoke(cli, ["stream", "-o", str(existing)], input=recording.read_bytes())
+    assert result.exit_code == 2 and "exists" in result.output and existing.read_text() == "finished work\n"
+    result = CliRunner().invoke(cli, ["stream", "-m", "speaker"], input=recording.read_bytes())
+    assert result.exit_code == 1 and "normalises per speaker" in result.output
+    result = CliRunner().invoke(cli, ["stream", "-o", str(tmp_path / "new.csv")], input=recording.read_bytes())
+    assert result.exit_code == 0 and len(table((tmp_path / "new.csv").read_text())) > 3
+
+
+def test_utterance_level_models_score_each_window_as_predict_does(tmp_path, recording):
+    import sertool
+
+    root = write_pitch_corpus(tmp_path / "audio", speakers=4, clips=3, seconds=0.8, speaker_step=12, clip_step=3,
+                              seed_step=1)
+    manifest = sertool.prepare("folder", root, speaker_regex=r"/(spk\d)_", output=tmp_path / "m.csv").manifest
+    store = sertool.extract(manifest, features="mfcc_stats", output=tmp_path / "feats").store_path
+    sertool.train(manifest, store, model="logreg", output=tmp_path / "run", protocol="loso", valid_speakers=1,
+                  settings={"norm": "global"})
+    model = tmp_path / "run" / "fold-0" / "checkpoint.pt"
+    reference = segments(recording, tmp_path, model=model, window_s=2.0, hop_s=1.0)
+    out = io.StringIO()
+    result = stream_scores(model, open(recording, "rb"), out, window_s=2.0, hop_s=1.0)
+    assert not result.incremental
+    assert_same_windows(table(out.getvalue()), reference)
