@@ -533,14 +533,16 @@ def fuse(runs, out_dir, weights, grid_step):
 
 
 # --------------------------------------------------------------------------- predict
+#: The keys of :data:`sertool.audio.PCM_FORMATS`, without importing numpy for --help (tests/test_stream.py).
+RAW_PCM_FORMATS = ("s16le", "s32le", "f32le")
+
+
 def _raw_pcm_options(prefix: str, default: str):
     """``--rate``, ``--format``, ``--channels``: stdin as raw PCM (``prefix`` opens each help text)."""
-    from sertool.audio import PCM_FORMATS
-
     options = [
         click.option("--rate", type=click.IntRange(1), default=None,
                      help=f"{prefix}stdin is raw PCM at this rate in Hz (default: a {default})."),
-        click.option("--format", "pcm_format", type=click.Choice(list(PCM_FORMATS)), default="s16le",
+        click.option("--format", "pcm_format", type=click.Choice(RAW_PCM_FORMATS), default="s16le",
                      show_default=True, help=f"{prefix}with --rate: the raw PCM sample format."),
         click.option("--channels", type=click.IntRange(1), default=1, show_default=True,
                      help=f"{prefix}with --rate: interleaved channels (mixed to mono)."),

@@ -120,6 +120,10 @@ def _wav_header(rate=16000, data_size=0xFFFFFFFF, extra=b"") -> bytes:
 
 
 def test_wav_header_chunks_lengths_and_bad_streams():
+    from sertool.audio import PCM_FORMATS
+    from sertool.cli import RAW_PCM_FORMATS
+
+    assert RAW_PCM_FORMATS == tuple(PCM_FORMATS)
     listing = b"LIST" + struct.pack("<I", 5) + b"INFO!\x00"  # odd size: padded to even
     pcm, length = read_wav_header(io.BytesIO(_wav_header(extra=listing) + b"\x00\x00"))
     assert (pcm.rate, pcm.channels, pcm.dtype, length) == (16000, 1, "<i2", None)
