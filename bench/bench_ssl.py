@@ -2,9 +2,13 @@
 
 No encoder weights can be downloaded here, so the models are randomly
 initialised with the architecture of wav2vec2-base / HuBERT-base /
-WavLM-base (768 hidden, 12 layers, 95 M parameters) and of the "large"
-models (1024 hidden, 24 layers, 317 M parameters): their compute and
-memory equal the trained models'; their features are of course useless.
+WavLM-base (768 hidden, 12 layers, 95 M parameters), of the "large"
+models (1024 hidden, 24 layers, 317 M parameters) and of the Whisper-base
+and Whisper-large-v3 encoders (512 x 6 and 1280 x 32; their decoders are
+cut to one layer, since sertool never loads the decoder's weights): their
+compute and memory equal the trained models'; their features are of course
+useless. Whisper pads every chunk to its 30 s input, so a 3 s clip costs
+as much as 30 s of audio.
 Each size is saved as a transformers folder and timed in a fresh process:
 model load, then ``extract`` on ``--seconds`` of audio (chunks of 30 s),
 best of 2; peak resident memory of that process. With ``--write`` the table
@@ -16,6 +20,7 @@ Usage: python bench/bench_ssl.py [--seconds 60] [--write]
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,11 +32,32 @@ sys.path.insert(0, str(ROOT))
 from bench.tables import machine, write_table  # noqa: E402
 
 SIZES = {
-    "base (768 x 12 layers, as wav2vec2-base / HuBERT-base / WavLM-base)": {},
-    "large (1024 x 24 layers, as wav2vec2-large / HuBERT-large / WavLM-large)": {
+    "base (768 x 12 layers, as wav2vec2-base / HuBERT-base / WavLM-base)": ("wav2vec2", {}),
+    "large (1024 x 24 layers, as wav2vec2-large / HuBERT-large / WavLM-large)": ("wav2vec2", {
         "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096,
-        "feat_extract_norm": "layer", "do_stable_layer_norm": True, "conv_bias": True},
+        "feat_extract_norm": "layer", "do_stable_layer_norm": True, "conv_bias": True}),
+    "Whisper-base encoder (512 x 6 layers)": ("whisper", {
+        "d_model": 512, "encoder_layers": 6, "encoder_attention_heads": 8, "encoder_ffn_dim": 2048,
+        "num_mel_bins": 80}),
+    "Whisper-large-v3 encoder (1280 x 32 layers)": ("whisper", {
+        "d_model": 1280, "encoder_layers": 32, "encoder_attention_heads": 20, "encoder_ffn_dim": 5120,
+        "num_mel_bins": 128}),
 }
+
+
+def save_random(kind: str, overrides: dict, folder: Path) -> None:
+    """A randomly initialised transformers folder of ``kind`` with the published size ``overrides``."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    if kind == "whisper":  # one decoder layer: sertool loads the encoder only
+        config = transformers.WhisperConfig(**overrides, decoder_layers=1, decoder_attention_heads=
+                                            overrides["encoder_attention_heads"], decoder_ffn_dim=256)
+        transformers.WhisperModel(config).save_pretrained(folder)
+        transformers.WhisperFeatureExtractor(feature_size=overrides["num_mel_bins"]).save_pretrained(folder)
+    else:
+        transformers.Wav2Vec2Model(transformers.Wav2Vec2Config(**overrides)).save_pretrained(folder)
 
 TIMING = r"""
 import resource, sys, time, numpy as np, torch
@@ -66,12 +92,14 @@ def main() -> None:
              "30 s chunks, 2 threads, float32.", "",
              "| encoder size | parameters | load (s) | extract (s) | xRT | 2-core machine-hours per hour of audio | "
              "peak RSS (MB) | store per hour (float16) |", "|---|---|---|---|---|---|---|---|"]
-    for name, overrides in SIZES.items():
+    for name, (kind, overrides) in SIZES.items():
         folder = Path(tempfile.mkdtemp(prefix="sertool-ssl-size-"))
-        torch.manual_seed(0)
-        transformers.Wav2Vec2Model(transformers.Wav2Vec2Config(**overrides)).save_pretrained(folder)
-        done = subprocess.run([sys.executable, "-c", TIMING, str(folder), str(args.seconds)], check=True,
-                              capture_output=True, text=True, cwd=ROOT)
+        save_random(kind, overrides, folder)
+        try:
+            done = subprocess.run([sys.executable, "-c", TIMING, str(folder), str(args.seconds)], check=True,
+                                  capture_output=True, text=True, cwd=ROOT)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # up to 3 GB of random weights
         load, seconds, rss, params, dim = done.stdout.split()[-5:]
         xrt = args.seconds / float(seconds)
         store_gb = int(dim) * 50 * 3600 * 2 / 1e9  # 50 frames/s, 2 bytes per value

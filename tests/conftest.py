@@ -121,6 +121,16 @@ def make_tiny_ssl(folder: Path, kind: str = "wav2vec2", seed: int = 0) -> Path:
                "hubert": (transformers.HubertConfig, transformers.HubertModel),
                "wavlm": (transformers.WavLMConfig, transformers.WavLMModel),
                "data2vec-audio": (transformers.Data2VecAudioConfig, transformers.Data2VecAudioModel)}
+    if kind == "whisper":  # 2 encoder layers of width 32; 100 positions: a 2 s input instead of 30 s
+        config = transformers.WhisperConfig(d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
+                                            decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                                            num_mel_bins=80, max_source_positions=100, max_target_positions=16,
+                                            vocab_size=64, pad_token_id=1, bos_token_id=2, eos_token_id=3,
+                                            decoder_start_token_id=2)
+        torch.manual_seed(seed)
+        transformers.WhisperModel(config).eval().save_pretrained(folder)
+        transformers.WhisperFeatureExtractor(feature_size=80).save_pretrained(folder)
+        return folder
     config_cls, model_cls = classes[kind]
     config = config_cls(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                         conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,

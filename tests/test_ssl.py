@@ -18,7 +18,7 @@ from tests.conftest import SSL_KINDS, make_tiny_ssl, tone  # noqa: E402
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("ssl")
-    return {kind: make_tiny_ssl(root / kind, kind) for kind in SSL_KINDS}
+    return {kind: make_tiny_ssl(root / kind, kind) for kind in (*SSL_KINDS, "whisper")}
 
 
 def direct(folder, samples):
@@ -76,7 +76,8 @@ def test_the_folder_identity_is_part_of_the_config(folders, tmp_path):
         build_extractor("ssl", {"model": str(folders["hubert"]), "layer": 7}).extract(tone(1.0), 16000)
 
 
-def test_extract_train_evaluate_predict_with_ssl_head(folders, tmp_path):
+@pytest.mark.parametrize("kind", ["wavlm", "whisper"])
+def test_extract_train_evaluate_predict_with_ssl_head(folders, tmp_path, kind):
     from sertool.checkpoint import Checkpoint
     from sertool.corpora import folder as folder_corpus
     from sertool.evaluation import evaluate_run
@@ -91,7 +92,7 @@ def test_extract_train_evaluate_predict_with_ssl_head(folders, tmp_path):
     write_pitch_corpus(tmp_path / "audio", speakers=3, clips=4, seconds=1.0, speaker_step=12, clip_step=3)
     rows = folder_corpus.prepare(tmp_path / "audio", report=RunReport(), speaker_regex=r"/(spk\d)_")
     manifest = write_manifest(rows, tmp_path / "m.csv")
-    overrides = {"model": str(folders["wavlm"]), "layers": "all", "dtype": "float16"}
+    overrides = {"model": str(folders[kind]), "layers": "all", "dtype": "float16"}
     store = extract_manifest(manifest, feature_set="ssl", out_dir=tmp_path / "feats", overrides=overrides).store_path
     with FeatureStore(store) as s:
         assert len(s) == 24 and s[s.keys()[0]].dtype == np.float16 and s.dim == 96
@@ -105,3 +106,26 @@ def test_extract_train_evaluate_predict_with_ssl_head(folders, tmp_path):
     report = predict_files(tmp_path / "run" / "fold-0" / "checkpoint.pt", [tmp_path / "audio"], tmp_path / "p.csv")
     assert report.ok == 24 and report.failed == 0
     assert {r["error"] for r in csv.DictReader(open(tmp_path / "p.csv"))} == {""}
+
+
+def test_whisper_encoder_hidden_states_equal_the_model_called_directly(folders):
+    """Whisper: log-mel of each chunk padded to the encoder's input (2 s here), frames of real audio kept."""
+    folder = folders["whisper"]
+    samples = tone(3.3, 16000, freq=230.0) * 0.5
+    fe = transformers.WhisperFeatureExtractor.from_pretrained(folder)
+    encoder = transformers.WhisperModel.from_pretrained(folder).get_encoder().eval()
+    expected = []
+    for piece in (samples[:32000], samples[32000:]):  # the 2 s chunks the extractor makes
+        mel = fe(piece, sampling_rate=16000, return_tensors="pt", padding="max_length", max_length=32000)
+        with torch.no_grad():
+            states = encoder(mel.input_features, output_hidden_states=True).hidden_states
+        expected.append([h[0, :-(-piece.shape[0] // 320)].numpy() for h in states])
+    every = build_extractor("ssl", {"model": str(folder), "layers": "all"})
+    got = every.extract(samples, 16000)
+    want = np.concatenate([np.concatenate(states, axis=1) for states in expected])
+    assert got.shape == (100 + 65, 3 * 32) and every.hidden_states == 3 and every.dim == 96
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    shift, span, lead = every.frame_timing
+    assert (shift, span, lead) == (0.02, 0.065, 0.0325)
+    pooled = build_extractor("ssl", {"model": str(folder), "pooling": "mean", "layer": 1}).extract(samples, 16000)
+    np.testing.assert_allclose(pooled[0], want[:, 32:64].mean(axis=0), atol=1e-5)

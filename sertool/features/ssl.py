@@ -3,7 +3,9 @@
 ``--features ssl --set model=PATH`` reads a ``transformers`` model folder the
 user already has (``config.json`` plus ``model.safetensors`` or
 ``pytorch_model.bin``; optionally ``preprocessor_config.json``) of a
-wav2vec 2.0, HuBERT, WavLM or data2vec-audio encoder. Nothing is downloaded
+wav2vec 2.0, HuBERT, WavLM or data2vec-audio encoder, or of a Whisper
+model (its encoder only; the decoder's weights are loaded and not run).
+Nothing is downloaded
 (``local_files_only``) and no code from the folder runs
 (``trust_remote_code`` stays off: only model types ``transformers`` ships).
 Needs the ssl extra: ``pip install 'sertool[ssl]'``.
@@ -16,10 +18,13 @@ Config fields:
   weighted sum (``--model ssl_head``).
 - ``pooling``: ``none`` (frame level, one row per encoder frame, 20 ms for
   these models), ``mean`` or ``mean_std`` (utterance level, over frames).
+  Whisper: the log-mel input of its feature extractor, each chunk padded to
+  the encoder's fixed input (30 s for the published models, as they were
+  trained) and only the frames of real audio kept.
 - ``dtype``: ``float32`` or ``float16`` storage (half the store size).
 - ``chunk_seconds``: longer files are encoded in independent chunks of this
   length, so memory stays bounded (frames next to a chunk edge see less
-  context than in one pass).
+  context than in one pass); for Whisper at most its input length.
 - ``device``: ``cpu``, ``cuda`` or ``auto``; ``batch`` files per forward
   pass are not used (one file at a time, no padding effects).
 - ``model_id``: the folder's identity, filled in when the config is built:
@@ -28,9 +33,11 @@ Config fields:
   checkpoint or store whose ``model_id`` no longer matches the folder is
   refused.
 
-Audio is normalised to zero mean and unit variance per file (chunk) when
-the folder's ``preprocessor_config.json`` says ``do_normalize`` (the
-default when it has none), as the models were trained.
+Raw-waveform encoders: audio is normalised to zero mean and unit variance
+per file (chunk) when the folder's ``preprocessor_config.json`` says
+``do_normalize`` (the default when it has none), as the models were trained.
+Whisper: the folder's ``WhisperFeatureExtractor`` settings (or its defaults
+with the model's ``num_mel_bins`` when the folder has none).
 """
 
 from __future__ import annotations
@@ -50,9 +57,14 @@ from sertool.features.base import FeatureConfig, FeatureExtractor, register
 POOLINGS = ("none", "mean", "mean_std")
 DTYPES = ("float32", "float16")
 #: ``model_type`` values of config.json this extractor runs (raw-waveform encoders).
-MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "wav2vec2-conformer")
+WAVEFORM_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio", "wav2vec2-conformer")
+#: Log-mel encoders: the encoder of an encoder-decoder model, fed its feature extractor's log-mel frames.
+MEL_TYPES = ("whisper",)
+MODEL_TYPES = WAVEFORM_TYPES + MEL_TYPES
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _IDENTITIES: dict[tuple, str] = {}
+#: Whisper's log-mel analysis at 16 kHz: 10 ms hop, 25 ms window (samples).
+WHISPER_HOP, WHISPER_WINDOW = 160, 400
 
 
 def folder_identity(folder: str | os.PathLike) -> str:
@@ -110,7 +122,7 @@ class SslConfig(FeatureConfig):
 
 @register
 class SslExtractor(FeatureExtractor):
-    """Hidden states of a local wav2vec 2.0 / HuBERT / WavLM / data2vec-audio model folder."""
+    """Hidden states of a local wav2vec 2.0 / HuBERT / WavLM / data2vec-audio / Whisper model folder."""
 
     name = "ssl"
     config_cls = SslConfig
@@ -129,13 +141,18 @@ class SslExtractor(FeatureExtractor):
         return bool(json.loads(pre.read_text()).get("do_normalize", True)) if pre.is_file() else True
 
     @property
+    def is_whisper(self) -> bool:
+        return self.model_config.get("model_type") in MEL_TYPES
+
+    @property
     def hidden_states(self) -> int:
         """Hidden states the encoder returns (CNN projection + one per transformer layer)."""
-        return int(self.model_config["num_hidden_layers"]) + 1
+        key = "encoder_layers" if self.is_whisper else "num_hidden_layers"
+        return int(self.model_config[key]) + 1
 
     @property
     def hidden_size(self) -> int:
-        return int(self.model_config["hidden_size"])
+        return int(self.model_config["d_model" if self.is_whisper else "hidden_size"])
 
     @property
     def dim(self) -> int:
@@ -148,6 +165,8 @@ class SslExtractor(FeatureExtractor):
 
     @cached_property
     def _receptive_field(self) -> int:
+        if self.is_whisper:  # 25 ms STFT windows, two kernel-3 convolutions (the second of stride 2): 5 mel frames
+            return 4 * WHISPER_HOP + WHISPER_WINDOW
         span, jump = 1, 1
         for kernel, stride in zip(self.model_config["conv_kernel"], self.model_config["conv_stride"]):
             span += (kernel - 1) * jump
@@ -158,6 +177,9 @@ class SslExtractor(FeatureExtractor):
     def frame_timing(self):
         if self.level == "utterance":
             return None
+        if self.is_whisper:  # output frame j covers samples 320 j - 520 ... 320 j + 520 (centred STFT)
+            return 2 * WHISPER_HOP / self.sample_rate, self._receptive_field / self.sample_rate, \
+                self._receptive_field / 2 / self.sample_rate
         shift = int(np.prod(self.model_config["conv_stride"])) / self.sample_rate
         return shift, self._receptive_field / self.sample_rate, 0.0
 
@@ -186,36 +208,68 @@ class SslExtractor(FeatureExtractor):
             raise ConfigError("ssl features need transformers: pip install 'sertool[ssl]'") from None
         model_type = self.model_config.get("model_type")
         if model_type not in MODEL_TYPES:
-            raise ConfigError(f"{self.config.model}: model_type {model_type!r} is not a raw-waveform encoder this "
+            raise ConfigError(f"{self.config.model}: model_type {model_type!r} is not an encoder this "
                               f"extractor runs ({', '.join(MODEL_TYPES)})")
         from sertool.process import torch_device
 
         self._layer_index  # noqa: B018 - a bad layer fails before the weights load
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
-        model = transformers.AutoModel.from_pretrained(self.config.model, local_files_only=True,
-                                                       trust_remote_code=False)
+        if self.is_whisper:  # the audio-classification class holds the encoder only: decoder weights never load
+            model = transformers.WhisperForAudioClassification.from_pretrained(
+                self.config.model, local_files_only=True, trust_remote_code=False).encoder
+        else:
+            model = transformers.AutoModel.from_pretrained(self.config.model, local_files_only=True,
+                                                           trust_remote_code=False)
         self._device = torch_device(self.config.device)
         return model.to(self._device).eval()
+
+    @cached_property
+    def _mel(self):
+        """Whisper's feature extractor: the folder's preprocessor_config.json, else defaults with its mel bins."""
+        import transformers
+
+        if (Path(self.config.model) / "preprocessor_config.json").is_file():
+            return transformers.WhisperFeatureExtractor.from_pretrained(self.config.model, local_files_only=True)
+        return transformers.WhisperFeatureExtractor(feature_size=int(self.model_config["num_mel_bins"]))
+
+    @property
+    def _whisper_samples(self) -> int:
+        """Samples of the encoder's fixed input: max_source_positions x 2 mel frames (30 s for the published ones)."""
+        return int(self.model_config["max_source_positions"]) * 2 * WHISPER_HOP
+
+    def _encode(self, samples: np.ndarray):
+        """Hidden states of one chunk: a tuple of ``(1, frames, H)`` tensors."""
+        import torch
+
+        x = samples.astype(np.float32)
+        if self.is_whisper:
+            mel = self._mel(x, sampling_rate=self.sample_rate, return_tensors="np", padding="max_length",
+                            max_length=self._whisper_samples).input_features
+            with torch.no_grad():
+                out = self.encoder(torch.from_numpy(mel).to(self._device), output_hidden_states=True)
+            valid = -(-x.shape[0] // (2 * WHISPER_HOP))  # output frames of real audio; the rest is padding
+            return tuple(h[:, :valid] for h in out.hidden_states)
+        if self._normalise:
+            x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
+        with torch.no_grad():
+            return self.encoder(torch.from_numpy(x)[None].to(self._device), output_hidden_states=True).hidden_states
 
     def _hidden(self, samples: np.ndarray) -> np.ndarray:
         """``(frames, width)`` float32 of one chunk: the chosen hidden state(s), side by side."""
         import torch
 
-        x = samples.astype(np.float32)
-        if self._normalise:
-            x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
-        with torch.no_grad():
-            out = self.encoder(torch.from_numpy(x)[None].to(self._device), output_hidden_states=True)
-        states = out.hidden_states
+        states = self._encode(samples)
         chosen = states if self.config.layers == "all" else [states[self._layer_index]]
         return torch.cat([s[0] for s in chosen], dim=-1).float().cpu().numpy()
 
     def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
         self.check_input(samples, sr)
         chunk = int(self.config.chunk_seconds * sr)
+        if self.is_whisper:
+            chunk = min(chunk, self._whisper_samples)
         pieces = [samples[i:i + chunk] for i in range(0, samples.shape[0], chunk)]
-        if len(pieces) > 1 and pieces[-1].shape[0] < self._receptive_field:
+        if len(pieces) > 1 and pieces[-1].shape[0] < self._receptive_field and not self.is_whisper:
             pieces[-2:] = [np.concatenate(pieces[-2:])]  # a tail shorter than one frame joins the chunk before
         frames = np.concatenate([self._hidden(p) for p in pieces])
         if not np.isfinite(frames).all():
