@@ -129,3 +129,16 @@ def test_whisper_encoder_hidden_states_equal_the_model_called_directly(folders):
     assert (shift, span, lead) == (0.02, 0.065, 0.0325)
     pooled = build_extractor("ssl", {"model": str(folder), "pooling": "mean", "layer": 1}).extract(samples, 16000)
     np.testing.assert_allclose(pooled[0], want[:, 32:64].mean(axis=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["wav2vec2", "whisper"])
+def test_chunks_batched_per_forward_pass_equal_one_at_a_time(folders, kind):
+    samples = tone(5.3, 16000, freq=170.0) * 0.5  # 1 s chunks: five of one length, then a shorter tail
+    one = build_extractor("ssl", {"model": str(folders[kind]), "chunk_seconds": 1.0, "layers": "all"})
+    batched = build_extractor("ssl", {"model": str(folders[kind]), "chunk_seconds": 1.0, "layers": "all",
+                                      "batch": 4})
+    assert len(list(batched._batches([samples[i:i + 16000] for i in range(0, samples.shape[0], 16000)]))) == \
+        (2 if kind == "whisper" else 3)  # whisper pads every chunk, so the tail joins the second batch
+    np.testing.assert_allclose(batched.extract(samples, 16000), one.extract(samples, 16000), atol=1e-5)
+    with pytest.raises(ConfigError, match="batch 0"):
+        build_extractor("ssl", {"model": str(folders[kind]), "batch": 0})

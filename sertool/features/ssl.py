@@ -25,8 +25,10 @@ Config fields:
 - ``chunk_seconds``: longer files are encoded in independent chunks of this
   length, so memory stays bounded (frames next to a chunk edge see less
   context than in one pass); for Whisper at most its input length.
-- ``device``: ``cpu``, ``cuda`` or ``auto``; ``batch`` files per forward
-  pass are not used (one file at a time, no padding effects).
+- ``device``: ``cpu``, ``cuda`` or ``auto``; ``batch``: chunks of a long
+  file per forward pass (1 by default; raise it on a GPU). Chunks of a
+  waveform encoder share a pass only when of one length, so no padding
+  changes a result; files are encoded one at a time.
 - ``model_id``: the folder's identity, filled in when the config is built:
   the SHA-256 of ``config.json`` and ``preprocessor_config.json`` and of the
   weight file, so another model at the same path is another store; a
@@ -98,6 +100,7 @@ class SslConfig(FeatureConfig):
     dtype: str = "float32"
     chunk_seconds: float = 30.0
     device: str = "cpu"
+    batch: int = 1
     sample_rate: int = 16000
     model_id: str = ""
 
@@ -109,6 +112,8 @@ class SslConfig(FeatureConfig):
                                      ("device", self.device, ("cpu", "cuda", "auto"))):
             if value not in allowed:
                 raise ConfigError(f"ssl {name} {value!r} must be one of {', '.join(map(repr, allowed))}")
+        if self.batch < 1:
+            raise ConfigError(f"ssl batch {self.batch} must be at least 1")
         if self.chunk_seconds < 1:
             raise ConfigError(f"ssl chunk_seconds {self.chunk_seconds} must be at least 1")
         current = folder_identity(self.model)
@@ -238,30 +243,48 @@ class SslExtractor(FeatureExtractor):
         """Samples of the encoder's fixed input: max_source_positions x 2 mel frames (30 s for the published ones)."""
         return int(self.model_config["max_source_positions"]) * 2 * WHISPER_HOP
 
-    def _encode(self, samples: np.ndarray):
-        """Hidden states of one chunk: a tuple of ``(1, frames, H)`` tensors."""
+    def _encode(self, pieces: list[np.ndarray]):
+        """Hidden states of a batch of chunks: a tuple of ``(B, frames, H)`` tensors.
+
+        Raw-waveform encoders take chunks of one length (no padding: results
+        equal one chunk at a time); Whisper pads every chunk to its input anyway.
+        """
         import torch
 
-        x = samples.astype(np.float32)
         if self.is_whisper:
-            mel = self._mel(x, sampling_rate=self.sample_rate, return_tensors="np", padding="max_length",
-                            max_length=self._whisper_samples).input_features
+            mel = self._mel([p.astype(np.float32) for p in pieces], sampling_rate=self.sample_rate,
+                            return_tensors="np", padding="max_length", max_length=self._whisper_samples)
             with torch.no_grad():
-                out = self.encoder(torch.from_numpy(mel).to(self._device), output_hidden_states=True)
-            valid = -(-x.shape[0] // (2 * WHISPER_HOP))  # output frames of real audio; the rest is padding
-            return tuple(h[:, :valid] for h in out.hidden_states)
+                return self.encoder(torch.from_numpy(mel.input_features).to(self._device),
+                                    output_hidden_states=True).hidden_states
+        x = np.stack(pieces).astype(np.float32)
         if self._normalise:
-            x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
+            x = (x - x.mean(axis=1, keepdims=True)) / np.sqrt(x.var(axis=1, keepdims=True) + 1e-7)
         with torch.no_grad():
-            return self.encoder(torch.from_numpy(x)[None].to(self._device), output_hidden_states=True).hidden_states
+            return self.encoder(torch.from_numpy(x).to(self._device), output_hidden_states=True).hidden_states
 
-    def _hidden(self, samples: np.ndarray) -> np.ndarray:
-        """``(frames, width)`` float32 of one chunk: the chosen hidden state(s), side by side."""
+    def _hidden(self, pieces: list[np.ndarray]) -> list[np.ndarray]:
+        """``(frames, width)`` float32 per chunk of a batch: the chosen hidden state(s), side by side."""
         import torch
 
-        states = self._encode(samples)
+        states = self._encode(pieces)
         chosen = states if self.config.layers == "all" else [states[self._layer_index]]
-        return torch.cat([s[0] for s in chosen], dim=-1).float().cpu().numpy()
+        joined = torch.cat(chosen, dim=-1).float().cpu().numpy()
+        if self.is_whisper:  # keep the output frames of real audio; the rest is padding
+            return [joined[k, :-(-p.shape[0] // (2 * WHISPER_HOP))] for k, p in enumerate(pieces)]
+        return list(joined)
+
+    def _batches(self, pieces: list[np.ndarray]):
+        """Consecutive runs of up to ``batch`` chunks that can share a forward pass."""
+        group: list[np.ndarray] = []
+        for piece in pieces:
+            if group and (len(group) == self.config.batch or
+                          (not self.is_whisper and piece.shape[0] != group[0].shape[0])):
+                yield group
+                group = []
+            group.append(piece)
+        if group:
+            yield group
 
     def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
         self.check_input(samples, sr)
@@ -271,7 +294,7 @@ class SslExtractor(FeatureExtractor):
         pieces = [samples[i:i + chunk] for i in range(0, samples.shape[0], chunk)]
         if len(pieces) > 1 and pieces[-1].shape[0] < self._receptive_field and not self.is_whisper:
             pieces[-2:] = [np.concatenate(pieces[-2:])]  # a tail shorter than one frame joins the chunk before
-        frames = np.concatenate([self._hidden(p) for p in pieces])
+        frames = np.concatenate([h for group in self._batches(pieces) for h in self._hidden(group)])
         if not np.isfinite(frames).all():
             raise FeatureError(f"{self.config.model}: the encoder returned NaN or infinite values")
         if self.config.pooling == "mean":
