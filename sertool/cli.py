@@ -667,6 +667,9 @@ def stream(checkpoint, output, window_s, hop_s, rate, pcm_format, channels, devi
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     pcm = raw_format(rate, pcm_format, channels) if rate is not None else None
+    if sys.stdin.isatty():
+        raise click.UsageError("stream reads audio from stdin: pipe it in, e.g. "
+                               "`arecord -f S16_LE -r 16000 -c 1 | sertool stream`")
     if output != "-" and Path(output).exists():
         raise click.UsageError(f"{output} exists; choose another -o or remove it (stream never overwrites rows)")
     _sigterm_exits()

@@ -242,7 +242,11 @@ def stream_scores(checkpoint_path, fh: BinaryIO, out: TextIO, *, window_s: float
     writer.writerow(_header(list(checkpoint.labels), True))
     out.flush()
     blocks = _Counted(sample_blocks(fh, pcm, scorer.extractor.sample_rate, length))
-    return _LiveRows(scorer, writer, out).run(blocks, incremental(scorer))
+    try:
+        return _LiveRows(scorer, writer, out).run(blocks, incremental(scorer))
+    except SertoolError as exc:  # name the stream in feature errors (e.g. a stream shorter than one frame)
+        message = str(exc)
+        raise type(exc)(message if message.startswith(f"{name}:") else f"{name}: {message}") from None
 
 
 class _Counted:
@@ -307,7 +311,7 @@ class _LiveRows:
             buffer, offset = buffer[keep:], offset + keep
         total = blocks.samples
         if total == 0:
-            raise AudioError("-: no audio samples arrived on stdin; check the program writing the stream")
+            raise AudioError("no audio samples arrived on stdin; check the program writing the stream")
         if next_start == 0:  # shorter than one window: the whole stream is one clip
             self._clip(buffer, 0, total)
         elif next_start - hop + size < total:  # the end is always covered

@@ -131,7 +131,8 @@ def test_wav_header_chunks_lengths_and_bad_streams():
     assert length == 8
     for data, message in ((b"", "no audio bytes"), (b"OggS" + b"\x00" * 40, "not a WAV stream"),
                           (_wav_header()[:38], "ended before its data chunk"),
-                          (_wav_header()[:30], "fmt chunk is truncated")):
+                          (_wav_header()[:30], "fmt chunk is truncated"),
+                          (_wav_header() + b"\x00\x01" * 200, "-: 0.013 s of audio is shorter")):
         result = CliRunner().invoke(cli, ["stream"], input=data)
         assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
     float16 = _wav_header().replace(struct.pack("<HHIIHH", 1, 1, 16000, 32000, 2, 16),
