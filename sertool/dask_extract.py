@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from sertool.errors import ConfigError, SertoolError
+from sertool.errors import SertoolError
 
 #: Chunks outstanding per worker thread: enough to keep workers busy while results travel back.
 IN_FLIGHT_PER_WORKER = 3
@@ -43,10 +43,9 @@ def compute_chunk(config: dict, chunk: list[tuple[str, str]]) -> list:
 
 def connect(address: str):
     """A ``distributed.Client`` for the scheduler at ``address``; ConfigError naming the fix when it fails."""
-    try:
-        from distributed import Client
-    except ImportError:
-        raise ConfigError("--scheduler needs dask.distributed: pip install 'sertool[dask]'") from None
+    from sertool.errors import optional_import
+
+    Client = optional_import("distributed", "--scheduler", "dask").Client
     try:
         return Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError) as exc:

@@ -32,3 +32,13 @@ class FeatureError(SertoolError):
 
 class StoreError(SertoolError):
     """A feature store is missing, unreadable or does not match what was asked."""
+
+
+def optional_import(module: str, needed_by: str, extra: str, error: type[SertoolError] = ConfigError):
+    """``importlib.import_module(module)``, or ``error``: "<needed_by> needs <module>: pip install 'sertool[<extra>]'"."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise error(f"{needed_by} needs {module}: pip install 'sertool[{extra}]'") from None

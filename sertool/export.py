@@ -379,10 +379,6 @@ class _Runner:
 
 
 def _import(module: str):
-    import importlib
+    from sertool.errors import optional_import
 
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ExportError(f"{module} is not installed; install the export extra: pip install 'sertool[export]'") \
-            from None
+    return optional_import(module, "export", "export", ExportError)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from sertool.errors import ConfigError
 
 SAMPLE_RATE = 16000
 #: Silero VAD settings (its defaults), in its own names.
@@ -23,11 +22,9 @@ _MODEL: list = []
 
 def _model():
     if not _MODEL:
-        try:
-            from silero_vad import load_silero_vad
-        except ImportError:
-            raise ConfigError("--vad needs the silero-vad package: pip install 'sertool[vad]'") from None
-        _MODEL.append(load_silero_vad())
+        from sertool.errors import optional_import
+
+        _MODEL.append(optional_import("silero_vad", "--vad", "vad").load_silero_vad())
     return _MODEL[0]
 
 

@@ -207,10 +207,9 @@ class SslExtractor(FeatureExtractor):
     @cached_property
     def encoder(self):
         """The ``transformers`` model in eval mode (loaded once, local files only, no remote code)."""
-        try:
-            import transformers
-        except ImportError:
-            raise ConfigError("ssl features need transformers: pip install 'sertool[ssl]'") from None
+        from sertool.errors import optional_import
+
+        transformers = optional_import("transformers", "ssl features", "ssl")
         model_type = self.model_config.get("model_type")
         if model_type not in MODEL_TYPES:
             raise ConfigError(f"{self.config.model}: model_type {model_type!r} is not an encoder this "
