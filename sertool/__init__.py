@@ -6,7 +6,8 @@ The package is a small library with a thin Click shell (:mod:`sertool.cli`).
 
 One call per command (:mod:`sertool.api`): :func:`prepare`, :func:`extract`,
 :func:`augment`, :func:`train`, :func:`evaluate`, :func:`predict` (in
-memory), :func:`predict_files` (into CSV), :func:`fuse`, :func:`compare`;
+memory), :func:`predict_files` (into CSV), :func:`stream` (a live stream),
+:func:`export`, :func:`fuse`, :func:`compare`;
 the registries :func:`model_names`, :func:`feature_names`, :func:`corpus_names`; and
 :func:`load_audio`, :class:`FeatureStore`, :class:`Checkpoint`,
 :class:`Predictions`, :class:`SertoolError` and its subclasses.
@@ -17,8 +18,8 @@ __version__ = "0.1.0"
 #: Public name -> module that defines it.
 _EXPORTS = {
     **{name: "sertool.api" for name in ("prepare", "extract", "augment", "train", "evaluate", "predict",
-                                        "predict_files", "fuse", "compare", "model_names", "feature_names",
-                                        "corpus_names")},
+                                        "predict_files", "stream", "export", "fuse", "compare", "model_names",
+                                        "feature_names", "corpus_names")},
     "load_audio": "sertool.audio",
     "FeatureStore": "sertool.store",
     "Checkpoint": "sertool.checkpoint",

@@ -255,6 +255,62 @@ def predict_files(checkpoint, inputs: PathLike | Sequence[PathLike], *, output: 
                        batch_size=batch_size, device=device, vad=vad)
 
 
+def stream(source, *, output, checkpoint="default", window: float | None = None, hop: float | None = None,
+           rate: int | None = None, pcm_format: str = "s16le", channels: int = 1, device: str = "cpu",
+           trust_code: bool = False):
+    """Score a live audio stream, one flushed CSV row per window as soon as its audio is in (``sertool stream``).
+
+    Parameters
+    ----------
+    source
+        A binary file object (a pipe, a socket's ``makefile("rb")``, ``sys.stdin.buffer``) or a path: a WAV
+        stream, or raw PCM when ``rate`` is given (``pcm_format`` s16le/s32le/f32le, ``channels`` interleaved).
+    output
+        A text file object, or a path of a CSV that does not exist yet.
+    checkpoint
+        A checkpoint or exported model path, or a bundled model name; not speaker-normalised, not fused.
+
+    Returns
+    -------
+    sertool.streaming.StreamResult
+        ``windows`` rows written, ``seconds`` of audio read, ``incremental`` (features computed as the
+        audio arrived, rows equal to ``predict --segments``; else each window scored as a clip).
+    """
+    import contextlib
+
+    from sertool.errors import ConfigError
+    from sertool.prediction import checkpoint_path
+    from sertool.process import blas_threads
+    from sertool.streaming import raw_format, stream_scores
+
+    pcm = raw_format(rate, pcm_format, channels) if rate is not None else None
+    with contextlib.ExitStack() as stack:
+        if isinstance(source, (str, os.PathLike)):
+            source = stack.enter_context(open(source, "rb"))
+        if isinstance(output, (str, os.PathLike)):
+            if os.path.exists(output):
+                raise ConfigError(f"{output} exists; choose another output or remove it (stream never overwrites)")
+            output = stack.enter_context(open(output, "x", newline=""))
+        with blas_threads(1):
+            return stream_scores(checkpoint_path(checkpoint), source, output, window_s=window, hop_s=hop, pcm=pcm,
+                                 device=device, trust_code=trust_code)
+
+
+def export(checkpoint, *, output: PathLike) -> dict:
+    """Write a checkpoint (or a bundled model name) as ONNX (.onnx) or TorchScript (.pt) (``sertool export``).
+
+    Returns
+    -------
+    dict
+        ``format``, ``path``, ``max_difference`` (largest probability difference to the checkpoint on the
+        check inputs), ``checked_inputs``.
+    """
+    from sertool.export import export_checkpoint
+    from sertool.prediction import checkpoint_path
+
+    return export_checkpoint(checkpoint_path(checkpoint), output)
+
+
 def fuse(runs: Sequence[PathLike], *, output: PathLike, weights: Sequence[float] | None = None,
          grid_step: float = 0.1):
     """Late fusion of runs trained on the same folds (``sertool fuse``).

@@ -39,7 +39,8 @@ def test_command_names_stay_functions_after_the_modules_are_imported():
     import sertool.prediction  # noqa: F401
     import sertool.training  # noqa: F401
 
-    for name in ("prepare", "extract", "augment", "train", "evaluate", "predict", "predict_files", "fuse", "compare"):
+    for name in ("prepare", "extract", "augment", "train", "evaluate", "predict", "predict_files", "stream", "export",
+                 "fuse", "compare"):
         assert callable(getattr(sertool, name)) and getattr(sertool, name).__module__ == "sertool.api", name
 
 

@@ -176,3 +176,12 @@ def test_utterance_level_models_score_each_window_as_predict_does(tmp_path, reco
     result = stream_scores(model, open(recording, "rb"), out, window_s=2.0, hop_s=1.0)
     assert not result.incremental
     assert_same_windows(table(out.getvalue()), reference)
+
+
+def test_python_api_streams_a_path_into_a_new_csv(recording, tmp_path):
+    import sertool
+
+    result = sertool.stream(recording, output=tmp_path / "rows.csv")
+    assert result.incremental and result.windows == len(table((tmp_path / "rows.csv").read_text())) > 3
+    with pytest.raises(sertool.ConfigError, match="exists"):
+        sertool.stream(recording, output=tmp_path / "rows.csv")
