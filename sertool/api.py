@@ -278,22 +278,24 @@ def stream(source, *, output, checkpoint="default", window: float | None = None,
     """
     import contextlib
 
-    from sertool.errors import ConfigError
+    from sertool.errors import AudioError
     from sertool.prediction import checkpoint_path
     from sertool.process import blas_threads
-    from sertool.streaming import raw_format, stream_scores
+    from sertool.streaming import NewFile, raw_format, stream_scores
 
-    pcm = raw_format(rate, pcm_format, channels) if rate is not None else None
+    name = str(source) if isinstance(source, (str, os.PathLike)) else "-"
+    pcm = raw_format(rate, pcm_format, channels, name) if rate is not None else None
     with contextlib.ExitStack() as stack:
-        if isinstance(source, (str, os.PathLike)):
-            source = stack.enter_context(open(source, "rb"))
         if isinstance(output, (str, os.PathLike)):
-            if os.path.exists(output):
-                raise ConfigError(f"{output} exists; choose another output or remove it (stream never overwrites)")
-            output = stack.enter_context(open(output, "x", newline=""))
+            output = NewFile(output)
+            stack.callback(output.close)
+        if name != "-":
+            if not os.path.isfile(name):
+                raise AudioError(f"{name}: file not found; check the path")
+            source = stack.enter_context(open(name, "rb"))
         with blas_threads(1):
             return stream_scores(checkpoint_path(checkpoint), source, output, window_s=window, hop_s=hop, pcm=pcm,
-                                 device=device, trust_code=trust_code)
+                                 device=device, trust_code=trust_code, name=name)
 
 
 def export(checkpoint, *, output: PathLike) -> dict:
@@ -305,7 +307,7 @@ def export(checkpoint, *, output: PathLike) -> dict:
         ``format``, ``path``, ``max_difference`` (largest probability difference to the checkpoint on the
         check inputs), ``checked_inputs``.
     """
-    from sertool.export import export_checkpoint
+    from sertool.exporting import export_checkpoint
     from sertool.prediction import checkpoint_path
 
     return export_checkpoint(checkpoint_path(checkpoint), output)

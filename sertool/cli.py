@@ -644,9 +644,10 @@ def predict(ctx, inputs, checkpoint, output, window_s, hop_s, crop_tolerance, ba
               help="Checkpoint or exported model, or a bundled one ('default'); not speaker-normalised or fused.")
 @click.option("-o", "--output", default="-", show_default=True,
               help="CSV file (must not exist yet), or - for stdout.")
-@click.option("--window", "window_s", type=float, default=None,
+@click.option("--window", "window_s", type=click.FloatRange(0, min_open=True), default=None,
               help="Window in seconds (default: the model's input length; 3 s for utterance-level models).")
-@click.option("--hop", "hop_s", type=float, default=None, help="Hop between windows in seconds (default: window / 2).")
+@click.option("--hop", "hop_s", type=click.FloatRange(0, min_open=True), default=None,
+              help="Hop between windows in seconds (default: window / 2).")
 @_raw_pcm_options("", "WAV stream, e.g. from arecord or ffmpeg")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
 @click.option("--trust-code", is_flag=True, help="Allow a checkpoint whose features run code, or a TorchScript export.")
@@ -657,13 +658,14 @@ def stream(checkpoint, output, window_s, hop_s, rate, pcm_format, channels, devi
     `ffmpeg -i talk.mp4 -f wav - | sertool stream -o talk.csv` a file as it
     decodes. Columns are those of `predict --segments`, with duration the
     audio received so far. For the bundled model (features that need only
-    past audio) the rows equal `predict --segments` of the same recording.
+    past audio) the rows equal `predict --segments --crop-tolerance 0` of
+    the same recording (and plain --segments beyond 1.5 windows).
     """
     import os
 
     from sertool.prediction import checkpoint_path
     from sertool.process import blas_threads
-    from sertool.streaming import raw_format, stream_scores
+    from sertool.streaming import NewFile, raw_format, stream_scores
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     pcm = raw_format(rate, pcm_format, channels) if rate is not None else None
@@ -674,7 +676,7 @@ def stream(checkpoint, output, window_s, hop_s, rate, pcm_format, channels, devi
         raise click.UsageError(f"{output} exists; choose another -o or remove it (stream never overwrites rows)")
     _sigterm_exits()
     start = time.monotonic()
-    out = sys.stdout if output == "-" else open(output, "x", newline="")
+    out = sys.stdout if output == "-" else NewFile(output)  # created with the header, after the checks
     try:
         with blas_threads(1):
             result = stream_scores(checkpoint_path(checkpoint or "default"), sys.stdin.buffer, out,
@@ -703,7 +705,7 @@ def export(checkpoint, output):
     on random inputs before it is kept; `sertool predict model.onnx FILES`
     scores with it. Needs the export extra: pip install 'sertool[export]'.
     """
-    from sertool.export import export_checkpoint
+    from sertool.exporting import export_checkpoint
     from sertool.prediction import checkpoint_path
 
     start = time.monotonic()

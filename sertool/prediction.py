@@ -289,20 +289,19 @@ class Scorer:
         duration = seen[0] / self.extractor.sample_rate
         return duration, list(zip(spans, np.concatenate(probs)))
 
-    def stream_windows(self, blocks, crop_tolerance: float | None = None):
+    def stream_windows(self, blocks):
         """Yield ``((start s, end s), window (t, D) normalised)`` as soon as each window's last frame exists.
 
         ``blocks`` yields ``(raw features (frames, D), samples seen so far)``
         in order (``extractor.feature_blocks``). Windows start every ``hop``
         frames; after the last block, one window ending at the last frame is
         added when the end is not covered, and input of at most (1 +
-        ``crop_tolerance``) x ``window`` frames is one window (centre-cropped
+        :attr:`crop_tolerance`) x ``window`` frames is one window (centre-cropped
         by the model), so the windows equal :meth:`plan_windows` of the joined
         features. At most about one window plus one block of features is held.
         """
         window, hop, sr = self.window, self.hop, self.extractor.sample_rate
-        tolerance = self.crop_tolerance if crop_tolerance is None else crop_tolerance
-        one_window = window * (1 + tolerance)  # up to this many frames: one centre-cropped window
+        one_window = window * (1 + self.crop_tolerance)  # up to this many frames: one centre-cropped window
         buffer, offset, next_start, samples = None, 0, 0, 0  # buffer holds frames offset, offset + 1, ...
         for feats, samples in blocks:
             if feats.shape[1] != len(self.checkpoint.norm_mean):
@@ -599,7 +598,7 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
 def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resume, max_failures, speaker_regex,
              trust_code, progress, crop_tolerance, batch_size, device, stdin, vad, jobs) -> RunReport:
     """:func:`predict_files` once its thread settings are in place."""
-    from sertool.export import load_scoring_model
+    from sertool.exporting import load_scoring_model
 
     checkpoint = load_scoring_model(checkpoint_path)
     checkpoint.check_no_code(checkpoint_path, trust_code=trust_code)
@@ -778,7 +777,7 @@ def _init_feature_worker(checkpoint_path: str, window_s, hop_s, crop_tolerance) 
     """Worker set-up: a Scorer for the checkpoint's features (one BLAS thread, tuned allocator)."""
     import signal
 
-    from sertool.export import load_scoring_model
+    from sertool.exporting import load_scoring_model
     from sertool.extraction import _tune_worker_process
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -997,7 +996,7 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
     if isinstance(checkpoint, Checkpoint):
         where = "the checkpoint"
     else:
-        from sertool.export import load_scoring_model
+        from sertool.exporting import load_scoring_model
 
         where = checkpoint = checkpoint_path(checkpoint)
         checkpoint = load_scoring_model(checkpoint)

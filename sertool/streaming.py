@@ -13,8 +13,9 @@ Two scoring paths, chosen from the checkpoint:
   the bundled model's ``lightsernet_mfcc``, with global normalisation):
   feature frames are computed as samples arrive and each window is scored
   the moment its last frame exists. Windows, spans and probabilities equal
-  ``sertool predict --segments --crop-tolerance 0`` on the same recording
-  (and plain ``--segments`` for recordings over 1.5 windows).
+  ``sertool predict --segments --crop-tolerance 0`` on the same recording,
+  and plain ``--segments`` for recordings over 1.5 windows (shorter ones
+  ``predict`` scores as one centre-cropped window; a live stream cannot wait).
 - *window by window* (everything else: openSMILE, SSL encoders, features
   with deltas or ``top_db``, utterance normalisation): each window's audio
   is scored as a clip of its own, as ``predict`` scores a window-length file.
@@ -33,7 +34,7 @@ from typing import BinaryIO, Iterator, TextIO
 import numpy as np
 
 from sertool.audio import PCM_FORMATS
-from sertool.errors import AudioError, SertoolError
+from sertool.errors import AudioError, ConfigError, SertoolError
 from sertool.prediction import CROP_TOLERANCE
 
 #: Window in seconds for models without an input length of their own (utterance-level features such as
@@ -42,6 +43,9 @@ DEFAULT_WINDOW_S = 3.0
 
 #: Bytes asked for per read; ``read1`` returns what has arrived, so this bounds memory, not latency.
 READ_BYTES = 1 << 16
+
+#: A WAV fmt chunk is 16, 18 or 40 bytes; a larger size means a damaged header.
+MAX_FMT_BYTES = 1024
 
 #: WAV (format tag, bits per sample) -> numpy dtype of one sample ("i3": 24-bit little-endian integers).
 WAV_DTYPES = {(1, 8): "u1", (1, 16): "<i2", (1, 24): "i3", (1, 32): "<i4", (3, 32): "<f4", (3, 64): "<f8"}
@@ -120,6 +124,9 @@ def read_wav_header(fh: BinaryIO, name: str = "-") -> tuple[PcmFormat, int | Non
                 raise AudioError(f"{name}: the WAV stream has no fmt chunk before its data; re-encode it with "
                                  "ffmpeg -f wav -")
             return pcm, None if size == 0 or size >= 0x7FFFF000 else size
+        if kind == b"fmt " and size > MAX_FMT_BYTES:
+            raise AudioError(f"{name}: the WAV fmt chunk claims {size} bytes; the header is damaged: re-encode the "
+                             "stream with ffmpeg -f wav -")
         body = _read_exact(fh, size + size % 2) if kind == b"fmt " else _skip(fh, size + size % 2)
         if kind == b"fmt ":
             pcm = _wav_format(body, name)
@@ -137,13 +144,13 @@ def _skip(fh: BinaryIO, count: int) -> bytes:
 def _wav_format(body: bytes, name: str) -> PcmFormat:
     if len(body) < 16:
         raise AudioError(f"{name}: the WAV fmt chunk is truncated; re-encode the stream with ffmpeg -f wav -")
-    tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+    tag, channels, rate, _, block_align, bits = struct.unpack("<HHIIHH", body[:16])
     if tag == 0xFFFE and len(body) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real tag opens the sub-format GUID
         tag = struct.unpack("<H", body[24:26])[0]
     dtype = WAV_DTYPES.get((tag, bits))
-    if dtype is None or channels < 1 or rate < 1:
-        raise AudioError(f"{name}: WAV sample format {tag}/{bits}-bit with {channels} channel(s) at {rate} Hz is "
-                         "not supported; convert it with ffmpeg -f wav -acodec pcm_s16le -")
+    if dtype is None or channels < 1 or rate < 1 or block_align != channels * bits // 8:
+        raise AudioError(f"{name}: WAV sample format {tag}/{bits}-bit with {channels} channel(s) at {rate} Hz "
+                         f"({block_align} bytes per frame) is not supported; convert it with ffmpeg -f wav -acodec pcm_s16le -")
     return PcmFormat(rate, channels, dtype)
 
 
@@ -185,6 +192,32 @@ def sample_blocks(fh: BinaryIO, pcm: PcmFormat, sr: int, length: int | None = No
             return
 
 
+class NewFile:
+    """A text output created at its first write, so a stream that fails before its header leaves no file.
+
+    The file must not exist (mode ``"x"``): finished rows are never overwritten.
+    """
+
+    def __init__(self, path):
+        self.path, self._fh = Path(path), None
+        if self.path.exists():
+            raise ConfigError(f"{self.path} exists; choose another output or remove it (stream never overwrites "
+                               "rows)")
+
+    def write(self, text: str) -> int:
+        if self._fh is None:
+            self._fh = open(self.path, "x", newline="")
+        return self._fh.write(text)
+
+    def flush(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
 @dataclass
 class StreamResult:
     """What :func:`stream_scores` did: ``windows`` rows written from ``seconds`` of audio; ``incremental`` path."""
@@ -221,7 +254,7 @@ def stream_scores(checkpoint_path, fh: BinaryIO, out: TextIO, *, window_s: float
         Rows have the columns of ``predict --segments`` (path ``-``); ``duration`` is the audio received
         when the row was written, in seconds.
     """
-    from sertool.export import load_scoring_model
+    from sertool.exporting import load_scoring_model
     from sertool.prediction import Scorer, _header
 
     checkpoint = load_scoring_model(checkpoint_path)
@@ -288,8 +321,7 @@ class _LiveRows:
         """Incremental path: feature frames as samples arrive, each window scored when its last frame exists."""
         scorer = self.scorer
         sr = scorer.extractor.sample_rate
-        for span, window in scorer.stream_windows(scorer.extractor.feature_blocks(lambda: iter(blocks)),
-                                                  crop_tolerance=0.0):
+        for span, window in scorer.stream_windows(scorer.extractor.feature_blocks(lambda: iter(blocks))):
             self._write(span, scorer.score_windows([window])[0], blocks.samples / sr)
 
     def _clips(self, blocks: _Counted) -> None:
@@ -301,6 +333,8 @@ class _LiveRows:
             size, hop = round(scorer.window_s * sr), round((scorer.hop_s or scorer.window_s / 2) * sr)
         else:
             size, hop = round(scorer.window * scorer.frame_s * sr), round(scorer.hop * scorer.frame_s * sr)
+        if size < 1 or hop < 1:
+            raise SertoolError(f"window {size} and hop {hop} samples must be at least 1; pass a longer --window/--hop")
         buffer, offset, next_start = np.zeros(0, np.float32), 0, 0  # buffer holds samples offset, offset + 1, ...
         for block in blocks:
             buffer = np.concatenate([buffer, block])
@@ -321,8 +355,9 @@ class _LiveRows:
     def _clip(self, samples: np.ndarray, first: int, received: int) -> None:
         scorer = self.scorer
         sr = scorer.extractor.sample_rate
-        if samples.shape[0] < scorer.extractor.min_duration * sr:
-            return  # too short for the features (only a stream's tail can be)
+        if samples.shape[0] < scorer.extractor.min_duration * sr:  # only a whole stream shorter than one window
+            raise AudioError(f"{samples.shape[0] / sr:.3f} s of audio is shorter than the "
+                             f"{scorer.extractor.min_duration:.3f} s the features need")
         duration = samples.shape[0] / sr
         feats, spans = scorer.sample_features(samples)
         if scorer.utterance_level:

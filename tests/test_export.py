@@ -14,7 +14,7 @@ import sertool
 from sertool.cli import cli
 from sertool.errors import SertoolError
 from sertool.prediction import default_checkpoint
-from sertool.export import ONNX_UNSUPPORTED, TOLERANCE, ExportError, export_checkpoint, load_exported
+from sertool.exporting import ONNX_UNSUPPORTED, TOLERANCE, ExportError, export_checkpoint, load_exported
 from tests.conftest import REPO, write_audio
 
 pytest.importorskip("onnxruntime")

@@ -104,13 +104,14 @@ def test_raw_pcm_24_bit_stereo_and_resampled_streams(recording, tmp_path):
     assert result.incremental and result.windows == len(reference)
     assert_same_windows(table(out.getvalue()), reference)
     stereo = tmp_path / "stereo24.wav"  # 24-bit stereo at 22.05 kHz: mixed and resampled as it streams
-    sf.write(stereo, np.repeat(sf.read(recording, dtype="float32")[0][:, None], 2, axis=1), 22050, subtype="PCM_24")
-    sf.write(tmp_path / "same.wav", sf.read(stereo, dtype="float32")[0], 22050, subtype="FLOAT")
+    mono = sf.read(recording, dtype="float32")[0]
+    sf.write(stereo, np.stack([mono, 0.5 * mono], axis=1), 22050, subtype="PCM_24")  # channels differ
+    sf.write(tmp_path / "same.wav", sf.read(stereo, dtype="float32")[0].mean(axis=1), 22050, subtype="FLOAT")
     reference = segments(tmp_path / "same.wav", tmp_path)
     out = io.StringIO()
     stream_scores(checkpoint_path("default"), open(stereo, "rb"), out)
     got = table(out.getvalue())
-    assert len(got) == len(reference) and np.abs(probs(got) - probs(reference)).max() < 2e-3  # streamed soxr
+    assert len(got) == len(reference) and np.abs(probs(got) - probs(reference)).max() < 1e-3  # streamed soxr
 
 
 def _wav_header(rate=16000, data_size=0xFFFFFFFF, extra=b"") -> bytes:
@@ -176,6 +177,10 @@ def test_utterance_level_models_score_each_window_as_predict_does(tmp_path, reco
     result = stream_scores(model, open(recording, "rb"), out, window_s=2.0, hop_s=1.0)
     assert not result.incremental
     assert_same_windows(table(out.getvalue()), reference)
+    from sertool.errors import AudioError
+
+    with pytest.raises(AudioError, match="-: 0.006 s of audio is shorter"):  # not a silent empty result
+        stream_scores(model, io.BytesIO(b"\x01\x00" * 100), io.StringIO(), pcm=raw_format(16000))
 
 
 def test_python_api_streams_a_path_into_a_new_csv(recording, tmp_path):
@@ -185,3 +190,50 @@ def test_python_api_streams_a_path_into_a_new_csv(recording, tmp_path):
     assert result.incremental and result.windows == len(table((tmp_path / "rows.csv").read_text())) > 3
     with pytest.raises(sertool.ConfigError, match="exists"):
         sertool.stream(recording, output=tmp_path / "rows.csv")
+
+
+def _fmt(tag, channels, rate, bits, block_align=None, extensible_tag=None) -> bytes:
+    align = channels * bits // 8 if block_align is None else block_align
+    body = struct.pack("<HHIIHH", tag, channels, rate, rate * align, align, bits)
+    if extensible_tag is not None:  # cbSize 22, valid bits, channel mask, then the sub-format GUID
+        body += struct.pack("<HHI", 22, bits, 3) + struct.pack("<H", extensible_tag) + b"\x00" * 14
+    return b"RIFF\xff\xff\xff\xffWAVE" + b"fmt " + struct.pack("<I", len(body)) + body + b"data\x00\x00\x00\x00"
+
+
+def test_wav_formats_extensible_float_eight_bit_and_damaged_headers():
+    pcm, _ = read_wav_header(io.BytesIO(_fmt(0xFFFE, 2, 48000, 32, extensible_tag=3)))
+    assert (pcm.dtype, pcm.channels, pcm.rate) == ("<f4", 2, 48000)
+    pcm, _ = read_wav_header(io.BytesIO(_fmt(1, 1, 8000, 8)))
+    np.testing.assert_allclose(pcm.to_mono(bytes([0, 128, 255])), [-1.0, 0.0, 127 / 128])
+    pcm, _ = read_wav_header(io.BytesIO(_fmt(1, 2, 16000, 24)))
+    three = b"\x00\x00\x80" + b"\xff\xff\x7f" + b"\xff\xff\xff" + b"\x01\x00\x00"  # -1, 1-2^-23 | -2^-23, 2^-23
+    np.testing.assert_allclose(pcm.to_mono(three), [(-1 + (1 - 2 ** -23)) / 2, 0.0], atol=1e-7)
+    for header, message in ((_fmt(1, 2, 16000, 24, block_align=8), "8 bytes per frame) is not supported"),
+                            (b"RIFF\x00\x00\x00\x00WAVEfmt \xf0\xff\xff\xff", "header is damaged")):
+        result = CliRunner().invoke(cli, ["stream"], input=header)
+        assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_stream_windows_equal_plan_windows_for_any_block_split():
+    from sertool.checkpoint import Checkpoint
+    from sertool.prediction import Scorer
+
+    scorer = Scorer(Checkpoint.load(checkpoint_path("default")), None, None, crop_tolerance=0.0, batch_size=1)
+    rng = np.random.default_rng(0)
+    dim = len(scorer.checkpoint.norm_mean)
+    for total in (1, scorer.window - 1, scorer.window, scorer.window + 1, 3 * scorer.window + 7, 1000):
+        feats = rng.standard_normal((total, dim)).astype(np.float32)
+        cuts = np.sort(rng.choice(np.arange(1, total), size=min(total - 1, 5), replace=False)) if total > 1 else []
+        blocks = [(piece, 256 * (end + 3)) for piece, end in zip(np.split(feats, cuts), [*cuts, total])]
+        got = list(scorer.stream_windows(iter(blocks)))
+        want = scorer.plan_windows(feats, 256 * (total + 3) / 16000)
+        assert [span for span, _ in got] == [span for span, _ in want], total
+        assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got, want))
+
+
+def test_a_failed_stream_leaves_no_output_file(tmp_path):
+    target = tmp_path / "rows.csv"
+    result = CliRunner().invoke(cli, ["stream", "-o", str(target)], input=b"not audio at all" * 4)
+    assert result.exit_code == 1 and not target.exists()
+    result = CliRunner().invoke(cli, ["stream", "--hop", "0"], input=b"")
+    assert result.exit_code == 2 and "--hop" in result.output

@@ -4,7 +4,7 @@
 user already has (``config.json`` plus ``model.safetensors`` or
 ``pytorch_model.bin``; optionally ``preprocessor_config.json``) of a
 wav2vec 2.0, HuBERT, WavLM or data2vec-audio encoder, or of a Whisper
-model (its encoder only; the decoder's weights are loaded and not run).
+model (its encoder only; the decoder's weights are never loaded).
 Nothing is downloaded
 (``local_files_only``) and no code from the folder runs
 (``trust_remote_code`` stays off: only model types ``transformers`` ships).
@@ -231,8 +231,9 @@ class SslExtractor(FeatureExtractor):
     @cached_property
     def _mel(self):
         """Whisper's feature extractor: the folder's preprocessor_config.json, else defaults with its mel bins."""
-        import transformers
+        from sertool.errors import optional_import
 
+        transformers = optional_import("transformers", "ssl features", "ssl")
         if (Path(self.config.model) / "preprocessor_config.json").is_file():
             return transformers.WhisperFeatureExtractor.from_pretrained(self.config.model, local_files_only=True)
         return transformers.WhisperFeatureExtractor(feature_size=int(self.model_config["num_mel_bins"]))
@@ -288,8 +289,9 @@ class SslExtractor(FeatureExtractor):
     def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
         self.check_input(samples, sr)
         chunk = int(self.config.chunk_seconds * sr)
-        if self.is_whisper:
-            chunk = min(chunk, self._whisper_samples)
+        if self.is_whisper:  # whole output frames (320 samples) per chunk, so frame times do not drift
+            step = 2 * WHISPER_HOP
+            chunk = max(step, min(chunk, self._whisper_samples) // step * step)
         pieces = [samples[i:i + chunk] for i in range(0, samples.shape[0], chunk)]
         if len(pieces) > 1 and pieces[-1].shape[0] < self._receptive_field and not self.is_whisper:
             pieces[-2:] = [np.concatenate(pieces[-2:])]  # a tail shorter than one frame joins the chunk before
