@@ -37,6 +37,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.tables import machine  # noqa: E402
@@ -193,7 +195,10 @@ def not_run_rows(results: list[dict]) -> list[str]:
     have = {(r["corpus"], r["row"]) for r in results}
     seconds = {(r["corpus"], r["row"]): r["seconds"] for r in results}
     ls = "light_sernet, MFCC, speaker (default)"
-    ratio = (seconds.get(("emodb", ls), 0) / seconds[("ravdess", ls)]) if seconds.get(("ravdess", ls)) else 0
+    networks = {r.name for r in rows() if r.model and r.model not in ("svm", "logreg", "mlp")}
+    ratios = [seconds["emodb", name] / seconds["ravdess", name] for name in networks
+              if seconds.get(("emodb", name)) and seconds.get(("ravdess", name))]
+    ratio = float(np.median(ratios)) if ratios else 0.0  # EMO-DB / RAVDESS train + evaluate time of network rows
     per_epoch = _epoch_seconds()
     # the models table was measured under load: scale it by LIGHT-SERNET's measured / table-predicted run time
     predicted = per_epoch.get("light_sernet", 0) * recipe("light_sernet").get("epochs", 30) * 4
@@ -209,7 +214,7 @@ def not_run_rows(results: list[dict]) -> list[str]:
                    "measured / table time)"
         elif row.corpus == "emodb" and (row.model and ("ravdess", row.name) in seconds and ratio):
             cost = f"about {seconds['ravdess', row.name] * ratio / 3600:.1f} h (its RAVDESS time x {ratio:.2f}, " \
-                   "the EMO-DB/RAVDESS time ratio of LIGHT-SERNET)"
+                   f"the median EMO-DB/RAVDESS time ratio of the {len(ratios)} network rows run on both)"
         else:
             cost = "no time estimate"
         lines.append(f"- {row.corpus}: {row.name}: not run in this measurement; {cost} on these 2 cores.")
