@@ -89,10 +89,10 @@ def rows() -> list[Row]:
         for m in ("cnn_transformer", "cnn_lstm_transformer", "ilt", "cat"):  # default: speaker normalisation
             out += [Row(corpus, f"{m}, logmel, global", m, "logmel", ["--norm", "global"], slow=True),
                     Row(corpus, f"{m}, logmel, speaker (default)", m, "logmel", [], slow=True)]
-        out += [Row(corpus, f"{m}, {f}, default recipe", m, f, [], slow=True)
-                for m, f in (("drn_mhsa", "lld17"), ("parallel_resnet_transformer", "resnet"))]
-        if corpus == "ravdess":  # the normalisation that lifted the transformer families, for drn_mhsa
-            out.append(Row(corpus, "drn_mhsa, lld17, speaker", "drn_mhsa", "lld17", ["--norm", "speaker"], slow=True))
+        out += [Row(corpus, "drn_mhsa, lld17, global", "drn_mhsa", "lld17", ["--norm", "global"], slow=True),
+                Row(corpus, "drn_mhsa, lld17, speaker (default)", "drn_mhsa", "lld17", [], slow=True),
+                Row(corpus, "parallel_resnet_transformer, resnet, default recipe", "parallel_resnet_transformer",
+                    "resnet", [], slow=True)]
     return out
 
 
