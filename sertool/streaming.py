@@ -127,18 +127,19 @@ def read_wav_header(fh: BinaryIO, name: str = "-") -> tuple[PcmFormat, int | Non
         if kind == b"fmt " and size > MAX_FMT_BYTES:
             raise AudioError(f"{name}: the WAV fmt chunk claims {size} bytes; the header is damaged: re-encode the "
                              "stream with ffmpeg -f wav -")
-        body = _read_exact(fh, size + size % 2) if kind == b"fmt " else _skip(fh, size + size % 2)
         if kind == b"fmt ":
-            pcm = _wav_format(body, name)
+            pcm = _wav_format(_read_exact(fh, size + size % 2), name)
+        else:
+            _skip(fh, size + size % 2)
 
 
-def _skip(fh: BinaryIO, count: int) -> bytes:
+def _skip(fh: BinaryIO, count: int) -> None:
+    """Read past ``count`` bytes (an unused chunk) in bounded reads."""
     while count > 0:
         part = _read(fh, min(count, READ_BYTES))
         if not part:
             break
         count -= len(part)
-    return b""
 
 
 def _wav_format(body: bytes, name: str) -> PcmFormat:
