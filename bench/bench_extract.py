@@ -44,9 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.tables import DEFAULT_RAVDESS, machine, ravdess_rows, write_table  # noqa: E402
-from sertool.extraction import extract_manifest  # noqa: E402
+from sertool.extraction.pipeline import extract_manifest  # noqa: E402
 from sertool.features import build_config  # noqa: E402
-from sertool.manifest import write_manifest  # noqa: E402
+from sertool.io.manifest import write_manifest  # noqa: E402
 
 _CFG = None
 
@@ -105,7 +105,7 @@ def sertool_run(manifest: Path, feature_set: str, out: Path, jobs: int) -> float
 
 def measure(side: str, feature_set: str, jobs: int, manifest: Path, out: Path) -> float:
     """Seconds for one timed run of ``side``, in this (fresh) process, after a warm-up."""
-    from sertool.manifest import read_manifest
+    from sertool.io.manifest import read_manifest
 
     rows = read_manifest(manifest)
     config = build_config(feature_set)
@@ -131,7 +131,7 @@ def decode_only(files: list[str]) -> tuple[float, float]:
     """Seconds to decode every file (1 process) with libsndfile and with sertool's loader (dr_flac for FLAC)."""
     import soundfile as sf
 
-    from sertool.audio import load_audio
+    from sertool.io.audio import load_audio
 
     timings = []
     for decode in (lambda f: sf.read(f, dtype="float32"), lambda f: load_audio(f, sr=16000)):

@@ -23,11 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.tables import DEFAULT_RAVDESS, machine, ravdess_rows, write_table  # noqa: E402
-from sertool.evaluation import evaluate_run  # noqa: E402
-from sertool.extraction import extract_manifest  # noqa: E402
-from sertool.manifest import write_manifest  # noqa: E402
+from sertool.scoring.evaluate import evaluate_run  # noqa: E402
+from sertool.extraction.pipeline import extract_manifest  # noqa: E402
+from sertool.io.manifest import write_manifest  # noqa: E402
 from sertool.models import build_model, model_names  # noqa: E402
-from sertool.training import build_train_config, train_run  # noqa: E402
+from sertool.training.trainer import build_train_config, train_run  # noqa: E402
 
 #: model -> (feature preset, learning rate from its paper)
 SETUP = {
@@ -86,7 +86,7 @@ def main() -> None:
 
 
 def _dim(store_path) -> int:
-    from sertool.store import FeatureStore
+    from sertool.store.core import FeatureStore
 
     with FeatureStore(store_path) as store:
         return store.dim

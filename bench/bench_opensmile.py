@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.tables import DEFAULT_RAVDESS, machine, ravdess_rows, write_table  # noqa: E402
-from sertool.extraction import extract_manifest  # noqa: E402
-from sertool.manifest import write_manifest  # noqa: E402
-from sertool.store import FeatureStore  # noqa: E402
+from sertool.extraction.pipeline import extract_manifest  # noqa: E402
+from sertool.io.manifest import write_manifest  # noqa: E402
+from sertool.store.core import FeatureStore  # noqa: E402
 
 
 def main() -> None:

@@ -30,8 +30,8 @@ from bench.tables import DEFAULT_RAVDESS, machine, ravdess_rows, write_table  # 
 FLOORS = r"""
 import sys, time, numpy as np, torch
 from pathlib import Path
-from sertool.checkpoint import Checkpoint
-from sertool.prediction import Scorer, default_checkpoint
+from sertool.models.checkpoint import Checkpoint
+from sertool.inference.predict import Scorer, default_checkpoint
 which, paths = sys.argv[1], [Path(p) for p in sys.argv[2:]]
 torch.set_num_threads(2)
 scorer = Scorer(Checkpoint.load(default_checkpoint()), None, None)

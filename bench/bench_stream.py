@@ -38,7 +38,7 @@ SR = 16000
 
 def stream_audio(data: str, seconds: float) -> np.ndarray:
     """16-bit samples at 16 kHz: every 8th RAVDESS clip joined, repeated or cut to ``seconds``."""
-    from sertool.audio import load_audio
+    from sertool.io.audio import load_audio
 
     clips = [load_audio(r.path, sr=SR) for r in ravdess_rows(data, warm=False)[0][::8]]
     joined = np.concatenate(clips)
@@ -94,7 +94,7 @@ def run_stream(samples: np.ndarray, chunk_s: float | None) -> dict:
 _PEAK_RSS_RUNNER = ("import atexit, resource, sys\n"
                     "atexit.register(lambda: print(f'peak_rss_kib={resource.getrusage(resource.RUSAGE_SELF)"
                     ".ru_maxrss}', file=sys.stderr))\n"
-                    "from sertool.cli import main\n"
+                    "from sertool.cli.main import main\n"
                     "sys.argv = ['sertool', 'stream']\n"
                     "main()\n")
 

@@ -92,8 +92,8 @@ def main() -> None:
     ap.add_argument("--work", default=str(ROOT / "bench" / "out" / "train"))
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
-    from sertool.extraction import extract_manifest
-    from sertool.manifest import write_manifest
+    from sertool.extraction.pipeline import extract_manifest
+    from sertool.io.manifest import write_manifest
 
     work = Path(args.work)
     manifest = write_manifest(ravdess_rows(args.data)[0], work / "ravdess.csv")

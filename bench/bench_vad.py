@@ -36,7 +36,7 @@ def joined_file(paths: list[Path], gap: float, seed: int = 0) -> tuple[np.ndarra
     """``(samples, reference speech intervals in s)`` of the clips trimmed and joined with ``gap`` s silences."""
     import librosa
 
-    from sertool.audio import load_audio
+    from sertool.io.audio import load_audio
 
     rng = np.random.default_rng(seed)
     pieces, truth, cursor = [], [], 0
@@ -71,7 +71,7 @@ def main() -> None:
     ap.add_argument("--gap", type=float, default=1.0)
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
-    from sertool.vad import speech_regions
+    from sertool.features.vad import speech_regions
 
     rows = ravdess_rows(args.data, warm=False)[0][::8][: args.clips]
     samples, truth = joined_file([Path(r.path) for r in rows], args.gap)

@@ -19,7 +19,7 @@ def ravdess_rows(data: str, *, warm: bool = True) -> tuple[list, float]:
     ``warm`` reads every file once, so timings start from a warm page cache.
     """
     from sertool.corpora import ravdess
-    from sertool.report import RunReport
+    from sertool.io.report import RunReport
 
     rows = ravdess.prepare(Path(data), report=RunReport())
     if warm:

@@ -24,11 +24,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sertool.checkpoint import Checkpoint  # noqa: E402
-from sertool.manifest import read_manifest  # noqa: E402
+from sertool.models.checkpoint import Checkpoint  # noqa: E402
+from sertool.io.manifest import read_manifest  # noqa: E402
 from sertool.metrics import confusion, scores  # noqa: E402
-from sertool.prediction import Scorer  # noqa: E402
-from sertool.process import blas_threads, torch_threads  # noqa: E402
+from sertool.inference.predict import Scorer  # noqa: E402
+from sertool.runtime.process import blas_threads, torch_threads  # noqa: E402
 
 
 def main(argv=None) -> dict[float, dict]:

@@ -1,6 +1,6 @@
 """sertool: speech emotion recognition from the command line and from Python.
 
-The package is a small library with a thin Click shell (:mod:`sertool.cli`).
+The package is a small library with a thin Click shell (:mod:`sertool.cli.main`).
 ``import sertool`` is cheap: the names below are loaded on first use
 (heavy dependencies such as numpy, h5py, librosa and torch come with them).
 
@@ -20,13 +20,13 @@ _EXPORTS = {
     **{name: "sertool.api" for name in ("prepare", "extract", "augment", "train", "evaluate", "predict",
                                         "predict_files", "stream", "export", "fuse", "compare", "model_names",
                                         "feature_names", "corpus_names")},
-    "load_audio": "sertool.audio",
-    "FeatureStore": "sertool.store",
-    "Checkpoint": "sertool.checkpoint",
-    "Predictions": "sertool.prediction",
+    "load_audio": "sertool.io.audio",
+    "FeatureStore": "sertool.store.core",
+    "Checkpoint": "sertool.models.checkpoint",
+    "Predictions": "sertool.inference.predict",
     **{name: "sertool.errors" for name in ("SertoolError", "ConfigError", "CorpusError", "ManifestError",
                                            "AudioError", "FeatureError", "StoreError")},
-    "CheckpointError": "sertool.checkpoint",
+    "CheckpointError": "sertool.models.checkpoint",
 }
 
 __all__ = ["__version__", *_EXPORTS]

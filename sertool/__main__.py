@@ -1,6 +1,6 @@
 """``python -m sertool`` runs the command-line interface."""
 
-from sertool.entry import main
+from sertool.cli.entry import main
 
 if __name__ == "__main__":
     main()

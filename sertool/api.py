@@ -41,7 +41,7 @@ def prepare(corpus: str, root: PathLike, *, output: PathLike | None = None, labe
     Returns
     -------
     sertool.corpora.PrepareResult
-        ``rows`` (list of :class:`~sertool.manifest.Utterance`), ``manifest``, ``failures_path``, ``report``.
+        ``rows`` (list of :class:`~sertool.io.manifest.Utterance`), ``manifest``, ``failures_path``, ``report``.
     """
     from sertool.corpora import prepare_manifest
 
@@ -71,10 +71,10 @@ def extract(manifest: PathLike, *, features: str, output: PathLike, settings: di
 
     Returns
     -------
-    sertool.extraction.ExtractResult
+    sertool.extraction.pipeline.ExtractResult
         ``store_path``, ``report`` (``ok`` newly extracted, ``skipped``, ``failures``), ``failures_path``.
     """
-    from sertool.extraction import extract_manifest
+    from sertool.extraction.pipeline import extract_manifest
 
     return extract_manifest(manifest, feature_set=features, out_dir=output, overrides=settings, jobs=jobs,
                             overwrite=overwrite, max_failures=max_failures, progress=progress)
@@ -95,10 +95,10 @@ def augment(manifest: PathLike, *, output: PathLike, audio_dir: PathLike, white_
 
     Returns
     -------
-    sertool.report.RunReport
+    sertool.io.report.RunReport
         ``ok`` files written, ``skipped`` already present, ``failures``, ``failures_path``.
     """
-    from sertool.augmentation import augment_manifest, plan_augmentations
+    from sertool.corpora.augment import augment_manifest, plan_augmentations
 
     chosen = plan_augmentations(white_noise=white_noise, noise_dir=noise_dir, snr_range=snr_range, speed=speed,
                                 pitch=pitch, gain=gain, time_shift=time_shift, rir_dir=rir_dir, copies=copies)
@@ -127,7 +127,7 @@ def train(manifest: PathLike, store: PathLike, *, output: PathLike, model: str =
     recipe
         ``"default"`` (measured on CPU) or ``"paper"``.
     settings
-        :class:`~sertool.training.TrainConfig` overrides (``{"epochs": 10, "norm": "speaker"}``).
+        :class:`~sertool.training.trainer.TrainConfig` overrides (``{"epochs": 10, "norm": "speaker"}``).
     model_settings
         Model config overrides (``{"kernel": "rbf"}``).
     config
@@ -137,10 +137,10 @@ def train(manifest: PathLike, store: PathLike, *, output: PathLike, model: str =
 
     Returns
     -------
-    list of sertool.training.FoldResult
+    list of sertool.training.trainer.FoldResult
         Per fold: ``best_epoch``, ``valid_ua``, ``epochs_run``, ``seconds``, ``out_dir``.
     """
-    from sertool.training import build_train_config, load_train_toml, train_run
+    from sertool.training.trainer import build_train_config, load_train_toml, train_run
 
     model_overrides, train_overrides = load_train_toml(config) if config else ({}, {})
     model_overrides.update(model_settings or {})
@@ -172,11 +172,11 @@ def evaluate(run: PathLike, *, on: tuple[PathLike, PathLike] | None = None,
 
     Returns
     -------
-    sertool.evaluation.EvaluationResult
+    sertool.scoring.evaluate.EvaluationResult
         ``folds``: fold name (``fold-0`` ..., ``pooled``, ``mean``, ``std``) -> scores
         (``UA``, ``WA``, ``macro_F1``, per-class arrays, ``ci`` for pooled); ``labels``; ``out_dir``.
     """
-    from sertool.evaluation import evaluate_cross_corpus, evaluate_run, read_label_map
+    from sertool.scoring.evaluate import evaluate_cross_corpus, evaluate_run, read_label_map
 
     if on is None:
         if label_map is not None:
@@ -198,7 +198,7 @@ def predict(checkpoint, audio, *, speakers: Sequence[str] | None = None, speaker
     ----------
     checkpoint
         A ``checkpoint.pt`` path, ``"default"`` / ``"speaker"`` (the bundled
-        models), or a :class:`~sertool.checkpoint.Checkpoint`.
+        models), or a :class:`~sertool.models.checkpoint.Checkpoint`.
     audio
         A path (file, folder or manifest CSV), a list of paths, a
         ``(samples, sample_rate)`` pair (samples ``(N,)`` or ``(N, channels)``
@@ -210,7 +210,7 @@ def predict(checkpoint, audio, *, speakers: Sequence[str] | None = None, speaker
         Window length and hop in seconds for long inputs (default: the model's input length, half of it).
     crop_tolerance
         Without ``window``: inputs up to (1 + this) x the model's input length are
-        one centre-cropped window, as in training (default ``sertool.prediction.CROP_TOLERANCE``, 0.5).
+        one centre-cropped window, as in training (default ``sertool.inference.predict.CROP_TOLERANCE``, 0.5).
     batch_size, device
         Windows per forward pass, and ``"cpu"``, ``"cuda"`` or ``"auto"``.
     vad
@@ -218,11 +218,11 @@ def predict(checkpoint, audio, *, speakers: Sequence[str] | None = None, speaker
 
     Returns
     -------
-    sertool.prediction.Predictions
+    sertool.inference.predict.Predictions
         ``labels`` (N), ``probabilities`` (N, C) float32, ``classes`` (C),
         ``names``, ``durations`` (N,) s, ``windows`` per input.
     """
-    from sertool.prediction import CROP_TOLERANCE, predict_audio
+    from sertool.inference.predict import CROP_TOLERANCE, predict_audio
 
     return predict_audio(checkpoint, audio, speakers=list(speakers) if speakers is not None else None,
                          speaker_regex=speaker_regex, window_s=window, hop_s=hop, trust_code=trust_code,
@@ -242,10 +242,10 @@ def predict_files(checkpoint, inputs: PathLike | Sequence[PathLike], *, output: 
 
     Returns
     -------
-    sertool.report.RunReport
+    sertool.io.report.RunReport
         ``ok`` scored, ``skipped`` kept from an earlier run, ``failures``.
     """
-    from sertool.prediction import CROP_TOLERANCE, checkpoint_path, predict_files as score_files
+    from sertool.inference.predict import CROP_TOLERANCE, checkpoint_path, predict_files as score_files
 
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -272,16 +272,16 @@ def stream(source, *, output, checkpoint="default", window: float | None = None,
 
     Returns
     -------
-    sertool.streaming.StreamResult
+    sertool.inference.stream.StreamResult
         ``windows`` rows written, ``seconds`` of audio read, ``incremental`` (features computed as the
         audio arrived, rows equal to ``predict --segments``; else each window scored as a clip).
     """
     import contextlib
 
     from sertool.errors import AudioError
-    from sertool.prediction import checkpoint_path
-    from sertool.process import blas_threads
-    from sertool.streaming import NewFile, raw_format, stream_scores
+    from sertool.inference.predict import checkpoint_path
+    from sertool.runtime.process import blas_threads
+    from sertool.inference.stream import NewFile, raw_format, stream_scores
 
     name = str(source) if isinstance(source, (str, os.PathLike)) else "-"
     pcm = raw_format(rate, pcm_format, channels, name) if rate is not None else None
@@ -307,8 +307,8 @@ def export(checkpoint, *, output: PathLike) -> dict:
         ``format``, ``path``, ``max_difference`` (largest probability difference to the checkpoint on the
         check inputs), ``checked_inputs``.
     """
-    from sertool.exporting import export_checkpoint
-    from sertool.prediction import checkpoint_path
+    from sertool.inference.export import export_checkpoint
+    from sertool.inference.predict import checkpoint_path
 
     return export_checkpoint(checkpoint_path(checkpoint), output)
 
@@ -322,10 +322,10 @@ def fuse(runs: Sequence[PathLike], *, output: PathLike, weights: Sequence[float]
 
     Returns
     -------
-    sertool.fusion.FusionResult
+    sertool.scoring.fuse.FusionResult
         ``out_dir``, per-fold ``weights`` and their ``valid_ua``.
     """
-    from sertool.fusion import fuse_runs
+    from sertool.scoring.fuse import fuse_runs
 
     return fuse_runs(list(runs), output, weights=list(weights) if weights else None, grid_step=grid_step)
 
@@ -336,9 +336,9 @@ def compare(runs: Sequence[PathLike]) -> list[dict]:
     Returns
     -------
     list of dict
-        Keyed by :data:`sertool.comparison.COLUMNS`.
+        Keyed by :data:`sertool.scoring.compare.COLUMNS`.
     """
-    from sertool.comparison import compare_runs
+    from sertool.scoring.compare import compare_runs
 
     return compare_runs(list(runs))
 

@@ -2,7 +2,7 @@
 
 Every message names the bad value and, where there is one, the fix. The CLI
 prints ``Error: <message>`` and exits 1 for any of these; loops over files
-catch them per item and record them in a :class:`~sertool.report.RunReport`.
+catch them per item and record them in a :class:`~sertool.io.report.RunReport`.
 """
 
 

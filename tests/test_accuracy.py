@@ -11,15 +11,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from sertool.checkpoint import Checkpoint
-from sertool.cli import cli
+from sertool.models.checkpoint import Checkpoint
+from sertool.cli.main import cli
 from sertool.corpora import folder
 from sertool.errors import ConfigError, SertoolError
-from sertool.evaluation import evaluate_run
-from sertool.extraction import extract_manifest
-from sertool.manifest import Utterance, read_manifest, write_manifest
-from sertool.report import RunReport
-from sertool.training import TrainConfig, build_train_config, train_run
+from sertool.scoring.evaluate import evaluate_run
+from sertool.extraction.pipeline import extract_manifest
+from sertool.io.manifest import Utterance, read_manifest, write_manifest
+from sertool.io.report import RunReport
+from sertool.training.trainer import TrainConfig, build_train_config, train_run
 from tests.conftest import assert_evaluation_consistent, write_audio, write_pitch_corpus
 
 FAST = dict(epochs=2, batch_size=8, lr=3e-3, specaugment=False)
@@ -45,8 +45,8 @@ def corpus(tmp_path_factory):
 
 # --------------------------------------------------------------------------- normalisation
 def test_speaker_statistics_use_only_that_speakers_own_unaugmented_data(corpus, tmp_path):
-    from sertool.data import JoinedStore
-    from sertool.norm import fit_normaliser
+    from sertool.training.data import JoinedStore
+    from sertool.features.normalise import fit_normaliser
 
     root, manifest, _, vectors = corpus
     rows = read_manifest(manifest)
@@ -77,7 +77,7 @@ def test_speaker_statistics_use_only_that_speakers_own_unaugmented_data(corpus, 
 
 @pytest.mark.parametrize("mode", ["global", "speaker", "utterance"])
 def test_norm_round_trips_through_checkpoint_evaluate_and_predict(corpus, tmp_path, mode):
-    from sertool.prediction import predict_files
+    from sertool.inference.predict import predict_files
 
     root, manifest, frames, _ = corpus
     train_run(manifest, frames, model_name="light_sernet", out_dir=tmp_path / "r", protocol="loso", fold=0,
@@ -216,8 +216,8 @@ def test_mixup_balanced_sampling_and_checkpoint_selections(corpus, tmp_path):
 
 # --------------------------------------------------------------------------- fusion
 def test_fused_runs_evaluate_and_predict(corpus, tmp_path):
-    from sertool.fusion import fuse_runs
-    from sertool.prediction import predict_files
+    from sertool.scoring.fuse import fuse_runs
+    from sertool.inference.predict import predict_files
 
     root, manifest, frames, vectors = corpus
     common = dict(protocol="loso", valid_speakers=1)
@@ -328,7 +328,7 @@ def test_sigterm_on_train_and_predict_is_a_clean_exit(corpus, tmp_path, command)
 
 
 def test_compare_runs_with_a_paired_bootstrap(corpus, tmp_path):
-    from sertool.comparison import compare_runs
+    from sertool.scoring.compare import compare_runs
 
     root, manifest, _, vectors = corpus
     for name, norm in (("g", "global"), ("s", "speaker")):

@@ -32,12 +32,12 @@ def test_import_is_cheap_and_every_public_name_resolves():
 
 
 def test_command_names_stay_functions_after_the_modules_are_imported():
-    import sertool.augmentation  # noqa: F401
-    import sertool.comparison  # noqa: F401
-    import sertool.evaluation  # noqa: F401
-    import sertool.extraction  # noqa: F401
-    import sertool.prediction  # noqa: F401
-    import sertool.training  # noqa: F401
+    import sertool.corpora.augment  # noqa: F401
+    import sertool.scoring.compare  # noqa: F401
+    import sertool.scoring.evaluate  # noqa: F401
+    import sertool.extraction.pipeline  # noqa: F401
+    import sertool.inference.predict  # noqa: F401
+    import sertool.training.trainer  # noqa: F401
 
     for name in ("prepare", "extract", "augment", "train", "evaluate", "predict", "predict_files", "stream", "export",
                  "fuse", "compare"):
@@ -125,7 +125,7 @@ def test_library_calls_leave_thread_settings_and_the_plot_backend_as_they_were(t
     import matplotlib
     import torch
 
-    import sertool.evaluation  # noqa: F401  (its imports load their BLAS pools before the snapshot)
+    import sertool.scoring.evaluate  # noqa: F401  (its imports load their BLAS pools before the snapshot)
 
     matplotlib.use("svg")
     torch.set_num_threads(1)
@@ -134,7 +134,7 @@ def test_library_calls_leave_thread_settings_and_the_plot_backend_as_they_were(t
         sertool.predict("default", CLIPS[:2])
         manifest = sertool.prepare("ravdess", EXAMPLES, output=tmp_path / "m.csv").manifest
         sertool.extract(manifest, features="mfcc_stats", output=tmp_path / "feats")
-        sertool.evaluation.plot_confusion(np.eye(2, dtype=int), ["a", "b"], tmp_path / "c.png", title="t")
+        sertool.scoring.evaluate.plot_confusion(np.eye(2, dtype=int), ["a", "b"], tmp_path / "c.png", title="t")
         threads, pools = _thread_state()
         assert threads == before[0]
         assert {k: v for k, v in pools.items() if k in before[1]} == before[1]

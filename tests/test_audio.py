@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sertool.audio import audio_info, load_audio
+from sertool.io.audio import audio_info, load_audio
 from sertool.errors import AudioError
 from tests.conftest import tone
 
@@ -63,7 +63,7 @@ def _libsndfile_mono(path):
 def test_flac_fast_decoder_equals_libsndfile(make_audio, monkeypatch, subtype, channels, sr):
     pytest.importorskip("miniaudio")
     path = make_audio(f"x_{subtype}_{channels}_{sr}.flac", seconds=0.7, subtype=subtype, channels=channels, sr=sr)
-    from sertool import audio
+    from sertool.io import audio
 
     assert audio._decode_flac(path, 0) is not None  # dr_flac did decode it
     fast = load_audio(path, sr=16000, pad=64)

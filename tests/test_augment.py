@@ -8,13 +8,13 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
-from sertool import augmentation as aug
-from sertool.cli import cli
+from sertool.corpora import augment as aug
+from sertool.cli.main import cli
 from sertool.corpora import ravdess
-from sertool.data import SpecAugment
-from sertool.manifest import read_manifest, write_manifest
-from sertool.report import RunReport
-from sertool.splits import make_folds
+from sertool.training.data import SpecAugment
+from sertool.io.manifest import read_manifest, write_manifest
+from sertool.io.report import RunReport
+from sertool.training.splits import make_folds
 from tests.conftest import tone
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sertool.manifest import Utterance, write_manifest
+from sertool.io.manifest import Utterance, write_manifest
 from tests.conftest import tone, write_audio
 
 #: Sample formats of WAV files the corpus holds (every one libsndfile writes for WAV).
@@ -120,7 +120,7 @@ def test_extract_scores_every_good_file_and_records_every_bad_one(bad_corpus, fe
                    manifest)
     result = _sertool("extract", manifest, "-f", features, "-o", root / "feats", "--max-failures", "100", cwd=root)
     store = Path(root / result.stdout.strip().splitlines()[-1])
-    from sertool.store import FeatureStore
+    from sertool.store.core import FeatureStore
 
     by_id = {f"u{k:02d}": f.name for k, f in enumerate(files)}
     with FeatureStore(store) as s:
@@ -172,7 +172,7 @@ def test_file_size_limit_during_extract_is_one_line_and_the_rerun_completes(tmp_
     assert not list((tmp_path / "feats").glob("*.tmp"))
     done = _sertool("extract", tmp_path / "m.csv", "-f", "logmel", "-o", tmp_path / "feats", cwd=tmp_path)
     assert "30 extracted" in done.stderr or "up to date" in done.stderr
-    from sertool.store import FeatureStore
+    from sertool.store.core import FeatureStore
 
     with FeatureStore(done.stdout.strip().splitlines()[-1]) as store:
         assert len(store) == 30
@@ -184,7 +184,7 @@ def test_a_long_file_cut_short_streams_and_scores_like_a_short_clip(tmp_path):
 
     long = write_audio(tmp_path / "long.flac", seconds=200.0)
     long.write_bytes(long.read_bytes()[: long.stat().st_size // 100])
-    with pytest.warns(sertool.audio.TruncatedAudioWarning, match="header says 200.000 s"):
+    with pytest.warns(sertool.io.audio.TruncatedAudioWarning, match="header says 200.000 s"):
         result = sertool.predict("default", long)
     assert 0.5 < result.durations[0] < 5.0 and len(result.windows[0]) == 1
 

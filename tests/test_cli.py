@@ -11,8 +11,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from sertool.cli import cli
-from sertool.store import FeatureStore
+from sertool.cli.main import cli
+from sertool.store.core import FeatureStore
 from tests.conftest import EMODB, RAVDESS, needs_emodb, needs_ravdess
 
 
@@ -21,7 +21,7 @@ def run(*args):
 
 
 def test_help_lists_every_command_without_heavy_imports():
-    code = ("import sys; from sertool.cli import main\n"
+    code = ("import sys; from sertool.cli.main import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             "heavy = [m for m in ('numpy', 'torch', 'h5py', 'librosa', 'opensmile') if m in sys.modules]\n"
             "print('HEAVY', heavy)")
@@ -160,7 +160,7 @@ def test_signals_stop_opensmile_extraction_at_once(tmp_path, signum, jobs):
     (["extract", "m.csv", "-f"], None),
 ])
 def test_only_plain_extract_lines_skip_the_full_cli(args, expected):
-    from sertool.entry import plain_extract
+    from sertool.cli.entry import plain_extract
 
     assert plain_extract(args) == expected
 

@@ -8,7 +8,7 @@ import pytest
 
 from sertool.corpora import emodb, folder, iemocap, ravdess
 from sertool.errors import CorpusError
-from sertool.report import RunReport
+from sertool.io.report import RunReport
 from tests.conftest import EMODB, RAVDESS, needs_emodb, needs_ravdess, write_audio
 
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sertool.cli import cli
+from sertool.cli.main import cli
 from sertool.corpora import folder
-from sertool.extraction import extract_manifest
-from sertool.manifest import write_manifest
-from sertool.report import RunReport
-from sertool.store import FeatureStore
+from sertool.extraction.pipeline import extract_manifest
+from sertool.io.manifest import write_manifest
+from sertool.io.report import RunReport
+from sertool.store.core import FeatureStore
 from tests.conftest import write_pitch_corpus
 
 distributed = pytest.importorskip("distributed")
@@ -41,7 +41,7 @@ def test_a_cluster_writes_the_store_of_a_local_run(cluster, tmp_path):
 
 
 def test_no_scheduler_is_a_one_line_error(tmp_path, monkeypatch):
-    monkeypatch.setattr("sertool.dask_extract.CONNECT_TIMEOUT", "2s")
+    monkeypatch.setattr("sertool.extraction.dask_backend.CONNECT_TIMEOUT", "2s")
     write_pitch_corpus(tmp_path / "audio", speakers=1, clips=1, seconds=0.3, speaker_step=12, clip_step=3)
     rows = folder.prepare(tmp_path / "audio", report=RunReport(), speaker_regex=r"/(spk\d)_")
     manifest = write_manifest(rows, tmp_path / "m.csv")

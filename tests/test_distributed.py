@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from sertool.checkpoint import Checkpoint
+from sertool.models.checkpoint import Checkpoint
 from sertool.corpora import folder
-from sertool.evaluation import evaluate_run
-from sertool.extraction import extract_manifest
-from sertool.manifest import write_manifest
-from sertool.report import RunReport
+from sertool.scoring.evaluate import evaluate_run
+from sertool.extraction.pipeline import extract_manifest
+from sertool.io.manifest import write_manifest
+from sertool.io.report import RunReport
 from tests.conftest import write_pitch_corpus
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without torch.distributed")
@@ -78,7 +78,7 @@ def kill_after_epochs(corpus, out: Path, epochs: int, finished: int) -> Path:
 
 
 def test_two_processes_train_one_valid_run_close_to_one_process(corpus, tmp_path):
-    from sertool.training import TrainConfig, train_run
+    from sertool.training.trainer import TrainConfig, train_run
 
     done = torchrun(corpus, tmp_path / "ddp", 6)
     output = done.stdout + done.stderr
@@ -116,7 +116,7 @@ def test_a_killed_ddp_run_resumes_to_the_same_weights(corpus, tmp_path):
 def test_a_ddp_run_does_not_resume_in_one_process(corpus, tmp_path):
     from click.testing import CliRunner
 
-    from sertool.cli import cli
+    from sertool.cli.main import cli
 
     kill_after_epochs(corpus, tmp_path / "ddp", 40, 1)
     manifest, store = corpus

@@ -11,10 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 import sertool
-from sertool.cli import cli
+from sertool.cli.main import cli
 from sertool.errors import SertoolError
-from sertool.prediction import default_checkpoint
-from sertool.exporting import ONNX_UNSUPPORTED, TOLERANCE, ExportError, export_checkpoint, load_exported
+from sertool.inference.predict import default_checkpoint
+from sertool.models import MODELS
+from sertool.inference.export import TOLERANCE, ExportError, export_checkpoint, load_exported
 from tests.conftest import REPO, write_audio
 
 pytest.importorskip("onnxruntime")
@@ -121,7 +122,7 @@ def test_onnx_with_a_foreign_operator_domain_is_refused(exported, tmp_path):
 
 
 def test_fused_and_onnx_unsupported_models_are_refused(tmp_path):
-    from sertool.checkpoint import Checkpoint
+    from sertool.models.checkpoint import Checkpoint
     from sertool.models import build_model
 
     bundled = Checkpoint.load(default_checkpoint())
@@ -130,7 +131,7 @@ def test_fused_and_onnx_unsupported_models_are_refused(tmp_path):
                        train_config={}, state_dict={}, members=[bundled.payload()])
     with pytest.raises(ExportError, match="fused"):
         export_checkpoint(fused, tmp_path / "f.onnx")
-    name = sorted(ONNX_UNSUPPORTED)[0]
+    name = sorted(n for n, spec in MODELS.items() if spec.onnx_unsupported)[0]
     model = build_model(name, {}, input_dim=40, num_classes=len(bundled.labels))
     other = Checkpoint(model=name, model_config={}, feature_set=bundled.feature_set,
                        feature_config=bundled.feature_config, labels=bundled.labels, norm_mean=bundled.norm_mean,
@@ -145,7 +146,7 @@ def check_exports(checkpoint_path: Path, audio: list, out: Path) -> list[str]:
     """Export ``checkpoint_path`` to every format its model supports; each scores ``audio`` like it (<= 1e-4)."""
     checkpoint = sertool.Checkpoint.load(checkpoint_path)
     reference = sertool.predict(checkpoint_path, audio)
-    formats = ["model.pt"] + ([] if checkpoint.model in ONNX_UNSUPPORTED else ["model.onnx"])
+    formats = ["model.pt"] + ([] if MODELS[checkpoint.model].onnx_unsupported else ["model.onnx"])
     for name in formats:
         summary = export_checkpoint(checkpoint_path, out / name)
         assert summary["max_difference"] <= TOLERANCE

@@ -16,12 +16,12 @@ import pytest
 
 from sertool.corpora import folder, ravdess
 from sertool.errors import StoreError
-from sertool.extraction import extract_manifest
+from sertool.extraction.pipeline import extract_manifest
 from sertool.features import build_extractor
-from sertool.manifest import read_manifest, write_manifest
-from sertool.report import RunReport
-from sertool.store import FeatureStore, StoreWriter, SourceIdentity
-from sertool.audio import load_audio
+from sertool.io.manifest import read_manifest, write_manifest
+from sertool.io.report import RunReport
+from sertool.store.core import FeatureStore, StoreWriter, SourceIdentity
+from sertool.io.audio import load_audio
 from tests.conftest import RAVDESS, needs_ravdess
 
 
@@ -79,7 +79,7 @@ def test_rerun_touch_and_config_change(manifest, tmp_path):
 
 FAST_RERUN = """
 import sys
-from sertool.extraction import extract_manifest
+from sertool.extraction.pipeline import extract_manifest
 result = extract_manifest(sys.argv[1], feature_set="mfcc", out_dir=sys.argv[2])
 heavy = [m for m in ("numpy", "h5py", "scipy", "sertool.features") if m in sys.modules]
 print(result.report.ok, result.report.skipped, *heavy)
@@ -197,7 +197,7 @@ def test_exception_mid_run_keeps_finished_entries(tmp_path):
 
 KILL_SCRIPT = """
 import sys
-from sertool.extraction import extract_manifest
+from sertool.extraction.pipeline import extract_manifest
 extract_manifest(sys.argv[1], feature_set="logmel", out_dir=sys.argv[2], checkpoint_seconds=0.05)
 """
 
@@ -235,7 +235,7 @@ def test_kill_9_leaves_a_valid_store_and_a_rerun_completes_it(tmp_path, ravdess_
 def test_export_csv_of_functionals(manifest, tmp_path):
     from click.testing import CliRunner
 
-    from sertool.cli import cli
+    from sertool.cli.main import cli
 
     out = tmp_path / "egemaps.csv"
     result = CliRunner().invoke(cli, ["extract", str(manifest), "-f", "egemaps_functionals", "-o",

@@ -237,7 +237,7 @@ def test_streamed_features_equal_whole_file_features(name, block):
 
 
 def test_stream_audio_joins_to_load_audio(tmp_path):
-    from sertool.audio import load_audio, stream_audio
+    from sertool.io.audio import load_audio, stream_audio
 
     path = tmp_path / "a.flac"
     sf.write(path, speech_like(5.0, 16000), 16000, subtype="PCM_16")

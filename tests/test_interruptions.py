@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 
-from sertool.checkpoint import Checkpoint
+from sertool.models.checkpoint import Checkpoint
 from sertool.corpora import folder
-from sertool.manifest import write_manifest
-from sertool.report import RunReport
-from sertool.store import FeatureStore
+from sertool.io.manifest import write_manifest
+from sertool.io.report import RunReport
+from sertool.store.core import FeatureStore
 from tests.conftest import write_pitch_corpus
 
 KILLS = 3
@@ -135,7 +135,7 @@ def _predict_loop(corpus, tmp_path, kills, seed):
 
 def _train_loop(corpus, tmp_path, kills, seed):
     root, manifest = corpus
-    from sertool.extraction import extract_manifest
+    from sertool.extraction.pipeline import extract_manifest
 
     store = extract_manifest(manifest, feature_set="lightsernet_mfcc", out_dir=root / "feats").store_path
     command = lambda out: _sertool("train", manifest, store, "-o", out, "--protocol", "loso", "--fold", "0",  # noqa: E731

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sertool.errors import ManifestError
-from sertool.manifest import Utterance, read_manifest, write_manifest
+from sertool.io.manifest import Utterance, read_manifest, write_manifest
 
 
 def test_round_trip_keeps_every_field_and_extra_columns(tmp_path, make_audio):
@@ -46,7 +46,7 @@ def test_validation_errors(tmp_path):
 
 
 def test_subset_keeps_evenly_spaced_rows_per_speaker():
-    from sertool.manifest import subset
+    from sertool.io.manifest import subset
 
     rows = [Utterance(id=f"{s}_{i}", path=Path("x"), speaker=s, label=str(i % 4)) for s in "ab" for i in range(12)]
     picked = subset(rows, speakers=["b"], per_speaker=4)

@@ -33,7 +33,7 @@ def test_contract(name):
 @pytest.mark.parametrize("name", model_names())
 def test_registry_metadata_is_consistent(name):
     from sertool.features import PRESETS, build_extractor
-    from sertool.training import build_train_config
+    from sertool.training.trainer import build_train_config
 
     spec = MODELS[name]
     assert spec.level in ("frame", "utterance") and spec.trainer in ("sgd", "fit")
@@ -165,6 +165,6 @@ def test_channels_last_models_save_contiguous_weights_and_score_the_same():
         after = fast_layout(model)(feats, lengths)
     torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-4)
     assert any(p.dim() == 4 and not p.is_contiguous() for p in model.parameters())  # channels-last inside
-    from sertool.training import _weights
+    from sertool.training.trainer import _weights
 
     assert all(v.is_contiguous() for v in _weights(model).values())  # checkpoints in the standard layout

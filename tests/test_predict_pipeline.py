@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from sertool.prediction import checkpoint_path, predict_files
+from sertool.inference.predict import checkpoint_path, predict_files
 from tests.conftest import REPO, write_audio
 
 

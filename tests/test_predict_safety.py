@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from sertool.cli import cli
-from sertool.locks import OutputLock
+from sertool.cli.main import cli
+from sertool.io.locks import OutputLock
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -37,7 +37,7 @@ def test_malformed_manifests_are_one_line_errors_naming_the_line(tmp_path):
     import pytest
 
     from sertool.errors import ManifestError
-    from sertool.manifest import read_manifest
+    from sertool.io.manifest import read_manifest
 
     cases = {"short": "id,path,label\na,x.wav\n", "wide": "id,path\na,x.wav,extra\n",
              "huge": "id,path\nb," + "x" * 200_000 + "\n", "dot": "id,path\n.,x.wav\n", "dotdot": "id,path\n..,x.wav\n"}
@@ -62,8 +62,8 @@ def test_checkpoint_with_mismatched_normalisation_is_refused(tmp_path):
     import pytest
     import torch
 
-    from sertool.checkpoint import Checkpoint, CheckpointError
-    from sertool.prediction import default_checkpoint
+    from sertool.models.checkpoint import Checkpoint, CheckpointError
+    from sertool.inference.predict import default_checkpoint
 
     ckpt = Checkpoint.load(default_checkpoint())
     ckpt.norm_mean = torch.zeros(39)
@@ -73,7 +73,7 @@ def test_checkpoint_with_mismatched_normalisation_is_refused(tmp_path):
 
 
 def test_manifest_with_a_byte_order_mark_is_read(tmp_path):
-    from sertool.manifest import read_manifest
+    from sertool.io.manifest import read_manifest
 
     (tmp_path / "m.csv").write_text("id,path,label\na,x.wav,calm\n", encoding="utf-8-sig")
     assert [(u.id, u.label) for u in read_manifest(tmp_path / "m.csv")] == [("a", "calm")]
@@ -83,10 +83,10 @@ def test_store_describe_cli_usage_and_closed_pipes(tmp_path):
     import subprocess
     import sys
 
-    usage = subprocess.run([sys.executable, "-m", "sertool.store"], capture_output=True, text=True)
+    usage = subprocess.run([sys.executable, "-m", "sertool.store.core"], capture_output=True, text=True)
     assert usage.returncode == 2 and "usage" in usage.stderr
-    assert subprocess.run([sys.executable, "-m", "sertool.store", "--help"], capture_output=True).returncode == 0
-    missing = subprocess.run([sys.executable, "-m", "sertool.store", str(tmp_path / "no.h5")], capture_output=True,
+    assert subprocess.run([sys.executable, "-m", "sertool.store.core", "--help"], capture_output=True).returncode == 0
+    missing = subprocess.run([sys.executable, "-m", "sertool.store.core", str(tmp_path / "no.h5")], capture_output=True,
                              text=True)
     assert missing.returncode == 1 and missing.stderr.startswith("Error:") and "Traceback" not in missing.stderr
     piped = subprocess.run(f"{sys.executable} -m sertool predict {EXAMPLES} -o - | head -1", shell=True,
@@ -98,7 +98,7 @@ def test_symlinks_are_followed_and_broken_ones_reported(tmp_path):
     import os
 
     from sertool.corpora import folder
-    from sertool.report import RunReport
+    from sertool.io.report import RunReport
     from tests.conftest import write_audio
 
     root = tmp_path / "c" / "calm"
@@ -122,7 +122,7 @@ def test_symlinks_are_followed_and_broken_ones_reported(tmp_path):
 
 
 def test_an_extraction_where_every_file_fails_leaves_no_debris(tmp_path):
-    from sertool.manifest import Utterance, write_manifest
+    from sertool.io.manifest import Utterance, write_manifest
 
     for k in range(3):
         (tmp_path / f"t{k}.wav").write_text("not audio")

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sertool.cli import cli
+from sertool.cli.main import cli
 from sertool.corpora import folder
 from sertool.errors import ConfigError, StoreError
-from sertool.extraction import extract_manifest
-from sertool.manifest import write_manifest
-from sertool.report import RunReport
-from sertool.store import FeatureStore, merge_files, parse_shard, shard_paths
+from sertool.extraction.pipeline import extract_manifest
+from sertool.io.manifest import write_manifest
+from sertool.io.report import RunReport
+from sertool.store.core import FeatureStore, merge_files, parse_shard, shard_paths
 from tests.conftest import write_audio, write_pitch_corpus
 
 

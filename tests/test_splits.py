@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from sertool.errors import ConfigError
-from sertool.manifest import Utterance
-from sertool.splits import make_folds
+from sertool.io.manifest import Utterance
+from sertool.training.splits import make_folds
 
 
 def corpus(speakers=8, per=6, with_copies=False):

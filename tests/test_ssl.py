@@ -78,15 +78,15 @@ def test_the_folder_identity_is_part_of_the_config(folders, tmp_path):
 
 @pytest.mark.parametrize("kind", ["wavlm", "whisper"])
 def test_extract_train_evaluate_predict_with_ssl_head(folders, tmp_path, kind):
-    from sertool.checkpoint import Checkpoint
+    from sertool.models.checkpoint import Checkpoint
     from sertool.corpora import folder as folder_corpus
-    from sertool.evaluation import evaluate_run
-    from sertool.extraction import extract_manifest
-    from sertool.manifest import write_manifest
-    from sertool.prediction import predict_files
-    from sertool.report import RunReport
-    from sertool.store import FeatureStore
-    from sertool.training import TrainConfig, train_run
+    from sertool.scoring.evaluate import evaluate_run
+    from sertool.extraction.pipeline import extract_manifest
+    from sertool.io.manifest import write_manifest
+    from sertool.inference.predict import predict_files
+    from sertool.io.report import RunReport
+    from sertool.store.core import FeatureStore
+    from sertool.training.trainer import TrainConfig, train_run
     from tests.conftest import assert_evaluation_consistent, write_pitch_corpus
 
     write_pitch_corpus(tmp_path / "audio", speakers=3, clips=4, seconds=1.0, speaker_step=12, clip_step=3)

@@ -9,7 +9,7 @@ import numpy as np
 import soundfile as sf
 from click.testing import CliRunner
 
-from sertool.cli import cli
+from sertool.cli.main import cli
 from tests.conftest import REPO
 
 CLIP = sorted((REPO / "examples").rglob("*.flac"))[0]

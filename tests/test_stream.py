@@ -15,9 +15,9 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from sertool.cli import cli
-from sertool.prediction import checkpoint_path, predict_files
-from sertool.streaming import raw_format, read_wav_header, stream_scores
+from sertool.cli.main import cli
+from sertool.inference.predict import checkpoint_path, predict_files
+from sertool.inference.stream import raw_format, read_wav_header, stream_scores
 from tests.conftest import REPO, write_pitch_corpus
 
 CLIPS = sorted((REPO / "examples").rglob("*.flac"))
@@ -121,8 +121,8 @@ def _wav_header(rate=16000, data_size=0xFFFFFFFF, extra=b"") -> bytes:
 
 
 def test_wav_header_chunks_lengths_and_bad_streams():
-    from sertool.audio import PCM_FORMATS
-    from sertool.cli import RAW_PCM_FORMATS
+    from sertool.io.audio import PCM_FORMATS
+    from sertool.cli.main import RAW_PCM_FORMATS
 
     assert RAW_PCM_FORMATS == tuple(PCM_FORMATS)
     listing = b"LIST" + struct.pack("<I", 5) + b"INFO!\x00"  # odd size: padded to even
@@ -215,8 +215,8 @@ def test_wav_formats_extensible_float_eight_bit_and_damaged_headers():
 
 
 def test_stream_windows_equal_plan_windows_for_any_block_split():
-    from sertool.checkpoint import Checkpoint
-    from sertool.prediction import Scorer
+    from sertool.models.checkpoint import Checkpoint
+    from sertool.inference.predict import Scorer
 
     scorer = Scorer(Checkpoint.load(checkpoint_path("default")), None, None, crop_tolerance=0.0, batch_size=1)
     rng = np.random.default_rng(0)

@@ -12,16 +12,16 @@ import soundfile as sf
 import torch
 from click.testing import CliRunner
 
-from sertool.checkpoint import Checkpoint, CheckpointError
-from sertool.cli import cli
+from sertool.models.checkpoint import Checkpoint, CheckpointError
+from sertool.cli.main import cli
 from sertool.errors import ConfigError, StoreError
-from sertool.evaluation import evaluate_run
-from sertool.extraction import extract_manifest
-from sertool.manifest import write_manifest
+from sertool.scoring.evaluate import evaluate_run
+from sertool.extraction.pipeline import extract_manifest
+from sertool.io.manifest import write_manifest
 from sertool.corpora import folder
 from sertool.metrics import confusion, scores
-from sertool.report import RunReport
-from sertool.training import TrainConfig, train_run
+from sertool.io.report import RunReport
+from sertool.training.trainer import TrainConfig, train_run
 from tests.conftest import assert_evaluation_consistent, preset_overrides, tone, write_audio, write_pitch_corpus
 
 
@@ -122,9 +122,9 @@ def test_interrupted_training_resumes_to_the_same_model(corpus, tmp_path):
 
 def test_normalisation_uses_training_utterances_only(corpus, tmp_path):
     _, manifest, store = corpus
-    from sertool.data import normalisation_stats
-    from sertool.store import FeatureStore
-    from sertool.runs import read_split
+    from sertool.training.data import normalisation_stats
+    from sertool.store.core import FeatureStore
+    from sertool.training.runs import read_split
 
     train_run(manifest, store, out_dir=tmp_path / "r", model_name="light_sernet", protocol="loso", fold=1,
               valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1}))
@@ -234,7 +234,7 @@ def test_every_model_on_its_own_features_trains_evaluates_and_predicts(corpus, p
     """Each registered model, on its registry's default feature preset, through train, evaluate and predict."""
     root, manifest, _ = corpus
     from sertool.models import MODELS
-    from sertool.prediction import predict_files
+    from sertool.inference.predict import predict_files
 
     spec = MODELS[name]
     train_run(manifest, preset_store(spec.features), out_dir=tmp_path / "r", model_name=name, protocol="loso",
@@ -263,7 +263,7 @@ def test_every_model_on_its_own_features_trains_evaluates_and_predicts(corpus, p
 
     files = [root / "audio" / "high" / "spk0_0.wav", root / "audio" / "low" / "spk1_1.wav",
              write_audio(tmp_path / "long.wav", seconds=4.0, freq=200.0)]
-    formats = check_exports(ckpt_path, files, tmp_path)  # TorchScript always, ONNX unless ONNX_UNSUPPORTED
+    formats = check_exports(ckpt_path, files, tmp_path)  # TorchScript always, ONNX unless the model's onnx_unsupported says why not
     assert "model.pt" in formats
 
 
@@ -276,7 +276,7 @@ def test_mscnn_spu_with_an_utterance_level_store(corpus, tmp_path):
     assert ckpt.model_config["speaker_dim"] == 80 and ckpt.norm_mean.shape == (40 + 80,)
     assert ckpt.utterance_feature_config["type"] == "mfcc_stats"
     assert_evaluation_consistent(tmp_path / "r", evaluate_run(tmp_path / "r"))
-    from sertool.prediction import predict_files
+    from sertool.inference.predict import predict_files
 
     from threadpoolctl import threadpool_info
 
@@ -303,7 +303,7 @@ def test_specaugment_training_runs_and_changes_the_model(corpus, tmp_path):
 
 
 def test_predict_without_a_model_uses_the_bundled_one(tmp_path):
-    from sertool.prediction import DEFAULT_CHECKPOINT
+    from sertool.inference.predict import DEFAULT_CHECKPOINT
 
     if not DEFAULT_CHECKPOINT.is_file():
         pytest.skip("no bundled model in this checkout")
@@ -334,7 +334,7 @@ def test_predict_works_for_a_checkpoint_of_every_feature_set(corpus, preset_stor
     """Every registered feature preset: a model of its level trains on it and predict scores files with it."""
     root, manifest, _ = corpus
     from sertool.features import build_extractor
-    from sertool.prediction import predict_files
+    from sertool.inference.predict import predict_files
 
     level = build_extractor(name, preset_overrides(name)).level
     model = "light_sernet" if level == "frame" else "logreg"
@@ -353,9 +353,9 @@ def test_predict_works_for_a_checkpoint_of_every_feature_set(corpus, preset_stor
 
 
 def test_long_files_are_streamed_with_the_same_scores(tmp_path, monkeypatch):
-    """A file over sertool.audio.STREAM_SECONDS is decoded block by block; its windows score as the whole file's."""
+    """A file over sertool.io.audio.STREAM_SECONDS is decoded block by block; its windows score as the whole file's."""
     import sertool
-    import sertool.audio as audio
+    import sertool.io.audio as audio
 
     path = write_audio(tmp_path / "long.wav", seconds=30.0, freq=180.0)
     whole = sertool.predict("default", path)
@@ -374,7 +374,7 @@ def test_long_files_are_streamed_with_the_same_scores(tmp_path, monkeypatch):
 def test_clips_a_little_longer_than_the_input_are_one_centre_cropped_window(tmp_path):
     """As training crops them: up to (1 + crop_tolerance) x the input length one window, longer files windowed."""
     import sertool
-    from sertool.prediction import CROP_TOLERANCE
+    from sertool.inference.predict import CROP_TOLERANCE
 
     input_s = 184 * 0.016  # the bundled LIGHT-SERNET's 184 frames of 16 ms
     near = write_audio(tmp_path / "near.wav", seconds=input_s * (1 + CROP_TOLERANCE * 0.8))

@@ -11,7 +11,7 @@ import soundfile as sf
 pytest.importorskip("silero_vad")
 
 import sertool  # noqa: E402
-from sertool.prediction import predict_files  # noqa: E402
+from sertool.inference.predict import predict_files  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 
 SR = 16000
@@ -68,9 +68,9 @@ def test_prepare_vad_split_cuts_recordings_into_region_rows(joined, tmp_path):
 
     from click.testing import CliRunner
 
-    from sertool.cli import cli
-    from sertool.extraction import extract_manifest
-    from sertool.manifest import read_manifest
+    from sertool.cli.main import cli
+    from sertool.extraction.pipeline import extract_manifest
+    from sertool.io.manifest import read_manifest
 
     path, truth = joined
     (tmp_path / "calls" / "neutral").mkdir(parents=True)

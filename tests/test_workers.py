@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sertool.errors import SertoolError
-from sertool.workers import Workers
+from sertool.runtime.workers import Workers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,7 +93,7 @@ def test_leaving_early_stops_every_worker():
 KILLED_PARENT = """
 import sys, time
 from tests.test_workers import _sleep, _nothing
-from sertool.workers import Workers
+from sertool.runtime.workers import Workers
 workers = Workers(2, _sleep, initializer=_nothing, start_method="fork").start()
 print(*[p.pid for p in workers._processes], flush=True)
 time.sleep(60)

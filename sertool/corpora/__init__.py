@@ -1,4 +1,4 @@
-"""Corpus preparers: corpus folder -> list of :class:`~sertool.manifest.Utterance`.
+"""Corpus preparers: corpus folder -> list of :class:`~sertool.io.manifest.Utterance`.
 
 Each module documents its corpus layout and label codes and exposes
 ``LABELS`` and ``prepare(corpus_dir, *, report, **options)``. ``PREPARERS``
@@ -68,16 +68,16 @@ def prepare_manifest(corpus: str, corpus_dir, *, output=None, label_set: str | N
         Keep only these speakers, and at most N evenly spaced rows per speaker.
     vad_split
         A folder: cut every recording into its speech regions (Silero VAD), one
-        FLAC and one row per region there (:func:`sertool.vad.split_utterances`).
+        FLAC and one row per region there (:func:`sertool.features.vad.split_utterances`).
 
     Raises
     ------
     ConfigError
         An unknown corpus, or an option the corpus does not take.
     """
-    from sertool.manifest import subset as keep_subset
-    from sertool.manifest import write_manifest
-    from sertool.report import RunReport
+    from sertool.io.manifest import subset as keep_subset
+    from sertool.io.manifest import write_manifest
+    from sertool.io.report import RunReport
 
     if corpus not in PREPARERS:
         raise ConfigError(f"unknown corpus {corpus!r}; choose one of {', '.join(sorted(PREPARERS))}")
@@ -92,7 +92,7 @@ def prepare_manifest(corpus: str, corpus_dir, *, output=None, label_set: str | N
     if speakers or per_speaker:
         rows = keep_subset(rows, speakers=speakers, per_speaker=per_speaker)
     if vad_split is not None:
-        from sertool.vad import split_utterances
+        from sertool.features.vad import split_utterances
 
         rows = split_utterances(rows, vad_split, report=report)
     manifest = failures = None

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sertool.audio import audio_info, find_audio
+from sertool.io.audio import audio_info, find_audio
 from sertool.errors import AudioError, CorpusError
-from sertool.manifest import Utterance
-from sertool.report import RunReport
+from sertool.io.manifest import Utterance
+from sertool.io.report import RunReport
 
 
 def require_dir(corpus_dir: Path, expected: str) -> Path:
@@ -19,7 +19,7 @@ def require_dir(corpus_dir: Path, expected: str) -> Path:
 
 
 def audio_files(folder: Path, *, recursive: bool = False) -> list[Path]:
-    """Audio files under ``folder`` (:func:`sertool.audio.find_audio`: links followed, broken links listed)."""
+    """Audio files under ``folder`` (:func:`sertool.io.audio.find_audio`: links followed, broken links listed)."""
     return find_audio(folder, recursive=recursive)
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from sertool.corpora.common import audio_files, check_labels, require_dir, with_duration
 from sertool.errors import CorpusError
-from sertool.manifest import Utterance
-from sertool.report import RunReport
+from sertool.io.manifest import Utterance
+from sertool.io.report import RunReport
 
 LABELS = ("angry", "bored", "disgust", "fearful", "happy", "sad", "neutral")
 EMOTION_CODES = dict(zip("WLEAFTN", LABELS))

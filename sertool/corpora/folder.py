@@ -17,8 +17,8 @@ from pathlib import Path
 
 from sertool.corpora.common import audio_files, require_dir, with_duration
 from sertool.errors import CorpusError
-from sertool.manifest import Utterance
-from sertool.report import RunReport
+from sertool.io.manifest import Utterance
+from sertool.io.report import RunReport
 
 LABELS: tuple[str, ...] = ()  # whatever sub-folders exist
 EXPECTED = "DIR/<label>/**/*.wav|flac|ogg|mp3 (or any audio under DIR with --no-labels)"

@@ -34,8 +34,8 @@ from pathlib import Path
 
 from sertool.corpora.common import require_dir, with_duration
 from sertool.errors import CorpusError
-from sertool.manifest import Utterance
-from sertool.report import RunReport
+from sertool.io.manifest import Utterance
+from sertool.io.report import RunReport
 
 CODES = ("neu", "hap", "exc", "ang", "sad", "fru", "fea", "sur", "dis", "oth", "xxx")
 LABEL_SETS = {

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from sertool.corpora.common import audio_files, check_labels, require_dir, with_duration
 from sertool.errors import CorpusError
-from sertool.manifest import Utterance
-from sertool.report import RunReport
+from sertool.io.manifest import Utterance
+from sertool.io.report import RunReport
 
 LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 EMOTION_CODES = {f"{i + 1:02d}": label for i, label in enumerate(LABELS)}

@@ -135,7 +135,7 @@ class FeatureExtractor:
 
         Raises AudioError (naming the file) for audio that cannot be used.
         """
-        from sertool.audio import load_audio
+        from sertool.io.audio import load_audio
 
         return self.extract(load_audio(path, sr=self.sample_rate, min_duration=self.min_duration), self.sample_rate)
 

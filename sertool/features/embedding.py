@@ -91,7 +91,7 @@ class EmbeddingExtractor(FeatureExtractor):
 
     @cached_property
     def _fbank(self):
-        from sertool.features import build_extractor
+        from sertool.features.base import build_extractor
 
         return build_extractor("logmel", {"sample_rate": self.config.sample_rate, "n_mels": self.config.n_mels,
                                           "n_fft": 512, "win_ms": 25.0, "hop_ms": 10.0})

@@ -225,7 +225,7 @@ class _SpectralExtractor(FeatureExtractor):
         """As the base class, but decodes straight into the STFT's zero padding when there is one."""
         if self.config.pad_mode != "constant":
             return super().extract_file(path)
-        from sertool.audio import load_audio
+        from sertool.io.audio import load_audio
 
         padded = load_audio(path, sr=self.sample_rate, min_duration=self.min_duration, pad=self._pad)
         return self._finish(self._padded_log_mel(padded))

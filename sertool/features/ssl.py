@@ -214,7 +214,7 @@ class SslExtractor(FeatureExtractor):
         if model_type not in MODEL_TYPES:
             raise ConfigError(f"{self.config.model}: model_type {model_type!r} is not an encoder this "
                               f"extractor runs ({', '.join(MODEL_TYPES)})")
-        from sertool.process import torch_device
+        from sertool.runtime.process import torch_device
 
         self._layer_index  # noqa: B018 - a bad layer fails before the weights load
         transformers.utils.logging.set_verbosity_error()

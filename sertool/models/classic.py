@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from sertool.errors import ConfigError
-from sertool.models import register_model
+from sertool.models.registry import register_model
 
 UTTERANCE_FEATURES = "egemaps_functionals"
 

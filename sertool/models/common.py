@@ -195,7 +195,7 @@ class CrossAttentionLayer(nn.Module):
 def run_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor):
     """Run ``lstm`` (batch_first) on the valid frames only: (outputs (B, T, H), last hidden (B, H*dirs)).
 
-    While a model is being exported (:mod:`sertool.exporting`), the LSTM runs
+    While a model is being exported (:mod:`sertool.inference.export`), the LSTM runs
     unpacked: exported graphs take full-length inputs only (no padding), for
     which both paths give the same result, and packing needs the lengths as
     Python numbers, which an exported graph cannot have.

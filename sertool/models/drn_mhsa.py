@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sertool.models import register_model
+from sertool.models.registry import register_model
 from sertool.models.common import MaskedBatchNorm1d, conv_lengths, run_lstm, time_mask, zero_padding
 
 

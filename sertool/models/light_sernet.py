@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sertool.models import register_model
+from sertool.models.registry import register_model
 from sertool.models.common import fix_length
 
 

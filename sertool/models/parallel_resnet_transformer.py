@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sertool.models import register_model
+from sertool.models.registry import register_model
 from sertool.models.common import TransformerEncoder, conv_lengths, exporting, masked_mean, zero_padding
 
 
@@ -152,5 +152,7 @@ class ParallelResnetTransformer(nn.Module):
 
 
 register_model("parallel_resnet_transformer", ParallelResnetTransformerConfig, features="resnet_transformer_map",
-               recipe={"epochs": 30, "lr": 1e-3},
+               recipe={"epochs": 30, "lr": 1e-3}, min_frames=32,
+               onnx_unsupported=("torch.export fixes the frame count of its 2-D ResNet branch to the example's, and the "
+                                 "TorchScript-based ONNX exporter fixes nn.MultiheadAttention's reshapes"),
                paper_recipe={"schedule": "constant", "label_smoothing": 0.0, "specaugment": False, "random_crop": False, "selection": "best", "weight_decay": 0.0, "norm": "global", "optimizer": "sgd", "lr": 0.01, "epochs": 500, "patience": 50})(ParallelResnetTransformer)

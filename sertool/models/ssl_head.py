@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from sertool.errors import ConfigError
-from sertool.models import register_model
+from sertool.models.registry import register_model
 from sertool.models.common import AttentionPooling, masked_mean
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sertool.models import register_model
+from sertool.models.registry import register_model
 from sertool.models.common import (AttentionPooling, CrossAttentionLayer, TransformerEncoder, conv_lengths,
                                    masked_mean, run_lstm, zero_padding)
 
@@ -244,8 +244,14 @@ PAPER_RECIPE = {"optimizer": "adam", "schedule": "constant", "label_smoothing": 
                 "random_crop": False, "selection": "best", "weight_decay": 0.0, "norm": "global", "lr": 1e-4,
                 "beta2": 0.99, "batch_size": 40, "epochs": 100, "patience": 30}
 
+#: Why these models do not export to ONNX with torch 2.13 (they export to TorchScript).
+ONNX_UNSUPPORTED = ("torch.export fixes an LSTM's sequence length to the example's (the graph would accept one clip "
+                    "length only), and the TorchScript-based ONNX exporter fixes nn.MultiheadAttention's reshapes; "
+                    "this model has both")
+
 for _name, _cls, _config in (("cnn_transformer", CnnTransformer, CnnTransformerConfig),
                              ("cnn_lstm_transformer", CnnLstmTransformer, CnnLstmTransformerConfig),
                              ("ilt", Ilt, IltConfig), ("cat", Cat, CatConfig)):
     register_model(_name, _config, features="transformer_logmel", recipe=DEFAULT_RECIPE,
-                   paper_recipe=PAPER_RECIPE)(_cls)
+                   paper_recipe=PAPER_RECIPE,
+                   onnx_unsupported="" if _name == "cnn_transformer" else ONNX_UNSUPPORTED)(_cls)

@@ -66,7 +66,7 @@ def fit_weights(member_probs: list[np.ndarray], truth: np.ndarray, *, step: floa
 
 
 def _member_runs(run_dirs: list[Path]) -> list[dict]:
-    from sertool.runs import fold_dirs, read_run_info
+    from sertool.training.runs import fold_dirs, read_run_info
 
     members = []
     for run in run_dirs:
@@ -80,7 +80,7 @@ def _member_runs(run_dirs: list[Path]) -> list[dict]:
 
 
 def _check_same_folds(members: list[dict]) -> None:
-    from sertool.runs import read_split
+    from sertool.training.runs import read_split
 
     first = members[0]
     for m in members[1:]:
@@ -107,11 +107,11 @@ def fuse_runs(run_dirs, out_dir, *, weights: list[float] | None = None, grid_ste
     SertoolError
         Fewer than two runs, runs on different folds or labels, or weights of the wrong length.
     """
-    from sertool.checkpoint import FUSION, Checkpoint
-    from sertool.evaluation import score_ids
-    from sertool.manifest import read_manifest
+    from sertool.models.checkpoint import FUSION, Checkpoint
+    from sertool.scoring.evaluate import score_ids
+    from sertool.io.manifest import read_manifest
     from sertool.metrics import confusion, scores
-    from sertool.runs import atomic_json, read_split
+    from sertool.training.runs import atomic_json, read_split
 
     run_dirs = [Path(r) for r in run_dirs]
     if len(run_dirs) < 2:

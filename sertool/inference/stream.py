@@ -33,9 +33,9 @@ from typing import BinaryIO, Iterator, TextIO
 
 import numpy as np
 
-from sertool.audio import PCM_FORMATS
+from sertool.io.audio import PCM_FORMATS
 from sertool.errors import AudioError, ConfigError, SertoolError
-from sertool.prediction import CROP_TOLERANCE
+from sertool.inference.predict import CROP_TOLERANCE
 
 #: Window in seconds for models without an input length of their own (utterance-level features such as
 #: functionals and embeddings, networks that take any length); LIGHT-SERNET's input is 3 s too.
@@ -65,7 +65,7 @@ class PcmFormat:
 
     def to_mono(self, data: bytes) -> np.ndarray:
         """float32 mono samples in [-1, 1] of whole frames ``data`` (len a multiple of :attr:`frame_bytes`)."""
-        from sertool.audio import pcm_to_float
+        from sertool.io.audio import pcm_to_float
 
         if self.dtype == "i3":
             raw = np.frombuffer(data, np.uint8).reshape(-1, 3).astype(np.int32)
@@ -156,7 +156,7 @@ def _wav_format(body: bytes, name: str) -> PcmFormat:
 
 
 def raw_format(rate: int, fmt: str = "s16le", channels: int = 1, name: str = "-") -> PcmFormat:
-    """The :class:`PcmFormat` of raw PCM (``fmt`` one of :data:`sertool.audio.PCM_FORMATS`)."""
+    """The :class:`PcmFormat` of raw PCM (``fmt`` one of :data:`sertool.io.audio.PCM_FORMATS`)."""
     if fmt not in PCM_FORMATS:
         raise AudioError(f"{name}: PCM format {fmt!r} must be one of {', '.join(PCM_FORMATS)}")
     if rate < 1 or channels < 1:
@@ -255,8 +255,8 @@ def stream_scores(checkpoint_path, fh: BinaryIO, out: TextIO, *, window_s: float
         Rows have the columns of ``predict --segments`` (path ``-``); ``duration`` is the audio received
         when the row was written, in seconds.
     """
-    from sertool.exporting import load_scoring_model
-    from sertool.prediction import Scorer, _header
+    from sertool.inference.export import load_scoring_model
+    from sertool.inference.predict import Scorer, _header
 
     checkpoint = load_scoring_model(checkpoint_path)
     checkpoint.check_no_code(checkpoint_path, trust_code=trust_code)
@@ -312,7 +312,7 @@ class _LiveRows:
         return StreamResult(self.rows, blocks.samples / sr, use_frames)
 
     def _write(self, span, probs, received_s: float) -> None:
-        from sertool.prediction import _rows_for
+        from sertool.inference.predict import _rows_for
 
         self.writer.writerows(_rows_for(Path("-"), received_s, [(span, probs)], self.labels, True))
         self.out.flush()

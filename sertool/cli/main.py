@@ -112,7 +112,7 @@ def _model_names():
 
 
 def _protocols():
-    from sertool.splits import PROTOCOLS
+    from sertool.training.splits import PROTOCOLS
 
     return PROTOCOLS
 
@@ -259,12 +259,13 @@ def extract(ctx, manifest, feature_set, out_dir, config_file, sets, scheduler, s
         raise click.UsageError(f"missing {', '.join(missing)}")
     import os
 
-    from sertool.extraction import SINGLE_THREAD_ENV, extract_manifest, summary, tune_allocator
+    from sertool.extraction.pipeline import extract_manifest, summary
+    from sertool.runtime.process import SINGLE_THREAD_ENV, tune_allocator
 
     for key, value in SINGLE_THREAD_ENV.items():  # before numpy loads BLAS; --jobs sets the cores
         os.environ.setdefault(key, value)
     tune_allocator()
-    from sertool.store import parse_shard
+    from sertool.store.core import parse_shard
 
     start = time.monotonic()
     result = extract_manifest(manifest, feature_set=feature_set, out_dir=out_dir, jobs=jobs,
@@ -283,7 +284,7 @@ def extract(ctx, manifest, feature_set, out_dir, config_file, sets, scheduler, s
         _log("  no store written: every file failed")
         ctx.exit(report.exit_code())
     if export_csv:
-        from sertool.extraction import export_csv as write_csv
+        from sertool.extraction.pipeline import export_csv as write_csv
 
         rows = write_csv(result.store_path, manifest, export_csv)
         _log(f"  {rows} rows -> {export_csv}")
@@ -302,7 +303,7 @@ def store():
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The store to write (or add to).")
 def store_merge(shards, output):
     """Merge stores of one feature config (e.g. `extract --shard K/N` outputs) into one store."""
-    from sertool.store import merge_files
+    from sertool.store.core import merge_files
 
     start = time.monotonic()
     copied = merge_files(list(shards), output)
@@ -313,7 +314,7 @@ def store_merge(shards, output):
 @click.argument("stores", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def store_describe(stores):
     """Config, entry count and the first entries' shapes of each store."""
-    from sertool.store import describe
+    from sertool.store.core import describe
 
     for path in stores:
         click.echo(describe(path))
@@ -398,14 +399,14 @@ def train(ctx, manifest, store, model_name, out_dir, protocol, folds, fold, vali
     """
     from sertool.configs import parse_assignments, to_toml_table
 
-    from sertool.training import load_train_toml
+    from sertool.training.trainer import load_train_toml
 
     model_overrides, train_overrides = load_train_toml(config_file) if config_file else ({}, {})
     model_overrides.update(parse_assignments(sets))
     train_overrides.update({k: v for k, v in train_options.items() if v is not None})
     train_overrides.update(betas or {})
     from sertool.models import build_model_config, model_spec
-    from sertool.training import build_train_config, train_run
+    from sertool.training.trainer import build_train_config, train_run
 
     train_config = build_train_config(train_overrides, model_name=model_name, recipe=recipe)
     _sigterm_exits()
@@ -420,7 +421,7 @@ def train(ctx, manifest, store, model_name, out_dir, protocol, folds, fold, vali
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)}")
     start = time.monotonic()
-    from sertool import distributed
+    from sertool.training import distributed
 
     try:
         results = train_run(manifest, store, model_name=model_name, out_dir=out_dir, protocol=protocol,
@@ -435,7 +436,7 @@ def train(ctx, manifest, store, model_name, out_dir, protocol, folds, fold, vali
     for r in results:
         _log(f"  fold {r.fold.index}: valid UA {r.valid_ua:.3f} (best epoch {r.best_epoch} "
              f"of {r.epochs_run}){' (already done)' if r.skipped else f', {r.seconds:.0f} s'}")
-    from sertool.report import RunReport
+    from sertool.io.report import RunReport
 
     report = RunReport()
     report.done(sum(not r.skipped for r in results))
@@ -466,7 +467,7 @@ def evaluate(ctx, run_dir, manifest, store, out_dir, selection, cross, label_map
     metrics.csv, confusion.csv, predictions.csv, confusion.png and
     training_curves.png. With --on, every fold's model scores another corpus.
     """
-    from sertool.evaluation import evaluate_cross_corpus, evaluate_run, read_label_map, summary_table
+    from sertool.scoring.evaluate import evaluate_cross_corpus, evaluate_run, read_label_map, summary_table
 
     if bool(manifest) != bool(store):
         raise click.UsageError("give both MANIFEST and STORE, or neither")
@@ -478,7 +479,7 @@ def evaluate(ctx, run_dir, manifest, store, out_dir, selection, cross, label_map
     else:
         result = evaluate_run(run_dir, manifest, store, out_dir=out_dir, selection=selection, log=_log, device=device)
     _log(summary_table(result))
-    from sertool.report import RunReport
+    from sertool.io.report import RunReport
 
     report = RunReport()
     report.done(len([k for k in result.folds if k not in ("pooled", "mean", "std")]))
@@ -494,7 +495,7 @@ def evaluate(ctx, run_dir, manifest, store, out_dir, selection, cross, label_map
 def compare(runs, output):
     """One table of evaluated RUNS: pooled scores with 95 % intervals, fold mean and std, and each run's
     paired-bootstrap UA difference to the first run (when they scored the same test utterances)."""
-    from sertool.comparison import compare_runs, markdown, write_csv
+    from sertool.scoring.compare import compare_runs, markdown, write_csv
 
     rows = compare_runs(list(runs))
     table = markdown(rows)
@@ -523,7 +524,7 @@ def fuse(runs, out_dir, weights, grid_step):
     `sertool evaluate OUT` and `sertool predict OUT/fold-<i>/checkpoint.pt`
     work as for any run (each member computes its own features).
     """
-    from sertool.fusion import fuse_runs
+    from sertool.scoring.fuse import fuse_runs
 
     start = time.monotonic()
     result = fuse_runs(list(runs), out_dir, weights=_floats(weights, "--weights") if weights else None,
@@ -533,7 +534,7 @@ def fuse(runs, out_dir, weights, grid_step):
 
 
 # --------------------------------------------------------------------------- predict
-#: The keys of :data:`sertool.audio.PCM_FORMATS`, without importing numpy for --help (tests/test_stream.py).
+#: The keys of :data:`sertool.io.audio.PCM_FORMATS`, without importing numpy for --help (tests/test_stream.py).
 RAW_PCM_FORMATS = ("s16le", "s32le", "f32le")
 
 
@@ -611,13 +612,13 @@ def predict(ctx, inputs, checkpoint, output, window_s, hop_s, crop_tolerance, ba
         checkpoint, inputs = inputs[0], inputs[1:]
         if not inputs:
             raise click.UsageError("no INPUT to score after the checkpoint")
-    from sertool.prediction import checkpoint_path, predict_files
+    from sertool.inference.predict import checkpoint_path, predict_files
 
     checkpoint = checkpoint_path(checkpoint or "default")
     stdin = None
     if "-" in inputs:  # audio on standard input: read it all, score it like a file named "-"
-        from sertool.audio import decode_bytes
-        from sertool.prediction import Clip
+        from sertool.io.audio import decode_bytes
+        from sertool.inference.predict import Clip
 
         samples, sample_rate = decode_bytes(sys.stdin.buffer.read(), rate=rate, fmt=pcm_format, channels=channels)
         stdin = Clip(samples, sample_rate, "-")
@@ -663,9 +664,9 @@ def stream(checkpoint, output, window_s, hop_s, rate, pcm_format, channels, devi
     """
     import os
 
-    from sertool.prediction import checkpoint_path
-    from sertool.process import blas_threads
-    from sertool.streaming import NewFile, raw_format, stream_scores
+    from sertool.inference.predict import checkpoint_path
+    from sertool.runtime.process import blas_threads
+    from sertool.inference.stream import NewFile, raw_format, stream_scores
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     pcm = raw_format(rate, pcm_format, channels) if rate is not None else None
@@ -705,8 +706,8 @@ def export(checkpoint, output):
     on random inputs before it is kept; `sertool predict model.onnx FILES`
     scores with it. Needs the export extra: pip install 'sertool[export]'.
     """
-    from sertool.exporting import export_checkpoint
-    from sertool.prediction import checkpoint_path
+    from sertool.inference.export import export_checkpoint
+    from sertool.inference.predict import checkpoint_path
 
     start = time.monotonic()
     summary = export_checkpoint(checkpoint_path(checkpoint), output)
@@ -757,7 +758,7 @@ def augment(ctx, manifest, output, audio_dir, white_noise, noise_dir, snr_range,
     source_id = <id>, so training splits keep every copy with its source and
     evaluation never tests on a copy. Only originals are augmented.
     """
-    from sertool.augmentation import augment_manifest, plan_augmentations
+    from sertool.corpora.augment import augment_manifest, plan_augmentations
 
     chosen = plan_augmentations(white_noise=white_noise, noise_dir=noise_dir, snr_range=_floats(snr_range, "--snr-range", 2),
                                 speed=speed, pitch=pitch, gain=gain, time_shift=time_shift, rir_dir=rir_dir,

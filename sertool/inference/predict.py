@@ -23,10 +23,10 @@ from typing import Iterable
 
 import numpy as np
 
-from sertool.audio import find_audio
+from sertool.io.audio import find_audio
 from sertool.errors import ConfigError, SertoolError
-from sertool.process import blas_threads, torch_threads
-from sertool.report import RunReport
+from sertool.runtime.process import blas_threads, torch_threads
+from sertool.io.report import RunReport
 
 
 #: Clips up to (1 + this) x the model's input length are scored as one window that the model centre-crops, as
@@ -37,7 +37,7 @@ CROP_TOLERANCE = 0.5
 #: Windows of one file sent through the model together (peak memory is bounded by this, not the file's length).
 WINDOW_BATCH = 32
 
-_BUNDLE = Path(__file__).resolve().parent / "models" / "default"
+_BUNDLE = Path(__file__).resolve().parents[1] / "models" / "default"
 #: Models trained on the 16 RAVDESS actors of ../shared/data, shipped inside the package (``--model NAME``):
 #: ``default`` scores any file alone; ``speaker`` normalises per speaker (needs 10+ files of each speaker).
 BUNDLED = {"default": _BUNDLE / "light_sernet_ravdess.pt", "speaker": _BUNDLE / "light_sernet_ravdess_speaker.pt"}
@@ -60,7 +60,7 @@ def checkpoint_path(checkpoint) -> Path:
 
 def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     """Files as given, folders searched recursively for audio, manifests (.csv) read for their paths."""
-    from sertool.manifest import read_manifest
+    from sertool.io.manifest import read_manifest
 
     files: list[Path] = []
     for item in map(Path, inputs):
@@ -96,13 +96,13 @@ class Clip:
 
 def _samples(source: "Path | Clip", sr: int, min_duration: float, on_warning=None) -> np.ndarray:
     """float32 mono samples of a file or a :class:`Clip` at ``sr`` Hz (an :class:`AudioError` if unusable)."""
-    from sertool.audio import load_audio
+    from sertool.io.audio import load_audio
 
     if not isinstance(source, Clip):
         return load_audio(source, sr=sr, min_duration=min_duration, on_warning=on_warning)
     from sertool.errors import AudioError
 
-    from sertool.audio import pcm_to_float
+    from sertool.io.audio import pcm_to_float
 
     if source.sample_rate <= 0:
         raise AudioError(f"{source}: sample rate {source.sample_rate} Hz must be positive")
@@ -141,19 +141,19 @@ class Scorer:
     batch_size: int = WINDOW_BATCH
     #: "cpu", "cuda" or "auto"
     device: str = "cpu"
-    #: score the speech regions Silero VAD finds (:mod:`sertool.vad`), one (start, end, probs) per region
+    #: score the speech regions Silero VAD finds (:mod:`sertool.features.vad`), one (start, end, probs) per region
     vad: bool = False
 
     def __post_init__(self):
         import torch
 
         from sertool.features import build_extractor
-        from sertool.norm import from_checkpoint
+        from sertool.features.normalise import from_checkpoint
 
         self.extractor = build_extractor(self.checkpoint.feature_config)
         extra = self.checkpoint.utterance_feature_config
         self.utterance_extractor = build_extractor(extra) if extra else None
-        from sertool.process import torch_device
+        from sertool.runtime.process import torch_device
 
         if self.batch_size < 1:
             raise ConfigError(f"batch size {self.batch_size} must be at least 1")
@@ -225,7 +225,7 @@ class Scorer:
             return False
         if not getattr(self.extractor, "streams", False):
             return False
-        from sertool.audio import STREAM_SECONDS, audio_info
+        from sertool.io.audio import STREAM_SECONDS, audio_info
 
         try:
             duration = audio_info(source).duration
@@ -236,7 +236,7 @@ class Scorer:
 
     def _streamed_features(self, source: Path, note):
         """``(duration s, feats (T, D), None)`` of a long file, decoded and transformed block by block."""
-        from sertool.audio import stream_audio
+        from sertool.io.audio import stream_audio
 
         sr = self.extractor.sample_rate
         count = [0]
@@ -260,7 +260,7 @@ class Scorer:
         frame) and their probabilities equal those of the whole-file path;
         only about one audio block and one window of features are held.
         """
-        from sertool.audio import stream_audio
+        from sertool.io.audio import stream_audio
 
         notes: list[str] = []
         seen = [0]  # samples decoded so far
@@ -353,7 +353,7 @@ class Scorer:
         frame. Utterance level: one (1, D) row per vector.
         """
         if feats.shape[1] != len(self.checkpoint.norm_mean):
-            from sertool.checkpoint import CheckpointError
+            from sertool.models.checkpoint import CheckpointError
 
             raise CheckpointError(f"the checkpoint's normalisation has {len(self.checkpoint.norm_mean)} values but "
                                   f"its features have {feats.shape[1]} columns; the checkpoint is damaged: retrain it")
@@ -407,7 +407,7 @@ class Scorer:
 
     def _probabilities(self, batch: np.ndarray, lengths) -> np.ndarray:
         """Class probabilities ``(B, C)`` of a batch ``(B, T, D)`` with valid lengths ``(B,)``, on the scorer's device."""
-        from sertool.process import inference_autocast
+        from sertool.runtime.process import inference_autocast
 
         torch = self._torch
         with torch.no_grad(), inference_autocast(self._device):
@@ -435,7 +435,7 @@ def _region_scores(scorer: Scorer, path, samples: np.ndarray, sr: int) -> list:
     model's input length it is one centre-cropped window, longer ones are
     windowed; regions too short for the features are skipped.
     """
-    from sertool.vad import speech_regions
+    from sertool.features.vad import speech_regions
 
     out = []
     for start, end in speech_regions(samples, sr):
@@ -512,7 +512,7 @@ def _resume(output: Path, header: list[str]) -> set[str]:
         if len(r) == len(header) and not r[-1] and key(r) not in seen:
             seen.add(key(r))
             good.append(r)
-    from sertool.atomic import atomic_write
+    from sertool.io.atomic import atomic_write
 
     with atomic_write(output) as fh:
         csv.writer(fh).writerows([header, *good])
@@ -520,8 +520,8 @@ def _resume(output: Path, header: list[str]) -> set[str]:
 
 
 def manifest_rows(inputs) -> dict:
-    """str(path) -> :class:`~sertool.manifest.Utterance` for the rows of the manifest (.csv) inputs."""
-    from sertool.manifest import read_manifest
+    """str(path) -> :class:`~sertool.io.manifest.Utterance` for the rows of the manifest (.csv) inputs."""
+    from sertool.io.manifest import read_manifest
 
     return {str(u.path): u for item in map(Path, inputs) if item.suffix.lower() == ".csv" and not item.is_dir()
             for u in read_manifest(item)}
@@ -534,7 +534,7 @@ def file_speakers(inputs, files: list[Path], speaker_regex: str | None) -> dict[
     """
     import re
 
-    from sertool.manifest import read_manifest
+    from sertool.io.manifest import read_manifest
 
     speakers: dict[str, str] = {}
     for item in map(Path, inputs):
@@ -566,7 +566,7 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
     from a manifest input's ``speaker`` column or ``speaker_regex`` (first
     group, searched in the path). Each speaker's statistics come from all of
     that speaker's files in the inputs; a speaker with fewer than
-    :data:`sertool.norm.MIN_SPEAKER_UTTERANCES` scorable files gets error rows.
+    :data:`sertool.features.normalise.MIN_SPEAKER_UTTERANCES` scorable files gets error rows.
 
     A checkpoint whose features would import a Python function or load a
     TorchScript/ONNX file (embedding providers) is refused unless ``trust_code``.
@@ -579,7 +579,7 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
     one row per region (its start and end).
 
     An input ``"-"`` is ``stdin``: a :class:`Clip` (audio read from standard
-    input, see :func:`sertool.audio.decode_bytes`), scored like a file and
+    input, see :func:`sertool.io.audio.decode_bytes`), scored like a file and
     written with path ``-``.
 
     Returns the run report (``ok`` scored, ``skipped`` kept from an earlier
@@ -598,7 +598,7 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
 def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resume, max_failures, speaker_regex,
              trust_code, progress, crop_tolerance, batch_size, device, stdin, vad, jobs) -> RunReport:
     """:func:`predict_files` once its thread settings are in place."""
-    from sertool.exporting import load_scoring_model
+    from sertool.inference.export import load_scoring_model
 
     checkpoint = load_scoring_model(checkpoint_path)
     checkpoint.check_no_code(checkpoint_path, trust_code=trust_code)
@@ -626,7 +626,7 @@ def _predict(checkpoint_path, inputs, output, *, window_s, hop_s, segments, resu
     to_stdout = str(output) == "-"
     lock = None
     if not to_stdout:
-        from sertool.locks import OutputLock
+        from sertool.io.locks import OutputLock
 
         output = Path(output)
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -654,7 +654,7 @@ def _predict_into(output, to_stdout: bool, resume: bool, header, files, scorers,
         utt = manifest.get(str(path))
         return [utt.id, utt.speaker, utt.label] if utt else ["", "", ""]
 
-    from sertool.progress import progress_bar
+    from sertool.io.progress import progress_bar
 
     report = RunReport(max_failures=max_failures)
     prefetch = None
@@ -738,15 +738,15 @@ class _FeatureWorkers:
     AHEAD = 4  # chunks queued per worker
 
     def __init__(self, checkpoint_path, scorer: Scorer, files: list, jobs: int, chunk: int):
-        from sertool.extraction import _start_method, _single_thread_env
-        from sertool.workers import Workers
+        from sertool.runtime.process import single_thread_env, start_method
+        from sertool.runtime.workers import Workers
 
         self.files, self.chunk = [f for f in files if not isinstance(f, Clip)], chunk
         self.next, self.ready, self.notes = 0, {}, scorer.notes
         options = (str(checkpoint_path), scorer.window_s, scorer.hop_s, scorer.crop_tolerance)
         self.workers = Workers(jobs - 1, _feature_chunk, initializer=_init_feature_worker, initargs=options,
-                               start_method=_start_method())
-        with _single_thread_env():
+                               start_method=start_method())
+        with single_thread_env():
             self.workers.start()
         self._fill()
 
@@ -777,11 +777,11 @@ def _init_feature_worker(checkpoint_path: str, window_s, hop_s, crop_tolerance) 
     """Worker set-up: a Scorer for the checkpoint's features (one BLAS thread, tuned allocator)."""
     import signal
 
-    from sertool.exporting import load_scoring_model
-    from sertool.extraction import _tune_worker_process
+    from sertool.inference.export import load_scoring_model
+    from sertool.runtime.process import tune_worker_process
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _tune_worker_process()
+    tune_worker_process()
     _WORKER_SCORER.append(Scorer(load_scoring_model(checkpoint_path), window_s, hop_s, crop_tolerance))
 
 
@@ -843,7 +843,7 @@ def _score_group(scorer: Scorer, group: list[Path] | None, wanted: list[Path]) -
     A speaker-normalising scorer computes the statistics over every scorable
     file of ``group`` (one speaker's files; None: files without a speaker).
     """
-    from sertool.norm import MIN_SPEAKER_UTTERANCES, moments
+    from sertool.features.normalise import MIN_SPEAKER_UTTERANCES, moments
 
     out: dict = {}
     if not scorer.needs_speakers:
@@ -958,7 +958,7 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
     ----------
     checkpoint
         A checkpoint file, a bundled model name (``"default"``, ``"speaker"``)
-        or a loaded :class:`~sertool.checkpoint.Checkpoint`.
+        or a loaded :class:`~sertool.models.checkpoint.Checkpoint`.
     audio
         A path (file, folder, or manifest CSV), a list of paths, a
         ``(samples, sample_rate)`` pair (samples ``(N,)`` or ``(N, channels)``
@@ -966,7 +966,7 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
     speakers
         For speaker-normalised checkpoints: one speaker per input (after
         folders are expanded); each speaker needs at least
-        :data:`sertool.norm.MIN_SPEAKER_UTTERANCES` inputs. Manifest inputs
+        :data:`sertool.features.normalise.MIN_SPEAKER_UTTERANCES` inputs. Manifest inputs
         use their ``speaker`` column, ``speaker_regex`` searches the paths.
     window_s, hop_s
         Window length and hop in seconds (default: the model's input length, and half of it).
@@ -991,12 +991,12 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
         An unusable input (its name is in the message), a damaged checkpoint,
         or a speaker-normalised checkpoint without speakers.
     """
-    from sertool.checkpoint import Checkpoint
+    from sertool.models.checkpoint import Checkpoint
 
     if isinstance(checkpoint, Checkpoint):
         where = "the checkpoint"
     else:
-        from sertool.exporting import load_scoring_model
+        from sertool.inference.export import load_scoring_model
 
         where = checkpoint = checkpoint_path(checkpoint)
         checkpoint = load_scoring_model(checkpoint)
@@ -1017,7 +1017,7 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
                 outcomes[str(source)] = _fused([r[str(source)] for r in results], weights)
     import warnings
 
-    from sertool.audio import TruncatedAudioWarning
+    from sertool.io.audio import TruncatedAudioWarning
 
     for message in {m for scorer in scorers for notes in scorer.notes.values() for m in notes}:
         warnings.warn(message, TruncatedAudioWarning, stacklevel=3)

@@ -241,7 +241,7 @@ class FeatureStore:
         """
         import numpy as np
 
-        from sertool.manifest import read_manifest
+        from sertool.io.manifest import read_manifest
 
         rows = manifest if isinstance(manifest, list) else read_manifest(manifest or self.attrs["manifest"])
         if ids is not None:
@@ -337,7 +337,7 @@ class StoreWriter:
             self._unlock()
 
     def _lock(self) -> None:
-        from sertool.locks import OutputLock
+        from sertool.io.locks import OutputLock
 
         self._lock_fh = OutputLock(self.path, f"{self.path}: another sertool process is writing this store; wait for "
                                    "it to finish", StoreError).acquire()
@@ -530,11 +530,11 @@ def describe(path: str | os.PathLike, *, max_rows: int = 10) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m sertool.store STORE.h5 ...``: describe each store; exit code 0, 1 (error) or 2 (usage)."""
+    """``python -m sertool.store.core STORE.h5 ...``: describe each store; exit code 0, 1 (error) or 2 (usage)."""
     import sys
 
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m sertool.store STORE.h5 ...   (describe feature stores)", file=sys.stderr if not argv
+        print("usage: python -m sertool.store.core STORE.h5 ...   (describe feature stores)", file=sys.stderr if not argv
               else sys.stdout)
         return 2 if not argv else 0
     try:

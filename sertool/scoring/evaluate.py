@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sertool.atomic import atomic_write
+from sertool.io.atomic import atomic_write
 from sertool.errors import SertoolError, StoreError
 from sertool.metrics import bootstrap_ci, confusion, scores
 
@@ -52,7 +52,7 @@ def check_store_matches(store, checkpoint, store_path) -> None:
 
 def test_normaliser(checkpoint, store, utterances, test_ids: list[str]):
     """The checkpoint's normaliser, with each test speaker's own statistics for ``speaker`` mode."""
-    from sertool.norm import fit_normaliser, from_checkpoint
+    from sertool.features.normalise import fit_normaliser, from_checkpoint
 
     if checkpoint.norm_mode == "speaker":
         return fit_normaliser("speaker", store, utterances, train_ids=[], other_ids=test_ids)
@@ -70,9 +70,9 @@ def score_ids(checkpoint, ids: list[str], *, utterances, stores: list[tuple], ba
     """
     import torch
 
-    from sertool.data import FeatureDataset, JoinedStore, collate
-    from sertool.inference import evaluate_loader
-    from sertool.store import FeatureStore
+    from sertool.training.data import FeatureDataset, JoinedStore, collate
+    from sertool.inference.runner import evaluate_loader
+    from sertool.store.core import FeatureStore
 
     if checkpoint.is_fusion:
         weights = checkpoint.model_config["weights"]
@@ -92,7 +92,7 @@ def score_ids(checkpoint, ids: list[str], *, utterances, stores: list[tuple], ba
     normaliser = test_normaliser(checkpoint, joined, utterances, ids)
     dataset = FeatureDataset(store_path, ids, [-1] * len(ids), normaliser, utterance_store)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
-    from sertool.process import torch_device
+    from sertool.runtime.process import torch_device
 
     target = torch_device(device)
     probs, _, _ = evaluate_loader(checkpoint.build_model().to(target), loader, target)
@@ -127,9 +127,9 @@ def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch
     ``selection`` (``best``, ``average``, ``last``) scores ``checkpoint-<selection>.pt``
     instead of ``checkpoint.pt``.
     """
-    from sertool.checkpoint import Checkpoint
-    from sertool.manifest import read_manifest
-    from sertool.runs import checkpoint_name, fold_dirs, read_run_info, read_split
+    from sertool.models.checkpoint import Checkpoint
+    from sertool.io.manifest import read_manifest
+    from sertool.training.runs import checkpoint_name, fold_dirs, read_run_info, read_split
 
     run_dir = Path(run_dir)
     out_dir = Path(out_dir or run_dir)
@@ -214,9 +214,9 @@ def evaluate_cross_corpus(run_dir, manifest, store_path, *, label_map: dict[str,
     """
     from collections import Counter
 
-    from sertool.checkpoint import Checkpoint
-    from sertool.manifest import read_manifest
-    from sertool.runs import checkpoint_name, fold_dirs, read_run_info
+    from sertool.models.checkpoint import Checkpoint
+    from sertool.io.manifest import read_manifest
+    from sertool.training.runs import checkpoint_name, fold_dirs, read_run_info
 
     run_dir = Path(run_dir)
     if read_run_info(run_dir).get("members"):
@@ -352,7 +352,7 @@ def plot_fold_confusions(per_fold: dict, labels: list[str], path: Path, *, title
 
 def _save_figure(fig, path: Path, *, dpi: int) -> None:
     """Write ``fig`` as PNG through a temporary file, so a reader never sees half a picture."""
-    from sertool.atomic import atomic_path
+    from sertool.io.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")

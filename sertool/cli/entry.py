@@ -5,8 +5,8 @@ current, the answer needs only the manifest's paths and one ``stat`` per
 file; importing click and the command definitions would cost more than
 that (about 30 ms of a 70 ms no-op here). So a plain
 ``sertool extract MANIFEST -f NAME -o DIR [-j N] [--[no-]progress]`` is
-checked first with :func:`sertool.extraction.current_store`; anything else,
-or a store that is not current, goes to :mod:`sertool.cli` unchanged.
+checked first with :func:`sertool.extraction.pipeline.current_store`; anything else,
+or a store that is not current, goes to :mod:`sertool.cli.main` unchanged.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def _answer_up_to_date(args: list[str]) -> bool:
         return False
     start = time.monotonic()
     from sertool.errors import SertoolError
-    from sertool.extraction import current_store, failures_path_for, summary
-    from sertool.report import RunReport
+    from sertool.extraction.pipeline import current_store, failures_path_for, summary
+    from sertool.io.report import RunReport
 
     manifest, feature_set, out_dir = plain
     try:
@@ -73,6 +73,6 @@ def main() -> None:
     """``sertool``: the up-to-date answer when it applies, else the click CLI."""
     if _answer_up_to_date(sys.argv[1:]):
         return
-    from sertool.cli import main as cli_main
+    from sertool.cli.main import main as cli_main
 
     cli_main()

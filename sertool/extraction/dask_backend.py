@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from sertool.errors import SertoolError
+from sertool.errors import SertoolError, optional_import
+from sertool.extraction.compute import compute_one
+from sertool.runtime.process import tune_worker_process
 
 #: Chunks outstanding per worker thread: enough to keep workers busy while results travel back.
 IN_FLIGHT_PER_WORKER = 3
@@ -31,20 +33,17 @@ _EXTRACTORS: dict = {}
 
 def compute_chunk(config: dict, chunk: list[tuple[str, str]]) -> list:
     """Runs on a worker: ``[(id, features or None, error or None, warnings)]`` of ``chunk``."""
-    from sertool.extraction import _compute, _tune_worker_process
-    from sertool.features import build_extractor, config_from_dict
+    from sertool.features import build_extractor, config_from_dict  # numpy, librosa, opensmile
 
     key = config_from_dict(config).config_hash()
     if key not in _EXTRACTORS:
-        _tune_worker_process()
+        tune_worker_process()
         _EXTRACTORS[key] = build_extractor(config)
-    return [_compute(_EXTRACTORS[key], *task) for task in chunk]
+    return [compute_one(_EXTRACTORS[key], *task) for task in chunk]
 
 
 def connect(address: str):
     """A ``distributed.Client`` for the scheduler at ``address``; ConfigError naming the fix when it fails."""
-    from sertool.errors import optional_import
-
     Client = optional_import("distributed", "--scheduler", "dask").Client
     try:
         return Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)

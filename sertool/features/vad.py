@@ -62,8 +62,8 @@ def split_utterances(rows: list, out_dir, *, report) -> list:
 
     import soundfile as sf
 
-    from sertool.atomic import atomic_path
-    from sertool.audio import load_audio
+    from sertool.io.atomic import atomic_path
+    from sertool.io.audio import load_audio
     from sertool.errors import SertoolError
 
     out_dir = Path(out_dir)

@@ -37,7 +37,7 @@ class RunScores:
 
 def read_run_scores(run_dir) -> RunScores:
     """Scores of an evaluated run; SertoolError naming the command to run when it was not evaluated."""
-    from sertool.runs import read_run_info
+    from sertool.training.runs import read_run_info
 
     run_dir = Path(run_dir)
     metrics_path, predictions_path = run_dir / "metrics.csv", run_dir / "predictions.csv"

@@ -16,7 +16,7 @@ import csv
 import json
 from pathlib import Path
 
-from sertool.atomic import atomic_write
+from sertool.io.atomic import atomic_write
 from sertool.errors import SertoolError
 
 ROLES = ("train", "valid", "test")
@@ -29,7 +29,7 @@ def atomic_json(path: Path, data) -> None:
 
 
 def write_split(path: Path, fold, by_id: dict) -> None:
-    """``split.csv`` of ``fold`` (a :class:`~sertool.splits.Fold`); ``by_id``: id -> Utterance."""
+    """``split.csv`` of ``fold`` (a :class:`~sertool.training.splits.Fold`); ``by_id``: id -> Utterance."""
     with atomic_write(path) as fh:
         w = csv.writer(fh)
         w.writerow(["id", "speaker", "label", "role"])

@@ -32,7 +32,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from sertool.errors import ConfigError
-from sertool.manifest import Utterance
+from sertool.io.manifest import Utterance
 
 PROTOCOLS = ("loso", "speaker-kfold", "session", "holdout", "column", "random", "all")
 RANDOM_WARNING = ("protocol 'random' is speaker-dependent: test speakers are also in training, "

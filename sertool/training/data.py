@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from sertool.errors import SertoolError
-from sertool.store import FeatureStore
+from sertool.store.core import FeatureStore
 
 
 class JoinedStore:
@@ -48,7 +48,7 @@ def normalisation_stats(store, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
     Call it with training ids only: statistics never see validation or test data.
     """
-    from sertool.norm import moments
+    from sertool.features.normalise import moments
 
     try:
         return moments((store[i] for i in ids), store.dim)
@@ -74,7 +74,7 @@ class FeatureDataset(torch.utils.data.Dataset):
     ids, labels
         Utterance ids and their class indices (-1 when unlabelled).
     normaliser
-        ``normaliser(utt_id, x) -> x`` (a :class:`sertool.norm.Normaliser`).
+        ``normaliser(utt_id, x) -> x`` (a :class:`sertool.features.normalise.Normaliser`).
     """
 
     def __init__(self, store_path, ids: list[str], labels: list[int], normaliser, utterance_store_path=None):

@@ -80,7 +80,7 @@ def write_manifest(utterances: list[Utterance], path: str | os.PathLike) -> Path
     for utt in utterances:
         extra_cols.extend(k for k in utt.extra if k not in extra_cols and k not in COLUMNS)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from sertool.atomic import atomic_write
+    from sertool.io.atomic import atomic_write
 
     with atomic_write(path) as fh:
         writer = csv.writer(fh)

@@ -8,7 +8,7 @@ Per fold, ``RUN_DIR/fold-<i>/`` holds
   the running sum of the last epochs' weights), rewritten atomically after
   every epoch: a rerun resumes from it;
 - ``checkpoint.pt``: the model ``TrainConfig.selection`` names, as a
-  :class:`~sertool.checkpoint.Checkpoint`, written when the fold finishes,
+  :class:`~sertool.models.checkpoint.Checkpoint`, written when the fold finishes,
   beside ``checkpoint-best.pt`` (highest validation UA), ``checkpoint-last.pt``
   and ``checkpoint-average.pt`` (mean weights of the last epochs);
 - ``config.json``: model, feature, train configs and the fold's speakers.
@@ -16,7 +16,7 @@ Per fold, ``RUN_DIR/fold-<i>/`` holds
 Classic estimators (trainer ``fit``) write ``train_log.csv`` with one row per
 value of C tried on the validation speakers, and ``checkpoint.pt``.
 
-Normalisation (:mod:`sertool.norm`): global statistics come from the fold's
+Normalisation (:mod:`sertool.features.normalise`): global statistics come from the fold's
 training utterances only; speaker statistics from each speaker's own
 utterances. Randomness is seeded per (seed, epoch), so a resumed run replays the same
 batches and dropout masks as an uninterrupted one.
@@ -36,12 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from sertool.atomic import atomic_path, atomic_write
+from sertool.io.atomic import atomic_path, atomic_write
 from sertool.errors import ConfigError, SertoolError
-from sertool.manifest import Utterance, read_manifest
-from sertool.runs import atomic_json, read_run_info
+from sertool.io.manifest import Utterance, read_manifest
+from sertool.training.runs import atomic_json, read_run_info
 from sertool.models.common import fast_layout
-from sertool.splits import Fold, make_folds
+from sertool.training.splits import Fold, make_folds
 
 LOG_COLUMNS = ("epoch", "train_loss", "valid_loss", "valid_UA", "valid_WA", "lr", "seconds")
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -113,7 +113,7 @@ class TrainConfig:
     precision: str = "auto"
 
     def __post_init__(self):
-        from sertool.norm import check_mode
+        from sertool.features.normalise import check_mode
 
         for name, value, allowed in (("loss", self.loss, LOSSES), ("device", self.device, DEVICES),
                                      ("optimizer", self.optimizer, OPTIMIZERS),
@@ -186,8 +186,8 @@ def _device(name: str):
     """The torch device; under DDP on CUDA, this process's GPU (``LOCAL_RANK``)."""
     import torch
 
-    from sertool.distributed import world
-    from sertool.process import torch_device
+    from sertool.training.distributed import world
+    from sertool.runtime.process import torch_device
 
     device = torch_device(name)
     if device.type == "cuda" and world().active:
@@ -247,7 +247,7 @@ def _fingerprint(fold: Fold, model_name: str, model_config, train_config: TrainC
                       if k not in ("workers", "threads", "device", "precision")}
     rows = [(role, i, by_id[i].label, by_id[i].speaker)
             for role, ids in (("train", fold.train), ("valid", fold.valid), ("test", fold.test)) for i in ids]
-    from sertool.distributed import world
+    from sertool.training.distributed import world
 
     fingerprint = {"model": model_name, "model_config": dataclasses.asdict(model_config),
                    "train_config": results_config, "labels": labels, "train": len(fold.train),
@@ -265,12 +265,12 @@ def _set_up_fold(fold: Fold, *, utterances, store_path: Path, model_name: str, m
                  train_config: TrainConfig, labels: list[str], out_dir: Path, utterance_store: Path | None,
                  fingerprint: dict, log) -> _FoldSetup:
     """Write split.csv and config.json, fit the normaliser, build the datasets."""
-    from sertool.data import FeatureDataset, JoinedStore
+    from sertool.training.data import FeatureDataset, JoinedStore
     from sertool.models import model_spec
-    from sertool.norm import fit_normaliser
-    from sertool.runs import atomic_json, write_split
+    from sertool.features.normalise import fit_normaliser
+    from sertool.training.runs import atomic_json, write_split
 
-    from sertool.distributed import world
+    from sertool.training.distributed import world
 
     by_id = {u.id: u for u in utterances}
     writer = world().is_main  # under DDP, rank 0 alone writes the fold's files
@@ -298,7 +298,7 @@ def _set_up_fold(fold: Fold, *, utterances, store_path: Path, model_name: str, m
     train_set, valid_set = dataset(fold.train), dataset(fold.valid)
     spec = model_spec(model_name)
     if spec.trainer == "sgd" and spec.level == "frame":
-        from sertool.data import RandomCrop, SpecAugment
+        from sertool.training.data import RandomCrop, SpecAugment
 
         transforms = []
         frames = getattr(model_config, "input_frames", None)
@@ -329,7 +329,7 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
                utterance_store: Path | None = None, log: Callable[[str], None] = lambda m: None) -> FoldResult:
     """Train one fold into ``out_dir`` (resuming from ``state.pt`` when present)."""
     from sertool.models import model_spec
-    from sertool.store import FeatureStore
+    from sertool.store.core import FeatureStore
 
     out_dir.mkdir(parents=True, exist_ok=True)
     features = []
@@ -338,7 +338,7 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
             features.append(store.config_hash)
     fingerprint = _fingerprint(fold, model_name, model_config, train_config, labels, features,
                                {u.id: u for u in utterances})
-    from sertool import distributed
+    from sertool.training import distributed
 
     state = distributed.broadcast(_resume_state(out_dir, fingerprint) if distributed.world().is_main else None)
     if isinstance(state, str):  # rank 0 found another run in the folder: every rank stops with its message
@@ -349,7 +349,7 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
     setup = _set_up_fold(fold, utterances=utterances, store_path=store_path, model_name=model_name,
                          model_config=model_config, train_config=train_config, labels=labels, out_dir=out_dir,
                          utterance_store=utterance_store, fingerprint=fingerprint, log=log)
-    from sertool.process import torch_threads
+    from sertool.runtime.process import torch_threads
 
     with torch_threads(train_config.threads):  # the caller's thread count comes back afterwards
         if model_spec(model_name).trainer == "fit":  # one fit, on rank 0; the others wait for its result
@@ -376,7 +376,7 @@ def _resume_state(out_dir: Path, fingerprint: dict):
 # --------------------------------------------------------------------------- classic estimators
 def _fit_fold(setup: _FoldSetup) -> FoldResult:
     """Fit a classic estimator: hyperparameter chosen on the validation speakers, one log row per value."""
-    from sertool.data import utterance_matrix
+    from sertool.training.data import utterance_matrix
     from sertool.models import model_spec
 
     begin = time.monotonic()
@@ -441,9 +441,9 @@ def _loss_function(config: TrainConfig, class_counts):
 def _train_loader(setup: _FoldSetup, epoch: int):
     import torch
 
-    from sertool.data import collate
+    from sertool.training.data import collate
 
-    from sertool import distributed
+    from sertool.training import distributed
 
     config = setup.train_config
     order = torch.Generator().manual_seed(config.seed * 100003 + epoch)
@@ -504,7 +504,7 @@ def _train_epoch(setup: _FoldSetup, model, optimiser, loss_fn, epoch: int) -> fl
         optimiser.step()
         total += float(loss.detach()) * len(y)
         count += len(y)
-    from sertool.distributed import world
+    from sertool.training.distributed import world
 
     if world().active:
         import torch.distributed as dist
@@ -552,8 +552,8 @@ def _validate(setup: _FoldSetup, model, loss_fn) -> tuple[dict, float]:
     """Validation scores (UA, WA, ...) and loss; UA nan when the fold has no validation utterances."""
     import torch
 
-    from sertool.data import collate
-    from sertool.inference import evaluate_loader
+    from sertool.training.data import collate
+    from sertool.inference.runner import evaluate_loader
     from sertool.metrics import confusion, scores
 
     if not len(setup.valid_set):
@@ -581,7 +581,7 @@ def _averaged_model(setup: _FoldSetup, model, total: dict, count: int):
     """``model`` with the mean of the accumulated weights and batch-norm statistics recomputed on training data."""
     import torch
 
-    from sertool.data import collate
+    from sertool.training.data import collate
 
     reference = model.state_dict()
     model.load_state_dict({k: (v / count).to(reference[k].dtype) if v.is_floating_point() else v
@@ -609,7 +609,7 @@ def _sgd_fold(setup: _FoldSetup, state: dict | None) -> FoldResult:
 
     from sertool.models import build_model
 
-    from sertool import distributed
+    from sertool.training import distributed
 
     config = setup.train_config
     main = distributed.world().is_main
@@ -705,7 +705,7 @@ def _write_checkpoints(setup: _FoldSetup, model, best: dict, average: dict, epoc
 
 
 def _write_checkpoint(setup: _FoldSetup, name: str, model, metrics: dict, *, model_config=None) -> None:
-    from sertool.checkpoint import Checkpoint
+    from sertool.models.checkpoint import Checkpoint
 
     info = setup.info
     Checkpoint(model=setup.model_name, model_config=dataclasses.asdict(model_config or setup.model_config),
@@ -753,8 +753,8 @@ def _truncate_log(path: Path, last_epoch: int) -> None:
 def check_store_kind(model_name: str, store_path, *, norm: str = "global") -> None:
     """ConfigError unless the store's level (frame / utterance) is the one model ``model_name`` reads."""
     from sertool.models import MODELS, model_spec
-    from sertool.norm import check_mode
-    from sertool.store import FeatureStore
+    from sertool.features.normalise import check_mode
+    from sertool.store.core import FeatureStore
 
     spec = model_spec(model_name)
     with FeatureStore(store_path) as store:
@@ -781,7 +781,7 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
         Bad protocol settings, unlabelled rows, a store without features for
         some rows, or a run folder holding a different run.
     """
-    from sertool import distributed
+    from sertool.training import distributed
     from sertool.models import build_model_config, model_spec
 
     train_config = train_config or build_train_config(model_name=model_name)
@@ -796,7 +796,7 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
     labels = sorted({u.label for u in utterances})
     model_overrides = dict(model_overrides or {})
     check_store_kind(model_name, store_path, norm=train_config.norm)
-    from sertool.store import FeatureStore
+    from sertool.store.core import FeatureStore
 
     if utterance_store:
         if not model_spec(model_name).takes_utterance_vector:

@@ -1,6 +1,6 @@
 """``extract``: compute features for every utterance of a manifest into a store.
 
-One process writes (:class:`~sertool.store.StoreWriter`); it and, with
+One process writes (:class:`~sertool.store.core.StoreWriter`); it and, with
 ``jobs > 1``, ``jobs - 1`` worker processes decode audio and compute
 features. Utterances whose audio is unchanged since they were stored (same
 size and mtime) are skipped.
@@ -24,18 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from sertool.atomic import atomic_write
 from sertool.errors import SertoolError
-from sertool.manifest import read_manifest, read_sources
-from sertool.progress import progress_bar
-from sertool.report import RunReport
-from sertool.store import SourceIdentity, store_path
+from sertool.extraction.local_backend import run_local
+from sertool.io.atomic import atomic_write
+from sertool.io.manifest import read_manifest, read_sources
+from sertool.io.progress import progress_bar
+from sertool.io.report import RunReport
+from sertool.store.core import SourceIdentity, store_path
 
 if TYPE_CHECKING:
     import numpy as np
-
-_WORKER_EXTRACTOR = None
-
 
 @dataclass
 class ExtractResult:
@@ -139,161 +137,6 @@ def _remember_request(out_dir, request: str, store_name: str, config_hash: str) 
         fh.write(json.dumps(known, indent=1, sort_keys=True))
 
 
-def _compute(extractor, utt_id: str, path: str) -> tuple[str, "np.ndarray | None", str | None, list[str]]:
-    """``(id, features or None, error or None, warnings)`` of one file (warnings: e.g. decoded short)."""
-    import warnings
-
-    from sertool.audio import TruncatedAudioWarning
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", TruncatedAudioWarning)
-        try:
-            feats, error = extractor.extract_file(path), None
-        except SertoolError as exc:
-            message = str(exc)
-            feats, error = None, message if message.startswith(str(path)) else f"{path}: {message}"
-    notes = [str(w.message) for w in caught if issubclass(w.category, TruncatedAudioWarning)]
-    return utt_id, feats, error, notes
-
-
-_BLAS_LIMIT = None
-
-
-def tune_allocator() -> None:
-    """glibc malloc keeps large blocks instead of mmap/munmap-ing every numpy temporary (>128 KiB).
-
-    That cut page-fault time from 1.0 s to 0.16 s per 960 files here (see
-    bench/README.md). Process-wide and not undone: the CLI and extract's
-    worker processes call it, library calls do not.
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
-
-
-def _tune_worker_process() -> None:
-    """A worker process computes with one BLAS thread (``--jobs`` decides the cores) and the tuned allocator."""
-    global _BLAS_LIMIT
-    if _BLAS_LIMIT is not None:
-        return
-    from threadpoolctl import threadpool_limits
-
-    _BLAS_LIMIT = threadpool_limits(1, user_api="blas")
-    tune_allocator()
-
-
-#: Thread-pool sizes read by BLAS/OpenMP libraries when they load.
-SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-@contextlib.contextmanager
-def _single_thread_env():
-    """Workers spawned in this block load BLAS with one thread.
-
-    Limiting threads after import (threadpoolctl) is not enough: OpenBLAS's
-    idle threads keep spinning, and two processes then ran 5x slower each.
-    """
-    saved = {k: os.environ.get(k) for k in SINGLE_THREAD_ENV}
-    os.environ.update(SINGLE_THREAD_ENV)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _init_worker(config: dict) -> None:
-    import signal
-
-    from sertool.features import build_extractor
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    _tune_worker_process()
-    global _WORKER_EXTRACTOR
-    _WORKER_EXTRACTOR = build_extractor(config)
-
-
-def _worker(chunk: list[tuple[str, str]]):
-    return [_compute(_WORKER_EXTRACTOR, *task) for task in chunk]
-
-
-def _run(extractor, tasks: list[tuple[str, str]], jobs: int) -> Iterator[tuple[str, "np.ndarray | None", str | None]]:
-    """Yield ``(id, features or None, error or None, warnings)`` for every task, in any order.
-
-    ``jobs`` processes compute: this one and ``jobs - 1`` workers. This
-    process also writes what they return (the caller's loop), so ``jobs``
-    busy processes use ``jobs`` cores, the same as a ``Pool(jobs)`` whose
-    parent only waits.
-    """
-    from sertool.process import blas_threads
-
-    with blas_threads(1, "blas"):  # small matrices: one BLAS thread each; restored when the loop ends
-        yield from _run_limited(extractor, tasks, jobs)
-
-
-def _run_limited(extractor, tasks: list[tuple[str, str]], jobs: int):
-    """:func:`_run` inside its BLAS limit."""
-    if jobs <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            yield _compute(extractor, *task)
-        return
-    import collections
-
-    from sertool.workers import Workers
-
-    # The first file here, before the pool starts: forked workers then inherit the decoder and FFT modules loaded.
-    yield _compute(extractor, *tasks[0])
-    tasks = tasks[1:]
-    size = max(1, min(8, len(tasks) // (jobs * 8)))
-    chunks = collections.deque(tasks[i:i + size] for i in range(0, len(tasks), size))
-    workers = Workers(jobs - 1, _worker, initializer=_init_worker, initargs=(extractor.config.to_dict(),),
-                      start_method=_start_method())
-    with _single_thread_env():
-        workers.start()
-    with workers:
-        yield from _share(workers, extractor, chunks)
-
-
-def _share(workers, extractor, chunks):
-    """Workers take chunks from the front of ``chunks``; between their results this process computes from the back."""
-    own: list = []
-    while chunks and workers.outstanding < 2 * len(workers):
-        workers.submit(chunks.popleft())
-    while workers.outstanding or own or chunks:
-        done = workers.get(block=False) if workers.outstanding else None
-        if done is not None:
-            yield from done
-            if chunks:
-                workers.submit(chunks.popleft())
-            continue
-        if not own and chunks:
-            own = chunks.pop()[::-1]
-        if own:
-            yield _compute(extractor, *own.pop())
-        else:  # nothing left to take: wait for the workers
-            yield from workers.get()
-
-
-def _start_method() -> str:
-    """``fork`` when every loaded thread pool has one thread, else ``spawn``.
-
-    Forking a process whose BLAS or OpenMP pool has worker threads can
-    deadlock the children; a spawned worker is safe but pays 0.3-0.5 s of
-    imports. The CLI loads BLAS single-threaded, so it gets the fast path.
-    """
-    from threadpoolctl import threadpool_info
-
-    pools = threadpool_info()
-    return "fork" if pools and all(p.get("num_threads") == 1 for p in pools) else "spawn"
-
 
 @contextlib.contextmanager
 def _sigterm_as_exit():
@@ -352,7 +195,7 @@ def export_csv(store_path, manifest, output) -> int:
     """
     import csv
 
-    from sertool.store import FeatureStore
+    from sertool.store.core import FeatureStore
 
     with FeatureStore(store_path) as store:
         if store.attrs.get("level") != "utterance":
@@ -381,7 +224,7 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
     Parameters
     ----------
     manifest
-        Manifest CSV (see :mod:`sertool.manifest`).
+        Manifest CSV (see :mod:`sertool.io.manifest`).
     feature_set
         A preset name (``mfcc``, ``lightsernet_mfcc``, ...).
     out_dir
@@ -406,7 +249,7 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
     scheduler
         Address of a Dask distributed scheduler (``tcp://host:8786``): its
         workers compute the features, this process writes the store
-        (:mod:`sertool.dask_extract`); ``jobs`` is then unused.
+        (:mod:`sertool.extraction.dask_backend`); ``jobs`` is then unused.
 
     Returns
     -------
@@ -433,7 +276,7 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
         utterances = utterances[shard[0]::shard[1]]
     identities = _identities([(u.id, str(u.path)) for u in utterances], report)
     from sertool.features import build_extractor
-    from sertool.store import StoreWriter, merge_stores, shard_path, shard_paths
+    from sertool.store.core import StoreWriter, merge_stores, shard_path, shard_paths
 
     extractor = build_extractor(feature_set, overrides)
     config = extractor.config
@@ -459,11 +302,11 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
         with progress_bar(len(tasks), progress, desc="extract") as bar:
             paths = dict(tasks)
             if scheduler:
-                from sertool.dask_extract import run_on_cluster
+                from sertool.extraction.dask_backend import run_on_cluster
 
                 results = run_on_cluster(extractor, tasks, scheduler) if tasks else iter(())
             else:
-                results = _run(extractor, tasks, jobs)
+                results = run_local(extractor, tasks, jobs)
             for utt_id, feats, error, notes in results:
                 check_terminated()  # an item interrupted by a signal is not recorded (its rerun redoes it)
                 if error is None:

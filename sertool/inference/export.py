@@ -17,11 +17,11 @@ model score the same random inputs (two batch sizes, two lengths), and the
 largest difference in probabilities must stay under :data:`TOLERANCE`.
 
 :func:`load_exported` reads either file back as an :class:`ExportedModel`, a
-:class:`~sertool.checkpoint.Checkpoint` whose ``build_model()`` returns an
+:class:`~sertool.models.checkpoint.Checkpoint` whose ``build_model()`` returns an
 onnxruntime or TorchScript runner, so ``sertool predict model.onnx`` uses the
 same feature, normalisation, windowing and CSV code as a checkpoint.
 
-Not every model exports to ONNX (:data:`ONNX_UNSUPPORTED` says why); all
+Not every model exports to ONNX (its registry entry's ``onnx_unsupported`` says why); all
 export to TorchScript (traced). Loading a TorchScript file runs the TorchScript
 program inside it, so scoring one needs ``trust_code``; an ONNX file is a
 graph of standard operators run by onnxruntime, and one that names any other
@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sertool.checkpoint import Checkpoint
+from sertool.models import model_spec
+from sertool.models.checkpoint import Checkpoint
 from sertool.errors import ConfigError, SertoolError
 
 FORMAT = "sertool-export"
@@ -48,24 +49,17 @@ TOLERANCE = 1e-4
 SUFFIXES = {".onnx": "onnx", ".pt": "torchscript"}
 #: Operator domains an ONNX file may use besides those of functions defined inside it (the standard ones).
 ONNX_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
-#: Models whose graph does not export to ONNX with torch 2.13, and why (they export to TorchScript).
-ONNX_UNSUPPORTED = {
-    name: ("torch.export fixes an LSTM's sequence length to the example's (the graph would accept one clip "
-           "length only), and the TorchScript-based ONNX exporter fixes nn.MultiheadAttention's reshapes; this "
-           "model has both")
-    for name in ("cat", "cnn_lstm_transformer", "ilt")
-}
-ONNX_UNSUPPORTED["parallel_resnet_transformer"] = ("torch.export fixes the frame count of its 2-D ResNet branch to the "
-                                                   "example's, and the TorchScript-based ONNX exporter fixes "
-                                                   "nn.MultiheadAttention's reshapes")
-#: Models whose traced graph needs at least this many frames (shorter inputs are padded inside the model).
-MIN_FRAMES = {"parallel_resnet_transformer": 32}
 #: Frames of the example input the graph is traced with (about 3 s at 10 ms frames).
 EXAMPLE_FRAMES = 300
 
 
 class ExportError(SertoolError):
     """A model cannot be exported, or an exported file cannot be used."""
+
+
+def _min_frames(checkpoint: Checkpoint) -> int:
+    """The fewest frames the model's traced graph takes (its registry entry's ``min_frames``)."""
+    return 1 if checkpoint.is_fusion else model_spec(checkpoint.model).min_frames
 
 
 def export_format(path: str | os.PathLike) -> str:
@@ -104,7 +98,7 @@ def _metadata(checkpoint: Checkpoint, source: Path | None, utterance_level: bool
         "utterance_feature_config": _plain(checkpoint.utterance_feature_config or {}),
         "labels": list(checkpoint.labels), "norm": _plain(checkpoint.norm or {"mode": "global"}),
         "norm_mean": [float(v) for v in checkpoint.norm_mean], "norm_std": [float(v) for v in checkpoint.norm_std],
-        "min_frames": 1 if utterance_level else MIN_FRAMES.get(checkpoint.model, 1),
+        "min_frames": 1 if utterance_level else _min_frames(checkpoint),
         "input": "feats: float32 (batch, frames, dim), features normalised as 'norm' says ((x - norm_mean) / "
                  "norm_std for mode global), every frame valid; frames = 1 for utterance-level features",
         "outputs": "logits, probabilities: float32 (batch, classes), classes in the order of 'labels'",
@@ -138,10 +132,10 @@ def _example_inputs(checkpoint: Checkpoint, utterance_level: bool):
 
     dim = len(checkpoint.norm_mean)
     generator = torch.Generator().manual_seed(0)
-    frames = 1 if utterance_level else max(EXAMPLE_FRAMES, MIN_FRAMES.get(checkpoint.model, 1))
+    frames = 1 if utterance_level else max(EXAMPLE_FRAMES, _min_frames(checkpoint))
     shapes = [(1, frames)] if utterance_level else [(1, frames), (3, frames // 2 + 7)]
     if not utterance_level:
-        shapes.append((2, max(MIN_FRAMES.get(checkpoint.model, 1), 40)))
+        shapes.append((2, max(_min_frames(checkpoint), 40)))
     return (torch.randn(2, frames, dim, generator=generator),
             [torch.randn(b, t, dim, generator=generator) for b, t in shapes + [(5, frames)]])
 
@@ -155,9 +149,9 @@ def export_checkpoint(checkpoint, output: str | os.PathLike, *, source: str | os
     """
     import torch
 
-    from sertool.atomic import atomic_path
+    from sertool.io.atomic import atomic_path
     from sertool.features import build_extractor
-    from sertool.process import torch_threads
+    from sertool.runtime.process import torch_threads
 
     fmt = export_format(output)
     if not isinstance(checkpoint, Checkpoint):
@@ -166,9 +160,10 @@ def export_checkpoint(checkpoint, output: str | os.PathLike, *, source: str | os
     if checkpoint.is_fusion:
         raise ExportError(f"{source or 'checkpoint'}: a fused model is several models; export each member's "
                           "checkpoint (fold-<i>/checkpoint.pt of each run) and average their probabilities")
-    if fmt == "onnx" and checkpoint.model in ONNX_UNSUPPORTED:
+    reason = model_spec(checkpoint.model).onnx_unsupported
+    if fmt == "onnx" and reason:
         raise ExportError(f"{source or checkpoint.model}: {checkpoint.model} cannot be exported to ONNX: "
-                          f"{ONNX_UNSUPPORTED[checkpoint.model]}; export it to TorchScript with -o NAME.pt")
+                          f"{reason}; export it to TorchScript with -o NAME.pt")
     utterance_level = build_extractor(checkpoint.feature_config).level == "utterance"
     graph = _graph(checkpoint)
     example, checks = _example_inputs(checkpoint, utterance_level)

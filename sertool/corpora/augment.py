@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sertool.atomic import atomic_path
-from sertool.audio import AUDIO_SUFFIXES, load_audio
+from sertool.io.atomic import atomic_path
+from sertool.io.audio import AUDIO_SUFFIXES, load_audio
 from sertool.errors import ConfigError, SertoolError
-from sertool.manifest import Utterance, read_manifest, write_manifest
-from sertool.report import RunReport
+from sertool.io.manifest import Utterance, read_manifest, write_manifest
+from sertool.io.report import RunReport
 
 
 def _power(x: np.ndarray) -> float:
@@ -206,7 +206,7 @@ def augment_manifest(manifest, output, audio_dir, augmentations: list[tuple[obje
     """
     import soundfile as sf
 
-    from sertool.progress import progress_bar
+    from sertool.io.progress import progress_bar
 
     if not augmentations:
         raise ConfigError("no augmentation chosen; add e.g. --white-noise 20 or --speed 0.9")
@@ -245,7 +245,7 @@ def augment_manifest(manifest, output, audio_dir, augmentations: list[tuple[obje
 
 def _native_rate(path) -> int:
     """The file's own sample rate (an AudioError naming the file when it is not readable audio)."""
-    from sertool.audio import audio_info
+    from sertool.io.audio import audio_info
 
     return audio_info(path).sample_rate
 

@@ -60,7 +60,7 @@ class RunReport:
         skipped because an earlier run did them) are kept; the file is
         removed when nothing is left.
         """
-        from sertool.atomic import atomic_write
+        from sertool.io.atomic import atomic_write
 
         path = Path(path)
         self.warnings_path = None
@@ -98,7 +98,7 @@ class RunReport:
             path.unlink(missing_ok=True)
             self.failures_path = None
             return None
-        from sertool.atomic import atomic_write
+        from sertool.io.atomic import atomic_write
 
         with atomic_write(path) as fh:
             writer = csv.writer(fh)

@@ -16,7 +16,7 @@ def evaluate_loader(model, loader, device, loss_fn=None):
     import numpy as np
     import torch
 
-    from sertool.process import inference_autocast
+    from sertool.runtime.process import inference_autocast
 
     model.eval()
     probs, labels, losses = [], [], []

@@ -50,7 +50,7 @@ class Checkpoint:
     metrics: dict[str, Any] = field(default_factory=dict)
     #: utterance-level features appended to every frame (``train --utterance-store``); empty when none
     utterance_feature_config: dict[str, Any] = field(default_factory=dict)
-    #: normalisation strategy (:mod:`sertool.norm`): ``{"mode": "global" | "speaker" | "utterance", ...}``
+    #: normalisation strategy (:mod:`sertool.features.normalise`): ``{"mode": "global" | "speaker" | "utterance", ...}``
     norm: dict[str, Any] = field(default_factory=lambda: {"mode": "global"})
     #: a fused model (``model == "fusion"``): member checkpoint payloads, and ``model_config["weights"]``
     members: list[dict[str, Any]] = field(default_factory=list)
@@ -102,7 +102,7 @@ class Checkpoint:
         """Write atomically (temp file + rename), so a kill never leaves half a checkpoint."""
         import torch
 
-        from sertool.atomic import atomic_path
+        from sertool.io.atomic import atomic_path
 
         path = Path(path)
         with atomic_path(path) as tmp:
@@ -142,7 +142,7 @@ class Checkpoint:
             raise CheckpointError(f"{path}: checkpoint lacks field(s) {', '.join(missing)}; retrain or re-save it")
         if not isinstance(data["labels"], list) or not data["labels"]:
             raise CheckpointError(f"{path}: checkpoint field 'labels' must be a non-empty list")
-        from sertool.norm import NORM_MODES
+        from sertool.features.normalise import NORM_MODES
 
         mode = (data.get("norm") or {}).get("mode", "global") if isinstance(data.get("norm", {}), dict) else None
         if mode not in NORM_MODES:

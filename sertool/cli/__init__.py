@@ -1,0 +1,4 @@
+"""The command line: a thin Click shell over :mod:`sertool.api`.
+
+Layer 9 (the top): nothing inside sertool imports it.
+"""
