@@ -21,7 +21,7 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sertool prepare ravdess examples/ravdess -o $(DEMO)/examples.csv
 	$(BIN)/sertool extract $(DEMO)/examples.csv --features lightsernet_mfcc -o $(DEMO)/feats
-	$(BIN)/python -m sertool.store.core $(DEMO)/feats/examples.lightsernet_mfcc-*.h5
+	$(BIN)/sertool store describe $(DEMO)/feats/examples.lightsernet_mfcc-*.h5
 	$(BIN)/sertool predict examples/ -o $(DEMO)/predictions.csv --no-resume
 	cat $(DEMO)/predictions.csv
 

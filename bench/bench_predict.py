@@ -28,38 +28,26 @@ from bench.tables import DEFAULT_RAVDESS, machine, ravdess_rows, write_table  # 
 
 
 FLOORS = r"""
-import sys, time, numpy as np, torch
+import sys, time, torch
 from pathlib import Path
 from sertool.models.checkpoint import Checkpoint
-from sertool.inference.predict import Scorer, default_checkpoint
+from sertool.inference.engine import Scorer
+from sertool.inference.predict import default_checkpoint
 which, paths = sys.argv[1], [Path(p) for p in sys.argv[2:]]
 torch.set_num_threads(2)
-scorer = Scorer(Checkpoint.load(default_checkpoint()), None, None)
+scorer = Scorer(Checkpoint.load(default_checkpoint()))
 scorer.features(paths[0])
 start = time.perf_counter()
-feats = [scorer.features(p)[1] for p in paths]
+computed = [scorer.features(p) for p in paths]
 features_s = time.perf_counter() - start
 if which == "features":
     print(features_s); sys.exit()
-frames, windows = scorer.window, []
-for x in feats:  # the windows predict scores: one centre crop up to the tolerance, else hop-spaced windows
-    x = scorer.normaliser("", x)
-    if x.shape[0] <= frames * (1 + scorer.crop_tolerance):
-        first = max(0, (x.shape[0] - frames) // 2)
-        windows.append(np.pad(x[first:first + frames], ((0, max(0, frames - x.shape[0])), (0, 0))))
-    else:
-        starts = list(range(0, x.shape[0] - frames + 1, scorer.hop))
-        if starts[-1] + frames < x.shape[0]:
-            starts.append(x.shape[0] - frames)
-        windows += [x[s:s + frames] for s in starts]
-batch = np.stack(windows).astype(np.float32)
-with torch.no_grad():
-    scorer.model(torch.from_numpy(batch[:32]), torch.full((32,), frames))
-    start = time.perf_counter()
-    for k in range(0, len(batch), 32):
-        chunk = torch.from_numpy(batch[k:k + 32])
-        scorer.model(chunk, torch.full((len(chunk),), frames))
-print(time.perf_counter() - start, len(batch))
+# the windows predict scores, from the one window planner (sertool.inference.windows)
+windows = [w for duration, feats, spans in computed for _, w in scorer.windows(feats, duration, spans)]
+scorer.probabilities(windows[:32])
+start = time.perf_counter()
+scorer.probabilities(windows)  # batches of 32 (WINDOW_BATCH), as predict sends them
+print(time.perf_counter() - start, len(windows))
 """
 
 

@@ -117,3 +117,30 @@ def load_toml(path) -> dict[str, Any]:
         raise ConfigError(f"{path}: config file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc}); see `sertool extract --print-config NAME`") from None
+
+
+def choices(config_cls, field_name: str) -> tuple[str, ...]:
+    """The fixed set of values a config dataclass field accepts, from its ``metadata["choices"]``.
+
+    Parameters
+    ----------
+    config_cls : type
+        A dataclass (or an instance of one), e.g. :class:`~sertool.training.config.TrainConfig`.
+    field_name : str
+        One of its fields, e.g. ``"optimizer"``.
+
+    Returns
+    -------
+    tuple of str
+        The allowed values in their declared order; ``()`` for a field with no fixed set.
+
+    Raises
+    ------
+    ConfigError
+        ``field_name`` is not a field of ``config_cls``.
+    """
+    for item in dataclasses.fields(config_cls):
+        if item.name == field_name:
+            return tuple(item.metadata.get("choices", ()))
+    raise ConfigError(f"{getattr(config_cls, '__name__', type(config_cls).__name__)} has no field {field_name!r}")
+

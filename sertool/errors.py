@@ -1,4 +1,4 @@
-"""The exception hierarchy: one root, :class:`SertoolError`, and a few kinds.
+"""The exception hierarchy: one root, :class:`SertoolError`, and every kind sertool raises.
 
 Every message names the bad value and, where there is one, the fix. The CLI
 prints ``Error: <message>`` and exits 1 for any of these; loops over files
@@ -32,6 +32,19 @@ class FeatureError(SertoolError):
 
 class StoreError(SertoolError):
     """A feature store is missing, unreadable or does not match what was asked."""
+
+
+class CheckpointError(SertoolError):
+    """A checkpoint file is missing, unsafe, or lacks a field."""
+
+
+class ExportError(SertoolError):
+    """A model cannot be exported, or an exported file cannot be used."""
+
+
+#: Every error kind, root first (the names :mod:`sertool` exports).
+ERROR_KINDS = ("SertoolError", "ConfigError", "CorpusError", "ManifestError", "AudioError", "FeatureError",
+               "StoreError", "CheckpointError", "ExportError")
 
 
 def optional_import(module: str, needed_by: str, extra: str, error: type[SertoolError] = ConfigError):

@@ -39,9 +39,11 @@ def test_command_names_stay_functions_after_the_modules_are_imported():
     import sertool.inference.predict  # noqa: F401
     import sertool.training.trainer  # noqa: F401
 
-    for name in ("prepare", "extract", "augment", "train", "evaluate", "predict", "predict_files", "stream", "export",
-                 "fuse", "compare"):
-        assert callable(getattr(sertool, name)) and getattr(sertool, name).__module__ == "sertool.api", name
+    from sertool.api import COMMANDS
+
+    assert {"prepare", "extract", "train", "predict_files", "store_describe", "store_merge"} <= set(COMMANDS)
+    for name in COMMANDS:
+        assert callable(getattr(sertool, name)) and getattr(sertool, name).__module__.startswith("sertool.api."), name
 
 
 def test_registries_are_listed():
@@ -183,3 +185,102 @@ def test_train_evaluate_and_compare_from_python(tmp_path):
     assert len(rows) == 2
     with pytest.raises(sertool.ConfigError, match="label_map goes with"):
         sertool.evaluate(tmp_path / "run", label_map={"a": "b"})
+
+
+def _section(doc: str, title: str) -> list[str]:
+    """The lines of numpydoc section ``title`` of ``doc`` (dedented), up to the next section or the end."""
+    import inspect
+
+    lines = inspect.cleandoc(doc).splitlines()
+    start = lines.index(title) + 2  # the title and its underline
+    end = next((i for i in range(start, len(lines) - 1) if set(lines[i + 1]) == {"-"}), len(lines))
+    return lines[start:end]
+
+
+def test_every_api_call_names_the_error_kinds_it_raises():
+    import sertool.api
+    from sertool.errors import ERROR_KINDS
+
+    calls = [*sertool.api.COMMANDS, "feature_config", "train_setup"]
+    for name in calls:
+        doc = getattr(sertool.api, name).__doc__
+        assert "\nRaises\n" in __import__("inspect").cleandoc(doc), f"{name}: no Raises section"
+        kinds = [line.strip() for line in _section(doc, "Raises") if line and not line.startswith(" ")]
+        assert kinds and set(kinds) <= set(ERROR_KINDS), (name, kinds)
+    assert set(ERROR_KINDS) <= set(sertool.__all__)
+    assert sertool.CheckpointError is __import__("sertool.models.checkpoint").models.checkpoint.CheckpointError
+    assert issubclass(sertool.ExportError, sertool.SertoolError)
+
+
+def test_every_result_type_is_an_exported_dataclass():
+    import dataclasses
+
+    import sertool.api
+
+    for name in [*sertool.api.COMMANDS, "train_setup"]:
+        returns = _section(getattr(sertool.api, name).__doc__, "Returns")[0]
+        type_name = returns.split()[-1].rsplit(".", 1)[-1]  # "list of sertool.x.FoldResult" -> FoldResult
+        assert type_name in sertool.__all__, (name, type_name)
+        assert dataclasses.is_dataclass(getattr(sertool, type_name)), type_name
+
+
+@pytest.mark.skipif(not CLIPS, reason="examples/ravdess missing")
+def test_extract_shards_merge_describe_and_export_csv(tmp_path):
+    manifest = sertool.prepare("ravdess", EXAMPLES, output=tmp_path / "m.csv").manifest
+    parts = [sertool.extract(manifest, features="mfcc_stats", output=tmp_path / "f", shard=shard, jobs=1)
+             for shard in ("0/2", (1, 2))]
+    assert [p.report.ok for p in parts] == [3, 3] and all(".shard-" in p.store_path.name for p in parts)
+    with pytest.raises(sertool.ConfigError, match="K/N"):
+        sertool.extract(manifest, features="mfcc_stats", output=tmp_path / "f", shard="2")
+    merged = sertool.store_merge([p.store_path for p in parts], output=tmp_path / "all.h5")
+    assert merged.entries == 6 and merged.stores == [p.store_path for p in parts]
+    [description] = sertool.store_describe(merged.output, max_rows=2)
+    assert "6 entries, feature set mfcc_stats" in str(description) and description.text.endswith("... 4 more")
+    full = sertool.extract(manifest, features="mfcc_stats", output=tmp_path / "f", export_csv=tmp_path / "x.csv")
+    assert full.merged == 6 and full.report.ok == 0 and full.csv_rows == 6
+    rows = list(csv.DictReader(open(tmp_path / "x.csv")))
+    assert len(rows) == 6 and list(rows[0])[:3] == ["id", "label", "speaker"]
+    assert sertool.extract(manifest, features="mfcc_stats", output=tmp_path / "f").csv_rows is None
+
+
+def test_config_views_match_what_the_runs_use(tmp_path):
+    config = sertool.feature_config("mfcc", settings={"n_mfcc": 13})
+    assert config.n_mfcc == 13 and "n_mfcc = 13" in config.to_toml()
+    (tmp_path / "t.toml").write_text("[train]\nepochs = 3\n[model]\nC = 2.0\n")
+    setup = sertool.train_setup("svm", config=tmp_path / "t.toml", settings={"lr": 0.5})
+    assert setup.train_config.epochs == 3 and setup.train_config.lr == 0.5 and setup.model_config.C == 2.0
+    assert setup.to_toml().startswith("# svm: utterance-level features") and "[train]\n" in setup.to_toml()
+    with pytest.raises(sertool.ConfigError, match="recipe"):
+        sertool.train_setup("svm", recipe="fast")
+    assert "egemaps_functionals" in sertool.feature_presets() and sertool.feature_names() == sorted(
+        sertool.feature_presets())
+
+
+@pytest.mark.skipif(not CLIPS, reason="examples/ravdess missing")
+def test_predict_files_reads_stdin_and_uses_workers(tmp_path):
+    import io
+
+    raw = (sertool.load_audio(CLIPS[0], sr=16000) * 32767).astype("<i2").tobytes()
+    report = sertool.predict_files("default", ["-", CLIPS[1]], output=tmp_path / "p.csv", stdin=io.BytesIO(raw),
+                                   rate=16000, jobs=2)
+    assert report.ok == 2
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert [r["path"] for r in rows] == ["-", str(CLIPS[1])]
+    expected = sertool.predict("default", CLIPS[0])
+    assert rows[0]["predicted"] == expected.labels[0]
+    with pytest.raises(sertool.ConfigError, match="rate describes raw PCM"):
+        sertool.predict_files("default", CLIPS[0], output=tmp_path / "q.csv", rate=16000)
+
+
+@pytest.mark.skipif(not CLIPS, reason="examples/ravdess missing")
+def test_prepare_vad_split_writes_one_row_per_region(tmp_path):
+    pytest.importorskip("silero_vad")
+    silence = np.zeros(16000, dtype=np.float32)
+    speech = [sertool.load_audio(c, sr=16000) for c in CLIPS[:2]]
+    (tmp_path / "calls" / "neutral").mkdir(parents=True)
+    sf.write(tmp_path / "calls" / "neutral" / "call1.wav", np.concatenate([silence, speech[0], silence, silence,
+                                                                           speech[1], silence]), 16000)
+    result = sertool.prepare("folder", tmp_path / "calls", output=tmp_path / "m.csv",
+                             vad_split=tmp_path / "segments")
+    assert len(result.rows) >= 2 and all(r.extra["parent_id"] == "neutral__call1.wav" for r in result.rows)
+    assert all(r.path.parent == tmp_path / "segments" and r.path.is_file() for r in result.rows)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from sertool.io.audio import TruncatedAudioWarning
 from sertool.io.manifest import Utterance, write_manifest
 from tests.conftest import tone, write_audio
 
@@ -184,7 +185,7 @@ def test_a_long_file_cut_short_streams_and_scores_like_a_short_clip(tmp_path):
 
     long = write_audio(tmp_path / "long.flac", seconds=200.0)
     long.write_bytes(long.read_bytes()[: long.stat().st_size // 100])
-    with pytest.warns(sertool.io.audio.TruncatedAudioWarning, match="header says 200.000 s"):
+    with pytest.warns(TruncatedAudioWarning, match="header says 200.000 s"):
         result = sertool.predict("default", long)
     assert 0.5 < result.durations[0] < 5.0 and len(result.windows[0]) == 1
 

@@ -33,41 +33,53 @@ def _sertool(*args) -> list[str]:
     return [sys.executable, "-m", "sertool", *map(str, args)]
 
 
-def _timed(command: list[str]) -> float:
-    start = time.monotonic()
-    subprocess.run(command, check=True, capture_output=True)
-    return time.monotonic() - start
+#: A run that shows no progress for this long is stuck: the test fails instead of waiting forever.
+STUCK_SECONDS = 600
 
 
-def _kill_at(command: list[str], seconds: float) -> bool:
-    """Start ``command``, SIGKILL it after ``seconds``; True when it was killed (False: it finished first)."""
+def _kill_after_progress(command: list[str], progress, rng) -> bool:
+    """Start ``command``; SIGKILL it soon after ``progress()`` first grows; True when killed (False: it finished).
+
+    Kills wait on the work itself (rows written, store bytes, epochs logged),
+    never on wall-clock estimates, so a loaded machine only makes them later.
+    A random delay of up to 0.2 s after the growth spreads them over the work.
+    """
+    before = progress()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        proc.wait(timeout=seconds)
+    deadline = time.monotonic() + STUCK_SECONDS
+    while proc.poll() is None and progress() <= before:
+        assert time.monotonic() < deadline, f"no progress in {STUCK_SECONDS} s: {command}"
+        time.sleep(0.01)
+    time.sleep(float(rng.uniform(0.0, 0.2)))
+    if proc.poll() is not None:
         return False
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return True
+    proc.kill()
+    proc.wait()
+    return True
 
 
-def _loop(command: list[str], whole_seconds: float, kills: int, seed: int, check, left) -> int:
-    """Kill ``command`` up to ``kills`` times at random points; ``check()`` after each; return how many landed.
+def _loop(command: list[str], kills: int, seed: int, check, left, progress) -> int:
+    """Kill ``command`` up to ``kills`` times after progress; ``check()`` after each; return how many landed.
 
-    ``left()`` is the share of the work still to do (0-1): each kill falls at a
-    uniform random point of the expected time of the rerun (start-up plus
-    that share of the work), so later kills still land while work remains.
+    ``left()`` is the share of the work still to do (0-1); the loop ends early when none is left.
     """
     rng = np.random.default_rng(seed)
     killed = 0
     for _ in range(kills):
-        share = left()
-        if share == 0:
+        if left() == 0:
             break
-        killed += _kill_at(command, whole_seconds * (0.1 + 0.9 * float(rng.uniform(0.1, 1.0)) * share))
+        killed += _kill_after_progress(command, progress, rng)
         check()
     subprocess.run(command, check=True, capture_output=True)  # the final run completes what is left
     return killed
+
+
+def _lines(path) -> int:
+    return len(path.read_bytes().splitlines()) if path.exists() else 0
+
+
+def _size(path) -> int:
+    return path.stat().st_size if path.exists() else 0
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +96,7 @@ def _extract_loop(corpus, tmp_path, kills, seed):
     reference = tmp_path / "ref"
     command = lambda out: _sertool("extract", manifest, "-f", "egemaps_functionals", "-o", out,
                                       "--checkpoint-every", "0.05")  # noqa: E731
-    whole = _timed(command(reference))
+    subprocess.run(command(reference), check=True, capture_output=True)
     (ref_store,) = reference.glob("*.h5")
     out = tmp_path / "cut"
 
@@ -100,7 +112,10 @@ def _extract_loop(corpus, tmp_path, kills, seed):
         with FeatureStore(stores[0]) as s:
             return 1 - len(s) / 80
 
-    killed = _loop(command(out), whole, kills, seed, check, left)
+    def progress():  # bytes of the store: they grow at every checkpoint (reading HDF5 mid-write is not safe)
+        return sum(_size(p) for p in out.glob("*.h5"))
+
+    killed = _loop(command(out), kills, seed, check, left, progress)
     (store,) = out.glob("*.h5")
     with FeatureStore(store) as a, FeatureStore(ref_store) as b:
         assert sorted(a.keys()) == sorted(b.keys()) and len(a) == 80
@@ -112,8 +127,9 @@ def _extract_loop(corpus, tmp_path, kills, seed):
 
 def _predict_loop(corpus, tmp_path, kills, seed):
     root, _ = corpus
-    command = lambda out: _sertool("predict", root / "audio", "-o", out)  # noqa: E731
-    whole = _timed(command(tmp_path / "ref.csv"))
+    # blocks of 4 files: rows land in 20 steps, so every kill can fall while work is left
+    command = lambda out: _sertool("predict", root / "audio", "-o", out, "--batch-size", "4")  # noqa: E731
+    subprocess.run(command(tmp_path / "ref.csv"), check=True, capture_output=True)
     reference = list(csv.reader(open(tmp_path / "ref.csv")))
     out = tmp_path / "cut.csv"
 
@@ -127,7 +143,7 @@ def _predict_loop(corpus, tmp_path, kills, seed):
     def left():
         return 1 - (len(list(csv.reader(open(out)))) - 1) / 80 if out.exists() else 1.0
 
-    killed = _loop(command(out), whole, kills, seed, check, left)
+    killed = _loop(command(out), kills, seed, check, left, lambda: _lines(out) - 1)  # rows past the header
     rows = list(csv.reader(open(out)))
     assert rows[0] == reference[0] and sorted(rows[1:]) == sorted(reference[1:])  # each file once
     return killed
@@ -141,7 +157,7 @@ def _train_loop(corpus, tmp_path, kills, seed):
     command = lambda out: _sertool("train", manifest, store, "-o", out, "--protocol", "loso", "--fold", "0",  # noqa: E731
                                    "--valid-speakers", "1", "--epochs", "8", "--batch-size", "8", "--seed", "3",
                                    "--norm", "global", "--threads", "1")
-    whole = _timed(command(tmp_path / "ref"))
+    subprocess.run(command(tmp_path / "ref"), check=True, capture_output=True)
     out = tmp_path / "cut"
 
     def check():
@@ -155,7 +171,7 @@ def _train_loop(corpus, tmp_path, kills, seed):
         done = len(list(csv.DictReader(open(log)))) if log.exists() else 0
         return 0.0 if (out / "fold-0" / "checkpoint.pt").exists() else 1 - done / 8
 
-    killed = _loop(command(out), whole, kills, seed, check, left)
+    killed = _loop(command(out), kills, seed, check, left, lambda: _size(out / "fold-0" / "train_log.csv"))
     a = Checkpoint.load(tmp_path / "ref" / "fold-0" / "checkpoint.pt")
     b = Checkpoint.load(out / "fold-0" / "checkpoint.pt")
     assert a.state_dict.keys() == b.state_dict.keys()

@@ -165,6 +165,6 @@ def test_channels_last_models_save_contiguous_weights_and_score_the_same():
         after = fast_layout(model)(feats, lengths)
     torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-4)
     assert any(p.dim() == 4 and not p.is_contiguous() for p in model.parameters())  # channels-last inside
-    from sertool.training.trainer import _weights
+    from sertool.training.checkpoints import weights
 
-    assert all(v.is_contiguous() for v in _weights(model).values())  # checkpoints in the standard layout
+    assert all(v.is_contiguous() for v in weights(model).values())  # checkpoints in the standard layout

@@ -45,3 +45,24 @@ def test_python_tour_runs(tmp_path, capsys):
     assert "(6, 8)" in out and "['angry']" in out and "6 0" in out
     if RAVDESS.is_dir():
         assert "frame-level" in out or "utterance" in out  # the ConfigError's message was printed
+
+
+def layout_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    return text.split("<!-- layout:start -->")[1].split("<!-- layout:end -->")[0]
+
+
+def test_the_layout_section_names_every_module_and_only_real_ones():
+    named = set(re.findall(r"`(sertool/[\w/]+\.py)`", layout_section()))
+    actual = {str(p.relative_to(ROOT)) for p in (ROOT / "sertool").rglob("*.py")}
+    assert sorted(actual - named) == [], "modules missing from the README's layout section"
+    assert sorted(named - actual) == [], "the README's layout section names modules that do not exist"
+
+
+def test_the_layout_section_states_the_layers_the_layering_test_enforces():
+    from tests.test_layering import LAYERS
+
+    section = layout_section()
+    for name, layer in LAYERS.items():
+        if name not in ("sertool", "__main__"):
+            assert re.search(rf"layer {layer}\b[^\n]*`{re.escape(name)}", section), (name, layer)

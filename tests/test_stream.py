@@ -215,18 +215,19 @@ def test_wav_formats_extensible_float_eight_bit_and_damaged_headers():
 
 
 def test_stream_windows_equal_plan_windows_for_any_block_split():
+    from sertool.inference.engine import Scorer
     from sertool.models.checkpoint import Checkpoint
-    from sertool.inference.predict import Scorer
 
     scorer = Scorer(Checkpoint.load(checkpoint_path("default")), None, None, crop_tolerance=0.0, batch_size=1)
     rng = np.random.default_rng(0)
     dim = len(scorer.checkpoint.norm_mean)
-    for total in (1, scorer.window - 1, scorer.window, scorer.window + 1, 3 * scorer.window + 7, 1000):
+    window = scorer.plan.window
+    for total in (1, window - 1, window, window + 1, 3 * window + 7, 1000):
         feats = rng.standard_normal((total, dim)).astype(np.float32)
         cuts = np.sort(rng.choice(np.arange(1, total), size=min(total - 1, 5), replace=False)) if total > 1 else []
         blocks = [(piece, 256 * (end + 3)) for piece, end in zip(np.split(feats, cuts), [*cuts, total])]
         got = list(scorer.stream_windows(iter(blocks)))
-        want = scorer.plan_windows(feats, 256 * (total + 3) / 16000)
+        want = scorer.windows(feats, 256 * (total + 3) / 16000)
         assert [span for span, _ in got] == [span for span, _ in want], total
         assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got, want))
 

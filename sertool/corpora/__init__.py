@@ -1,8 +1,9 @@
 """Corpus preparers: corpus folder -> list of :class:`~sertool.io.manifest.Utterance`.
 
 Each module documents its corpus layout and label codes and exposes
-``LABELS`` and ``prepare(corpus_dir, *, report, **options)``. ``PREPARERS``
-maps the CLI name to the module.
+``LABELS``, ``EXPECTED``, ``prepare(corpus_dir, *, report, **options)`` and
+``fake_tree(root)`` (the contract: :mod:`sertool.corpora.registry`).
+``PREPARERS`` maps the CLI name to the :class:`~sertool.corpora.registry.Corpus` record.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sertool.corpora import emodb, folder, iemocap, ravdess
+from sertool.corpora.registry import Corpus
 from sertool.errors import ConfigError
 
-PREPARERS = {
-    "ravdess": ravdess,
-    "emodb": emodb,
-    "iemocap": iemocap,
-    "folder": folder,
-}
+#: CLI name -> corpus record; ``tests/test_corpus_contract.py`` checks every entry.
+PREPARERS = {corpus.name: corpus for corpus in (
+    Corpus("ravdess", "RAVDESS", ravdess),
+    Corpus("emodb", "EMO-DB", emodb),
+    Corpus("iemocap", "IEMOCAP", iemocap),
+    Corpus("folder", "folder", folder, fake_options={"speaker_regex": folder.FAKE_SPEAKER_REGEX},
+           labels_from_tree=True),
+)}
 
 
 #: Options only some preparers take: option -> (corpus, keyword of its ``prepare``).

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 from sertool.corpora.common import audio_files, check_labels, require_dir, with_duration
+from sertool.corpora.fake import write_tone
 from sertool.errors import CorpusError
 from sertool.io.manifest import Utterance
 from sertool.io.report import RunReport
@@ -62,3 +63,13 @@ def prepare(corpus_dir: Path, *, report: RunReport) -> list[Utterance]:
     check_labels(codes, EMOTION_CODES, "emotion", "EMO-DB letters are W L E A F T N")
     check_labels(speakers, GENDER, "speaker", "EMO-DB speakers are 03 and 08-16")
     return with_duration(rows, report)
+
+
+def fake_tree(root: Path) -> Path:
+    """A small EMO-DB tree under ``root``: speakers 03 (male) and 08 (female), each emotion letter once."""
+    root = Path(root)
+    for speaker in ("03", "08"):
+        for i, letter in enumerate(EMOTION_CODES):
+            write_tone(root / "wav" / f"{speaker}a0{i % 7 + 1}{letter}a.wav", freq=150.0 + 20 * i,
+                       seed=10 * int(speaker) + i)
+    return root

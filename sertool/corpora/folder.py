@@ -16,12 +16,15 @@ import re
 from pathlib import Path
 
 from sertool.corpora.common import audio_files, require_dir, with_duration
+from sertool.corpora.fake import write_tone
 from sertool.errors import CorpusError
 from sertool.io.manifest import Utterance
 from sertool.io.report import RunReport
 
 LABELS: tuple[str, ...] = ()  # whatever sub-folders exist
-EXPECTED = "DIR/<label>/**/*.wav|flac|ogg|mp3 (or any audio under DIR with --no-labels)"
+EXPECTED = "DIR/<label>/**/*.wav|flac|ogg|mp3 (the folder layout; or any audio under DIR with --no-labels)"
+#: ``prepare`` options for :func:`fake_tree`'s layout: the speaker is the folder below the label.
+FAKE_SPEAKER_REGEX = r"^[^/]+/(spk\d+)/"
 
 
 def prepare(corpus_dir: Path, *, report: RunReport, labels: bool = True,
@@ -64,3 +67,17 @@ def prepare(corpus_dir: Path, *, report: RunReport, labels: bool = True,
                       speaker=speaker, corpus="folder")
         )
     return with_duration(rows, report)
+
+
+def fake_tree(root: Path) -> Path:
+    """A small labelled tree under ``root``: ``<label>/spk<N>/<i>.wav``, two labels, two speakers each.
+
+    Speakers are parsed with ``speaker_regex=FAKE_SPEAKER_REGEX``.
+    """
+    root = Path(root)
+    for i, label in enumerate(("calm", "angry")):
+        for speaker in (1, 2):
+            for clip in range(2):
+                write_tone(root / label / f"spk{speaker}" / f"{clip}.wav", freq=150.0 + 80 * i + 10 * clip,
+                           seed=100 * i + 10 * speaker + clip)
+    return root

@@ -33,6 +33,7 @@ import re
 from pathlib import Path
 
 from sertool.corpora.common import require_dir, with_duration
+from sertool.corpora.fake import make_fake_iemocap
 from sertool.errors import CorpusError
 from sertool.io.manifest import Utterance
 from sertool.io.report import RunReport
@@ -48,7 +49,7 @@ LABEL_SETS = {
 }
 LABELS = ("angry", "happy", "sad", "neutral")
 SUBSETS = ("all", "improvised", "scripted")
-EXPECTED = "SessionN/dialog/EmoEvaluation/*.txt and SessionN/sentences/wav/<dialog>/<utt>.wav"
+EXPECTED = "SessionN/dialog/EmoEvaluation/*.txt and SessionN/sentences/wav/<dialog>/<utt>.wav (the IEMOCAP layout)"
 _SESSION_DIR = re.compile(r"^Session(\d+)$")
 _LINE = re.compile(r"^\[\s*([\d.]+)\s*-\s*([\d.]+)\s*\]\s+(Ses\d\d[MF]_\S+)\s+(\w+)\s+\[")
 _UTT = re.compile(r"^(Ses\d\d)[MF]_(\S+)_([MF])\d+$")
@@ -119,3 +120,8 @@ def prepare(corpus_dir: Path, *, report: RunReport, label_set: str = "4", subset
         raise CorpusError(f"{corpus_dir}: no utterances with labels in set {label_set!r}; expected {EXPECTED}")
     report.skip(left_out)
     return with_duration(rows, report)
+
+
+def fake_tree(root: Path) -> Path:
+    """A small IEMOCAP tree under ``root`` (:func:`sertool.corpora.fake.make_fake_iemocap`, 0.3 s clips)."""
+    return make_fake_iemocap(root, seconds=0.3)

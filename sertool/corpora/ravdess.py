@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 from sertool.corpora.common import audio_files, check_labels, require_dir, with_duration
+from sertool.corpora.fake import write_tone
 from sertool.errors import CorpusError
 from sertool.io.manifest import Utterance
 from sertool.io.report import RunReport
@@ -69,3 +70,14 @@ def prepare(corpus_dir: Path, *, report: RunReport) -> list[Utterance]:
     if not rows:
         raise CorpusError(f"{corpus_dir}: no speech files (vocal channel 01) found; expected {EXPECTED}")
     return with_duration(rows, report)
+
+
+def fake_tree(root: Path) -> Path:
+    """A small RAVDESS tree under ``root``: two actors, each emotion once per actor, and one song file (skipped)."""
+    root = Path(root)
+    for actor in ("01", "02"):
+        for i, code in enumerate(EMOTION_CODES):
+            write_tone(root / f"Actor_{actor}" / f"03-01-{code}-01-01-01-{actor}.wav", freq=150.0 + 20 * i,
+                       seed=10 * int(actor) + i)
+        write_tone(root / f"Actor_{actor}" / f"03-02-01-01-01-01-{actor}.wav")  # song
+    return root

@@ -1,39 +1,42 @@
 """``extract``: compute features for every utterance of a manifest into a store.
 
-One process writes (:class:`~sertool.store.core.StoreWriter`); it and, with
+One process writes (:class:`~sertool.store.writer.StoreWriter`); it and, with
 ``jobs > 1``, ``jobs - 1`` worker processes decode audio and compute
-features. Utterances whose audio is unchanged since they were stored (same
-size and mtime) are skipped.
+features (:mod:`~sertool.extraction.local_backend`, or a Dask cluster:
+:mod:`~sertool.extraction.dask_backend`). Utterances whose audio is
+unchanged since they were stored (same size and mtime) are skipped.
 
-A finished run leaves a stamp (``.<store>.stamp``): a digest of the config,
-every manifest row's path and audio identity, and the store file's own
-identity; ``.sertool-extract-requests.json`` in the output folder remembers
-which store and config hash a request (manifest, feature set, overrides)
-led to. A rerun whose digest matches returns after one ``stat`` per file,
-without importing numpy, the feature classes or HDF5, so ``make`` can call
-``extract`` on every build for almost nothing.
+A finished run leaves a stamp (:mod:`sertool.extraction.stamps`): a rerun
+whose stamp matches returns after one ``stat`` per file, without importing
+numpy, the feature classes or HDF5, so ``make`` can call ``extract`` on every
+build for almost nothing. This module therefore imports the backends, the
+store writer and the extractors only once files must be computed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import csv
 import json
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 from sertool.errors import SertoolError
-from sertool.extraction.local_backend import run_local
+from sertool.extraction.stamps import (current_store, digest, failures_path_for, identities, remember_request,
+                                       request_key, summary, write_stamp)
 from sertool.io.atomic import atomic_write
-from sertool.io.manifest import read_manifest, read_sources
+from sertool.io.manifest import read_manifest
 from sertool.io.progress import progress_bar
 from sertool.io.report import RunReport
-from sertool.store.core import SourceIdentity, store_path
+from sertool.store.identity import SourceIdentity, store_path
 
-if TYPE_CHECKING:
-    import numpy as np
+#: ``current_store``, ``failures_path_for`` and ``summary`` are re-exported for callers of this module.
+__all__ = ["ExtractResult", "current_store", "export_csv", "extract_manifest", "failures_path_for", "summary"]
+
 
 @dataclass
 class ExtractResult:
@@ -44,98 +47,23 @@ class ExtractResult:
     failures_path: Path | None
     #: entries copied from ``--shard`` partial stores instead of computed
     merged: int = 0
+    #: rows written by ``sertool.extract(..., export_csv=PATH)`` (None: no CSV asked for)
+    csv_rows: int | None = None
 
 
-def failures_path_for(store: Path) -> Path:
-    """``feats/m.mfcc-1234abcd.h5`` -> ``feats/m.mfcc-1234abcd.failures.csv``."""
-    return store.with_suffix(".failures.csv")
+@dataclass
+class _Plan:
+    """Where one run writes, what it may copy instead of computing, and how it stamps the result."""
 
-
-def _stamp_path(store: Path) -> Path:
-    return store.with_name(f".{store.name}.stamp")
-
-
-def _digest(config_hash: str, identities: dict[str, tuple[str, SourceIdentity]]) -> str:
-    rows = "".join(f"{utt_id}\t{path}\t{ident.size}\t{ident.mtime_ns}\n"
-                   for utt_id, (path, ident) in identities.items())
-    return hashlib.sha256((config_hash + rows).encode()).hexdigest()
-
-
-def current_store(manifest, feature_set: str, out_dir, overrides: dict | None = None) -> tuple[Path, int] | None:
-    """``(store, rows)`` when an earlier finished run of this request is still current, else None.
-
-    Reads only the manifest's ids and paths, one ``stat`` per file and two
-    small JSON files: no numpy, no feature classes, no HDF5.
-    """
-    manifest = Path(manifest)
-    known = _known_requests(out_dir).get(_request_key(manifest, feature_set, overrides))
-    if not known:
-        return None
-    store = Path(out_dir) / known["store"]
-    rows = _up_to_date(manifest, store, known["config_hash"])
-    return None if rows is None else (store, rows)
-
-
-def summary(feature_set: str, report: RunReport, store: Path, seconds: float) -> str:
-    """The one-line account ``sertool extract`` prints on stderr."""
-    return report.line(f"extract {feature_set}", done="extracted", skipped="up to date", target=store,
-                       seconds=seconds)
-
-
-def _up_to_date(manifest: Path, store: Path, config_hash: str) -> int | None:
-    """Number of rows when ``store``'s stamp matches the manifest's rows and their audio as it is now, else None."""
-    unreadable = RunReport()
-    identities = _identities(read_sources(manifest), unreadable)
-    if unreadable.failed:
-        return None  # the full run reports it
-    return len(identities) if _stamp_matches(store, _digest(config_hash, identities)) else None
-
-
-def _stamp_matches(store: Path, digest: str) -> bool:
-    try:
-        stamp = json.loads(_stamp_path(store).read_text())
-        current = SourceIdentity.of(store)
-    except (OSError, ValueError):
-        return False
-    return stamp == {"digest": digest, "store_size": current.size, "store_mtime_ns": current.mtime_ns}
-
-
-def _write_stamp(store: Path, digest: str | None) -> None:
-    stamp = _stamp_path(store)
-    if digest is None:
-        stamp.unlink(missing_ok=True)
-        return
-    ident = SourceIdentity.of(store)
-    with atomic_write(stamp) as fh:
-        fh.write(json.dumps({"digest": digest, "store_size": ident.size, "store_mtime_ns": ident.mtime_ns}))
-
-
-_REQUESTS = ".sertool-extract-requests.json"
-
-
-def _request_key(manifest: Path, feature_set: str, overrides) -> str:
-    """What was asked (manifest, feature set, overrides, sertool version), as a short hash."""
-    from sertool import __version__
-
-    text = json.dumps([__version__, manifest.name, feature_set, overrides or {}], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _known_requests(out_dir) -> dict:
-    """request key -> {"store", "config_hash"} of finished runs in ``out_dir`` (a cache, never trusted alone)."""
-    try:
-        return json.loads((Path(out_dir) / _REQUESTS).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _remember_request(out_dir, request: str, store_name: str, config_hash: str) -> None:
-    known = _known_requests(out_dir)
-    known[request] = {"store": store_name, "config_hash": config_hash}
-    path = Path(out_dir) / _REQUESTS
-    with atomic_write(path, unique=True) as fh:  # several extract runs may share out_dir
-        fh.write(json.dumps(known, indent=1, sort_keys=True))
-
+    path: Path
+    #: ``--shard`` partial stores beside the store, whose entries for unchanged audio are copied
+    shards: list[Path]
+    #: the store existed before this run (so it is never deleted, even when every file fails)
+    existed: bool
+    #: the stamp's digest; None: this run leaves no stamp (a shard, or unreadable files)
+    digest: str | None
+    request: str
+    config_hash: str
 
 
 @contextlib.contextmanager
@@ -149,9 +77,6 @@ def _sigterm_as_exit():
     ``__del__`` is ignored by Python, so Ctrl-C raised there was lost and
     extraction ran on to the end.
     """
-    import signal
-    import threading
-
     received: list[int] = []
 
     def check() -> None:
@@ -175,27 +100,31 @@ def _sigterm_as_exit():
             signal.signal(sig, old)
 
 
-def _identities(sources: list[tuple[str, str]], report: RunReport) -> dict[str, tuple[str, SourceIdentity]]:
-    """``id -> (path, identity)`` of every ``(id, path)`` whose file can be stat'ed; the others go to ``report``."""
-    identities = {}
-    for utt_id, path in sources:
-        try:
-            identities[utt_id] = (path, SourceIdentity.of(path))
-        except OSError as exc:
-            report.fail(utt_id, path, "extract",
-                        f"{path}: cannot read file ({exc.strerror}); fix the path in the manifest")
-    return identities
-
-
 def export_csv(store_path, manifest, output) -> int:
     """Write an utterance-level store as CSV: id, label, speaker, then one named column per feature.
 
-    Returns the number of rows. Utterances missing from the store (failed
-    files) are left out. Raises SertoolError for a frame-level store.
-    """
-    import csv
+    Parameters
+    ----------
+    store_path
+        The store (utterance level: one ``(1, dim)`` row per file).
+    manifest
+        The manifest whose rows to write, in order; utterances missing from
+        the store (failed files) are left out.
+    output
+        The CSV file to write (atomically).
 
-    from sertool.store.core import FeatureStore
+    Returns
+    -------
+    int
+        The number of rows written.
+
+    Raises
+    ------
+    SertoolError
+        A frame-level store, or a store or manifest that cannot be read.
+    """
+    # store reader: numpy and h5py, loaded only when a store is read
+    from sertool.store.reader import FeatureStore
 
     with FeatureStore(store_path) as store:
         if store.attrs.get("level") != "utterance":
@@ -270,64 +199,98 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
         report.skip(current[1])
         failures_path_for(current[0]).unlink(missing_ok=True)
         return ExtractResult(current[0], report, None)
-    request = _request_key(manifest, feature_set, overrides)
     utterances = read_manifest(manifest)
     if shard is not None:
         utterances = utterances[shard[0]::shard[1]]
-    identities = _identities([(u.id, str(u.path)) for u in utterances], report)
+    sources = identities([(u.id, str(u.path)) for u in utterances], report)
+    # features: numpy, librosa and opensmile, loaded only when files must be computed
     from sertool.features import build_extractor
-    from sertool.store.core import StoreWriter, merge_stores, shard_path, shard_paths
+    # store writer: numpy and h5py, loaded only when files must be computed
+    from sertool.store.shards import merge_stores
+    from sertool.store.writer import StoreWriter
 
     extractor = build_extractor(feature_set, overrides)
-    config = extractor.config
-    path = store_path(out_dir, manifest, feature_set, config.config_hash())
+    plan = _plan(manifest, feature_set, out_dir, overrides, extractor.config.config_hash(), sources, report,
+                 shard=shard, overwrite=overwrite)
+    with StoreWriter(plan.path, _store_attrs(extractor, feature_set, manifest), overwrite=overwrite,
+                     checkpoint_seconds=checkpoint_seconds) as writer, _sigterm_as_exit() as check_terminated:
+        write_stamp(plan.path, None)
+        # partial stores of `--shard K/N` jobs: their entries for unchanged audio are copied
+        merged = merge_stores(plan.shards, writer, {i: s[1] for i, s in sources.items()}) if plan.shards else 0
+        tasks = [(utt_id, p) for utt_id, (p, ident) in sources.items() if writer.needs(utt_id, ident)]
+        report.skip(len(sources) - len(tasks) - merged)
+        _compute(writer, extractor, tasks, sources, report, check_terminated, jobs=jobs, scheduler=scheduler,
+                 progress=progress)
+    check_terminated()
+    return _finish(plan, writer, report, out_dir, {utt_id for utt_id, _ in tasks}, merged)
+
+
+def _plan(manifest: Path, feature_set: str, out_dir, overrides, config_hash: str,
+          sources: dict[str, tuple[str, SourceIdentity]], report: RunReport, *, shard: tuple[int, int] | None,
+          overwrite: bool) -> _Plan:
+    """The store (or shard store) this run writes, the shard stores it may copy from, and its stamp's digest."""
+    # shards: the store writer's numpy and h5py, loaded only when files must be computed
+    from sertool.store.shards import shard_path, shard_paths
+
+    path = store_path(out_dir, manifest, feature_set, config_hash)
     shards = [] if shard is not None or overwrite else shard_paths(path)
     if shard is not None:
         path = shard_path(path, *shard)
-    digest = _digest(config.config_hash(), identities) if not report.failed and shard is None else None
+    text = digest(config_hash, sources) if not report.failed and shard is None else None
+    return _Plan(path, shards, path.exists() and not overwrite, text, request_key(manifest, feature_set, overrides),
+                 config_hash)
 
-    attrs = {"config": config.to_dict(), "config_hash": config.config_hash(), "feature_set": feature_set,
-             "feature_type": config.type, "level": extractor.level, "dim": extractor.dim,
-             "sample_rate": extractor.sample_rate, "manifest": str(manifest.resolve()),
-             "feature_names": json.dumps(list(extractor.feature_names))}
-    existed = path.exists() and not overwrite
-    with StoreWriter(path, attrs, overwrite=overwrite, checkpoint_seconds=checkpoint_seconds) as writer, \
-            _sigterm_as_exit() as check_terminated:
-        _write_stamp(path, None)
-        merged = 0
-        if shards:  # partial stores of `--shard K/N` jobs: their entries for unchanged audio are copied
-            merged = merge_stores(shards, writer, {utt_id: ident for utt_id, (_, ident) in identities.items()})
-        tasks = [(utt_id, p) for utt_id, (p, ident) in identities.items() if writer.needs(utt_id, ident)]
-        report.skip(len(identities) - len(tasks) - merged)
-        with progress_bar(len(tasks), progress, desc="extract") as bar:
-            paths = dict(tasks)
-            if scheduler:
-                from sertool.extraction.dask_backend import run_on_cluster
 
-                results = run_on_cluster(extractor, tasks, scheduler) if tasks else iter(())
+def _store_attrs(extractor, feature_set: str, manifest: Path) -> dict:
+    """The root attributes of a store of ``extractor``'s features of ``manifest``."""
+    config = extractor.config
+    return {"config": config.to_dict(), "config_hash": config.config_hash(), "feature_set": feature_set,
+            "feature_type": config.type, "level": extractor.level, "dim": extractor.dim,
+            "sample_rate": extractor.sample_rate, "manifest": str(manifest.resolve()),
+            "feature_names": json.dumps(list(extractor.feature_names))}
+
+
+def _compute(writer, extractor, tasks: list[tuple[str, str]], sources: dict, report: RunReport, check_terminated,
+             *, jobs: int, scheduler: str | None, progress: bool | None) -> None:
+    """Compute the features of ``tasks`` (``(id, path)``) and add them to ``writer``; failures go to ``report``."""
+    paths = dict(tasks)
+    with progress_bar(len(tasks), progress, desc="extract") as bar:
+        for utt_id, feats, error, notes in _results(extractor, tasks, jobs, scheduler):
+            check_terminated()  # an item interrupted by a signal is not recorded (its rerun redoes it)
+            if error is None:
+                writer.add(utt_id, feats, sources[utt_id][1])
+                report.done()
+                for note in notes:
+                    report.warn(utt_id, paths[utt_id], "decode", note)
             else:
-                results = run_local(extractor, tasks, jobs)
-            for utt_id, feats, error, notes in results:
-                check_terminated()  # an item interrupted by a signal is not recorded (its rerun redoes it)
-                if error is None:
-                    writer.add(utt_id, feats, identities[utt_id][1])
-                    report.done()
-                    for note in notes:
-                        report.warn(utt_id, paths[utt_id], "decode", note)
-                else:
-                    report.fail(utt_id, paths[utt_id], "extract", error)
-                    writer.remove(utt_id)  # features of the file's old content are stale now
-                bar.update()
-    check_terminated()
-    if not existed and not writer.index and report.failed:  # every file failed: leave no empty store behind
+                report.fail(utt_id, paths[utt_id], "extract", error)
+                writer.remove(utt_id)  # features of the file's old content are stale now
+            bar.update()
+
+
+def _results(extractor, tasks: list[tuple[str, str]], jobs: int, scheduler: str | None) -> Iterator[tuple]:
+    """``(id, features or None, error or None, warnings)`` of every task, from the cluster or this machine."""
+    if scheduler:
+        # Dask backend: distributed is heavy, loaded only with --scheduler
+        from sertool.extraction.dask_backend import run_on_cluster
+
+        return run_on_cluster(extractor, tasks, scheduler) if tasks else iter(())
+    # local backend: decodes audio with numpy, loaded only when files must be computed
+    from sertool.extraction.local_backend import run_local
+
+    return run_local(extractor, tasks, jobs)
+
+
+def _finish(plan: _Plan, writer, report: RunReport, out_dir, redone: set[str], merged: int) -> ExtractResult:
+    """Stamp a complete store, write the failures and warnings files; drop a store where every file failed."""
+    path = plan.path
+    if not plan.existed and not writer.index and report.failed:  # every file failed: leave no empty store behind
         path.unlink(missing_ok=True)
         path.with_name(f".{path.name}.lock").unlink(missing_ok=True)
-        failures = report.write_failures(failures_path_for(path))
-        return ExtractResult(path, report, failures)
-    if not report.failed and shard is None:
-        _write_stamp(path, digest)
-        _remember_request(out_dir, request, path.name, config.config_hash())
+        return ExtractResult(path, report, report.write_failures(failures_path_for(path)))
+    if plan.digest is not None and not report.failed:
+        write_stamp(path, plan.digest)
+        remember_request(out_dir, plan.request, path.name, plan.config_hash)
     failures = report.write_failures(failures_path_for(path))
-    redone = {utt_id for utt_id, _ in tasks}
     report.write_warnings(path.with_name(path.stem + ".warnings.csv"), keep=lambda row: row["id"] not in redone)
     return ExtractResult(path, report, failures, merged)

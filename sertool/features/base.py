@@ -7,7 +7,10 @@ into a time-major float32 matrix::
     feats = extractor.extract(samples, extractor.sample_rate)   # (num_frames, dim)
 
 Frame-level extractors return ``(num_frames, dim)``; utterance-level ones
-``(1, dim)``. Output is always finite.
+``(1, dim)``. Output is always finite. What an extractor can do is declared
+on its class (:class:`FeatureExtractor`: ``level``, ``streams``,
+``streams_blocks``, ...), never probed; ``tests/test_feature_contract.py``
+checks every registered preset against the declarations.
 
 Configs round-trip through plain dicts with a ``type`` tag
 (:meth:`FeatureConfig.to_dict` / :func:`config_from_dict`) and through TOML;
@@ -19,14 +22,15 @@ takes any preset name.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator
 
 from sertool.configs import dataclass_from_dict, toml_value
-from sertool.errors import ConfigError
+from sertool.errors import ConfigError, FeatureError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,12 +75,50 @@ class FeatureConfig:
         return "\n".join(lines) + "\n"
 
 
-class FeatureExtractor:
-    """Base class: subclasses set ``name``, ``config_cls``, ``level`` and implement extract."""
+class FeatureExtractor(abc.ABC):
+    """The extractor contract: a config in, time-major float32 features out.
+
+    Subclasses set ``name`` and ``config_cls``, implement :attr:`dim` and
+    :meth:`extract`, and declare what they can do in the class attributes
+    below (an extractor whose capability depends on its config, e.g.
+    spectral features that stream only with constant padding, overrides the
+    attribute with a property). Callers read the attributes; they never
+    probe for methods.
+
+    Attributes
+    ----------
+    name : str
+        The extractor type (the ``type`` tag of its configs; also a preset name).
+    config_cls : type[FeatureConfig]
+        Its frozen config dataclass.
+    level : {"frame", "utterance"}
+        ``frame``: :meth:`extract` returns ``(num_frames, dim)``, with
+        :attr:`frame_timing` saying where each frame lies; ``utterance``:
+        ``(1, dim)`` and ``frame_timing`` None.
+    streams : bool
+        :meth:`extract_stream` computes the features of a long file from its
+        sample blocks, equal to :meth:`extract` of the joined samples, holding
+        one block of audio at a time. Default False.
+    streams_blocks : bool
+        :meth:`feature_blocks` yields those features block by block (holding
+        one block of features at a time). Default False.
+    streams_live : bool
+        :meth:`feature_blocks` reads its blocks once (no whole-file pass), so
+        it can follow a live stream. Default False.
+    sample_rate : int
+        Rate in Hz that :meth:`extract` expects (a property, from the config).
+    min_duration : float
+        Shortest input in seconds that gives an output (a property).
+    frame_timing : tuple of float or None
+        ``(shift, span, lead)`` in seconds for frame-level output (a property).
+    """
 
     name: ClassVar[str]
     config_cls: ClassVar[type[FeatureConfig]]
     level: ClassVar[str] = "frame"  # or "utterance"
+    streams: ClassVar[bool] = False
+    streams_blocks: ClassVar[bool] = False
+    streams_live: ClassVar[bool] = False
 
     def __init__(self, config: FeatureConfig):
         if not isinstance(config, self.config_cls):
@@ -89,9 +131,9 @@ class FeatureExtractor:
         return int(self.config.sample_rate)
 
     @property
+    @abc.abstractmethod
     def dim(self) -> int:
         """Number of feature columns."""
-        raise NotImplementedError
 
     @property
     def min_duration(self) -> float:
@@ -115,27 +157,81 @@ class FeatureExtractor:
 
     def check_input(self, samples, sr: int) -> None:
         """Raise FeatureError unless ``samples`` are at this extractor's rate and long enough."""
-        from sertool.errors import FeatureError
-
         if sr != self.sample_rate:
             raise FeatureError(f"{self.name} expects {self.sample_rate} Hz audio, got {sr} Hz; resample it first")
         if samples.shape[0] < self.min_duration * sr or samples.shape[0] == 0:
             raise FeatureError(f"{samples.shape[0] / sr:.3f} s of audio is shorter than one analysis window "
                                f"({self.min_duration:.3f} s)")
 
+    @abc.abstractmethod
     def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
-        """Features of ``samples`` (float32, ``(num_samples,)`` at ``sr`` Hz).
+        """Features of one signal.
 
-        Returns float32 ``(num_frames, dim)`` (``(1, dim)`` at utterance level).
+        Parameters
+        ----------
+        samples
+            float32 ``(num_samples,)``, mono, in [-1, 1].
+        sr
+            Its rate in Hz; must equal :attr:`sample_rate`.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``(num_frames, dim)`` (``(1, dim)`` at utterance level), finite.
+
+        Raises
+        ------
+        FeatureError
+            Another rate, input shorter than :attr:`min_duration`, or features that are not finite.
         """
-        raise NotImplementedError
+
+    def extract_stream(self, blocks: Iterable[np.ndarray]) -> np.ndarray:
+        """Features of the audio whose consecutive sample blocks are ``blocks``, as :meth:`extract` of them joined.
+
+        Parameters
+        ----------
+        blocks
+            float32 ``(block_samples,)`` arrays at :attr:`sample_rate`, in order.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``(num_frames, dim)``.
+
+        Raises
+        ------
+        FeatureError
+            The extractor does not declare :attr:`streams` (this default).
+        """
+        raise FeatureError(f"{self.name} cannot compute features block by block; use extract()")
+
+    def feature_blocks(self, open_blocks: Callable[[], Iterable[np.ndarray]]) -> Iterator[tuple[np.ndarray, int]]:
+        """Yield the rows of :meth:`extract` block by block.
+
+        Parameters
+        ----------
+        open_blocks
+            Returns a fresh iterator over the float32 sample blocks (it may be
+            called twice, when a first pass over the file is needed).
+
+        Yields
+        ------
+        tuple
+            ``(features (frames, dim) float32, samples seen so far)``.
+
+        Raises
+        ------
+        FeatureError
+            The extractor does not declare :attr:`streams_blocks` (this default).
+        """
+        raise FeatureError(f"{self.name} cannot yield feature blocks; use extract()")
 
     def extract_file(self, path) -> np.ndarray:
         """Features of the audio file ``path``, decoded at :attr:`sample_rate`; as :meth:`extract`.
 
         Raises AudioError (naming the file) for audio that cannot be used.
         """
-        from sertool.io.audio import load_audio
+        from sertool.io.audio import load_audio  # numpy and the decoders: loaded when a file is read
 
         return self.extract(load_audio(path, sr=self.sample_rate, min_duration=self.min_duration), self.sample_rate)
 

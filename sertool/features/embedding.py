@@ -59,6 +59,8 @@ class EmbeddingExtractor(FeatureExtractor):
     name = "embedding"
     config_cls = EmbeddingConfig
     level = "utterance"
+    #: one vector of the whole utterance: no block-by-block computation
+    streams = streams_blocks = streams_live = False
 
     @property
     def min_duration(self) -> float:

@@ -130,6 +130,26 @@ class Normaliser:
                 "norm_std": torch.from_numpy(np.asarray(std, np.float32))}
 
 
+def speaker_normaliser(speaker: str, features: dict[str, np.ndarray]) -> Normaliser:
+    """The ``speaker`` normaliser of one speaker's utterances, its statistics from all of their features.
+
+    Parameters
+    ----------
+    speaker
+        The speaker's name.
+    features
+        Utterance id -> raw features ``(T, D)`` of every utterance of that speaker (at least one).
+
+    Returns
+    -------
+    Normaliser
+        Mode ``speaker``: each of those ids is standardised with the speaker's mean and std.
+    """
+    arrays = list(features.values())
+    stats = moments(arrays, arrays[0].shape[1])
+    return Normaliser("speaker", speaker_stats={speaker: stats}, speaker_of={key: speaker for key in features})
+
+
 def fit_normaliser(mode: str, store, utterances, *, train_ids: list[str], other_ids: Iterable[str] = ()) -> Normaliser:
     """The normaliser of one fold.
 

@@ -87,6 +87,8 @@ class OpenSmileExtractor(FeatureExtractor):
 
     name = "opensmile"
     config_cls = OpenSmileConfig
+    #: openSMILE processes the whole signal in one call
+    streams = streams_blocks = streams_live = False
 
     @property
     def level(self) -> str:
@@ -135,6 +137,8 @@ class DrnLldExtractor(FeatureExtractor):
     name = "drn_lld17"
     config_cls = DrnLldConfig
     feature_names = DRN_NAMES
+    #: openSMILE processes the whole signal in one call
+    streams = streams_blocks = streams_live = False
 
     @cached_property
     def _smiles(self):

@@ -230,6 +230,8 @@ class _SpectralExtractor(FeatureExtractor):
         padded = load_audio(path, sr=self.sample_rate, min_duration=self.min_duration, pad=self._pad)
         return self._finish(self._padded_log_mel(padded))
 
+    # The streaming capabilities depend on the config, so they are properties (declared, not probed: see
+    # FeatureExtractor).
     @property
     def streams(self) -> bool:
         """Whether :meth:`extract_stream` gives the same features as :meth:`extract` (constant padding only)."""

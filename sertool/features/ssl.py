@@ -131,6 +131,8 @@ class SslExtractor(FeatureExtractor):
 
     name = "ssl"
     config_cls = SslConfig
+    #: the encoder attends over the whole utterance: no block-by-block computation
+    streams = streams_blocks = streams_live = False
 
     @property
     def level(self) -> str:

@@ -38,9 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from sertool.errors import ConfigError, ExportError  # noqa: F401 (ExportError: defined in sertool.errors, re-exported)
+from sertool.inference.runner import WindowRunner
 from sertool.models import model_spec
 from sertool.models.checkpoint import Checkpoint
-from sertool.errors import ConfigError, SertoolError
 
 FORMAT = "sertool-export"
 FORMAT_VERSION = 1
@@ -51,10 +54,6 @@ SUFFIXES = {".onnx": "onnx", ".pt": "torchscript"}
 ONNX_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
 #: Frames of the example input the graph is traced with (about 3 s at 10 ms frames).
 EXAMPLE_FRAMES = 300
-
-
-class ExportError(SertoolError):
-    """A model cannot be exported, or an exported file cannot be used."""
 
 
 def _min_frames(checkpoint: Checkpoint) -> int:
@@ -175,12 +174,13 @@ def export_checkpoint(checkpoint, output: str | os.PathLike, *, source: str | os
             _write_onnx(graph, example, utterance_level, metadata, tmp)
         else:
             _write_torchscript(graph, example, metadata, tmp)
-        runner = _Runner(fmt, tmp, threads=1)
+        runner = ExportRunner(fmt, tmp, threads=1, num_classes=len(checkpoint.labels))
         difference = 0.0
         with torch.no_grad():
             for feats in checks:
                 expected = graph(feats)[1].numpy()
-                difference = max(difference, float(abs(runner.probabilities(feats.numpy()) - expected).max()))
+                got = runner.batch_probabilities(feats.numpy())
+                difference = max(difference, float(abs(got - expected).max()))
         if not difference <= TOLERANCE:
             raise ExportError(f"{output}: the exported {fmt} model differs from the checkpoint by {difference:.2g} "
                               f"in probability (more than {TOLERANCE:g}); nothing was written")
@@ -282,8 +282,10 @@ class ExportedModel(Checkpoint):
     export_format: str = "onnx"
     min_frames: int = 1
 
-    def build_model(self):
-        return _Runner(self.export_format, self.path, threads=None, min_frames=self.min_frames)
+    def build_model(self) -> ExportRunner:
+        """The runner of the exported graph (a :class:`~sertool.inference.runner.WindowRunner` itself)."""
+        return ExportRunner(self.export_format, self.path, threads=None, min_frames=self.min_frames,
+                            num_classes=len(self.labels))
 
     def code_references(self) -> list[str]:
         refs = super().code_references()
@@ -316,14 +318,28 @@ def load_scoring_model(path: str | os.PathLike) -> Checkpoint:
     return load_exported(path) if is_exported(path) else Checkpoint.load(path)
 
 
-class _Runner:
-    """Calls an exported graph like a sertool model: ``runner(feats (B, T, D), lengths (B,)) -> logits (B, C)``."""
+class ExportRunner(WindowRunner):
+    """An exported graph (ONNX through onnxruntime, or TorchScript) as a :class:`WindowRunner`.
 
-    #: exported graphs take batches without padding (Scorer.score_windows groups windows by length)
-    unpadded_only = True
+    Parameters
+    ----------
+    fmt
+        ``"onnx"`` or ``"torchscript"``.
+    path
+        The exported file.
+    threads
+        onnxruntime intra-op threads (None: its default).
+    min_frames
+        The fewest frames per input the graph takes.
+    num_classes
+        Classes of the model (columns of the probabilities).
+    """
 
-    def __init__(self, fmt: str, path: Path, threads: int | None, min_frames: int = 1):
-        self.format, self.path, self.min_frames = fmt, Path(path), min_frames
+    #: exported graphs take batches without padding (every item's length is the batch's frame count)
+    accepts_padding = False
+
+    def __init__(self, fmt: str, path: Path, threads: int | None, min_frames: int = 1, num_classes: int = 0):
+        self.format, self.path, self.min_frames, self.num_classes = fmt, Path(path), min_frames, num_classes
         if fmt == "onnx":
             ort = _import("onnxruntime")
             options = ort.SessionOptions()
@@ -333,44 +349,38 @@ class _Runner:
         else:
             import warnings
 
-            import torch
+            import torch  # torch: heavy, loaded only when a model runs
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
                 self._module = torch.jit.load(str(path), map_location="cpu").eval()
 
-    def to(self, device):
+    def to(self, device) -> "ExportRunner":
+        """This runner, which scores on the CPU only (ExportError for another device)."""
         if str(device) != "cpu":
             raise ExportError(f"{self.path}: exported models score on the CPU here; drop --device")
         return self
 
-    def eval(self):
-        return self
+    def batch_probabilities(self, batch: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        """``(B, C)`` float32 probabilities of normalised ``batch`` ``(B, T, D)``, every frame valid.
 
-    def _run(self, feats):
-        import numpy as np
-
-        feats = np.ascontiguousarray(feats, dtype=np.float32)
+        Raises
+        ------
+        ExportError
+            Padded items (a length other than T), or fewer frames than the graph takes.
+        """
+        if lengths is not None and bool((lengths != batch.shape[1]).any()):
+            raise ExportError(f"{self.path}: exported models take unpadded batches (every length = the frame count)")
+        feats = np.ascontiguousarray(batch, dtype=np.float32)
         if feats.shape[1] < self.min_frames:
             raise ExportError(f"{self.path}: the exported model needs at least {self.min_frames} frames per input; "
                               "score shorter clips with the checkpoint")
         if self.format == "onnx":
-            return self._session.run(["logits", "probabilities"], {"feats": feats})
-        import torch
+            return self._session.run(["probabilities"], {"feats": feats})[0]
+        import torch  # torch: heavy, loaded only when a model runs
 
         with torch.no_grad():
-            return [t.numpy() for t in self._module(torch.from_numpy(feats))]
-
-    def probabilities(self, feats):
-        """``(B, C)`` float32 probabilities of normalised ``feats`` (B, T, D)."""
-        return self._run(feats)[1]
-
-    def __call__(self, feats, lengths):
-        import torch
-
-        if bool((lengths != feats.shape[1]).any()):
-            raise ExportError(f"{self.path}: exported models take unpadded batches (every length = the frame count)")
-        return torch.from_numpy(self._run(feats.numpy())[0])
+            return self._module(torch.from_numpy(feats))[1].numpy()
 
 
 def _import(module: str):

@@ -20,6 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from sertool.errors import AudioError
+from sertool.io.pcm import PCM_FORMATS, pcm_to_float, raw_format  # noqa: F401 (PCM_FORMATS, pcm_to_float: re-exported)
 
 #: File suffixes treated as audio when scanning folders (lower case).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -366,19 +367,6 @@ def _stream_blocks(path: Path, read, native_sr: int, announced: int, integer_pcm
     _report_truncation(truncation_message(path, decoded, announced, native_sr), on_warning)
 
 
-def pcm_to_float(samples) -> np.ndarray:
-    """float32 samples: integer PCM scaled to [-1, 1) (by 2 ** (bits - 1), centred when unsigned), floats as given."""
-    samples = np.asarray(samples)
-    if np.issubdtype(samples.dtype, np.integer):
-        info = np.iinfo(samples.dtype)
-        return (samples.astype(np.float32) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
-    return np.asarray(samples, dtype=np.float32)
-
-
-#: Raw PCM sample formats ``predict -`` reads with ``--rate`` (little-endian, interleaved channels).
-PCM_FORMATS = {"s16le": "<i2", "s32le": "<i4", "f32le": "<f4"}
-
-
 def decode_bytes(data: bytes, *, name: str = "-", rate: int | None = None, fmt: str = "s16le",
                  channels: int = 1) -> tuple[np.ndarray, int]:
     """Audio from bytes (e.g. all of stdin): ``(samples (N,) or (N, channels) float32 in [-1, 1], rate Hz)``.
@@ -402,12 +390,6 @@ def decode_bytes(data: bytes, *, name: str = "-", rate: int | None = None, fmt: 
             raise AudioError(f"{name}: not a WAV/FLAC/OGG stream ({str(exc).splitlines()[0][:80]}); for raw PCM "
                              "pass --rate (and --format, --channels)") from None
         return np.ascontiguousarray(samples), int(rate)
-    if fmt not in PCM_FORMATS:
-        raise AudioError(f"{name}: PCM format {fmt!r} must be one of {', '.join(PCM_FORMATS)}")
-    if rate <= 0 or channels < 1:
-        raise AudioError(f"{name}: --rate {rate} and --channels {channels} must be positive")
-    dtype = np.dtype(PCM_FORMATS[fmt])
-    frame = dtype.itemsize * channels
-    usable = len(data) - len(data) % frame  # a torn last frame (the writer stopped mid-sample) is dropped
-    samples = pcm_to_float(np.frombuffer(data[:usable], dtype=dtype))
-    return (samples.reshape(-1, channels) if channels > 1 else samples), int(rate)
+    pcm = raw_format(rate, fmt, channels, name)
+    usable = len(data) - len(data) % pcm.frame_bytes  # a torn last frame (the writer stopped mid-sample) is dropped
+    return pcm.samples(data[:usable]), pcm.rate

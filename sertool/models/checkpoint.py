@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sertool import __version__
-from sertool.errors import SertoolError
+from sertool.errors import CheckpointError  # defined in sertool.errors, importable here too
 
 FORMAT = "sertool-checkpoint"
 FORMAT_VERSION = 1
@@ -30,10 +30,6 @@ REQUIRED = ("format", "format_version", "model", "model_config", "feature_set", 
 
 
 FUSION = "fusion"
-
-
-class CheckpointError(SertoolError):
-    """A checkpoint file is missing, unsafe, or lacks a field."""
 
 
 @dataclass

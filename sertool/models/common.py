@@ -28,6 +28,18 @@ def fast_layout(model: nn.Module) -> nn.Module:
     return model.to(memory_format=torch.channels_last)
 
 
+
+class Conv1d(nn.Conv1d):
+    """``nn.Conv1d`` whose kernel takes weight decay under ``TrainConfig.decay_params = "conv"``."""
+
+    decay_kernels = True
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` whose kernel takes weight decay under ``TrainConfig.decay_params = "conv"``."""
+
+    decay_kernels = True
+
 def fix_length(feats: torch.Tensor, lengths: torch.Tensor, frames: int) -> torch.Tensor:
     """Centre-crop or zero-pad every utterance to ``frames`` frames.
 

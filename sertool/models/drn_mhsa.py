@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from sertool.models.registry import register_model
-from sertool.models.common import MaskedBatchNorm1d, conv_lengths, run_lstm, time_mask, zero_padding
+from sertool.models.common import Conv1d, MaskedBatchNorm1d, conv_lengths, run_lstm, time_mask, zero_padding
 
 
 @dataclass(frozen=True)
@@ -83,15 +83,15 @@ class _Block(nn.Module):
         super().__init__()
         pad = dilation * (kernel // 2)
         self.spec = (kernel, stride, pad, dilation)
-        self.conv1 = nn.Conv1d(cin, cout, kernel, stride=stride, padding=pad, dilation=dilation, bias=False)
+        self.conv1 = Conv1d(cin, cout, kernel, stride=stride, padding=pad, dilation=dilation, bias=False)
         self.bn1 = MaskedBatchNorm1d(cout)
-        self.conv2 = nn.Conv1d(cout, cout, kernel, padding=pad, dilation=dilation, bias=False)
+        self.conv2 = Conv1d(cout, cout, kernel, padding=pad, dilation=dilation, bias=False)
         self.bn2 = MaskedBatchNorm1d(cout)
         self.attention = nn.MultiheadAttention(cout, heads, batch_first=True) if heads else None
         self.skip = None
         if residual:
             self.skip = (nn.Identity() if cin == cout and stride == 1
-                         else _Projection(nn.Conv1d(cin, cout, 1, stride=stride, bias=False), MaskedBatchNorm1d(cout)))
+                         else _Projection(Conv1d(cin, cout, 1, stride=stride, bias=False), MaskedBatchNorm1d(cout)))
 
     def forward(self, x, lengths):
         kernel, stride, pad, dilation = self.spec

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from sertool.models.registry import register_model
-from sertool.models.common import fix_length
+from sertool.models.common import Conv2d, fix_length
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class LightSernetConfig:
 
 def _conv_bn_relu(cin: int, cout: int, kernel: tuple[int, int], *, bias: bool) -> list[nn.Module]:
     padding = (kernel[0] // 2, kernel[1] // 2)
-    return [nn.Conv2d(cin, cout, kernel, padding=padding, bias=bias), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return [Conv2d(cin, cout, kernel, padding=padding, bias=bias), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
 class LightSernet(nn.Module):
@@ -120,4 +120,4 @@ PAPER_RECIPE = {"epochs": 300, "optimizer": "adam", "lr": 1e-4, "weight_decay": 
                 "random_crop": False, "selection": "best", "norm": "global"}
 
 register_model("light_sernet", LightSernetConfig, features="lightsernet_mfcc", recipe=DEFAULT_RECIPE,
-               paper_recipe=PAPER_RECIPE)(LightSernet)
+               paper_recipe=PAPER_RECIPE, fixed_frames=True)(LightSernet)

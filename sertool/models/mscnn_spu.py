@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from sertool.models.registry import register_model
-from sertool.models.common import statistics_pooling, time_mask, zero_padding
+from sertool.models.common import Conv1d, statistics_pooling, time_mask, zero_padding
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class MscnnSpu(nn.Module):
 
             raise ConfigError(f"speaker_dim {config.speaker_dim} leaves no audio columns of {input_dim}")
         kernels = list(config.kernel_sizes)
-        self.branches = nn.ModuleList(nn.Conv1d(audio_dim, config.filters, k, padding=k // 2) for k in kernels)
+        self.branches = nn.ModuleList(Conv1d(audio_dim, config.filters, k, padding=k // 2) for k in kernels)
         self.kernels = kernels
         width = 3 * config.filters * len(kernels)
         maps = config.filters * len(kernels)
@@ -111,7 +111,7 @@ DEFAULT_RECIPE = {"epochs": 40, "lr": 1e-3, "grad_clip": 1.0}
 PAPER_RECIPE = {"optimizer": "adam", "schedule": "constant", "label_smoothing": 0.0, "specaugment": False, "random_crop": False, "selection": "best", "weight_decay": 0.0, "norm": "global", "lr": 5e-4, "grad_clip": 1.0, "batch_size": 64, "epochs": 100, "patience": 30}
 
 register_model("mscnn_spu", MscnnSpuConfig, features="mscnn_mfcc96", recipe=DEFAULT_RECIPE,
-               paper_recipe=PAPER_RECIPE)(MscnnSpu)
+               paper_recipe=PAPER_RECIPE, takes_utterance_vector=True)(MscnnSpu)
 
 
 @dataclass(frozen=True)
@@ -120,4 +120,4 @@ class MscnnSpuAttConfig(MscnnSpuConfig):
 
 
 register_model("mscnn_spu_att", MscnnSpuAttConfig, features="mscnn_mfcc96", recipe=DEFAULT_RECIPE,
-               paper_recipe=PAPER_RECIPE)(type("MscnnSpuAtt", (MscnnSpu,), {}))
+               paper_recipe=PAPER_RECIPE, takes_utterance_vector=True)(type("MscnnSpuAtt", (MscnnSpu,), {}))

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from sertool.models.registry import register_model
-from sertool.models.common import TransformerEncoder, conv_lengths, exporting, masked_mean, zero_padding
+from sertool.models.common import Conv2d, TransformerEncoder, conv_lengths, exporting, masked_mean, zero_padding
 
 
 @dataclass(frozen=True)
@@ -66,14 +66,14 @@ class _BasicBlock(nn.Module):
 
     def __init__(self, cin, cout, stride):
         super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.conv2 = Conv2d(cout, cout, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
         self.stride = stride
         self.down = None
         if stride != 1 or cin != cout:
-            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+            self.down = nn.Sequential(Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
 
     def forward(self, x, lengths):
         out_lengths = conv_lengths(lengths, 3, self.stride, 1)
@@ -90,7 +90,7 @@ class ParallelResnetTransformer(nn.Module):
         super().__init__()
         self.config = config
         channels = list(config.resnet_channels)
-        self.stem = nn.Sequential(nn.Conv2d(1, channels[0], 7, stride=2, padding=3, bias=False),
+        self.stem = nn.Sequential(Conv2d(1, channels[0], 7, stride=2, padding=3, bias=False),
                                   nn.BatchNorm2d(channels[0]))
         self.stages = nn.ModuleList()
         cin = channels[0]
@@ -103,7 +103,7 @@ class ParallelResnetTransformer(nn.Module):
         self.cnn = nn.ModuleList()
         cin, rows = 1, input_dim
         for cout, pool in zip(cnn_channels, self.cnn_pools):
-            self.cnn.append(nn.ModuleList([nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout),
+            self.cnn.append(nn.ModuleList([Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout),
                                            nn.Dropout(config.cnn_dropout)]))
             cin, rows = cout, max(1, rows // pool)
         cnn_width = cin * rows

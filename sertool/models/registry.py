@@ -32,7 +32,7 @@ from sertool.errors import ConfigError
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered model: its classes and metadata (see the module docstring)."""
+    """A registered model: its classes and capability tags (see :mod:`sertool.models.contract`)."""
 
     cls: type
     config_cls: type
@@ -48,11 +48,25 @@ class ModelSpec:
     onnx_unsupported: str = ""
     #: the fewest frames its traced (exported) graph accepts; shorter input is padded inside the model
     min_frames: int = 1
+    #: it crops or pads every clip to its config's ``input_frames`` (training crops randomly to that length)
+    fixed_frames: bool = False
+    #: it accepts an utterance-level vector (``train --utterance-store``) in its config's ``speaker_dim`` last columns
+    takes_utterance_vector: bool = False
 
-    @property
-    def takes_utterance_vector(self) -> bool:
-        """Whether the model accepts an utterance-level vector (``train --utterance-store``)."""
-        return "speaker_dim" in {f.name for f in dataclasses.fields(self.config_cls)}
+    def input_frames(self, config) -> int | None:
+        """The fixed input length of a model built from ``config``.
+
+        Parameters
+        ----------
+        config : dataclass
+            The model's config (an instance of :attr:`config_cls`).
+
+        Returns
+        -------
+        int or None
+            ``config.input_frames`` (frames) for a :attr:`fixed_frames` model, else None (any length).
+        """
+        return config.input_frames if self.fixed_frames else None
 
 
 #: Modules of sertool.models that register the built-in models when imported.
@@ -113,7 +127,22 @@ RECIPES = ("default", "paper")
 
 
 def register_model(name: str, config_cls: type, **metadata):
-    """Class decorator adding a model to :data:`MODELS` under ``name`` (metadata: :class:`ModelSpec` fields)."""
+    """Class decorator adding a model to :data:`MODELS` under ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The model's name (``train --model NAME``); also set as the class's ``name``.
+    config_cls : type
+        Its config dataclass.
+    **metadata
+        :class:`ModelSpec` fields: level, features, trainer, recipes and capability tags.
+
+    Returns
+    -------
+    callable
+        The decorator; it returns the class unchanged apart from ``name``.
+    """
 
     def wrap(cls):
         dict.__setitem__(MODELS, name, ModelSpec(cls, config_cls, description=(cls.__doc__ or "").strip()

@@ -38,8 +38,8 @@ import torch
 from torch import nn
 
 from sertool.models.registry import register_model
-from sertool.models.common import (AttentionPooling, CrossAttentionLayer, TransformerEncoder, conv_lengths,
-                                   masked_mean, run_lstm, zero_padding)
+from sertool.models.common import (AttentionPooling, Conv1d, Conv2d, CrossAttentionLayer, TransformerEncoder,
+                                   conv_lengths, masked_mean, run_lstm, zero_padding)
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class ConvFrontEnd(nn.Module):
         super().__init__()
         blocks, cin, bands = [], 1, input_dim
         for cout in channels:
-            blocks.append(nn.ModuleList([nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout),
+            blocks.append(nn.ModuleList([Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout),
                                          nn.AvgPool2d(2), nn.Dropout(dropout)]))
             cin, bands = cout, max(1, bands // 2)
         self.blocks = nn.ModuleList(blocks)
@@ -213,7 +213,7 @@ class Cat(nn.Module):
         self.config = config
         self.cnn = _front(config, input_dim)
         k = config.reduce_stride
-        self.reduce = nn.Conv1d(input_dim, config.reduce_channels, 2 * k, stride=k, padding=k // 2)
+        self.reduce = Conv1d(input_dim, config.reduce_channels, 2 * k, stride=k, padding=k // 2)
         self.lstm = nn.LSTM(config.reduce_channels, config.d_model // 2, batch_first=True, bidirectional=True)
         layer = lambda: CrossAttentionLayer(config.d_model, heads=config.heads, ff_dim=config.ff_dim,  # noqa: E731
                                             dropout=config.dropout)
@@ -249,9 +249,9 @@ ONNX_UNSUPPORTED = ("torch.export fixes an LSTM's sequence length to the example
                     "length only), and the TorchScript-based ONNX exporter fixes nn.MultiheadAttention's reshapes; "
                     "this model has both")
 
-for _name, _cls, _config in (("cnn_transformer", CnnTransformer, CnnTransformerConfig),
-                             ("cnn_lstm_transformer", CnnLstmTransformer, CnnLstmTransformerConfig),
-                             ("ilt", Ilt, IltConfig), ("cat", Cat, CatConfig)):
+for _name, _cls, _config, _onnx in (("cnn_transformer", CnnTransformer, CnnTransformerConfig, ""),
+                                    ("cnn_lstm_transformer", CnnLstmTransformer, CnnLstmTransformerConfig,
+                                     ONNX_UNSUPPORTED),
+                                    ("ilt", Ilt, IltConfig, ONNX_UNSUPPORTED), ("cat", Cat, CatConfig, ONNX_UNSUPPORTED)):
     register_model(_name, _config, features="transformer_logmel", recipe=DEFAULT_RECIPE,
-                   paper_recipe=PAPER_RECIPE,
-                   onnx_unsupported="" if _name == "cnn_transformer" else ONNX_UNSUPPORTED)(_cls)
+                   paper_recipe=PAPER_RECIPE, onnx_unsupported=_onnx)(_cls)

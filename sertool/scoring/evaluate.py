@@ -9,7 +9,9 @@ Writes into the run folder (or ``out_dir``):
   ``precision/recall/f1/support_<class>``.
 - ``confusion.csv``: fold, kind (``counts`` | ``row_normalised``), true label,
   one column per predicted label.
-- ``predictions.csv``: id, path, speaker, fold, label, predicted, p_<class>...
+- ``predictions.csv``: the layout of ``predict`` with a manifest (:mod:`sertool.inference.rows`): path, id,
+  speaker, label, predicted, confidence, p_<class>..., duration, error; then ``fold`` (the fold whose model
+  scored the utterance; ``ensemble`` for cross-corpus evaluation).
 - ``confusion.png``: the pooled row-normalised confusion matrix.
 """
 
@@ -21,8 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sertool.io.atomic import atomic_write
 from sertool.errors import SertoolError, StoreError
+from sertool.inference.engine import Scorer
+from sertool.inference.rows import header, score_row
+from sertool.inference.runner import fuse
+from sertool.io.atomic import atomic_write
 from sertool.metrics import bootstrap_ci, confusion, scores
 
 #: Bootstrap samples (utterances drawn with replacement, seed 0) behind the pooled 95 % intervals.
@@ -61,42 +66,79 @@ def test_normaliser(checkpoint, store, utterances, test_ids: list[str]):
 
 def score_ids(checkpoint, ids: list[str], *, utterances, stores: list[tuple], batch_size: int = 64,
               device: str = "cpu") -> np.ndarray:
-    """Class probabilities (N, C) of utterances ``ids`` from their stored features.
+    """Class probabilities of utterances ``ids`` from their stored features, scored as ``predict`` scores them.
 
-    ``stores`` holds ``(store_path, utterance_store_path or None)``: one pair for
-    a plain checkpoint, one per member (in order) for a fused one, whose
-    probabilities are the weighted mean of its members'. Speaker-normalised
-    checkpoints normalise each speaker of ``ids`` with its own statistics.
+    The stored features go through the scoring engine
+    (:class:`sertool.inference.engine.Scorer`): the checkpoint's normaliser,
+    the one window planner (a clip longer than (1 + crop tolerance) x the
+    model's input is scored in windows, their probabilities averaged) and
+    the model's runner, so each clip's probabilities equal ``predict``'s on
+    its audio file.
+
+    Parameters
+    ----------
+    checkpoint
+        A checkpoint, or a fused one (probabilities: :func:`sertool.inference.runner.fuse` of its members').
+    ids
+        Manifest ids to score.
+    utterances
+        The manifest's utterances (speakers for ``speaker`` normalisation, durations).
+    stores
+        ``(store_path, utterance_store_path or None)``: one pair for a plain checkpoint, one per member (in
+        order) for a fused one.
+    batch_size, device
+        Windows per forward pass, and ``"cpu"``, ``"cuda"`` or ``"auto"``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, C)`` float32 probabilities, rows in the order of ``ids``.
+
+    Raises
+    ------
+    StoreError
+        A store with other features than the checkpoint's, or without some of ``ids``.
     """
-    import torch
-
-    from sertool.training.data import FeatureDataset, JoinedStore, collate
-    from sertool.inference.runner import evaluate_loader
-    from sertool.store.core import FeatureStore
-
     if checkpoint.is_fusion:
-        weights = checkpoint.model_config["weights"]
         members = checkpoint.member_checkpoints()
         if len(stores) != len(members):
             raise SertoolError(f"fused model of {len(members)} members given {len(stores)} feature stores")
-        return sum(w * score_ids(m, ids, utterances=utterances, stores=[pair], batch_size=batch_size, device=device)
-                   for w, m, pair in zip(weights, members, stores))
-    store_path, utterance_store = stores[0]
+        return fuse([score_ids(m, ids, utterances=utterances, stores=[pair], batch_size=batch_size, device=device)
+                     for m, pair in zip(members, stores)], checkpoint.model_config["weights"])
+    joined = _joined_store(checkpoint, *stores[0])
+    missing = [i for i in ids if i not in joined]
+    if missing:
+        raise StoreError(f"{stores[0][0]}: no features for {len(missing)} utterance(s) (e.g. {missing[0]!r}); "
+                         "rerun `sertool extract` on this manifest")
+    normaliser = test_normaliser(checkpoint, joined, utterances, ids)
+    scorer = Scorer(checkpoint, batch_size=batch_size, device=device)
+    duration = {u.id: u.duration for u in utterances}
+    items = ((i, joined[i], duration.get(i, 0.0)) for i in ids)
+    probs = [p for _, p in scorer.score_many(items, normaliser)]
+    return np.stack(probs).astype(np.float32) if probs else np.zeros((0, len(checkpoint.labels)), np.float32)
+
+
+def _joined_store(checkpoint, store_path, utterance_store):
+    """The checkpoint's stored features (frame store + utterance store when it uses one), checked against it."""
+    from sertool.store.core import FeatureStore  # h5py: heavy, loaded only when a store is read
+    from sertool.training.data import JoinedStore  # torch: heavy (the training datasets), loaded when scoring
+
     with FeatureStore(store_path) as store:
         check_store_matches(store, checkpoint, store_path)
-    utterance_store = utterance_store if checkpoint.utterance_feature_config else None
-    joined = JoinedStore(store_path, utterance_store)
+    joined = JoinedStore(store_path, utterance_store if checkpoint.utterance_feature_config else None)
     if joined.dim != len(checkpoint.norm_mean):
         raise StoreError(f"{store_path}: features have {joined.dim} columns but the checkpoint's normalisation "
                          f"{len(checkpoint.norm_mean)}; evaluate with the run's own store, or retrain")
-    normaliser = test_normaliser(checkpoint, joined, utterances, ids)
-    dataset = FeatureDataset(store_path, ids, [-1] * len(ids), normaliser, utterance_store)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
-    from sertool.runtime.process import torch_device
+    return joined
 
-    target = torch_device(device)
-    probs, _, _ = evaluate_loader(checkpoint.build_model().to(target), loader, target)
-    return probs
+
+def prediction_row(utterance, probs: np.ndarray, labels: list[str], truth: str, fold: str) -> list[str]:
+    """One row of evaluate's predictions.csv: predict's manifest layout (:mod:`sertool.inference.rows`), then fold.
+
+    ``probs``: the utterance's ``(C,)`` probabilities; ``truth``: its label as the model names it.
+    """
+    return [*score_row(utterance.path, probs, utterance.duration, labels, None,
+                       [utterance.id, utterance.speaker, truth]), fold]
 
 
 def _add_summaries(per_fold: dict, truth: np.ndarray, pred: np.ndarray, num_classes: int) -> None:
@@ -174,10 +216,7 @@ def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch
             f"WA {per_fold[fold_name]['WA']:.3f}")
         all_probs.append(probs)
         all_true.append(truth)
-        for utt_id, p, t in zip(test_ids, probs, truth):
-            u = by_id[utt_id]
-            rows.append([utt_id, str(u.path), u.speaker, fold_name, labels[t], labels[int(p.argmax())]]
-                        + [f"{x:.5f}" for x in p])
+        rows += [prediction_row(by_id[i], p, labels, labels[t], fold_name) for i, p, t in zip(test_ids, probs, truth)]
     if not all_true:
         raise SertoolError(f"{run_dir}: no fold has test utterances (trained with --protocol all?); "
                            "evaluate a cross-validated run instead")
@@ -256,8 +295,7 @@ def evaluate_cross_corpus(run_dir, manifest, store_path, *, label_map: dict[str,
     ensemble = np.mean(all_probs, axis=0)
     _add_summaries(per_fold, truth, ensemble.argmax(1), len(labels))
     by_id = {u.id: u for u in utterances}
-    rows = [[i, str(by_id[i].path), by_id[i].speaker, "ensemble", labels[t], labels[int(p.argmax())]]
-            + [f"{x:.5f}" for x in p] for i, p, t in zip(ids, ensemble, truth)]
+    rows = [prediction_row(by_id[i], p, labels, labels[t], "ensemble") for i, p, t in zip(ids, ensemble, truth)]
     _write_outputs(out_dir, per_fold, labels, rows, title=f"{run_dir.name} on {Path(manifest).stem}")
     return EvaluationResult(per_fold, labels, out_dir)
 
@@ -291,8 +329,7 @@ def _write_outputs(out_dir: Path, per_fold: dict, labels: list[str], prediction_
             confusion_rows.append([fold, "row_normalised", label, *(f"{x:.4f}" for x in row)])
     _atomic_csv(out_dir / "metrics.csv", ["fold", "metric", "value"], metric_rows)
     _atomic_csv(out_dir / "confusion.csv", ["fold", "kind", "true", *labels], confusion_rows)
-    _atomic_csv(out_dir / "predictions.csv",
-                ["id", "path", "speaker", "fold", "label", "predicted", *(f"p_{c}" for c in labels)], prediction_rows)
+    _atomic_csv(out_dir / "predictions.csv", [*header(labels, False, manifest=True), "fold"], prediction_rows)
     plot_confusion(per_fold["pooled"]["confusion"], labels, out_dir / "confusion.png",
                    title=f"{title}: pooled UA {per_fold['pooled']['UA']:.3f}, WA {per_fold['pooled']['WA']:.3f}")
     plot_fold_confusions(per_fold, labels, out_dir / "confusion_folds.png", title=title)

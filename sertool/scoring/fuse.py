@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from sertool.errors import ConfigError, SertoolError
+from sertool.inference.runner import fuse
 
 
 @dataclass
@@ -56,7 +57,7 @@ def fit_weights(member_probs: list[np.ndarray], truth: np.ndarray, *, step: floa
     best, best_key = None, None
     classes = member_probs[0].shape[1]
     for weights in simplex_grid(len(member_probs), step):
-        fused = sum(w * p for w, p in zip(weights, member_probs))
+        fused = fuse(member_probs, weights)
         ua = scores(confusion(truth, fused.argmax(1), classes))["UA"]
         nll = float(-np.log(np.clip(fused[np.arange(len(truth)), truth], 1e-12, None)).mean())
         key = (ua, -nll)
@@ -147,7 +148,7 @@ def fuse_runs(run_dirs, out_dir, *, weights: list[float] | None = None, grid_ste
             if fold_weights is None:
                 fold_weights, ua = fit_weights(probs, truth, step=grid_step)
             else:
-                fused = sum(w * p for w, p in zip(fold_weights, probs))
+                fused = fuse(probs, fold_weights)
                 ua = scores(confusion(truth, fused.argmax(1), len(labels)))["UA"]
         elif fold_weights is None:
             raise ConfigError(f"{fold0}: no validation speakers to fit fusion weights on; pass --weights")

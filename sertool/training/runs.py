@@ -20,6 +20,19 @@ from sertool.io.atomic import atomic_write
 from sertool.errors import SertoolError
 
 ROLES = ("train", "valid", "test")
+RUN_FILE = "run.json"
+SPLIT_FILE = "split.csv"
+CONFIG_FILE = "config.json"
+#: the last finished epoch of a fold (weights, optimiser, best and averaged weights), for resuming
+STATE_FILE = "state.pt"
+LOG_FILE = "train_log.csv"
+#: columns of a torch model's ``train_log.csv`` (one row per epoch)
+LOG_COLUMNS = ("epoch", "train_loss", "valid_loss", "valid_UA", "valid_WA", "lr", "seconds")
+
+
+def fold_dir(run_dir, index: int) -> Path:
+    """``RUN_DIR/fold-<index>``."""
+    return Path(run_dir) / f"fold-{index}"
 
 
 def atomic_json(path: Path, data) -> None:
@@ -49,7 +62,7 @@ def read_split(path) -> dict[str, list[str]]:
 
 def read_run_info(run_dir) -> dict:
     """``run.json`` of ``run_dir`` ({} when there is none)."""
-    path = Path(run_dir) / "run.json"
+    path = Path(run_dir) / RUN_FILE
     return json.loads(path.read_text()) if path.exists() else {}
 
 

@@ -1,0 +1,225 @@
+"""Runs: :func:`train`, :func:`evaluate`, :func:`fuse`, :func:`compare` (and :func:`train_setup`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from sertool.api.results import Comparison, TrainSetup
+from sertool.errors import ConfigError
+
+PathLike = str | os.PathLike
+Log = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    """The default ``log``: progress lines go nowhere."""
+
+
+def train_setup(model: str = "light_sernet", *, recipe: str = "default", settings: dict[str, Any] | None = None,
+                model_settings: dict[str, Any] | None = None, config: PathLike | None = None) -> TrainSetup:
+    """The model and training configs :func:`train` would use (``sertool train --print-config``).
+
+    Parameters
+    ----------
+    model, recipe, settings, model_settings, config
+        As for :func:`train`.
+
+    Returns
+    -------
+    TrainSetup
+        ``model_config``, ``train_config``, the model's ``level`` and ``features``; ``to_toml()``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown model, recipe or setting, an invalid value, or a bad TOML file.
+    """
+    from sertool.models import build_model_config, model_spec
+    from sertool.training.config import build_train_config, load_train_toml  # numpy: heavy
+
+    model_values, train_values = load_train_toml(config) if config else ({}, {})
+    model_values.update(model_settings or {})
+    train_values.update(settings or {})
+    train_config = build_train_config(train_values, model_name=model, recipe=recipe)
+    spec = model_spec(model)
+    return TrainSetup(model, recipe, spec.level, spec.features, model_values,
+                      build_model_config(model, model_values), train_config)
+
+
+def train(manifest: PathLike, store: PathLike, *, output: PathLike, model: str = "light_sernet",
+          protocol: str = "speaker-kfold", folds: int = 5, fold: int | None = None, valid_speakers: int = 2,
+          test_speakers: Sequence[str] | None = None, split_column: str = "split", recipe: str = "default",
+          settings: dict[str, Any] | None = None, model_settings: dict[str, Any] | None = None,
+          config: PathLike | None = None, utterance_store: PathLike | None = None, log: Log | None = None):
+    """Train one model per fold of a speaker-independent protocol (``sertool train``).
+
+    Parameters
+    ----------
+    manifest, store
+        Manifest CSV and a feature store of its rows.
+    output
+        Run folder (``fold-<i>/checkpoint.pt`` ...); a rerun resumes it.
+    model
+        A name of :func:`model_names`.
+    protocol, folds, fold, valid_speakers, test_speakers, split_column
+        As the CLI options of the same names (protocols: :data:`sertool.training.splits.PROTOCOLS`).
+    recipe
+        ``"default"`` (measured on CPU) or ``"paper"`` (:data:`sertool.models.RECIPES`).
+    settings
+        :class:`~sertool.training.config.TrainConfig` overrides (``{"epochs": 10, "norm": "speaker"}``).
+    model_settings
+        Model config overrides (``{"kernel": "rbf"}``).
+    config
+        A TOML file with ``[model]`` and ``[train]`` tables (applied before the two dicts).
+    utterance_store
+        An utterance-level store (e.g. speaker embeddings) appended after MSCNN-SPU's pooling.
+    log
+        Called with each progress line (default: silent).
+
+    Returns
+    -------
+    list of sertool.training.trainer.FoldResult
+        Per fold: ``best_epoch``, ``valid_ua``, ``epochs_run``, ``seconds``, ``directory``, ``skipped``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown model, recipe, protocol or setting, or protocol options that do not fit the manifest.
+    ManifestError
+        The manifest is missing, malformed or unlabelled.
+    StoreError
+        The store lacks rows of the manifest or does not fit the model.
+    """
+    from sertool.training import distributed
+    from sertool.training.trainer import train_run  # torch: heavy, loaded only when a model trains
+
+    setup = train_setup(model, recipe=recipe, settings=settings, model_settings=model_settings, config=config)
+    try:
+        return train_run(manifest, store, model_name=model, out_dir=output, protocol=protocol, folds=folds,
+                         fold=fold, valid_speakers=valid_speakers,
+                         test_speakers=list(test_speakers) if test_speakers else None, split_column=split_column,
+                         model_overrides=setup.model_settings, utterance_store=utterance_store,
+                         train_config=setup.train_config, log=log or _quiet)
+    finally:
+        distributed.stop()
+
+
+def evaluate(run: PathLike, *, manifest: PathLike | None = None, store: PathLike | None = None,
+             on: tuple[PathLike, PathLike] | None = None, label_map: dict[str, str] | PathLike | None = None,
+             selection: str | None = None, output: PathLike | None = None, device: str = "cpu",
+             log: Log | None = None):
+    """Score every fold of a run on its test speakers, or with ``on`` on another corpus (``sertool evaluate``).
+
+    Parameters
+    ----------
+    run
+        A trained or fused run folder.
+    manifest, store
+        Score these instead of the manifest and store the run was trained on (give both or neither).
+    on
+        ``(manifest, store)`` of another corpus: cross-corpus evaluation.
+    label_map
+        With ``on``: ``{other label: model label}`` or a CSV of ``from,to`` rows.
+    selection
+        ``"best"``, ``"average"`` or ``"last"``: score that checkpoint instead of ``checkpoint.pt``.
+    output
+        Results folder (default: the run folder, or ``RUN/cross-<manifest>`` with ``on``).
+    device
+        ``"cpu"``, ``"cuda"`` or ``"auto"`` (not with ``on``).
+    log
+        Called with each progress line (default: silent).
+
+    Returns
+    -------
+    sertool.scoring.evaluate.EvaluationResult
+        ``folds``: fold name (``fold-0`` ..., ``pooled``, ``mean``, ``std``) -> scores
+        (``UA``, ``WA``, ``macro_F1``, per-class arrays, ``ci`` for pooled); ``labels``; ``out_dir``.
+
+    Raises
+    ------
+    ConfigError
+        ``label_map`` without ``on``, only one of ``manifest`` and ``store``, or an unknown selection.
+    CheckpointError
+        A fold's checkpoint is missing or unreadable.
+    StoreError
+        The store does not match the run's features.
+    """
+    from sertool.scoring.evaluate import evaluate_cross_corpus, evaluate_run, read_label_map  # numpy: heavy
+
+    if (manifest is None) != (store is None):
+        raise ConfigError("give both manifest and store, or neither")
+    if on is None:
+        if label_map is not None:
+            raise ConfigError("label_map goes with on=(manifest, store)")
+        return evaluate_run(run, manifest, store, out_dir=output, selection=selection, log=log or _quiet,
+                            device=device)
+    if label_map is not None and not isinstance(label_map, dict):
+        label_map = read_label_map(label_map)
+    return evaluate_cross_corpus(run, on[0], on[1], label_map=label_map, out_dir=output, selection=selection,
+                                 log=log or _quiet)
+
+
+def fuse(runs: Sequence[PathLike], *, output: PathLike, weights: Sequence[float] | None = None,
+         grid_step: float = 0.1, log: Log | None = None):
+    """Late fusion of runs trained on the same folds (``sertool fuse``).
+
+    Parameters
+    ----------
+    runs
+        Two or more trained run folders.
+    output
+        Folder of the fused run (``run.json``, ``fold-<i>/checkpoint.pt``).
+    weights
+        One per run (normalised to sum 1); default: fitted per fold on its validation speakers.
+    grid_step
+        Step of the weight grid searched on the validation speakers.
+    log
+        Called with each progress line (default: silent).
+
+    Returns
+    -------
+    sertool.scoring.fuse.FusionResult
+        ``out_dir``, per-fold ``weights`` and their ``valid_ua``.
+
+    Raises
+    ------
+    SertoolError
+        Fewer than two runs, runs on different folds or labels, or weights of the wrong length.
+    """
+    from sertool.scoring.fuse import fuse_runs  # numpy: heavy, loaded only when runs are fused
+
+    return fuse_runs(list(runs), output, weights=list(weights) if weights else None, grid_step=grid_step,
+                     log=log or _quiet)
+
+
+def compare(runs: Sequence[PathLike], *, output: PathLike | None = None) -> Comparison:
+    """Evaluated runs side by side: pooled scores with intervals, fold mean/std, paired UA difference to the first.
+
+    Parameters
+    ----------
+    runs
+        Evaluated run folders (``sertool evaluate`` wrote their ``metrics.csv``).
+    output
+        Also write the table: ``.md`` for Markdown, anything else CSV.
+
+    Returns
+    -------
+    Comparison
+        ``rows`` (dicts keyed by :data:`sertool.scoring.compare.COLUMNS`), ``table`` (Markdown), ``output``.
+
+    Raises
+    ------
+    SertoolError
+        A run that was not evaluated, or unreadable results.
+    """
+    from sertool.scoring.compare import compare_runs, markdown, write_csv  # numpy: heavy
+
+    rows = compare_runs(list(runs))
+    result = Comparison(rows, markdown(rows), Path(output) if output else None)
+    if result.output and result.output.suffix == ".md":
+        result.output.write_text(result.table + "\n")
+    elif result.output:
+        write_csv(rows, result.output)
+    return result

@@ -1,0 +1,61 @@
+"""``sertool prepare``: scan a corpus folder into a manifest CSV."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from sertool import api
+from sertool.cli.app import log
+from sertool.cli.options import comma_list, max_failures_option, registry_choice
+from sertool.errors import ConfigError
+
+
+@click.command()
+@click.argument("corpus", type=registry_choice("corpus"))
+@click.argument("corpus_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Manifest CSV to write.")
+@click.option("--label-set", default=None, help="iemocap: 4 (default; happy+excited), 4-noexc, 6 or all.")
+@click.option("--subset", default=None, help="iemocap: all (default), improvised or scripted.")
+@click.option("--no-labels", is_flag=True, help="folder: list every audio file, unlabelled (for predict).")
+@click.option("--speaker-regex", default=None,
+              help="folder: regex on the relative path whose first group is the speaker.")
+@click.option("--speakers", default=None, help="Keep only these speakers (comma-separated).")
+@click.option("--per-speaker", type=click.IntRange(1), default=None,
+              help="Keep N evenly spaced utterances per speaker (a quick subset for smoke tests).")
+@click.option("--vad-split", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Cut each recording into its speech regions (Silero VAD): one FLAC per region in DIR, one row "
+                   "each, with parent_id, start and end columns (pip install 'sertool[vad]').")
+@max_failures_option()
+@click.pass_context
+def prepare(ctx, corpus, corpus_dir, output, label_set, subset, no_labels, speaker_regex, speakers, per_speaker,
+            vad_split, max_failures):
+    """Scan a corpus folder and write a manifest CSV (one row per utterance).
+
+    \b
+    CORPUS layouts:
+      ravdess  DIR/Actor_XX/MM-VV-EE-II-SS-RR-AA.wav|flac (speech only)
+      emodb    DIR/wav/SSTTTEV.wav|flac
+      iemocap  DIR/SessionN/dialog/EmoEvaluation/*.txt + sentences/wav/
+      folder   DIR/<label>/**/*.wav|flac|ogg|mp3 (or --no-labels)
+    Paths in the CSV are relative to the CSV's folder. Unreadable audio files
+    are listed in <output stem>.failures.csv and left out.
+    """
+    start = time.monotonic()
+    try:
+        result = api.prepare(corpus, corpus_dir, output=output, label_set=label_set, subset=subset,
+                             labels=False if no_labels else None, speaker_regex=speaker_regex,
+                             speakers=comma_list(speakers), per_speaker=per_speaker, vad_split=vad_split,
+                             max_failures=max_failures)
+    except ConfigError as exc:  # options that do not fit the corpus: a usage error
+        raise click.UsageError(str(exc)) from None
+    report, labels = result.report, result.label_counts()
+    log(f"prepare {corpus}: {len(result.rows)} utterances, {len(result.speakers)} speakers, {len(labels)} labels "
+        f"-> {result.manifest} ({time.monotonic() - start:.1f} s)")
+    log("  " + ", ".join(f"{label or '(none)'} {n}" for label, n in labels.items()))
+    if report.skipped:
+        log(f"  {report.skipped} utterances outside the label set/subset left out")
+    if report.failed:
+        log(f"  {report.failed} unreadable files left out, see {result.failures_path}")
+    ctx.exit(report.exit_code())

@@ -1,0 +1,33 @@
+"""The models shipped inside the package, found by name (``--model default``, ``--model speaker``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sertool.errors import SertoolError
+
+_BUNDLE = Path(__file__).resolve().parents[1] / "models" / "default"
+#: Models trained on the 16 RAVDESS actors of ../shared/data, shipped inside the package (``--model NAME``):
+#: ``default`` scores any file alone; ``speaker`` normalises per speaker (needs 10+ files of each speaker).
+BUNDLED = {"default": _BUNDLE / "light_sernet_ravdess.pt", "speaker": _BUNDLE / "light_sernet_ravdess_speaker.pt"}
+DEFAULT_CHECKPOINT = BUNDLED["default"]
+
+
+def default_checkpoint(name: str = "default") -> Path:
+    """Path of bundled model ``name`` (see ``sertool/models/default/README.md``).
+
+    Raises
+    ------
+    SertoolError
+        The bundled file is missing from this installation.
+    """
+    path = BUNDLED[name]
+    if not path.is_file():
+        raise SertoolError(f"{path}: the bundled model is missing from this installation; "
+                           "pass a checkpoint with --model")
+    return path
+
+
+def checkpoint_path(checkpoint) -> Path:
+    """A bundled model name (:data:`BUNDLED`) as its file, anything else as a path."""
+    return default_checkpoint(str(checkpoint)) if str(checkpoint) in BUNDLED else Path(checkpoint)

@@ -1,0 +1,132 @@
+"""What to score: input discovery (files, folders, manifests, arrays) and each file's speaker."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from sertool.errors import ConfigError, SertoolError
+from sertool.inference.sources import Clip
+from sertool.io.audio import find_audio
+from sertool.io.manifest import read_manifest
+
+
+def _is_manifest(item: Path) -> bool:
+    return item.suffix.lower() == ".csv" and not item.is_dir()
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given, folders searched recursively for audio, manifests (.csv) read for their paths.
+
+    Returns
+    -------
+    list[Path]
+        Each file once, in input order; missing, unreadable files and broken links are kept (they get error rows).
+    """
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files.extend(find_audio(item))  # broken links included: they get error rows
+        elif item.suffix.lower() == ".csv":
+            files.extend(u.path for u in read_manifest(item))
+        else:
+            files.append(item)  # missing or unreadable files become error rows
+    seen, unique = set(), []
+    for f in files:
+        if str(f) not in seen:
+            seen.add(str(f))
+            unique.append(f)
+    return unique
+
+
+def manifest_rows(inputs) -> dict:
+    """str(path) -> :class:`~sertool.io.manifest.Utterance` for the rows of the manifest (.csv) inputs."""
+    return {str(u.path): u for item in map(Path, inputs) if _is_manifest(item) for u in read_manifest(item)}
+
+
+def file_speakers(inputs, files: list[Path], speaker_regex: str | None) -> dict[str, str]:
+    """str(path) -> speaker, from the ``speaker`` column of manifest inputs, else ``speaker_regex``'s first group.
+
+    Files with neither are left out (their rows become errors when speakers are needed).
+
+    Raises
+    ------
+    SertoolError
+        A regex that does not compile or has no group.
+    """
+    speakers: dict[str, str] = {}
+    for item in map(Path, inputs):
+        if _is_manifest(item):
+            speakers.update({str(u.path): u.speaker for u in read_manifest(item) if u.speaker})
+    if speaker_regex:
+        try:
+            pattern = re.compile(speaker_regex)
+        except re.error as exc:
+            raise SertoolError(f"--speaker-regex {speaker_regex!r} is not a valid regex ({exc})") from None
+        if pattern.groups < 1:
+            raise SertoolError(f"--speaker-regex {speaker_regex!r} needs a group, e.g. '(Actor_\\d+)/'")
+        for f in files:
+            match = pattern.search(f.as_posix())
+            if match and str(f) not in speakers:
+                speakers[str(f)] = match.group(1)
+    return speakers
+
+
+def _is_pair(item) -> bool:
+    return (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], np.ndarray)
+            and isinstance(item[1], (int, np.integer)))
+
+
+def as_sources(audio) -> list:
+    """Paths (folders and manifests expanded) and :class:`Clip` objects from the forms ``predict_audio`` takes.
+
+    Raises
+    ------
+    ConfigError
+        An item that is neither a path nor a ``(samples, sample_rate)`` pair.
+    """
+    if _is_pair(audio):
+        return [Clip(audio[0], int(audio[1]), "<array 0>")]
+    if isinstance(audio, (str, os.PathLike)):
+        items = [audio]
+    elif isinstance(audio, (list, tuple)):
+        items = list(audio)
+    else:
+        raise ConfigError(f"audio must be a path, a list of paths or a (samples, sample_rate) pair, not "
+                          f"{type(audio).__name__}")
+    sources = []
+    for i, item in enumerate(items):
+        if _is_pair(item):
+            sources.append(Clip(item[0], int(item[1]), f"<array {i}>"))
+        elif isinstance(item, (str, os.PathLike)):
+            sources.extend(expand_inputs([item]))
+        else:
+            raise ConfigError(f"audio item {i} is a {type(item).__name__}; give a path or a (samples, "
+                              "sample_rate) pair with samples a numpy array")
+    return sources
+
+
+def speaker_map(sources: list, audio, speakers, speaker_regex) -> dict[str, str]:
+    """str(source) -> speaker of ``predict_audio``'s inputs, for a speaker-normalised checkpoint.
+
+    Raises
+    ------
+    ConfigError
+        ``speakers`` of the wrong length, or no speaker found for any input.
+    """
+    if speakers is not None:
+        if len(speakers) != len(sources):
+            raise ConfigError(f"speakers has {len(speakers)} entries for {len(sources)} inputs; give one per input")
+        return {str(s): str(spk) for s, spk in zip(sources, speakers)}
+    paths = [s for s in sources if not isinstance(s, Clip)]
+    items = [audio] if isinstance(audio, (str, os.PathLike)) else [a for a in audio if not _is_pair(a)] \
+        if isinstance(audio, (list, tuple)) and not _is_pair(audio) else []
+    found = file_speakers(items, paths, speaker_regex)
+    if not found:
+        raise ConfigError("this model normalises features per speaker (trained with --norm speaker): pass "
+                          "speakers=[one per input], a manifest with a speaker column, or speaker_regex")
+    return found

@@ -1,0 +1,142 @@
+"""``predict_audio``: score audio in memory (paths or sample arrays) with a checkpoint; nothing is written."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from sertool.errors import SertoolError
+from sertool.inference.bundled import checkpoint_path
+from sertool.inference.engine import Scorer
+from sertool.inference.export import load_scoring_model
+from sertool.inference.groups import fused, score_group, speaker_groups
+from sertool.inference.inputs import as_sources, speaker_map
+from sertool.inference.runner import WINDOW_BATCH
+from sertool.inference.windows import CROP_TOLERANCE
+from sertool.io.audio import TruncatedAudioWarning
+from sertool.models.checkpoint import Checkpoint
+from sertool.runtime.process import blas_threads, torch_threads
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Scores of :func:`predict_audio`, one entry per input in input order.
+
+    Attributes
+    ----------
+    names
+        Each input's path, or ``"<array i>"`` for samples passed in memory.
+    labels
+        Predicted class of each input (length N).
+    probabilities
+        ``(N, C)`` float32 class probabilities (mean over the input's windows),
+        columns in the order of ``classes``.
+    classes
+        The model's class names (C).
+    durations
+        ``(N,)`` float64 seconds of audio scored.
+    windows
+        Per input, ``[(start s, end s, probabilities (C,)), ...]``: one entry
+        per window the model saw (fused models: one entry for the whole input).
+    """
+
+    names: list[str]
+    labels: list[str]
+    probabilities: np.ndarray
+    classes: tuple[str, ...]
+    durations: np.ndarray
+    windows: list[list[tuple[float, float, np.ndarray]]]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def _loaded(checkpoint, trust_code: bool) -> Checkpoint:
+    """A checkpoint object from a file, a bundled name or a loaded checkpoint, checked for code."""
+    if isinstance(checkpoint, Checkpoint):
+        where = "the checkpoint"
+    else:
+        where = checkpoint = checkpoint_path(checkpoint)
+        checkpoint = load_scoring_model(checkpoint)
+    checkpoint.check_no_code(where, trust_code=trust_code)
+    return checkpoint
+
+
+def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speaker_regex: str | None = None,
+                  window_s: float | None = None, hop_s: float | None = None,
+                  trust_code: bool = False, crop_tolerance: float = CROP_TOLERANCE, batch_size: int = WINDOW_BATCH,
+                  device: str = "cpu", vad: bool = False) -> Predictions:
+    """Score audio in memory with a checkpoint; nothing is written.
+
+    Parameters
+    ----------
+    checkpoint
+        A checkpoint file, a bundled model name (``"default"``, ``"speaker"``)
+        or a loaded :class:`~sertool.models.checkpoint.Checkpoint`.
+    audio
+        A path (file, folder, or manifest CSV), a list of paths, a
+        ``(samples, sample_rate)`` pair (samples ``(N,)`` or ``(N, channels)``
+        float in [-1, 1], sample_rate in Hz), or a list mixing paths and pairs.
+    speakers
+        For speaker-normalised checkpoints: one speaker per input (after
+        folders are expanded); each speaker needs at least
+        :data:`sertool.features.normalise.MIN_SPEAKER_UTTERANCES` inputs. Manifest inputs
+        use their ``speaker`` column, ``speaker_regex`` searches the paths.
+    window_s, hop_s
+        Window length and hop in seconds (default: the model's input length, and half of it).
+    crop_tolerance
+        Without ``window_s``, inputs up to (1 + this) x the model's input length
+        are one window the model centre-crops, as in training (:data:`CROP_TOLERANCE`).
+    batch_size, device
+        Windows per forward pass (:data:`WINDOW_BATCH`), and ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    trust_code
+        Allow a checkpoint whose features import Python code or load a TorchScript/ONNX file.
+    vad
+        Score only the speech regions Silero VAD finds; ``windows`` are then the regions.
+
+    Returns
+    -------
+    Predictions
+        Labels, ``(N, C)`` probabilities and windows, in input order.
+
+    Raises
+    ------
+    SertoolError
+        An unusable input (its name is in the message), a damaged checkpoint,
+        or a speaker-normalised checkpoint without speakers.
+    """
+    checkpoint = _loaded(checkpoint, trust_code)
+    sources = as_sources(audio)
+    if not sources:
+        raise SertoolError(f"no audio found in {audio}")
+    members = checkpoint.member_checkpoints() if checkpoint.is_fusion else [checkpoint]
+    weights = checkpoint.model_config["weights"] if checkpoint.is_fusion else [1.0]
+    with torch_threads(max(1, os.cpu_count() or 1)), blas_threads(1):
+        scorers = [Scorer(m, window_s, hop_s, crop_tolerance, batch_size, device, vad) for m in members]
+        groups = speaker_map(sources, audio, speakers, speaker_regex) if any(s.needs_speakers for s in scorers) \
+            else None
+        outcomes: dict[str, object] = {}
+        for group, wanted in speaker_groups(sources, sources, groups):
+            results = [score_group(scorer, group, wanted) for scorer in scorers]
+            for source in wanted:
+                outcomes[str(source)] = fused([r[str(source)] for r in results], weights)
+    for message in {m for scorer in scorers for notes in scorer.notes.values() for m in notes}:
+        warnings.warn(message, TruncatedAudioWarning, stacklevel=3)
+    return _predictions(sources, outcomes, tuple(checkpoint.labels))
+
+
+def _predictions(sources: list, outcomes: dict, classes: tuple[str, ...]) -> Predictions:
+    """The :class:`Predictions` of scored ``sources`` (the first failed input raises its error, naming it)."""
+    for source in sources:
+        outcome = outcomes[str(source)]
+        if isinstance(outcome, SertoolError):
+            raise type(outcome)(str(outcome) if str(outcome).startswith(str(source)) else f"{source}: {outcome}")
+    scored = [outcomes[str(s)] for s in sources]
+    probabilities = np.stack([np.mean([p for _, p in windows], axis=0) for _, windows in scored]).astype(np.float32)
+    return Predictions(names=[str(s) for s in sources], labels=[classes[k] for k in probabilities.argmax(axis=1)],
+                       probabilities=probabilities, classes=classes,
+                       durations=np.array([d for d, _ in scored], dtype=np.float64),
+                       windows=[[(a, b, p) for (a, b), p in windows] for _, windows in scored])

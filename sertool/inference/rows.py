@@ -1,0 +1,98 @@
+"""The one row layout of predictions.csv (``predict``, ``stream`` and ``evaluate``), and resuming a partial file.
+
+Columns: ``path``, then for manifest inputs ``id, speaker, label`` (so
+scores and metrics need no join), then with segments ``start, end`` (s),
+then ``predicted, confidence, p_<class>..., duration, error``. ``evaluate``
+writes the manifest layout and adds ``fold`` after it. Probabilities have 4
+decimals, times 3; a failed input has an empty prediction and its error.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from sertool.errors import SertoolError
+from sertool.io.atomic import atomic_write
+
+#: Columns a manifest input adds after ``path``, so scores and metrics need no join.
+MANIFEST_COLUMNS = ("id", "speaker", "label")
+
+
+def header(labels: list[str], segments: bool, manifest: bool = False) -> list[str]:
+    """The column names of predictions.csv for a model of classes ``labels``.
+
+    Parameters
+    ----------
+    labels
+        Class names, in the model's order.
+    segments
+        One row per window (``start``, ``end`` columns) instead of one per input.
+    manifest
+        Add :data:`MANIFEST_COLUMNS` after ``path``.
+    """
+    lead = ["path", *(MANIFEST_COLUMNS if manifest else ()), *(("start", "end") if segments else ())]
+    return lead + ["predicted", "confidence", *(f"p_{c}" for c in labels), "duration", "error"]
+
+
+def score_row(path, probs: np.ndarray, duration: float, labels: list[str], span=None, extra=()) -> list[str]:
+    """One scored row: ``probs`` ``(C,)`` of the input ``path`` (``duration`` s), ``span`` (start s, end s) or None.
+
+    ``extra``: the manifest columns' values, when the layout has them.
+    """
+    k = int(np.argmax(probs))
+    lead = [] if span is None else [f"{span[0]:.3f}", f"{span[1]:.3f}"]
+    return [str(path), *extra, *lead, labels[k], f"{probs[k]:.4f}", *(f"{p:.4f}" for p in probs),
+            f"{duration:.3f}", ""]
+
+
+def rows_for(path, duration: float, windows, labels: list[str], segments: bool, extra=()) -> list[list[str]]:
+    """The rows of one scored input: one per window (``segments``), else one with the windows' mean probabilities.
+
+    ``windows``: ``[((start s, end s), probabilities (C,))]``.
+    """
+    if segments:
+        return [score_row(path, p, duration, labels, span, extra) for span, p in windows]
+    return [score_row(path, np.mean([p for _, p in windows], axis=0), duration, labels, None, extra)]
+
+
+def error_row(path, error: str, labels: list[str], segments: bool, extra=()) -> list[str]:
+    """The row of an input that could not be scored: no prediction, and ``error``."""
+    blanks = (2 if segments else 0) + 2 + len(labels) + 1
+    return [str(path), *extra, *[""] * blanks, error]
+
+
+def resume(output: Path, columns: list[str]) -> set[str]:
+    """Keep the good rows of an earlier run of ``output`` and return their paths.
+
+    Error rows, duplicates (a second row of the same file, or with
+    ``--segments`` of the same file and window) and a torn last line are
+    dropped; the file is rewritten atomically.
+
+    Raises
+    ------
+    SertoolError
+        The file has other columns (another model or mode).
+    """
+    with open(output, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return set()
+    if rows[0] != columns:
+        raise SertoolError(f"{output}: written by another model or mode (other columns); use another -o "
+                           "or --no-resume to overwrite it")
+    if "start" in columns:
+        start = columns.index("start")
+        key = lambda r: (r[0], r[start], r[start + 1])  # noqa: E731
+    else:
+        key = lambda r: r[0]  # noqa: E731
+    seen, good = set(), []
+    for r in rows[1:]:
+        if len(r) == len(columns) and not r[-1] and key(r) not in seen:
+            seen.add(key(r))
+            good.append(r)
+    with atomic_write(output) as fh:
+        csv.writer(fh).writerows([columns, *good])
+    return {r[0] for r in good}
