@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -153,3 +154,33 @@ def preset_overrides(name: str) -> dict:
 
         _TINY_SSL.append(make_tiny_ssl(Path(tempfile.mkdtemp(prefix="sertool-tiny-ssl-")) / "wav2vec2"))
     return {"model": str(_TINY_SSL[0])}
+
+
+#: Short training settings for the tests that train networks on :func:`pitch_corpus` (2 epochs, no SpecAugment).
+FAST_TRAINING = dict(epochs=2, batch_size=8, lr=3e-3, specaugment=False)
+
+
+class PitchCorpus(NamedTuple):
+    """The corpus of :func:`pitch_corpus`: its folder, manifest and two feature stores."""
+
+    root: Path  # the folder holding audio/, m.csv and feats/
+    manifest: Path  # 3 speakers x 2 labels x 6 clips of 0.5 s
+    frames: Path  # frame-level store (lightsernet_mfcc)
+    vectors: Path  # utterance-level store (mfcc_stats)
+
+
+@pytest.fixture(scope="module")
+def pitch_corpus(tmp_path_factory) -> PitchCorpus:
+    """3 speakers (spk0..spk2) x 2 labels (low, high) x 6 clips of 0.5 s, extracted frame- and utterance-level."""
+    from sertool.corpora import folder
+    from sertool.extraction.pipeline import extract_manifest
+    from sertool.io.manifest import write_manifest
+    from sertool.io.report import RunReport
+
+    root = tmp_path_factory.mktemp("pitch")
+    write_pitch_corpus(root / "audio", speakers=3, clips=6, seconds=0.5, speaker_step=15, clip_step=4)
+    rows = folder.prepare(root / "audio", report=RunReport(), speaker_regex=r"/(spk\d)_")
+    manifest = write_manifest(rows, root / "m.csv")
+    frames = extract_manifest(manifest, feature_set="lightsernet_mfcc", out_dir=root / "feats").store_path
+    vectors = extract_manifest(manifest, feature_set="mfcc_stats", out_dir=root / "feats").store_path
+    return PitchCorpus(root, manifest, frames, vectors)

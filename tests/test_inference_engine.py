@@ -134,4 +134,4 @@ def test_evaluate_scores_each_clip_as_predict_does(corpus, tmp_path, norm):
         row = rows[utt_id]
         assert row["fold"] == "0" and row["predicted"] == predicted.labels[k] and not row["error"]
         written = [float(row[f"p_{c}"]) for c in predicted.classes]
-        np.testing.assert_allclose(written, predicted.probabilities[k], atol=1.5e-4)  # the CSV's 4 decimals
+        np.testing.assert_allclose(written, predicted.probabilities[k], atol=1e-4)  # 5 decimals in the CSV

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from sertool.api.results import MergeResult, StoreDescription
+from sertool.configs import load_toml
 
 PathLike = str | os.PathLike
 
@@ -59,8 +61,6 @@ def prepare(corpus: str, root: PathLike, *, output: PathLike | None = None, labe
 
 def _settings(config: PathLike | None, settings: dict[str, Any] | None) -> dict[str, Any]:
     """A TOML file's values, then ``settings`` on top."""
-    from sertool.configs import load_toml
-
     values = load_toml(config) if config else {}
     values.update(settings or {})
     return values
@@ -140,10 +140,9 @@ def extract(manifest: PathLike, *, features: str, output: PathLike, settings: di
     SertoolError
         ``export_csv`` of a frame-level feature set.
     """
-    import dataclasses
-
-    from sertool.extraction.pipeline import export_csv as write_csv, extract_manifest  # numpy: heavy
-    from sertool.store.shards import parse_shard  # h5py: heavy
+    # the pipeline pulls in the extractors and HDF5 once files are computed; shards: numpy. Both only when run
+    from sertool.extraction.pipeline import export_csv as write_csv, extract_manifest
+    from sertool.store.shards import parse_shard
 
     if isinstance(shard, str):
         shard = parse_shard(shard)
@@ -226,7 +225,7 @@ def store_describe(stores: PathLike | Sequence[PathLike], *, max_rows: int = 10)
     StoreError
         A file is missing or not a sertool feature store.
     """
-    from sertool.store.describe import describe  # h5py: heavy, loaded only when a store is read
+    from sertool.store.describe import describe  # numpy, h5py: heavy, loaded only when a store is read
 
     paths = [stores] if isinstance(stores, (str, os.PathLike)) else list(stores)
     return [StoreDescription(Path(path), describe(path, max_rows=max_rows)) for path in paths]
@@ -252,7 +251,7 @@ def store_merge(stores: Sequence[PathLike], *, output: PathLike) -> MergeResult:
     StoreError
         No stores, an unreadable one, or stores of different feature configs.
     """
-    from sertool.store.shards import merge_files  # h5py: heavy, loaded only when stores are merged
+    from sertool.store.shards import merge_files  # numpy, h5py: heavy, loaded only when stores are merged
 
     paths = [Path(p) for p in stores]
     return MergeResult(Path(output), merge_files(paths, output), paths)

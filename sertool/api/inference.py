@@ -10,6 +10,7 @@ from typing import BinaryIO, Sequence
 
 from sertool.api.results import ExportResult
 from sertool.errors import AudioError, ConfigError
+from sertool.runtime.process import blas_threads
 
 PathLike = str | os.PathLike
 
@@ -127,7 +128,7 @@ def predict_files(checkpoint, inputs: PathLike | Sequence[PathLike], *, output: 
     CheckpointError
         A missing, unreadable or untrusted checkpoint.
     """
-    from sertool.inference.predict import CROP_TOLERANCE, checkpoint_path, predict_files as score_files  # torch
+    from sertool.inference.predict import CROP_TOLERANCE, checkpoint_path, predict_files as score_files  # torch: heavy
 
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     clip = _stdin_clip(inputs, stdin, rate, pcm_format, channels)
@@ -176,8 +177,7 @@ def stream(source, *, output, checkpoint="default", window: float | None = None,
         A missing, unreadable or untrusted checkpoint.
     """
     from sertool.inference.predict import checkpoint_path  # torch: heavy, a model runs
-    from sertool.inference.stream import NewFile, raw_format, stream_scores
-    from sertool.runtime.process import blas_threads
+    from sertool.inference.stream import NewFile, raw_format, stream_scores  # numpy: heavy
 
     name = str(source) if isinstance(source, (str, os.PathLike)) else "-"
     pcm = raw_format(rate, pcm_format, channels, name) if rate is not None else None
@@ -219,7 +219,7 @@ def export(checkpoint, *, output: PathLike) -> ExportResult:
         A missing or unreadable checkpoint.
     """
     from sertool.inference.export import export_checkpoint  # torch: heavy, the model is traced
-    from sertool.inference.predict import checkpoint_path
+    from sertool.inference.predict import checkpoint_path  # torch: heavy
 
     summary = export_checkpoint(checkpoint_path(checkpoint), output)
     return ExportResult(summary["format"], Path(summary["path"]), summary["max_difference"],

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from sertool.configs import to_toml_table
+
 
 @dataclass
 class TrainSetup:
@@ -40,8 +42,6 @@ class TrainSetup:
 
     def to_toml(self) -> str:
         """A comment line, then ``[model]`` and ``[train]`` tables (a ``--config`` file for ``train``)."""
-        from sertool.configs import to_toml_table
-
         lines = [f"# {self.model}: {self.level}-level features, expects --features {self.features}; "
                  f"recipe {self.recipe}"]
         for title, config in (("model", self.model_config), ("train", self.train_config)):

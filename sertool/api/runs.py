@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 
 from sertool.api.results import Comparison, TrainSetup
 from sertool.errors import ConfigError
+from sertool.training import distributed
 
 PathLike = str | os.PathLike
 Log = Callable[[str], None]
@@ -36,7 +37,7 @@ def train_setup(model: str = "light_sernet", *, recipe: str = "default", setting
     ConfigError
         An unknown model, recipe or setting, an invalid value, or a bad TOML file.
     """
-    from sertool.models import build_model_config, model_spec
+    from sertool.models import build_model_config, model_spec  # torch: the model families register on first use
     from sertool.training.config import build_train_config, load_train_toml  # numpy: heavy
 
     model_values, train_values = load_train_toml(config) if config else ({}, {})
@@ -92,7 +93,6 @@ def train(manifest: PathLike, store: PathLike, *, output: PathLike, model: str =
     StoreError
         The store lacks rows of the manifest or does not fit the model.
     """
-    from sertool.training import distributed
     from sertool.training.trainer import train_run  # torch: heavy, loaded only when a model trains
 
     setup = train_setup(model, recipe=recipe, settings=settings, model_settings=model_settings, config=config)

@@ -51,6 +51,7 @@ def _answer_up_to_date(args: list[str]) -> bool:
     if plain is None:
         return False
     start = time.monotonic()
+    # only for an extract line: every other command goes straight to the full CLI
     from sertool.errors import SertoolError
     from sertool.extraction.pipeline import current_store, failures_path_for, summary
     from sertool.io.report import RunReport
@@ -73,6 +74,6 @@ def main() -> None:
     """``sertool``: the up-to-date answer when it applies, else the click CLI."""
     if _answer_up_to_date(sys.argv[1:]):
         return
-    from sertool.cli.main import main as cli_main
+    from sertool.cli.main import main as cli_main  # click and every command: not needed by the fast path
 
     cli_main()

@@ -11,6 +11,7 @@ from sertool import api
 from sertool.cli.app import log, log_warnings
 from sertool.cli.options import (LazyChoice, config_file_options, jobs_option, max_failures_option, overrides,
                                  progress_option)
+from sertool.runtime.process import SINGLE_THREAD_ENV, tune_allocator
 
 #: Feature config values with an option of their own: field -> (type, help).
 CONFIG_OPTIONS = {
@@ -43,8 +44,6 @@ def _print_listing(list_features: bool, print_config: str | None, settings: dict
 
 def _single_threaded_numpy() -> None:
     """One BLAS thread per process before numpy loads (``--jobs`` sets the cores); a leaner allocator."""
-    from sertool.runtime.process import SINGLE_THREAD_ENV, tune_allocator
-
     for key, value in SINGLE_THREAD_ENV.items():
         os.environ.setdefault(key, value)
     tune_allocator()
@@ -90,7 +89,7 @@ def extract(ctx, manifest, features, output, config_file, sets, scheduler, shard
     changed config writes a new store. Config values come from the feature
     set's defaults, then --config, then --set and the options below.
     """
-    settings = overrides(None, sets, options)
+    settings = overrides(sets, options)
     if _print_listing(list_features, print_config, settings, config_file):
         return
     missing = [n for n, v in (("MANIFEST", manifest), ("--features", features), ("--output", output)) if not v]
@@ -110,7 +109,7 @@ def extract(ctx, manifest, features, output, config_file, sets, scheduler, shard
 
 def _report(result, features: str, export_csv: str | None, seconds: float) -> None:
     """The summary lines of an extract run on stderr."""
-    from sertool.extraction.pipeline import summary  # numpy: heavy (loaded by the run already)
+    from sertool.extraction.pipeline import summary  # loaded by the run already; kept off `sertool --help`
 
     log(summary(features, result.report, result.store_path, seconds))
     if result.merged:

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 import click
 
 from sertool import api
-from sertool.configs import choices
+from sertool.configs import choices, parse_assignments
 from sertool.models import RECIPES
 from sertool.training.splits import PROTOCOLS
 
@@ -48,7 +48,18 @@ REGISTRIES = {
 
 
 def registry_choice(name: str) -> LazyChoice:
-    """The choice type of registry ``name`` (a key of :data:`REGISTRIES`)."""
+    """The choice type of a registry.
+
+    Parameters
+    ----------
+    name
+        A key of :data:`REGISTRIES`: ``model``, ``features``, ``corpus``, ``protocol`` or ``recipe``.
+
+    Returns
+    -------
+    LazyChoice
+        Reads the registry when the option is parsed or its help is shown.
+    """
     return LazyChoice(REGISTRIES[name])
 
 
@@ -106,24 +117,40 @@ def config_file_options(config_help: str, set_help: str):
     return apply
 
 
-def overrides(config_file: str | None, sets: Iterable[str], options: dict | None = None) -> dict:
-    """Config values: the TOML file's, then ``--set`` assignments, then the options that were given.
+def overrides(sets: Iterable[str], options: dict | None = None) -> dict:
+    """Config values: the ``--set KEY=VALUE`` assignments, then the options that were given (not None).
 
     Raises
     ------
     ConfigError
-        An unreadable TOML file or a ``--set`` item without ``=``.
+        A ``--set`` item without ``=``.
     """
-    from sertool.configs import load_toml, parse_assignments
-
-    values = load_toml(config_file) if config_file else {}
-    values.update(parse_assignments(sets))
+    values = parse_assignments(sets)
     values.update({k: v for k, v in (options or {}).items() if v is not None})
     return values
 
 
 def floats(text: str, option: str, count: int | None = None) -> list[float]:
-    """``"1,2.5"`` -> ``[1.0, 2.5]``; a usage error (exit 2) naming ``option`` for anything else."""
+    """Numbers from a comma-separated option value.
+
+    Parameters
+    ----------
+    text
+        The value, e.g. ``"1,2.5"``.
+    option
+        The option's name, for the message (``--weights``).
+    count
+        How many numbers it must hold (None: any).
+
+    Returns
+    -------
+    list of float
+
+    Raises
+    ------
+    click.BadParameter
+        Not numbers, or not ``count`` of them (a usage error: exit 2).
+    """
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:

@@ -8,8 +8,8 @@ import click
 
 from sertool import api
 from sertool.cli.app import log, sigterm_exits
-from sertool.cli.options import comma_list, config_file_options, device_option, floats, registry_choice, train_choice
-from sertool.configs import parse_assignments
+from sertool.cli.options import (comma_list, config_file_options, device_option, floats, overrides, registry_choice,
+                                 train_choice)
 from sertool.io.report import RunReport
 from sertool.training import distributed
 
@@ -98,8 +98,8 @@ def train(manifest, store, model, output, protocol, folds, fold, valid_speakers,
     come from TrainConfig's defaults, the model's --recipe, --config, then
     the options.
     """
-    settings = {**{k: v for k, v in settings.items() if v is not None}, **(betas or {})}
-    model_settings = parse_assignments(sets)
+    settings = {**overrides((), settings), **(betas or {})}
+    model_settings = overrides(sets)
     if print_config:
         click.echo(api.train_setup(model, recipe=recipe, settings=settings, model_settings=model_settings,
                                    config=config_file).to_toml(), nl=False)

@@ -4,7 +4,7 @@ Columns: ``path``, then for manifest inputs ``id, speaker, label`` (so
 scores and metrics need no join), then with segments ``start, end`` (s),
 then ``predicted, confidence, p_<class>..., duration, error``. ``evaluate``
 writes the manifest layout and adds ``fold`` after it. Probabilities have 4
-decimals, times 3; a failed input has an empty prediction and its error.
+decimals (``evaluate``: 5), times 3; a failed input has an empty prediction and its error.
 """
 
 from __future__ import annotations
@@ -37,14 +37,16 @@ def header(labels: list[str], segments: bool, manifest: bool = False) -> list[st
     return lead + ["predicted", "confidence", *(f"p_{c}" for c in labels), "duration", "error"]
 
 
-def score_row(path, probs: np.ndarray, duration: float, labels: list[str], span=None, extra=()) -> list[str]:
+def score_row(path, probs: np.ndarray, duration: float, labels: list[str], span=None, extra=(),
+              decimals: int = 4) -> list[str]:
     """One scored row: ``probs`` ``(C,)`` of the input ``path`` (``duration`` s), ``span`` (start s, end s) or None.
 
-    ``extra``: the manifest columns' values, when the layout has them.
+    ``extra``: the manifest columns' values, when the layout has them; ``decimals``: of the probabilities
+    (``evaluate`` keeps 5, which its fused-run checks compare).
     """
     k = int(np.argmax(probs))
     lead = [] if span is None else [f"{span[0]:.3f}", f"{span[1]:.3f}"]
-    return [str(path), *extra, *lead, labels[k], f"{probs[k]:.4f}", *(f"{p:.4f}" for p in probs),
+    return [str(path), *extra, *lead, labels[k], f"{probs[k]:.{decimals}f}", *(f"{p:.{decimals}f}" for p in probs),
             f"{duration:.3f}", ""]
 
 

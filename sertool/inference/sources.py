@@ -17,7 +17,7 @@ import numpy as np
 from sertool.errors import AudioError, SertoolError
 from sertool.features import build_extractor
 from sertool.inference.windows import audio_slices
-from sertool.io.audio import STREAM_SECONDS, audio_info, load_audio, pcm_to_float, stream_audio
+from sertool.io import audio  # read as audio.NAME: tests and tools may tune audio.STREAM_SECONDS at run time
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,10 @@ def decode(source: "Path | Clip", sr: int, min_duration: float, on_warning=None)
         Unusable audio (named in the message): undecodable, empty, non-finite or too short.
     """
     if not isinstance(source, Clip):
-        return load_audio(source, sr=sr, min_duration=min_duration, on_warning=on_warning)
+        return audio.load_audio(source, sr=sr, min_duration=min_duration, on_warning=on_warning)
     if source.sample_rate <= 0:
         raise AudioError(f"{source}: sample rate {source.sample_rate} Hz must be positive")
-    samples = pcm_to_float(source.samples)  # integer PCM (as scipy.io.wavfile returns it) scaled to [-1, 1]
+    samples = audio.pcm_to_float(source.samples)  # integer PCM (as scipy.io.wavfile returns it) scaled to [-1, 1]
     if samples.ndim == 2:
         samples = samples.mean(axis=1)  # (N, channels), as soundfile returns it
     if samples.ndim != 1 or samples.shape[0] == 0:
@@ -140,10 +140,10 @@ class FeatureSource:
         if isinstance(source, Clip) or not self.can_stream:
             return False
         try:
-            duration = audio_info(source).duration
+            duration = audio.audio_info(source).duration
         except SertoolError:
             return False  # the normal path reports the problem
-        return duration > max(STREAM_SECONDS, longer_than)
+        return duration > max(audio.STREAM_SECONDS, longer_than)
 
     def features(self, source: "Path | Clip", longer_than: float = 0.0):
         """Decode ``source`` and compute its raw features.
@@ -197,7 +197,7 @@ class FeatureSource:
         count = [0]
 
         def blocks():
-            for block in stream_audio(source, sr=self.sample_rate, on_warning=note):
+            for block in audio.stream_audio(source, sr=self.sample_rate, on_warning=note):
                 count[0] += block.shape[0]
                 yield block
 
@@ -208,7 +208,7 @@ class FeatureSource:
     def feature_blocks(self, source: Path) -> Iterator[tuple[np.ndarray, int]]:
         """``(raw features (frames, D), samples decoded so far)`` of a long file, block by block (bounded memory)."""
         note = self.note_for(source)
-        return self.extractor.feature_blocks(lambda: stream_audio(source, sr=self.sample_rate, on_warning=note))
+        return self.extractor.feature_blocks(lambda: audio.stream_audio(source, sr=self.sample_rate, on_warning=note))
 
     def live_blocks(self, samples: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, int]]:
         """:meth:`feature_blocks` of a live stream's sample blocks at :attr:`sample_rate` (read once)."""

@@ -138,7 +138,7 @@ def prediction_row(utterance, probs: np.ndarray, labels: list[str], truth: str, 
     ``probs``: the utterance's ``(C,)`` probabilities; ``truth``: its label as the model names it.
     """
     return [*score_row(utterance.path, probs, utterance.duration, labels, None,
-                       [utterance.id, utterance.speaker, truth]), fold]
+                       [utterance.id, utterance.speaker, truth], decimals=5), fold]
 
 
 def _add_summaries(per_fold: dict, truth: np.ndarray, pred: np.ndarray, num_classes: int) -> None:
