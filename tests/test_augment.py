@@ -125,6 +125,8 @@ def test_specaugment_masks_bands_and_frames():
     x = torch.ones(100, 40)
     masked = SpecAugment(2, 8, 2, 20)(x)
     assert masked.shape == x.shape and torch.equal(x, torch.ones(100, 40))  # input untouched
-    zero_cols = (masked == 0).all(dim=0).sum()
-    zero_rows = (masked == 0).all(dim=1).sum()
-    assert 0 < zero_cols <= 16 and 0 < zero_rows <= 40
+    bands = (masked == 0).all(dim=0)  # (40,): frequency bands masked over every frame
+    frames = (masked == 0).all(dim=1)  # (100,): frames masked over every band
+    assert 0 < bands.sum() <= 2 * 8 and 0 < frames.sum() <= 2 * 20  # 2 masks of at most 8 bands, 2 of 20 frames
+    # nothing else changed: zeros exactly on the masked bands and frames, ones elsewhere
+    assert torch.equal(masked, (~(bands[None, :] | frames[:, None])).float())

@@ -15,7 +15,7 @@ import pytest
 from sertool.corpora import PREPARERS, prepare_manifest
 from sertool.corpora.registry import Corpus
 from sertool.errors import CorpusError
-from sertool.io.manifest import Utterance
+from sertool.io.manifest import read_manifest, write_manifest
 from sertool.io.report import RunReport
 
 
@@ -57,7 +57,7 @@ def test_the_generated_tree_prepares_to_valid_rows(corpus, tmp_path):
     report = RunReport()
     rows = corpus.prepare(root, report=report, **corpus.fake_options)
     assert rows and report.ok == len(rows) and not report.failures
-    assert all(isinstance(u, Utterance) for u in rows)
+    assert read_manifest(write_manifest(rows, tmp_path / "m.csv")) == rows  # Utterances a manifest keeps whole
     assert len({u.id for u in rows}) == len(rows)
     assert all(u.path.is_file() and u.duration > 0 and u.corpus == corpus.name for u in rows)
     labels = {u.label for u in rows}
@@ -71,5 +71,5 @@ def test_the_generated_tree_prepares_to_valid_rows(corpus, tmp_path):
 def test_prepare_manifest_writes_the_generated_tree(corpus, tmp_path):
     root = corpus.fake_tree(tmp_path / "tree")
     result = prepare_manifest(corpus.name, root, output=tmp_path / "m.csv", **corpus.fake_options)
-    assert result.manifest == tmp_path / "m.csv" and result.manifest.is_file()
+    assert result.manifest == tmp_path / "m.csv" and read_manifest(result.manifest) == result.rows
     assert sum(result.label_counts().values()) == len(result.rows) and len(result.speakers) >= 2

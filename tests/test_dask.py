@@ -11,7 +11,7 @@ from sertool.corpora import folder
 from sertool.extraction.pipeline import extract_manifest
 from sertool.io.manifest import write_manifest
 from sertool.io.report import RunReport
-from sertool.store.core import FeatureStore
+from sertool.store.reader import FeatureStore
 from tests.conftest import write_pitch_corpus
 
 distributed = pytest.importorskip("distributed")

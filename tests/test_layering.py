@@ -135,3 +135,25 @@ def test_checker_sees_function_level_imports_and_cycles(tmp_path):
     assert _targets(node, "sertool.io.audio", False, {"sertool.api"}) == ["sertool.api"]
     with pytest.raises(AssertionError, match="no layer"):
         layer_of("sertool.nowhere")
+
+
+#: Size limits that keep every module and function readable in one sitting.
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_module_is_over_the_size_limit():
+    long = {name: n for name, path in _modules().items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert long == {}
+
+
+def test_no_function_is_over_the_size_limit():
+    long = {}
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long[f"{name}.{node.name}"] = lines
+    assert long == {}

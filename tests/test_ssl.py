@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import re
 
 import numpy as np
 import pytest
@@ -62,7 +64,9 @@ def test_pooling_dtype_and_chunks(folders):
 def test_the_folder_identity_is_part_of_the_config(folders, tmp_path):
     folder = make_tiny_ssl(tmp_path / "m", "wav2vec2", seed=1)
     config = build_extractor("ssl", {"model": str(folder)}).config
-    assert config.model_id and config.model_id in config.to_dict().values()
+    weights = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
+    assert re.fullmatch(f"[0-9a-f]{{16}}-{weights}", config.model_id)  # <configs' sha256>-<weights' sha256>
+    assert config.to_dict()["model_id"] == config.model_id
     make_tiny_ssl(folder, "wav2vec2", seed=2)  # other weights at the same path
     other = build_extractor("ssl", {"model": str(folder)}).config
     assert other.model_id != config.model_id and other.config_hash() != config.config_hash()
@@ -85,7 +89,7 @@ def test_extract_train_evaluate_predict_with_ssl_head(folders, tmp_path, kind):
     from sertool.io.manifest import write_manifest
     from sertool.inference.predict import predict_files
     from sertool.io.report import RunReport
-    from sertool.store.core import FeatureStore
+    from sertool.store.reader import FeatureStore
     from sertool.training.trainer import TrainConfig, train_run
     from tests.conftest import assert_evaluation_consistent, write_pitch_corpus
 
