@@ -136,7 +136,7 @@ def test_library_calls_leave_thread_settings_and_the_plot_backend_as_they_were(t
         sertool.predict("default", CLIPS[:2])
         manifest = sertool.prepare("ravdess", EXAMPLES, output=tmp_path / "m.csv").manifest
         sertool.extract(manifest, features="mfcc_stats", output=tmp_path / "feats")
-        sertool.scoring.evaluate.plot_confusion(np.eye(2, dtype=int), ["a", "b"], tmp_path / "c.png", title="t")
+        sertool.scoring.plots.plot_confusion(np.eye(2, dtype=int), ["a", "b"], tmp_path / "c.png", title="t")
         threads, pools = _thread_state()
         assert threads == before[0]
         assert {k: v for k, v in pools.items() if k in before[1]} == before[1]

@@ -51,7 +51,7 @@ def test_a_missing_folder_is_an_error_naming_the_layout(corpus, tmp_path):
 
 
 def test_the_generated_tree_prepares_to_valid_rows(corpus, tmp_path):
-    assert corpus.fake_tree is not None, f"corpus {corpus.name!r} has no fake_tree(root): add one to its module"
+    assert callable(corpus.fake_tree), f"corpus {corpus.name!r} has no fake_tree(root): add one to its module"
     root = corpus.fake_tree(tmp_path / "tree")
     assert Path(root) == tmp_path / "tree"
     report = RunReport()

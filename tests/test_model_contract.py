@@ -35,11 +35,13 @@ def _batch(name: str, lengths=(150, 90, 40)):
 
 
 def _perturbed(model):
-    """``model`` with every floating-point tensor of its state moved (variances stay positive)."""
+    """``model`` with every floating-point tensor of its state moved a little (variances stay positive)."""
     with torch.no_grad():
-        for value in model.state_dict().values():
+        for key, value in model.state_dict().items():
             if value.is_floating_point():
-                value.add_(0.05 * torch.randn_like(value).abs())
+                value.mul_(1 + 0.1 * torch.randn_like(value))
+                if not key.endswith("running_var"):
+                    value.add_(0.01 * torch.randn_like(value))
     return model.eval()
 
 

@@ -29,6 +29,7 @@ from sertool.inference.rows import header, score_row
 from sertool.inference.runner import fuse
 from sertool.io.atomic import atomic_write
 from sertool.metrics import bootstrap_ci, confusion, scores
+from sertool.scoring.plots import plot_confusion, plot_fold_confusions, plot_training_curves
 
 #: Bootstrap samples (utterances drawn with replacement, seed 0) behind the pooled 95 % intervals.
 BOOTSTRAP_RESAMPLES = 1000
@@ -333,100 +334,6 @@ def _write_outputs(out_dir: Path, per_fold: dict, labels: list[str], prediction_
     plot_confusion(per_fold["pooled"]["confusion"], labels, out_dir / "confusion.png",
                    title=f"{title}: pooled UA {per_fold['pooled']['UA']:.3f}, WA {per_fold['pooled']['WA']:.3f}")
     plot_fold_confusions(per_fold, labels, out_dir / "confusion_folds.png", title=title)
-
-
-def _draw_confusion(fig, ax, counts: np.ndarray, labels: list[str], title: str) -> None:
-    """Row-normalised ``counts`` (C, C) on ``ax``: shares in colour, counts in the cells, a colour bar."""
-    with np.errstate(invalid="ignore"):
-        normalised = np.nan_to_num(counts / counts.sum(axis=1, keepdims=True))
-    image = ax.imshow(normalised, vmin=0, vmax=1, cmap="Blues")
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            ax.text(j, i, f"{normalised[i, j]:.2f}\n({counts[i, j]})", ha="center", va="center", fontsize=7,
-                    color="white" if normalised[i, j] > 0.5 else "black")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
-
-
-def plot_confusion(counts: np.ndarray, labels: list[str], path: Path, *, title: str = "") -> None:
-    """Row-normalised confusion matrix as a PNG, with counts in the cells."""
-    from matplotlib.figure import Figure  # no pyplot: the caller's matplotlib backend is left alone
-
-    size = 1.0 + 0.75 * len(labels)
-    fig = Figure(figsize=(size + 1.5, size))
-    _draw_confusion(fig, fig.add_subplot(), counts, labels, title)
-    fig.tight_layout()
-    _save_figure(fig, path, dpi=120)
-
-
-def plot_fold_confusions(per_fold: dict, labels: list[str], path: Path, *, title: str = "") -> bool:
-    """One confusion matrix per fold (the entries of ``per_fold`` other than pooled, mean, std) in a grid, as a PNG.
-
-    Returns False (and writes nothing) when there is at most one fold.
-    """
-    from matplotlib.figure import Figure
-
-    folds = [k for k in per_fold if k not in ("pooled", "mean", "std") and "confusion" in per_fold[k]]
-    if len(folds) < 2:
-        return False
-    columns = min(2 if len(labels) > 5 else 3, len(folds))  # cells with two lines of text stay legible
-    rows = -(-len(folds) // columns)
-    size = 1.0 + 0.75 * len(labels)
-    fig = Figure(figsize=(columns * (size + 1.5), rows * size + 0.6))
-    for k, fold in enumerate(folds):
-        s = per_fold[fold]
-        _draw_confusion(fig, fig.add_subplot(rows, columns, k + 1), s["confusion"], labels,
-                        f"fold {fold}: UA {s['UA']:.3f}, WA {s['WA']:.3f}")
-    fig.suptitle(f"{title}: confusion per fold (test speakers of each fold)")
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    _save_figure(fig, path, dpi=100)
-    return True
-
-
-def _save_figure(fig, path: Path, *, dpi: int) -> None:
-    """Write ``fig`` as PNG through a temporary file, so a reader never sees half a picture."""
-    from sertool.io.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-
-
-def plot_training_curves(fold_dirs: list[Path], path: Path, *, title: str = "") -> bool:
-    """Train loss, validation loss and validation UA per epoch, one line per fold, as a PNG.
-
-    Returns False (and writes nothing) when no fold has an epoch log (classic models, fused runs).
-    """
-    logs = {}
-    for d in fold_dirs:
-        log = d / "train_log.csv"
-        if log.exists():
-            with open(log, newline="") as fh:
-                rows = [r for r in csv.DictReader(fh) if "epoch" in r]
-            if rows:
-                logs[d.name] = rows
-    if not logs:
-        return False
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(13, 3.8))
-    axes = fig.subplots(1, 3)
-    for name, rows in logs.items():
-        epochs = [int(r["epoch"]) for r in rows]
-        for ax, key in zip(axes, ("train_loss", "valid_loss", "valid_UA")):
-            ax.plot(epochs, [float(r[key]) for r in rows], label=name, linewidth=1.2)
-    for ax, label in zip(axes, ("training loss", "validation loss", "validation UA")):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[2].legend(fontsize=8)
-    fig.suptitle(f"{title}: training curves (validation = speakers held out from each fold's training set)")
-    fig.tight_layout()
-    _save_figure(fig, path, dpi=110)
-    return True
 
 
 def summary_table(result: EvaluationResult) -> str:
