@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sertool.metrics import confusion, scores  # noqa: E402
-from sertool.store.core import FeatureStore  # noqa: E402
+from sertool.store.reader import FeatureStore  # noqa: E402
 from sertool.training.runs import read_split  # noqa: E402
 
 

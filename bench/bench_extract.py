@@ -96,7 +96,7 @@ def librosa_loop(files: list[str], config, jobs: int) -> float:
 
 def sertool_run(manifest: Path, feature_set: str, out: Path, jobs: int) -> float:
     start = time.perf_counter()
-    result = extract_manifest(manifest, feature_set=feature_set, out_dir=out, jobs=jobs, overwrite=True,
+    result = extract_manifest(manifest, features=feature_set, output=out, jobs=jobs, overwrite=True,
                               progress=False)
     elapsed = time.perf_counter() - start
     assert result.report.failed == 0, result.report.failures[:3]

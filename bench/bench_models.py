@@ -56,7 +56,7 @@ def main() -> None:
     lines = []
     for name in args.models.split(","):
         feature_set, lr = SETUP[name]
-        store = extract_manifest(manifest, feature_set=feature_set, out_dir=work / "feats", jobs=2).store_path
+        store = extract_manifest(manifest, features=feature_set, output=work / "feats", jobs=2).store_path
         config = build_train_config({"epochs": args.epochs, "lr": lr, "patience": args.epochs})
         start = time.monotonic()
         train_run(manifest, store, model_name=name, out_dir=work / "runs" / name, protocol="speaker-kfold",
@@ -86,7 +86,7 @@ def main() -> None:
 
 
 def _dim(store_path) -> int:
-    from sertool.store.core import FeatureStore
+    from sertool.store.reader import FeatureStore
 
     with FeatureStore(store_path) as store:
         return store.dim

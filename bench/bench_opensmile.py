@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from bench.tables import DEFAULT_RAVDESS, machine, ravdess_rows, write_table  # noqa: E402
 from sertool.extraction.pipeline import extract_manifest  # noqa: E402
 from sertool.io.manifest import write_manifest  # noqa: E402
-from sertool.store.core import FeatureStore  # noqa: E402
+from sertool.store.reader import FeatureStore  # noqa: E402
 
 
 def main() -> None:
@@ -43,7 +43,7 @@ def main() -> None:
         times = {}
         for jobs in (1, 2):
             start = time.perf_counter()
-            result = extract_manifest(manifest, feature_set=feature_set, out_dir=work, jobs=jobs, overwrite=True,
+            result = extract_manifest(manifest, features=feature_set, output=work, jobs=jobs, overwrite=True,
                                       progress=False)
             times[jobs] = time.perf_counter() - start
             assert result.report.failed == 0, result.report.failures[:2]

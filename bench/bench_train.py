@@ -97,7 +97,7 @@ def main() -> None:
 
     work = Path(args.work)
     manifest = write_manifest(ravdess_rows(args.data)[0], work / "ravdess.csv")
-    store = extract_manifest(manifest, feature_set="lightsernet_mfcc", out_dir=work / "feats", jobs=2).store_path
+    store = extract_manifest(manifest, features="lightsernet_mfcc", output=work / "feats", jobs=2).store_path
     baseline = Path(tempfile.mkdtemp(prefix="sertool-baseline-"))
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline_rev], check=True, capture_output=True)
     subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive.stdout, check=True)

@@ -181,6 +181,6 @@ def pitch_corpus(tmp_path_factory) -> PitchCorpus:
     write_pitch_corpus(root / "audio", speakers=3, clips=6, seconds=0.5, speaker_step=15, clip_step=4)
     rows = folder.prepare(root / "audio", report=RunReport(), speaker_regex=r"/(spk\d)_")
     manifest = write_manifest(rows, root / "m.csv")
-    frames = extract_manifest(manifest, feature_set="lightsernet_mfcc", out_dir=root / "feats").store_path
-    vectors = extract_manifest(manifest, feature_set="mfcc_stats", out_dir=root / "feats").store_path
+    frames = extract_manifest(manifest, features="lightsernet_mfcc", output=root / "feats").store_path
+    vectors = extract_manifest(manifest, features="mfcc_stats", output=root / "feats").store_path
     return PitchCorpus(root, manifest, frames, vectors)

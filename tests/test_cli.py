@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from sertool.cli.main import cli
-from sertool.store.core import FeatureStore
+from sertool.store.reader import FeatureStore
 from tests.conftest import EMODB, RAVDESS, needs_emodb, needs_ravdess
 
 

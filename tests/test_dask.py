@@ -28,15 +28,15 @@ def test_a_cluster_writes_the_store_of_a_local_run(cluster, tmp_path):
     write_pitch_corpus(tmp_path / "audio", speakers=3, clips=4, seconds=0.6, speaker_step=12, clip_step=3)
     rows = folder.prepare(tmp_path / "audio", report=RunReport(), speaker_regex=r"/(spk\d)_")
     manifest = write_manifest(rows, tmp_path / "m.csv")
-    local = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "local")
-    remote = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "dask", scheduler=cluster)
+    local = extract_manifest(manifest, features="mfcc", output=tmp_path / "local")
+    remote = extract_manifest(manifest, features="mfcc", output=tmp_path / "dask", scheduler=cluster)
     assert remote.report.ok == local.report.ok == 24
     assert remote.report.failed == local.report.failed == 0
     with FeatureStore(local.store_path) as a, FeatureStore(remote.store_path) as b:
         assert sorted(a.keys()) == sorted(b.keys()) and a.index() == b.index()
         for key in a.keys():
             assert np.array_equal(a[key], b[key]), key
-    again = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "dask", scheduler=cluster)
+    again = extract_manifest(manifest, features="mfcc", output=tmp_path / "dask", scheduler=cluster)
     assert again.report.ok == 0  # nothing recomputed on a rerun
 
 

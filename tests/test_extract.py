@@ -37,7 +37,7 @@ def manifest(tmp_path, tiny_corpus) -> Path:
 
 
 def test_store_layout_is_readable_with_plain_h5py(manifest, tmp_path):
-    result = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "feats")
+    result = extract_manifest(manifest, features="mfcc", output=tmp_path / "feats")
     assert result.report.ok == 6 and result.report.failed == 0
     assert result.store_path.name.startswith("tiny.mfcc-") and result.store_path.suffix == ".h5"
     extractor = build_extractor("mfcc")
@@ -63,30 +63,30 @@ def test_store_layout_is_readable_with_plain_h5py(manifest, tmp_path):
 
 def test_rerun_touch_and_config_change(manifest, tmp_path):
     out = tmp_path / "feats"
-    first = extract_manifest(manifest, feature_set="mfcc", out_dir=out)
-    again = extract_manifest(manifest, feature_set="mfcc", out_dir=out)
+    first = extract_manifest(manifest, features="mfcc", output=out)
+    again = extract_manifest(manifest, features="mfcc", output=out)
     assert (again.report.ok, again.report.skipped) == (0, 6)
     # touch one file: only it is extracted again
     utt = read_manifest(manifest)[2]
     stat = utt.path.stat()
     os.utime(utt.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    touched = extract_manifest(manifest, feature_set="mfcc", out_dir=out)
+    touched = extract_manifest(manifest, features="mfcc", output=out)
     assert (touched.report.ok, touched.report.skipped) == (1, 5)
     with FeatureStore(first.store_path) as store:
         assert len(store) == 6 and store.index()[utt.id].mtime_ns == utt.path.stat().st_mtime_ns
     # a changed config writes a new store and leaves the old one alone
-    other = extract_manifest(manifest, feature_set="mfcc", out_dir=out, overrides={"n_mfcc": 13})
+    other = extract_manifest(manifest, features="mfcc", output=out, settings={"n_mfcc": 13})
     assert other.store_path != first.store_path and other.report.ok == 6
     with FeatureStore(other.store_path) as store:
         assert store.dim == 13
     # --overwrite recomputes everything
-    assert extract_manifest(manifest, feature_set="mfcc", out_dir=out, overwrite=True).report.ok == 6
+    assert extract_manifest(manifest, features="mfcc", output=out, overwrite=True).report.ok == 6
 
 
 FAST_RERUN = """
 import sys
 from sertool.extraction.pipeline import extract_manifest
-result = extract_manifest(sys.argv[1], feature_set="mfcc", out_dir=sys.argv[2])
+result = extract_manifest(sys.argv[1], features="mfcc", output=sys.argv[2])
 heavy = [m for m in ("numpy", "h5py", "scipy", "sertool.features") if m in sys.modules]
 print(result.report.ok, result.report.skipped, *heavy)
 """
@@ -94,7 +94,7 @@ print(result.report.ok, result.report.skipped, *heavy)
 
 def test_a_no_op_rerun_reads_only_paths_and_stats(manifest, tmp_path):
     out = tmp_path / "feats"
-    extract_manifest(manifest, feature_set="mfcc", out_dir=out)
+    extract_manifest(manifest, features="mfcc", output=out)
     rerun = [sys.executable, "-c", FAST_RERUN, str(manifest), str(out)]
     assert subprocess.run(rerun, capture_output=True, text=True, check=True).stdout.split() == ["0", "6"]
     path = read_manifest(manifest)[0].path
@@ -104,12 +104,12 @@ def test_a_no_op_rerun_reads_only_paths_and_stats(manifest, tmp_path):
 
 def test_changed_content_is_replaced_in_the_store(manifest, tmp_path):
     out = tmp_path / "feats"
-    result = extract_manifest(manifest, feature_set="logmel", out_dir=out)
+    result = extract_manifest(manifest, features="logmel", output=out)
     utt = read_manifest(manifest)[0]
     import soundfile as sf
 
     sf.write(utt.path, np.zeros(16000, np.float32), 16000)  # new content, new size and mtime
-    assert extract_manifest(manifest, feature_set="logmel", out_dir=out).report.ok == 1
+    assert extract_manifest(manifest, features="logmel", output=out).report.ok == 1
     with FeatureStore(result.store_path) as store:
         assert store[utt.id].shape[0] == 101 and np.allclose(store[utt.id], np.log(1e-6))
         assert len(store) == 6
@@ -119,7 +119,7 @@ def test_broken_files_are_reported_and_the_rest_is_stored(manifest, tmp_path):
     rows = read_manifest(manifest)
     rows[1].path.write_bytes(b"")
     rows[4].path.write_text("not audio at all")
-    result = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "feats", max_failures=1)
+    result = extract_manifest(manifest, features="mfcc", output=tmp_path / "feats", max_failures=1)
     report = result.report
     assert report.ok == 4 and report.failed == 2 and report.exit_code() == 3
     failures = result.failures_path.read_text().splitlines()
@@ -132,16 +132,16 @@ def test_broken_files_are_reported_and_the_rest_is_stored(manifest, tmp_path):
 
     shutil.copy(rows[0].path, rows[1].path)
     shutil.copy(rows[0].path, rows[4].path)
-    fixed = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "feats")
+    fixed = extract_manifest(manifest, features="mfcc", output=tmp_path / "feats")
     assert fixed.report.ok == 2 and fixed.report.failed == 0 and not result.failures_path.exists()
 
 
 def test_a_file_that_breaks_loses_its_stale_entry(manifest, tmp_path):
     out = tmp_path / "feats"
-    result = extract_manifest(manifest, feature_set="mfcc", out_dir=out)
+    result = extract_manifest(manifest, features="mfcc", output=out)
     utt = read_manifest(manifest)[3]
     utt.path.write_text("overwritten with text")
-    again = extract_manifest(manifest, feature_set="mfcc", out_dir=out)
+    again = extract_manifest(manifest, features="mfcc", output=out)
     assert again.report.failed == 1
     with FeatureStore(result.store_path) as store:
         assert utt.id not in store and utt.id not in store.index() and len(store) == 5
@@ -149,8 +149,8 @@ def test_a_file_that_breaks_loses_its_stale_entry(manifest, tmp_path):
 
 @pytest.mark.parametrize("jobs", [2, 3])
 def test_jobs_give_the_same_store(manifest, tmp_path, jobs):
-    one = extract_manifest(manifest, feature_set="mscnn_mfcc96", out_dir=tmp_path / "a", jobs=1)
-    more = extract_manifest(manifest, feature_set="mscnn_mfcc96", out_dir=tmp_path / "b", jobs=jobs)
+    one = extract_manifest(manifest, features="mscnn_mfcc96", output=tmp_path / "a", jobs=1)
+    more = extract_manifest(manifest, features="mscnn_mfcc96", output=tmp_path / "b", jobs=jobs)
     assert more.report.ok == 6
     with FeatureStore(one.store_path) as a, FeatureStore(more.store_path) as b:
         assert sorted(a.keys()) == sorted(b.keys())
@@ -161,7 +161,7 @@ def test_jobs_give_the_same_store(manifest, tmp_path, jobs):
 def test_jobs_on_a_real_corpus_with_a_broken_file(tmp_path, ravdess_subset):
     manifest = write_manifest(ravdess.prepare(ravdess_subset, report=RunReport()), tmp_path / "r.csv")
     (ravdess_subset / "Actor_01" / "03-01-05-01-01-01-01.flac").write_bytes(b"not flac")  # broken after prepare
-    result = extract_manifest(manifest, feature_set="logmel", out_dir=tmp_path / "feats", jobs=2, max_failures=1)
+    result = extract_manifest(manifest, features="logmel", output=tmp_path / "feats", jobs=2, max_failures=1)
     assert (result.report.ok, result.report.failed) == (119, 1)
     assert "03-01-05-01-01-01-01.flac: cannot decode audio" in result.report.failures[0].error
     with FeatureStore(result.store_path) as store:
@@ -173,12 +173,12 @@ def test_jobs_on_a_real_corpus_with_a_broken_file(tmp_path, ravdess_subset):
 def test_store_errors(tmp_path, manifest):
     with pytest.raises(StoreError, match="feature store not found"):
         FeatureStore(tmp_path / "none.h5")
-    result = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "feats")
+    result = extract_manifest(manifest, features="mfcc", output=tmp_path / "feats")
     junk = result.store_path
     junk.write_bytes(b"garbage")
     with pytest.raises(StoreError, match="not a readable HDF5 feature store.*--overwrite"):
-        extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "feats")
-    assert extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "feats", overwrite=True).report.ok == 6
+        extract_manifest(manifest, features="mfcc", output=tmp_path / "feats")
+    assert extract_manifest(manifest, features="mfcc", output=tmp_path / "feats", overwrite=True).report.ok == 6
     with FeatureStore(junk) as store, pytest.raises(StoreError, match="no features for utterance 'nope'"):
         store["nope"]
 
@@ -204,7 +204,7 @@ def test_exception_mid_run_keeps_finished_entries(tmp_path):
 KILL_SCRIPT = """
 import sys
 from sertool.extraction.pipeline import extract_manifest
-extract_manifest(sys.argv[1], feature_set="logmel", out_dir=sys.argv[2], checkpoint_seconds=0.05)
+extract_manifest(sys.argv[1], features="logmel", output=sys.argv[2], checkpoint_seconds=0.05)
 """
 
 
@@ -237,7 +237,7 @@ def test_kill_9_leaves_a_valid_store_and_a_rerun_completes_it(tmp_path, ravdess_
     with FeatureStore(store_path) as store:
         kept = len(store)
         assert 10 <= kept < 120
-    rerun = extract_manifest(manifest, feature_set="logmel", out_dir=out)
+    rerun = extract_manifest(manifest, features="logmel", output=out)
     assert (rerun.report.skipped, rerun.report.ok) == (kept, 120 - kept)
     with FeatureStore(store_path) as store:
         assert len(store) == 120
@@ -308,8 +308,8 @@ def test_a_full_disk_is_a_one_line_error_and_keeps_finished_entries(tmp_path):
 def test_store_to_arrays(tmp_path, tiny_corpus):
     rows = folder.prepare(tiny_corpus, report=RunReport())
     manifest = write_manifest(rows, tmp_path / "m.csv")
-    frames = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "f").store_path
-    vectors = extract_manifest(manifest, feature_set="mfcc_stats", out_dir=tmp_path / "f").store_path
+    frames = extract_manifest(manifest, features="mfcc", output=tmp_path / "f").store_path
+    vectors = extract_manifest(manifest, features="mfcc_stats", output=tmp_path / "f").store_path
     with FeatureStore(vectors) as store:
         x, y, ids, lengths = store.to_arrays()  # the store's own manifest by default
         assert x.shape == (6, 80) and x.dtype == np.float32 and list(lengths) == [1] * 6

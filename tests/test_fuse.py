@@ -42,7 +42,7 @@ def test_fused_runs_evaluate_and_predict(pitch_corpus, tmp_path):
     fused = evaluate_run(tmp_path / "f")
     assert_evaluation_consistent(tmp_path / "f", fused)
     for member in "ab":
-        evaluated = evaluate_run(tmp_path / member, out_dir=tmp_path / f"ev-{member}")
+        evaluated = evaluate_run(tmp_path / member, output=tmp_path / f"ev-{member}")
         assert_evaluation_consistent(tmp_path / member, evaluated)
     rows = {name: _probabilities(tmp_path / d, fused.labels) for name, d in (("f", "f"), ("a", "ev-a"), ("b", "ev-b"))}
     for k, (wa, wb) in enumerate(result.weights):

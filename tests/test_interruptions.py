@@ -22,7 +22,7 @@ from sertool.models.checkpoint import Checkpoint
 from sertool.corpora import folder
 from sertool.io.manifest import write_manifest
 from sertool.io.report import RunReport
-from sertool.store.core import FeatureStore
+from sertool.store.reader import FeatureStore
 from tests.conftest import write_pitch_corpus
 
 KILLS = 3
@@ -153,7 +153,7 @@ def _train_loop(corpus, tmp_path, kills, seed):
     root, manifest = corpus
     from sertool.extraction.pipeline import extract_manifest
 
-    store = extract_manifest(manifest, feature_set="lightsernet_mfcc", out_dir=root / "feats").store_path
+    store = extract_manifest(manifest, features="lightsernet_mfcc", output=root / "feats").store_path
     command = lambda out: _sertool("train", manifest, store, "-o", out, "--protocol", "loso", "--fold", "0",  # noqa: E731
                                    "--valid-speakers", "1", "--epochs", "8", "--batch-size", "8", "--seed", "3",
                                    "--norm", "global", "--threads", "1")

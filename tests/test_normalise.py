@@ -45,7 +45,7 @@ def test_speaker_statistics_use_only_that_speakers_own_unaugmented_data(pitch_co
     changed.append(Utterance(**{**rows[0].__dict__, "id": rows[0].id + "+aug", "path": copy,
                                 "source_id": rows[0].id}))
     manifest2 = write_manifest(changed, tmp_path / "m2.csv")
-    store2 = extract_manifest(manifest2, feature_set="mfcc_stats", out_dir=tmp_path / "feats").store_path
+    store2 = extract_manifest(manifest2, features="mfcc_stats", output=tmp_path / "feats").store_path
     again = fit_normaliser("speaker", JoinedStore(store2), read_manifest(manifest2),
                            train_ids=[u.id for u in changed])
     for k in (0, 1):

@@ -37,25 +37,25 @@ def assert_same_store(a, b):
 
 
 def test_shards_merge_into_the_store_of_one_run(manifest, tmp_path):
-    whole = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "one").store_path
-    parts = [extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "parts", shard=(k, 4)) for k in range(4)]
+    whole = extract_manifest(manifest, features="mfcc", output=tmp_path / "one").store_path
+    parts = [extract_manifest(manifest, features="mfcc", output=tmp_path / "parts", shard=(k, 4)) for k in range(4)]
     assert [p.report.ok for p in parts] == [5, 5, 4, 4]  # 18 utterances over 4 shards
     assert [p.store_path for p in parts] == shard_paths(whole.parent.parent / "parts" / whole.name)
     assert merge_files([p.store_path for p in parts], tmp_path / "merged.h5") == 18
     assert_same_store(whole, tmp_path / "merged.h5")
     # extract without --shard copies the shards it finds instead of computing them
-    combined = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "parts")
+    combined = extract_manifest(manifest, features="mfcc", output=tmp_path / "parts")
     assert combined.merged == 18 and combined.report.ok == 0
     assert_same_store(whole, combined.store_path)
 
 
 def test_a_shard_of_changed_audio_is_recomputed_not_copied(manifest, tmp_path):
-    parts = [extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path, shard=(k, 2)).store_path
+    parts = [extract_manifest(manifest, features="mfcc", output=tmp_path, shard=(k, 2)).store_path
              for k in range(2)]
     changed = sorted((tmp_path / "audio").rglob("*.wav"))[0]
     write_audio(changed, seconds=0.9, freq=500.0)
     os.utime(changed, ns=(1, 1))
-    result = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path)
+    result = extract_manifest(manifest, features="mfcc", output=tmp_path)
     assert result.merged == 17 and result.report.ok == 1
     with FeatureStore(result.store_path) as store, FeatureStore(parts[0]) as old:
         key = next(k for k in store.keys() if store.index()[k].path == str(changed))
@@ -64,8 +64,8 @@ def test_a_shard_of_changed_audio_is_recomputed_not_copied(manifest, tmp_path):
 
 
 def test_stores_of_another_config_do_not_merge(manifest, tmp_path):
-    a = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path, shard=(0, 2)).store_path
-    b = extract_manifest(manifest, feature_set="logmel", out_dir=tmp_path, shard=(1, 2)).store_path
+    a = extract_manifest(manifest, features="mfcc", output=tmp_path, shard=(0, 2)).store_path
+    b = extract_manifest(manifest, features="logmel", output=tmp_path, shard=(1, 2)).store_path
     with pytest.raises(StoreError, match="one config"):
         merge_files([a, b], tmp_path / "x.h5")
 

@@ -97,7 +97,7 @@ def test_extract_train_evaluate_predict_with_ssl_head(folders, tmp_path, kind):
     rows = folder_corpus.prepare(tmp_path / "audio", report=RunReport(), speaker_regex=r"/(spk\d)_")
     manifest = write_manifest(rows, tmp_path / "m.csv")
     overrides = {"model": str(folders[kind]), "layers": "all", "dtype": "float16"}
-    store = extract_manifest(manifest, feature_set="ssl", out_dir=tmp_path / "feats", overrides=overrides).store_path
+    store = extract_manifest(manifest, features="ssl", output=tmp_path / "feats", settings=overrides).store_path
     with FeatureStore(store) as s:
         assert len(s) == 24 and s[s.keys()[0]].dtype == np.float16 and s.dim == 96
     train_run(manifest, store, model_name="ssl_head", out_dir=tmp_path / "run", protocol="loso", fold=0,

@@ -33,7 +33,7 @@ def corpus(tmp_path_factory):
     rows = folder.prepare(root / "audio", report=RunReport(), speaker_regex=r"/(spk\d)_")
     rows = [type(r)(**{**r.__dict__, "gender": "mf"[int(r.speaker[-1]) % 2]}) for r in rows]
     manifest = write_manifest(rows, root / "m.csv")
-    store = extract_manifest(manifest, feature_set="lightsernet_mfcc", out_dir=root / "feats").store_path
+    store = extract_manifest(manifest, features="lightsernet_mfcc", output=root / "feats").store_path
     return root, manifest, store
 
 
@@ -41,7 +41,7 @@ def corpus(tmp_path_factory):
 def utterance_store(corpus):
     """An utterance-level store (mfcc_stats, 80 values per clip) of the same corpus."""
     root, manifest, _ = corpus
-    return extract_manifest(manifest, feature_set="mfcc_stats", out_dir=root / "feats").store_path
+    return extract_manifest(manifest, features="mfcc_stats", output=root / "feats").store_path
 
 
 FAST = dict(epochs=6, batch_size=8, lr=3e-3, patience=10)
@@ -123,7 +123,7 @@ def test_interrupted_training_resumes_to_the_same_model(corpus, tmp_path):
 def test_normalisation_uses_training_utterances_only(corpus, tmp_path):
     _, manifest, store = corpus
     from sertool.training.data import normalisation_stats
-    from sertool.store.core import FeatureStore
+    from sertool.store.reader import FeatureStore
     from sertool.training.runs import read_split
 
     train_run(manifest, store, out_dir=tmp_path / "r", model_name="light_sernet", protocol="loso", fold=1,
@@ -157,8 +157,8 @@ def test_evaluate_refuses_a_store_with_other_features(corpus, tmp_path):
     _, manifest, store = corpus
     train_run(manifest, store, out_dir=tmp_path / "r", model_name="light_sernet", protocol="loso", fold=0,
               valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1}))
-    other = extract_manifest(manifest, feature_set="lightsernet_mfcc", out_dir=tmp_path / "f2",
-                             overrides={"hop_ms": 10.0}).store_path
+    other = extract_manifest(manifest, features="lightsernet_mfcc", output=tmp_path / "f2",
+                             settings={"hop_ms": 10.0}).store_path
     with pytest.raises(StoreError, match=r"differ from the checkpoint's lightsernet_mfcc"):
         evaluate_run(tmp_path / "r", manifest, other)
 
@@ -221,8 +221,8 @@ def preset_store(corpus):
 
     def get(name):
         if name not in cache:
-            cache[name] = extract_manifest(manifest, feature_set=name, out_dir=root / "feats",
-                                           overrides=preset_overrides(name)).store_path
+            cache[name] = extract_manifest(manifest, features=name, output=root / "feats",
+                                           settings=preset_overrides(name)).store_path
         return cache[name]
 
     return get
@@ -269,7 +269,7 @@ def test_every_model_on_its_own_features_trains_evaluates_and_predicts(corpus, p
 
 def test_mscnn_spu_with_an_utterance_level_store(corpus, tmp_path):
     root, manifest, store = corpus
-    stats = extract_manifest(manifest, feature_set="mfcc_stats", out_dir=tmp_path / "f").store_path
+    stats = extract_manifest(manifest, features="mfcc_stats", output=tmp_path / "f").store_path
     train_run(manifest, store, out_dir=tmp_path / "r", model_name="mscnn_spu", protocol="loso", fold=0,
               valid_speakers=1, utterance_store=stats, train_config=TrainConfig(**{**FAST, "epochs": 1}))
     ckpt = Checkpoint.load(tmp_path / "r" / "fold-0" / "checkpoint.pt")

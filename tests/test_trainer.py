@@ -26,7 +26,7 @@ def test_kind_of_store_must_match_the_model(pitch_corpus, tmp_path):
 
 def test_a_run_folder_refuses_another_store(pitch_corpus, tmp_path):
     _, manifest, frames, _ = pitch_corpus
-    other = extract_manifest(manifest, feature_set="mfcc", out_dir=tmp_path / "feats").store_path
+    other = extract_manifest(manifest, features="mfcc", output=tmp_path / "feats").store_path
     one_epoch = TrainConfig(**{**FAST_TRAINING, "epochs": 1})
     common = dict(model_name="light_sernet", out_dir=tmp_path / "r", protocol="loso", fold=0, valid_speakers=1,
                   train_config=one_epoch)

@@ -90,4 +90,4 @@ def test_prepare_vad_split_cuts_recordings_into_region_rows(joined, tmp_path):
     stamp = [r.path.stat().st_mtime_ns for r in rows]
     assert CliRunner().invoke(cli, args).exit_code == 0  # rerun: the region files are reused
     assert [r.path.stat().st_mtime_ns for r in read_manifest(tmp_path / "m.csv")] == stamp
-    assert extract_manifest(tmp_path / "m.csv", feature_set="mfcc", out_dir=tmp_path / "f").report.ok == len(rows)
+    assert extract_manifest(tmp_path / "m.csv", features="mfcc", output=tmp_path / "f").report.ok == len(rows)

@@ -146,7 +146,7 @@ def extract(manifest: PathLike, *, features: str, output: PathLike, settings: di
 
     if isinstance(shard, str):
         shard = parse_shard(shard)
-    result = extract_manifest(manifest, feature_set=features, out_dir=output, overrides=_settings(config, settings),
+    result = extract_manifest(manifest, features=features, output=output, settings=_settings(config, settings),
                               jobs=jobs, overwrite=overwrite, max_failures=max_failures, progress=progress,
                               checkpoint_seconds=checkpoint_seconds, shard=shard, scheduler=scheduler)
     if export_csv is None or not result.store_path.exists():

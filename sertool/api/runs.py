@@ -153,11 +153,11 @@ def evaluate(run: PathLike, *, manifest: PathLike | None = None, store: PathLike
     if on is None:
         if label_map is not None:
             raise ConfigError("label_map goes with on=(manifest, store)")
-        return evaluate_run(run, manifest, store, out_dir=output, selection=selection, log=log or _quiet,
+        return evaluate_run(run, manifest, store, output=output, selection=selection, log=log or _quiet,
                             device=device)
     if label_map is not None and not isinstance(label_map, dict):
         label_map = read_label_map(label_map)
-    return evaluate_cross_corpus(run, on[0], on[1], label_map=label_map, out_dir=output, selection=selection,
+    return evaluate_cross_corpus(run, on[0], on[1], label_map=label_map, output=output, selection=selection,
                                  log=log or _quiet)
 
 

@@ -20,7 +20,7 @@ _FLAGS = ("--progress", "--no-progress")
 
 
 def plain_extract(args: list[str]) -> tuple[str, str, str] | None:
-    """``(manifest, feature set, output folder)`` of a plain ``extract`` command line, else None."""
+    """``(manifest, features, output)`` of a plain ``extract`` command line, else None."""
     if not args or args[0] != "extract":
         return None
     manifest, values = None, {}
@@ -56,16 +56,16 @@ def _answer_up_to_date(args: list[str]) -> bool:
     from sertool.extraction.pipeline import current_store, failures_path_for, summary
     from sertool.io.report import RunReport
 
-    manifest, feature_set, out_dir = plain
+    manifest, features, output = plain
     try:
-        current = current_store(manifest, feature_set, out_dir)
+        current = current_store(manifest, features, output)
     except (SertoolError, OSError, ValueError):
         return False  # the full CLI reports it properly
     if current is None:
         return False
     store, rows = current
     failures_path_for(store).unlink(missing_ok=True)
-    print(summary(feature_set, RunReport(skipped=rows), store, time.monotonic() - start), file=sys.stderr)
+    print(summary(features, RunReport(skipped=rows), store, time.monotonic() - start), file=sys.stderr)
     print(store)
     return True
 

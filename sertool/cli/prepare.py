@@ -14,7 +14,7 @@ from sertool.errors import ConfigError
 
 @click.command()
 @click.argument("corpus", type=registry_choice("corpus"))
-@click.argument("corpus_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=str))
+@click.argument("root", metavar="DIR", type=click.Path(file_okay=False, path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Manifest CSV to write.")
 @click.option("--label-set", default=None, help="iemocap: 4 (default; happy+excited), 4-noexc, 6 or all.")
 @click.option("--subset", default=None, help="iemocap: all (default), improvised or scripted.")
@@ -29,7 +29,7 @@ from sertool.errors import ConfigError
                    "each, with parent_id, start and end columns (pip install 'sertool[vad]').")
 @max_failures_option()
 @click.pass_context
-def prepare(ctx, corpus, corpus_dir, output, label_set, subset, no_labels, speaker_regex, speakers, per_speaker,
+def prepare(ctx, corpus, root, output, label_set, subset, no_labels, speaker_regex, speakers, per_speaker,
             vad_split, max_failures):
     """Scan a corpus folder and write a manifest CSV (one row per utterance).
 
@@ -44,7 +44,7 @@ def prepare(ctx, corpus, corpus_dir, output, label_set, subset, no_labels, speak
     """
     start = time.monotonic()
     try:
-        result = api.prepare(corpus, corpus_dir, output=output, label_set=label_set, subset=subset,
+        result = api.prepare(corpus, root, output=output, label_set=label_set, subset=subset,
                              labels=False if no_labels else None, speaker_regex=speaker_regex,
                              speakers=comma_list(speakers), per_speaker=per_speaker, vad_split=vad_split,
                              max_failures=max_failures)

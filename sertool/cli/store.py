@@ -16,12 +16,12 @@ def store():
 
 
 @store.command("merge")
-@click.argument("shards", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("stores", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The store to write (or add to).")
-def store_merge(shards, output):
+def store_merge(stores, output):
     """Merge stores of one feature config (e.g. `extract --shard K/N` outputs) into one store."""
     start = time.monotonic()
-    result = api.store_merge(shards, output=output)
+    result = api.store_merge(stores, output=output)
     log(f"store merge: {result.entries} entries from {len(result.stores)} store(s) -> {result.output} "
         f"({time.monotonic() - start:.1f} s)")
 

@@ -49,17 +49,17 @@ class PrepareResult:
         return {u.speaker for u in self.rows if u.speaker}
 
 
-def prepare_manifest(corpus: str, corpus_dir, *, output=None, label_set: str | None = None,
+def prepare_manifest(corpus: str, root, *, output=None, label_set: str | None = None,
                      subset: str | None = None, labels: bool | None = None, speaker_regex: str | None = None,
                      speakers: list[str] | None = None, per_speaker: int | None = None,
                      max_failures: int = 0, vad_split=None) -> PrepareResult:
-    """Scan ``corpus_dir`` with the ``corpus`` preparer, optionally keep a subset, and write the manifest.
+    """Scan the corpus folder ``root`` with the ``corpus`` preparer, optionally keep a subset, and write the manifest.
 
     Parameters
     ----------
     corpus
         A name in :data:`PREPARERS`.
-    corpus_dir
+    root
         The corpus folder (layouts: ``sertool prepare --help``).
     output
         Manifest CSV to write (paths relative to its folder), with unreadable
@@ -73,6 +73,11 @@ def prepare_manifest(corpus: str, corpus_dir, *, output=None, label_set: str | N
     vad_split
         A folder: cut every recording into its speech regions (Silero VAD), one
         FLAC and one row per region there (:func:`sertool.features.vad.split_utterances`).
+
+    Returns
+    -------
+    PrepareResult
+        The rows kept, the manifest written (None without ``output``), its failures file and the run report.
 
     Raises
     ------
@@ -91,7 +96,7 @@ def prepare_manifest(corpus: str, corpus_dir, *, output=None, label_set: str | N
     if stray:
         raise ConfigError(f"{', '.join(stray)} do(es) not apply to corpus {corpus!r}")
     report = RunReport(max_failures=max_failures)
-    rows = PREPARERS[corpus].prepare(Path(corpus_dir), report=report,
+    rows = PREPARERS[corpus].prepare(Path(root), report=report,
                                      **{SPECIFIC_OPTIONS[k][1]: v for k, v in given.items() if v is not None})
     if speakers or per_speaker:
         rows = keep_subset(rows, speakers=speakers, per_speaker=per_speaker)

@@ -143,29 +143,29 @@ def export_csv(store_path, manifest, output) -> int:
     return rows
 
 
-def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: str | os.PathLike,
-                     overrides: dict[str, Any] | None = None, jobs: int = 1, overwrite: bool = False,
+def extract_manifest(manifest: str | os.PathLike, *, features: str, output: str | os.PathLike,
+                     settings: dict[str, Any] | None = None, jobs: int = 1, overwrite: bool = False,
                      max_failures: int = 0, progress: bool | None = None,
                      checkpoint_seconds: float = 30.0, shard: tuple[int, int] | None = None,
                      scheduler: str | None = None) -> ExtractResult:
-    """Extract ``feature_set`` for every utterance of ``manifest`` into a store in ``out_dir``.
+    """Extract the feature preset ``features`` for every utterance of ``manifest`` into a store in ``output``.
 
     Parameters
     ----------
     manifest
         Manifest CSV (see :mod:`sertool.io.manifest`).
-    feature_set
+    features
         A preset name (``mfcc``, ``lightsernet_mfcc``, ...).
-    out_dir
-        Folder of the store ``<manifest stem>.<feature_set>-<hash8>.h5``.
-    overrides
-        Config values replacing the preset's defaults.
+    output
+        Folder of the store ``<manifest stem>.<features>-<hash8>.h5``.
+    settings
+        Config values replacing the preset's defaults (``{"n_mfcc": 20}``).
     jobs
         Processes computing features: this one and ``jobs - 1`` workers.
     overwrite
         Recompute everything into a fresh store.
-    progress
-        Progress bar on stderr; default: only when stderr is a terminal.
+    max_failures, progress
+        Failed files tolerated before ``report.exit_code()`` is 3; a progress bar on stderr (None: on a terminal).
     checkpoint_seconds
         How often finished features are made durable (a kill -9 loses at
         most this much work; Ctrl-C and SIGTERM lose nothing).
@@ -194,7 +194,7 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
     """
     manifest = Path(manifest)
     report = RunReport(max_failures=max_failures)
-    current = None if overwrite or shard else current_store(manifest, feature_set, out_dir, overrides)
+    current = None if overwrite or shard else current_store(manifest, features, output, settings)
     if current is not None:
         report.skip(current[1])
         failures_path_for(current[0]).unlink(missing_ok=True)
@@ -209,10 +209,10 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
     from sertool.store.shards import merge_stores
     from sertool.store.writer import StoreWriter
 
-    extractor = build_extractor(feature_set, overrides)
-    plan = _plan(manifest, feature_set, out_dir, overrides, extractor.config.config_hash(), sources, report,
+    extractor = build_extractor(features, settings)
+    plan = _plan(manifest, features, output, settings, extractor.config.config_hash(), sources, report,
                  shard=shard, overwrite=overwrite)
-    with StoreWriter(plan.path, _store_attrs(extractor, feature_set, manifest), overwrite=overwrite,
+    with StoreWriter(plan.path, _store_attrs(extractor, features, manifest), overwrite=overwrite,
                      checkpoint_seconds=checkpoint_seconds) as writer, _sigterm_as_exit() as check_terminated:
         write_stamp(plan.path, None)
         # partial stores of `--shard K/N` jobs: their entries for unchanged audio are copied
@@ -222,29 +222,29 @@ def extract_manifest(manifest: str | os.PathLike, *, feature_set: str, out_dir: 
         _compute(writer, extractor, tasks, sources, report, check_terminated, jobs=jobs, scheduler=scheduler,
                  progress=progress)
     check_terminated()
-    return _finish(plan, writer, report, out_dir, {utt_id for utt_id, _ in tasks}, merged)
+    return _finish(plan, writer, report, output, {utt_id for utt_id, _ in tasks}, merged)
 
 
-def _plan(manifest: Path, feature_set: str, out_dir, overrides, config_hash: str,
+def _plan(manifest: Path, features: str, output, settings, config_hash: str,
           sources: dict[str, tuple[str, SourceIdentity]], report: RunReport, *, shard: tuple[int, int] | None,
           overwrite: bool) -> _Plan:
     """The store (or shard store) this run writes, the shard stores it may copy from, and its stamp's digest."""
     # shards: the store writer's numpy and h5py, loaded only when files must be computed
     from sertool.store.shards import shard_path, shard_paths
 
-    path = store_path(out_dir, manifest, feature_set, config_hash)
+    path = store_path(output, manifest, features, config_hash)
     shards = [] if shard is not None or overwrite else shard_paths(path)
     if shard is not None:
         path = shard_path(path, *shard)
     text = digest(config_hash, sources) if not report.failed and shard is None else None
-    return _Plan(path, shards, path.exists() and not overwrite, text, request_key(manifest, feature_set, overrides),
+    return _Plan(path, shards, path.exists() and not overwrite, text, request_key(manifest, features, settings),
                  config_hash)
 
 
-def _store_attrs(extractor, feature_set: str, manifest: Path) -> dict:
+def _store_attrs(extractor, features: str, manifest: Path) -> dict:
     """The root attributes of a store of ``extractor``'s features of ``manifest``."""
     config = extractor.config
-    return {"config": config.to_dict(), "config_hash": config.config_hash(), "feature_set": feature_set,
+    return {"config": config.to_dict(), "config_hash": config.config_hash(), "feature_set": features,
             "feature_type": config.type, "level": extractor.level, "dim": extractor.dim,
             "sample_rate": extractor.sample_rate, "manifest": str(manifest.resolve()),
             "feature_names": json.dumps(list(extractor.feature_names))}
@@ -281,7 +281,7 @@ def _results(extractor, tasks: list[tuple[str, str]], jobs: int, scheduler: str 
     return run_local(extractor, tasks, jobs)
 
 
-def _finish(plan: _Plan, writer, report: RunReport, out_dir, redone: set[str], merged: int) -> ExtractResult:
+def _finish(plan: _Plan, writer, report: RunReport, output, redone: set[str], merged: int) -> ExtractResult:
     """Stamp a complete store, write the failures and warnings files; drop a store where every file failed."""
     path = plan.path
     if not plan.existed and not writer.index and report.failed:  # every file failed: leave no empty store behind
@@ -290,7 +290,7 @@ def _finish(plan: _Plan, writer, report: RunReport, out_dir, redone: set[str], m
         return ExtractResult(path, report, report.write_failures(failures_path_for(path)))
     if plan.digest is not None and not report.failed:
         write_stamp(path, plan.digest)
-        remember_request(out_dir, plan.request, path.name, plan.config_hash)
+        remember_request(output, plan.request, path.name, plan.config_hash)
     failures = report.write_failures(failures_path_for(path))
     report.write_warnings(path.with_name(path.stem + ".warnings.csv"), keep=lambda row: row["id"] not in redone)
     return ExtractResult(path, report, failures, merged)

@@ -3,7 +3,7 @@
 A finished run leaves a stamp (``.<store>.stamp``): a digest of the config,
 every manifest row's path and audio identity, and the store file's own
 identity; ``.sertool-extract-requests.json`` in the output folder remembers
-which store and config hash a request (manifest, feature set, overrides)
+which store and config hash a request (manifest, feature preset, settings)
 led to. A rerun whose digest matches returns after one ``stat`` per file.
 
 Light by design: no numpy, no feature classes, no HDF5 (``sertool.cli.entry``
@@ -31,13 +31,13 @@ def failures_path_for(store: Path) -> Path:
     return store.with_suffix(".failures.csv")
 
 
-def summary(feature_set: str, report: RunReport, store: Path, seconds: float) -> str:
+def summary(features: str, report: RunReport, store: Path, seconds: float) -> str:
     """The one-line account ``sertool extract`` prints on stderr.
 
     Parameters
     ----------
-    feature_set
-        The preset name.
+    features
+        The feature preset name.
     report
         What the run did.
     store
@@ -50,11 +50,11 @@ def summary(feature_set: str, report: RunReport, store: Path, seconds: float) ->
     str
         One line, without a newline.
     """
-    return report.line(f"extract {feature_set}", done="extracted", skipped="up to date", target=store,
+    return report.line(f"extract {features}", done="extracted", skipped="up to date", target=store,
                        seconds=seconds)
 
 
-def current_store(manifest, feature_set: str, out_dir, overrides: dict | None = None) -> tuple[Path, int] | None:
+def current_store(manifest, features: str, output, settings: dict | None = None) -> tuple[Path, int] | None:
     """The store of an earlier finished run of this request, when it is still current.
 
     Reads only the manifest's ids and paths, one ``stat`` per file and two
@@ -64,11 +64,11 @@ def current_store(manifest, feature_set: str, out_dir, overrides: dict | None = 
     ----------
     manifest
         The manifest CSV.
-    feature_set
-        The preset name.
-    out_dir
+    features
+        The feature preset name.
+    output
         The output folder of the request.
-    overrides
+    settings
         Config values replacing the preset's defaults, as passed to the run.
 
     Returns
@@ -82,10 +82,10 @@ def current_store(manifest, feature_set: str, out_dir, overrides: dict | None = 
         The manifest cannot be read.
     """
     manifest = Path(manifest)
-    known = known_requests(out_dir).get(request_key(manifest, feature_set, overrides))
+    known = known_requests(output).get(request_key(manifest, features, settings))
     if not known:
         return None
-    store = Path(out_dir) / known["store"]
+    store = Path(output) / known["store"]
     rows = _up_to_date(manifest, store, known["config_hash"])
     return None if rows is None else (store, rows)
 
@@ -133,26 +133,26 @@ def write_stamp(store: Path, text: str | None) -> None:
         fh.write(json.dumps({"digest": text, "store_size": ident.size, "store_mtime_ns": ident.mtime_ns}))
 
 
-def request_key(manifest: Path, feature_set: str, overrides) -> str:
-    """What was asked (manifest, feature set, overrides, sertool version), as a 16-digit hex hash."""
-    text = json.dumps([__version__, manifest.name, feature_set, overrides or {}], sort_keys=True, default=str)
+def request_key(manifest: Path, features: str, settings) -> str:
+    """What was asked (manifest, feature preset, settings, sertool version), as a 16-digit hex hash."""
+    text = json.dumps([__version__, manifest.name, features, settings or {}], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def known_requests(out_dir) -> dict:
-    """request key -> {"store", "config_hash"} of finished runs in ``out_dir`` (a cache, never trusted alone)."""
+def known_requests(output) -> dict:
+    """request key -> {"store", "config_hash"} of finished runs in folder ``output`` (a cache, never trusted alone)."""
     try:
-        return json.loads((Path(out_dir) / REQUESTS).read_text())
+        return json.loads((Path(output) / REQUESTS).read_text())
     except (OSError, ValueError):
         return {}
 
 
-def remember_request(out_dir, request: str, store_name: str, config_hash: str) -> None:
-    """Record that ``request`` (a :func:`request_key`) led to store ``store_name`` of ``config_hash``."""
-    known = known_requests(out_dir)
+def remember_request(output, request: str, store_name: str, config_hash: str) -> None:
+    """Record that ``request`` (a :func:`request_key`) led to store ``store_name`` of ``config_hash`` in ``output``."""
+    known = known_requests(output)
     known[request] = {"store": store_name, "config_hash": config_hash}
-    path = Path(out_dir) / REQUESTS
-    with atomic_write(path, unique=True) as fh:  # several extract runs may share out_dir
+    path = Path(output) / REQUESTS
+    with atomic_write(path, unique=True) as fh:  # several extract runs may share the output folder
         fh.write(json.dumps(known, indent=1, sort_keys=True))
 
 

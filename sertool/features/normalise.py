@@ -171,4 +171,4 @@ def fit_normaliser(mode: str, store, utterances, *, train_ids: list[str], other_
 def from_checkpoint(checkpoint) -> Normaliser:
     """The normaliser a checkpoint records (speaker statistics still to be added for ``speaker``)."""
     mode = (checkpoint.norm or {}).get("mode", "global")
-    return Normaliser(mode, checkpoint.norm_mean.numpy(), checkpoint.norm_std.numpy())
+    return Normaliser(mode, np.asarray(checkpoint.norm_mean, np.float32), np.asarray(checkpoint.norm_std, np.float32))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from sertool.errors import SertoolError
@@ -31,3 +32,27 @@ def default_checkpoint(name: str = "default") -> Path:
 def checkpoint_path(checkpoint) -> Path:
     """A bundled model name (:data:`BUNDLED`) as its file, anything else as a path."""
     return default_checkpoint(str(checkpoint)) if str(checkpoint) in BUNDLED else Path(checkpoint)
+
+
+def bundled_export(checkpoint) -> Path | None:
+    """The ONNX export shipped beside bundled checkpoint ``checkpoint``, when it and onnxruntime are installed.
+
+    Parameters
+    ----------
+    checkpoint
+        A checkpoint path (any path: only the bundled ones have an export beside them).
+
+    Returns
+    -------
+    Path or None
+        ``<bundled model>.onnx`` (written by ``sertool export <name> -o ...``; whether it was written from
+        exactly this checkpoint is checked when it is loaded), or None for any other file.
+    """
+    try:
+        path = Path(checkpoint).resolve()
+    except (OSError, TypeError, ValueError):
+        return None
+    if path not in BUNDLED.values() or importlib.util.find_spec("onnxruntime") is None:
+        return None
+    export = path.with_suffix(".onnx")
+    return export if export.is_file() else None

@@ -34,14 +34,15 @@ import hashlib
 import json
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sertool.errors import ConfigError, ExportError  # noqa: F401 (ExportError: defined in sertool.errors, re-exported)
-from sertool.inference.runner import WindowRunner
+from sertool.inference.bundled import bundled_export
+from sertool.inference.runner import WINDOW_BATCH, WindowRunner
 from sertool.models import model_spec
 from sertool.models.checkpoint import Checkpoint
 
@@ -87,6 +88,14 @@ def _graph(checkpoint: Checkpoint):
     return Graph(checkpoint.build_model()).eval()
 
 
+def _input_frames(checkpoint: Checkpoint) -> int | None:
+    """The frames a fixed-length model centre-crops or zero-pads every input to (its registry's ``fixed_frames``)."""
+    from sertool.models import build_model_config
+
+    config = build_model_config(checkpoint.model, checkpoint.model_config, stored=True)
+    return model_spec(checkpoint.model).input_frames(config)
+
+
 def _metadata(checkpoint: Checkpoint, source: Path | None, utterance_level: bool) -> dict[str, Any]:
     from sertool import __version__
 
@@ -98,6 +107,7 @@ def _metadata(checkpoint: Checkpoint, source: Path | None, utterance_level: bool
         "labels": list(checkpoint.labels), "norm": _plain(checkpoint.norm or {"mode": "global"}),
         "norm_mean": [float(v) for v in checkpoint.norm_mean], "norm_std": [float(v) for v in checkpoint.norm_std],
         "min_frames": 1 if utterance_level else _min_frames(checkpoint),
+        "input_frames": None if utterance_level else _input_frames(checkpoint),
         "input": "feats: float32 (batch, frames, dim), features normalised as 'norm' says ((x - norm_mean) / "
                  "norm_std for mode global), every frame valid; frames = 1 for utterance-level features",
         "outputs": "logits, probabilities: float32 (batch, classes), classes in the order of 'labels'",
@@ -245,10 +255,14 @@ def is_exported(path: str | os.PathLike) -> bool:
         return any(name.endswith("/extra/sertool.json") or name == "extra/sertool.json" for name in archive.namelist())
 
 
-def _read_metadata(path: Path) -> tuple[str, dict]:
+def _read_metadata(path: Path, session=None) -> tuple[str, dict]:
+    """``(format, metadata)`` of an exported file; with an onnxruntime ``session`` of it (a trusted file, e.g. a
+    bundled one), its metadata is read from the session, without importing onnx or checking operator domains."""
     if not path.is_file():
         raise ExportError(f"{path}: exported model not found; write one with `sertool export CHECKPOINT -o {path.name}`")
-    if path.suffix.lower() == ".onnx":
+    if session is not None:
+        text, fmt = session.get_modelmeta().custom_metadata_map.get("sertool"), "onnx"
+    elif path.suffix.lower() == ".onnx":
         onnx = _import("onnx")
         try:
             model = onnx.load(str(path), load_external_data=False)
@@ -281,11 +295,18 @@ class ExportedModel(Checkpoint):
     path: Path = Path()
     export_format: str = "onnx"
     min_frames: int = 1
+    #: the frames the graph crops or pads every input to (a fixed-length model), else None
+    input_frames: int | None = None
+    #: onnxruntime intra-op threads (None: its default, one per core)
+    threads: int | None = None
+    #: an onnxruntime session of :attr:`path` already open (the first runner built uses it)
+    session: Any = field(default=None, repr=False, compare=False)
 
     def build_model(self) -> ExportRunner:
         """The runner of the exported graph (a :class:`~sertool.inference.runner.WindowRunner` itself)."""
-        return ExportRunner(self.export_format, self.path, threads=None, min_frames=self.min_frames,
-                            num_classes=len(self.labels))
+        session, self.session = self.session, None
+        return ExportRunner(self.export_format, self.path, threads=self.threads, min_frames=self.min_frames,
+                            num_classes=len(self.labels), input_frames=self.input_frames, session=session)
 
     def code_references(self) -> list[str]:
         refs = super().code_references()
@@ -294,28 +315,71 @@ class ExportedModel(Checkpoint):
         return refs
 
 
-def load_exported(path: str | os.PathLike) -> ExportedModel:
-    """An exported .onnx or TorchScript .pt file as an :class:`ExportedModel` (no code runs until scoring)."""
-    import torch
+def load_exported(path: str | os.PathLike, *, session=None) -> ExportedModel:
+    """An exported .onnx or TorchScript .pt file as an :class:`ExportedModel` (no code runs until scoring).
 
+    Parameters
+    ----------
+    path
+        The exported file.
+    session
+        An onnxruntime session of a trusted ONNX file (see :func:`_read_metadata`); its runner reuses it.
+
+    Raises
+    ------
+    ExportError
+        A missing or unreadable file, foreign operator domains, or missing sertool metadata.
+    """
     path = Path(path)
-    fmt, meta = _read_metadata(path)
+    fmt, meta = _read_metadata(path, session)
     try:
+        frames = meta.get("input_frames")
         return ExportedModel(
             model=meta["model"], model_config=meta["model_config"], feature_set=meta["feature_set"],
             feature_config=meta["feature_config"], labels=list(meta["labels"]),
-            norm_mean=torch.tensor(meta["norm_mean"], dtype=torch.float32),
-            norm_std=torch.tensor(meta["norm_std"], dtype=torch.float32), train_config={}, state_dict={},
-            metrics=meta.get("metrics", {}), utterance_feature_config=meta.get("utterance_feature_config") or {},
+            norm_mean=np.asarray(meta["norm_mean"], np.float32), norm_std=np.asarray(meta["norm_std"], np.float32),
+            train_config={}, state_dict={}, metrics=meta.get("metrics", {}),
+            utterance_feature_config=meta.get("utterance_feature_config") or {},
             norm=meta.get("norm") or {"mode": "global"}, path=path, export_format=fmt,
-            min_frames=int(meta.get("min_frames", 1)))
+            min_frames=int(meta.get("min_frames", 1)), input_frames=int(frames) if frames else None,
+            session=session)
     except (KeyError, TypeError, ValueError) as exc:
         raise ExportError(f"{path}: its sertool metadata lacks or garbles {exc}; export the model again") from None
 
 
-def load_scoring_model(path: str | os.PathLike) -> Checkpoint:
-    """A checkpoint or an exported model, whichever ``path`` is."""
+def load_scoring_model(path: str | os.PathLike, device: str | None = None) -> Checkpoint:
+    """A checkpoint or an exported model, whichever ``path`` is.
+
+    Parameters
+    ----------
+    path
+        A checkpoint, or an exported .onnx / TorchScript file.
+    device
+        ``"cpu"``: a bundled checkpoint with its ONNX export beside it (:func:`~sertool.inference.bundled.
+        bundled_export`) loads as that export when onnxruntime is installed and the export was written from
+        exactly this file: it scores the same to float rounding, without importing torch (about 1 s per
+        process). Anything else: the file as it is.
+
+    Raises
+    ------
+    CheckpointError, ExportError
+        A missing or unreadable file.
+    """
+    fast = bundled_export(path) if device == "cpu" else None
+    if fast is not None:
+        exported = _checked_bundled_export(fast, Path(path))
+        if exported is not None:
+            return exported
     return load_exported(path) if is_exported(path) else Checkpoint.load(path)
+
+
+def _checked_bundled_export(export: Path, checkpoint: Path) -> ExportedModel | None:
+    """``export`` loaded through onnxruntime, or None when it was not written from ``checkpoint`` (stale)."""
+    ort = _import("onnxruntime")
+    session = ort.InferenceSession(str(export), ort.SessionOptions(), providers=["CPUExecutionProvider"])
+    exported = load_exported(export, session=session)
+    meta = json.loads(session.get_modelmeta().custom_metadata_map["sertool"])
+    return exported if meta.get("checkpoint_sha256") == _sha256(checkpoint) else None
 
 
 class ExportRunner(WindowRunner):
@@ -333,14 +397,23 @@ class ExportRunner(WindowRunner):
         The fewest frames per input the graph takes.
     num_classes
         Classes of the model (columns of the probabilities).
+    input_frames
+        A fixed-length model's input frames: windows are centre-cropped or zero-padded to it here, as the graph
+        itself would (same result), so windows of any length share full batches.
+    session
+        An onnxruntime session of ``path`` already open (ONNX only).
     """
 
     #: exported graphs take batches without padding (every item's length is the batch's frame count)
     accepts_padding = False
 
-    def __init__(self, fmt: str, path: Path, threads: int | None, min_frames: int = 1, num_classes: int = 0):
+    def __init__(self, fmt: str, path: Path, threads: int | None, min_frames: int = 1, num_classes: int = 0,
+                 input_frames: int | None = None, session=None):
         self.format, self.path, self.min_frames, self.num_classes = fmt, Path(path), min_frames, num_classes
-        if fmt == "onnx":
+        self.input_frames = input_frames
+        if fmt == "onnx" and session is not None and not threads:
+            self._session = session
+        elif fmt == "onnx":
             ort = _import("onnxruntime")
             options = ort.SessionOptions()
             if threads:
@@ -360,6 +433,12 @@ class ExportRunner(WindowRunner):
         if str(device) != "cpu":
             raise ExportError(f"{self.path}: exported models score on the CPU here; drop --device")
         return self
+
+    def probabilities(self, windows: list[np.ndarray], batch_size: int = WINDOW_BATCH) -> np.ndarray:
+        """As :meth:`WindowRunner.probabilities`; a fixed-length model's windows are fitted to its length first."""
+        if self.input_frames is not None:
+            windows = [fit_length(w, self.input_frames) for w in windows]
+        return super().probabilities(windows, batch_size)
 
     def batch_probabilities(self, batch: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         """``(B, C)`` float32 probabilities of normalised ``batch`` ``(B, T, D)``, every frame valid.
@@ -381,6 +460,21 @@ class ExportRunner(WindowRunner):
 
         with torch.no_grad():
             return self._module(torch.from_numpy(feats))[1].numpy()
+
+
+def fit_length(window: np.ndarray, frames: int) -> np.ndarray:
+    """``window`` ``(T, D)`` centre-cropped (its middle ``frames``) or zero-padded at the end to ``(frames, D)``.
+
+    The numpy twin of :func:`sertool.models.common.fix_length` for one unpadded item: crop start
+    ``(T - frames) // 2``, zeros after the last frame.
+    """
+    total = window.shape[0]
+    if total >= frames:
+        start = (total - frames) // 2
+        return window[start:start + frames]
+    out = np.zeros((frames, window.shape[1]), window.dtype)
+    out[:total] = window
+    return out
 
 
 def _import(module: str):

@@ -1,6 +1,7 @@
 """Model registry: ``MODELS = {name: ModelSpec}``, the single source of truth for what models exist.
 
-Contract for every model::
+Contract for every model (written out in :mod:`sertool.models.contract`, checked for every entry by
+``tests/test_model_contract.py``)::
 
     model = spec.cls(config, input_dim=D, num_classes=C)
     logits = model(feats, lengths)        # feats (B, T, D) float32, lengths (B,) int64 -> (B, C)
@@ -15,7 +16,9 @@ Each :class:`ModelSpec` also says which kind of store the model reads
 training loop, ``"fit"`` for the classic estimators of :mod:`sertool.models.classic`),
 and its training recipes: ``recipe`` (the default, measured to converge on a
 CPU in an affordable number of epochs) and ``paper_recipe`` (the published
-setting), each a dict of :class:`~sertool.training.trainer.TrainConfig` overrides.
+setting), each a dict of :class:`~sertool.training.config.TrainConfig` overrides. Its capability
+tags (``fixed_frames``, ``takes_utterance_vector``, ``onnx_unsupported``, ``min_frames``) declare what
+the rest of sertool would otherwise guess from names.
 
 ``MODELS`` fills itself with the built-in models the first time it is read.
 """

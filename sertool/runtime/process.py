@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from typing import Iterator
 
 
 @contextlib.contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """torch uses ``count`` CPU threads inside the block (unchanged when None), then its earlier count."""
-    import torch
+def torch_threads(count: int | None, *, loaded_only: bool = False) -> Iterator[None]:
+    """torch uses ``count`` CPU threads inside the block (unchanged when None), then its earlier count.
+
+    ``loaded_only``: leave torch alone (and unimported: about 1 s) when nothing has imported it yet, e.g. a
+    predict whose model runs on onnxruntime.
+    """
+    if loaded_only and "torch" not in sys.modules:
+        yield
+        return
+    import torch  # torch: heavy, loaded only when its threads are set
 
     before = torch.get_num_threads()
     if count:
@@ -46,11 +54,24 @@ def torch_device(name: str):
 
 @contextlib.contextmanager
 def blas_threads(count: int, api: str = "openblas") -> Iterator[None]:
-    """BLAS library ``api`` ('openblas', or 'blas' for every BLAS) limited to ``count`` threads inside the block."""
-    from threadpoolctl import threadpool_limits
+    """BLAS library ``api`` limited to ``count`` threads inside the block, then its earlier count.
 
-    limiter = (threadpool_limits(limits=count, user_api="blas") if api == "blas"
-               else threadpool_limits(limits={api: count}))
+    Parameters
+    ----------
+    count
+        Threads inside the block (at least 1).
+    api
+        ``"openblas"`` (threadpoolctl's internal API name, whatever the library file is called: numpy 2 ships it
+        as ``libscipy_openblas``), or ``"blas"`` for every BLAS library loaded.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    # Selected by internal API: the earlier ``threadpool_limits(limits={"openblas": n})`` matched no library
+    # (its keys are user APIs or file prefixes), so numpy's OpenBLAS kept 2 threads and predict's features
+    # ran 3-5x slower whenever numpy was imported before OPENBLAS_NUM_THREADS was set.
+    pools = ThreadpoolController()
+    pools = pools.select(user_api="blas") if api == "blas" else pools.select(internal_api=api)
+    limiter = pools.limit(limits=count)
     try:
         yield
     finally:

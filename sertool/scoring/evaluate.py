@@ -1,6 +1,6 @@
 """``evaluate``: score every fold of a run on its test speakers, per fold and pooled.
 
-Writes into the run folder (or ``out_dir``):
+Writes into the run folder (or ``output``):
 
 - ``metrics.csv``: fold, metric, value. Folds are ``0..k-1``, ``pooled`` (all
   test predictions together), ``mean`` and ``std`` (mean and population
@@ -121,7 +121,7 @@ def score_ids(checkpoint, ids: list[str], *, utterances, stores: list[tuple], ba
 
 def _joined_store(checkpoint, store_path, utterance_store):
     """The checkpoint's stored features (frame store + utterance store when it uses one), checked against it."""
-    from sertool.store.core import FeatureStore  # h5py: heavy, loaded only when a store is read
+    from sertool.store.reader import FeatureStore  # h5py: heavy, loaded only when a store is read
     from sertool.training.data import JoinedStore  # torch: heavy (the training datasets), loaded when scoring
 
     with FeatureStore(store_path) as store:
@@ -162,25 +162,61 @@ def run_stores(run_info: dict, store_path=None) -> list[tuple]:
     return [(store_path or run_info.get("store"), run_info.get("utterance_store"))]
 
 
-def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch_size: int = 64,
+def _test_truth(fold_dir: Path, test_ids: list[str], by_id: dict, labels: list[str], manifest) -> np.ndarray:
+    """The ``(N,)`` class indices (into ``labels``) of a fold's test utterances ``test_ids``.
+
+    Raises ``SertoolError`` when ``manifest`` lacks one of them or one has a label the model was not trained on.
+    """
+    missing = [i for i in test_ids if i not in by_id]
+    if missing:
+        raise SertoolError(f"{manifest}: lacks test utterance {missing[0]!r} of {fold_dir}; use the run's manifest")
+    index = {label: k for k, label in enumerate(labels)}
+    unknown = sorted({by_id[i].label for i in test_ids} - set(index))
+    if unknown:
+        raise SertoolError(f"test labels {unknown} were not in training; cannot score them")
+    return np.array([index[by_id[i].label] for i in test_ids])
+
+
+def evaluate_run(run_dir, manifest=None, store=None, *, output=None, batch_size: int = 64,
                  selection: str | None = None, log=lambda m: None, device: str = "cpu") -> EvaluationResult:
     """Evaluate every finished fold of ``run_dir`` (a trained or a fused run) on its test utterances.
 
-    ``manifest`` and ``store_path`` default to those the run was trained on;
-    ``selection`` (``best``, ``average``, ``last``) scores ``checkpoint-<selection>.pt``
-    instead of ``checkpoint.pt``.
+    Parameters
+    ----------
+    run_dir
+        The run folder (``run.json``, ``fold-<i>/``).
+    manifest, store
+        Manifest CSV and feature store to score; default: those the run was trained on.
+    output
+        Folder of the result files (module docstring); default: ``run_dir``.
+    batch_size
+        Utterances per forward pass.
+    selection
+        ``best``, ``average`` or ``last``: score ``checkpoint-<selection>.pt`` instead of ``checkpoint.pt``.
+    log, device
+        Called with each progress line; ``cpu``, ``cuda`` or ``auto``.
+
+    Returns
+    -------
+    EvaluationResult
+        Scores per fold, ``pooled``, ``mean`` and ``std``; the labels; the output folder.
+
+    Raises
+    ------
+    SertoolError
+        No manifest or store known, folds with different labels, or test utterances the manifest lacks.
     """
     from sertool.models.checkpoint import Checkpoint
     from sertool.io.manifest import read_manifest
     from sertool.training.runs import checkpoint_name, fold_dirs, read_run_info, read_split
 
     run_dir = Path(run_dir)
-    out_dir = Path(out_dir or run_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    output = Path(output or run_dir)
+    output.mkdir(parents=True, exist_ok=True)
     run_info = read_run_info(run_dir)
     name = checkpoint_name(selection)
     manifest = manifest or run_info.get("manifest")
-    stores = run_stores(run_info, store_path)
+    stores = run_stores(run_info, store)
     if not manifest or not stores[0][0]:
         raise SertoolError(f"{run_dir}: no run.json; pass MANIFEST and STORE explicitly")
     utterances = read_manifest(manifest)
@@ -201,15 +237,8 @@ def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch
         if not test_ids:
             log(f"{fold_dir.name}: no test utterances (protocol all), skipped")
             continue
-        missing = [i for i in test_ids if i not in by_id]
-        if missing:
-            raise SertoolError(f"{manifest}: lacks test utterance {missing[0]!r} of {fold_dir}; use the run's manifest")
-        index = {label: k for k, label in enumerate(labels)}
-        unknown = sorted({by_id[i].label for i in test_ids} - set(index))
-        if unknown:
-            raise SertoolError(f"test labels {unknown} were not in training; cannot score them")
+        truth = _test_truth(fold_dir, test_ids, by_id, labels, manifest)
         probs = score_ids(ckpt, test_ids, utterances=utterances, stores=stores, batch_size=batch_size, device=device)
-        truth = np.array([index[by_id[i].label] for i in test_ids])
         fold_name = fold_dir.name.split("-")[1]
         per_fold[fold_name] = scores(confusion(truth, probs.argmax(1), len(labels)))
         per_fold[fold_name]["confusion"] = confusion(truth, probs.argmax(1), len(labels))
@@ -224,9 +253,9 @@ def evaluate_run(run_dir, manifest=None, store_path=None, *, out_dir=None, batch
     truth, probs = np.concatenate(all_true), np.concatenate(all_probs)
     _add_summaries(per_fold, truth, probs.argmax(1), len(labels))
     title = f"{run_dir.name} ({run_info.get('model', '?')})"
-    _write_outputs(out_dir, per_fold, labels, rows, title=title)
-    plot_training_curves(finished, out_dir / "training_curves.png", title=title)
-    return EvaluationResult(per_fold, labels, out_dir)
+    _write_outputs(output, per_fold, labels, rows, title=title)
+    plot_training_curves(finished, output / "training_curves.png", title=title)
+    return EvaluationResult(per_fold, labels, output)
 
 
 def read_label_map(path) -> dict[str, str]:
@@ -242,15 +271,36 @@ def read_label_map(path) -> dict[str, str]:
     return mapping
 
 
-def evaluate_cross_corpus(run_dir, manifest, store_path, *, label_map: dict[str, str] | None = None, out_dir=None,
+def evaluate_cross_corpus(run_dir, manifest, store, *, label_map: dict[str, str] | None = None, output=None,
                           selection: str | None = None, batch_size: int = 64, log=lambda m: None) -> EvaluationResult:
-    """Score every fold's model of ``run_dir`` on all utterances of another corpus (``manifest`` + ``store_path``).
+    """Score every fold's model of ``run_dir`` on all utterances of another corpus (``manifest`` + ``store``).
 
-    Labels are mapped with ``label_map`` (corpus label -> model label; identity when absent); utterances
-    whose label the model does not know are listed and left out. Folds are the fold models; ``pooled`` is
-    their ensemble (mean probabilities); ``mean``/``std`` are over the fold models. Speaker-normalised
-    models use each speaker of the other corpus's own statistics. Writes into ``out_dir`` (default
-    ``RUN_DIR/cross-<manifest stem>``) the files :func:`evaluate_run` writes.
+    Utterances whose label the model does not know are listed and left out. Folds are the fold models;
+    ``pooled`` is their ensemble (mean probabilities); ``mean``/``std`` are over the fold models.
+    Speaker-normalised models use each speaker of the other corpus's own statistics.
+
+    Parameters
+    ----------
+    run_dir
+        A trained run folder (not a fused one).
+    manifest, store
+        The other corpus's labelled manifest CSV and its feature store.
+    label_map
+        Corpus label -> model label; identity when absent.
+    output
+        Folder of the files :func:`evaluate_run` writes; default ``RUN_DIR/cross-<manifest stem>``.
+    selection, batch_size, log
+        As for :func:`evaluate_run`.
+
+    Returns
+    -------
+    EvaluationResult
+        Scores per fold model, of their ensemble (``pooled``), ``mean`` and ``std``.
+
+    Raises
+    ------
+    SertoolError
+        A fused run, unlabelled rows, or no row with a label of the model.
     """
     from collections import Counter
 
@@ -262,8 +312,8 @@ def evaluate_cross_corpus(run_dir, manifest, store_path, *, label_map: dict[str,
     if read_run_info(run_dir).get("members"):
         raise SertoolError(f"{run_dir}: cross-corpus evaluation of a fused run is not supported; evaluate its "
                            "members with --on")
-    out_dir = Path(out_dir or run_dir / f"cross-{Path(manifest).stem}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    output = Path(output or run_dir / f"cross-{Path(manifest).stem}")
+    output.mkdir(parents=True, exist_ok=True)
     name = checkpoint_name(selection)
     checkpoints = [(d, Checkpoint.load(d / name)) for d in fold_dirs(run_dir, name)]
     labels = list(checkpoints[0][1].labels)
@@ -286,7 +336,7 @@ def evaluate_cross_corpus(run_dir, manifest, store_path, *, label_map: dict[str,
     truth = np.array([index[mapped[i]] for i in ids])
     per_fold, all_probs = {}, []
     for fold_dir, ckpt in checkpoints:
-        probs = score_ids(ckpt, ids, utterances=utterances, stores=[(store_path, None)], batch_size=batch_size)
+        probs = score_ids(ckpt, ids, utterances=utterances, stores=[(store, None)], batch_size=batch_size)
         fold_name = fold_dir.name.split("-")[1]
         matrix = confusion(truth, probs.argmax(1), len(labels))
         per_fold[fold_name] = scores(matrix) | {"confusion": matrix}
@@ -297,8 +347,8 @@ def evaluate_cross_corpus(run_dir, manifest, store_path, *, label_map: dict[str,
     _add_summaries(per_fold, truth, ensemble.argmax(1), len(labels))
     by_id = {u.id: u for u in utterances}
     rows = [prediction_row(by_id[i], p, labels, labels[t], "ensemble") for i, p, t in zip(ids, ensemble, truth)]
-    _write_outputs(out_dir, per_fold, labels, rows, title=f"{run_dir.name} on {Path(manifest).stem}")
-    return EvaluationResult(per_fold, labels, out_dir)
+    _write_outputs(output, per_fold, labels, rows, title=f"{run_dir.name} on {Path(manifest).stem}")
+    return EvaluationResult(per_fold, labels, output)
 
 
 def _atomic_csv(path: Path, header: list[str], rows) -> None:

@@ -99,9 +99,41 @@ def _check_same_folds(members: list[dict]) -> None:
                                        "manifest, --protocol, --folds, --valid-speakers and --seed")
 
 
-def fuse_runs(run_dirs, out_dir, *, weights: list[float] | None = None, grid_step: float = 0.1,
+def _normalised_weights(weights: list[float] | None, members: int) -> list[float] | None:
+    """``weights`` scaled to sum 1 (None stays None: fit them); ConfigError unless ``members`` non-negative ones."""
+    if weights is None:
+        return None
+    if len(weights) != members or min(weights) < 0 or sum(weights) <= 0:
+        raise ConfigError(f"--weights needs {members} non-negative numbers, one per run")
+    return [w / sum(weights) for w in weights]
+
+
+def _check_not_refit(members: list[dict], checkpoints: list) -> None:
+    """SertoolError when a member's checkpoint was refit on the validation speakers the weights are fitted on."""
+    for m, c in zip(members, checkpoints):
+        if c.model_config.get("refit"):
+            raise SertoolError(f"{m['run']}: its {c.model} was refit on the validation speakers, which fit the "
+                               "fusion weights; retrain it without --set refit=true")
+
+
+def fuse_runs(run_dirs, output, *, weights: list[float] | None = None, grid_step: float = 0.1,
               log=lambda m: None) -> FusionResult:
-    """Fuse the runs ``run_dirs`` into ``out_dir`` (see the module docstring).
+    """Fuse the runs ``run_dirs`` into the run folder ``output`` (see the module docstring).
+
+    Parameters
+    ----------
+    run_dirs
+        Two or more run folders trained on the same folds.
+    output
+        Folder of the fused run (``run.json``, ``fold-<i>/checkpoint.pt``); not one of ``run_dirs``.
+    weights, grid_step, log
+        One weight per run (normalised to sum 1; default: fitted per fold on a grid of step ``grid_step``);
+        ``log`` is called with each progress line.
+
+    Returns
+    -------
+    FusionResult
+        The fused run's folder, and per fold the weights and their validation UA.
 
     Raises
     ------
@@ -117,16 +149,13 @@ def fuse_runs(run_dirs, out_dir, *, weights: list[float] | None = None, grid_ste
     run_dirs = [Path(r) for r in run_dirs]
     if len(run_dirs) < 2:
         raise ConfigError("fuse needs at least two runs")
-    if weights is not None:
-        if len(weights) != len(run_dirs) or min(weights) < 0 or sum(weights) <= 0:
-            raise ConfigError(f"--weights needs {len(run_dirs)} non-negative numbers, one per run")
-        weights = [w / sum(weights) for w in weights]
+    weights = _normalised_weights(weights, len(run_dirs))
     members = _member_runs(run_dirs)
     _check_same_folds(members)
-    out_dir = Path(out_dir)
-    if out_dir.resolve() in {Path(m["run"]) for m in members}:
-        raise ConfigError(f"{out_dir}: is one of the fused runs; write the fusion to a new folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    output = Path(output)
+    if output.resolve() in {Path(m["run"]) for m in members}:
+        raise ConfigError(f"{output}: is one of the fused runs; write the fusion to a new folder")
+    output.mkdir(parents=True, exist_ok=True)
     info0 = members[0]["info"]
     utterances = read_manifest(info0["manifest"])
     by_id = {u.id: u for u in utterances}
@@ -136,10 +165,7 @@ def fuse_runs(run_dirs, out_dir, *, weights: list[float] | None = None, grid_ste
     all_weights, all_ua = [], []
     for k, fold0 in enumerate(members[0]["folds"]):
         checkpoints = [Checkpoint.load(m["folds"][k] / "checkpoint.pt") for m in members]
-        for m, c in zip(members, checkpoints):
-            if c.model_config.get("refit"):
-                raise SertoolError(f"{m['run']}: its {c.model} was refit on the validation speakers, which fit the "
-                                   "fusion weights; retrain it without --set refit=true")
+        _check_not_refit(members, checkpoints)
         valid_ids = read_split(fold0 / "split.csv")["valid"]
         fold_weights, ua = weights, float("nan")
         if valid_ids:
@@ -152,7 +178,7 @@ def fuse_runs(run_dirs, out_dir, *, weights: list[float] | None = None, grid_ste
                 ua = scores(confusion(truth, fused.argmax(1), len(labels)))["UA"]
         elif fold_weights is None:
             raise ConfigError(f"{fold0}: no validation speakers to fit fusion weights on; pass --weights")
-        fold_dir = out_dir / fold0.name
+        fold_dir = output / fold0.name
         fold_dir.mkdir(exist_ok=True)
         shutil.copyfile(fold0 / "split.csv", fold_dir / "split.csv")
         Checkpoint(model=FUSION, model_config={"weights": fold_weights, "runs": [m["run"] for m in members]},
@@ -164,9 +190,9 @@ def fuse_runs(run_dirs, out_dir, *, weights: list[float] | None = None, grid_ste
         log(f"{fold0.name}: weights {', '.join(f'{w:.2f}' for w in fold_weights)} (valid UA {ua:.3f})")
         all_weights.append(fold_weights)
         all_ua.append(ua)
-    atomic_json(out_dir / "run.json", {
+    atomic_json(output / "run.json", {
         "manifest": info0["manifest"], "protocol": info0.get("protocol"), "folds": info0.get("folds"),
         "model": FUSION, "labels": labels, "grid_step": grid_step,
         "members": [{"run": m["run"], "model": m["info"].get("model"), "store": m["info"]["store"],
                      "utterance_store": m["info"].get("utterance_store")} for m in members]})
-    return FusionResult(out_dir, all_weights, all_ua)
+    return FusionResult(output, all_weights, all_ua)

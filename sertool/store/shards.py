@@ -116,12 +116,12 @@ def merge_stores(sources: list, writer: StoreWriter, wanted: dict[str, SourceIde
     return copied
 
 
-def merge_files(shards: list, output: str | os.PathLike) -> int:
+def merge_files(stores: list, output: str | os.PathLike) -> int:
     """Merge stores of one feature config (e.g. ``--shard`` outputs) into one store.
 
     Parameters
     ----------
-    shards
+    stores
         Store paths; the first one's attributes become the output's.
     output
         The store to write: created, or added to when it exists (same config).
@@ -137,9 +137,9 @@ def merge_files(shards: list, output: str | os.PathLike) -> int:
         No stores given, a store unreadable, configs that differ, or an output
         that cannot be written.
     """
-    if not shards:
+    if not stores:
         raise StoreError("no stores to merge")
-    with FeatureStore(shards[0]) as first:
+    with FeatureStore(stores[0]) as first:
         attrs = {k: v for k, v in first.attrs.items() if k not in ("format", "format_version", "sertool_version")}
     with StoreWriter(output, attrs) as writer:
-        return merge_stores(shards, writer)
+        return merge_stores(stores, writer)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from sertool.errors import SertoolError
-from sertool.store.core import FeatureStore
+from sertool.store.reader import FeatureStore
 
 
 class JoinedStore:

@@ -47,7 +47,7 @@ from sertool.training.splits import Fold, make_folds
 
 def _store_hashes(*paths) -> list[str]:
     """Config hashes of the feature stores given (None entries skipped)."""
-    from sertool.store.core import FeatureStore  # h5py: heavy, loaded only when a store is read
+    from sertool.store.reader import FeatureStore  # h5py: heavy, loaded only when a store is read
 
     hashes = []
     for path in filter(None, paths):
@@ -130,7 +130,7 @@ def check_store_kind(model_name: str, store_path, *, norm: str = "global") -> No
     ConfigError
         Another level (naming the models that fit the store), or ``norm`` that does not fit it.
     """
-    from sertool.store.core import FeatureStore  # h5py: heavy, loaded only when a store is read
+    from sertool.store.reader import FeatureStore  # h5py: heavy, loaded only when a store is read
 
     spec = model_spec(model_name)
     with FeatureStore(store_path) as store:
@@ -146,7 +146,7 @@ def check_store_kind(model_name: str, store_path, *, norm: str = "global") -> No
 
 def _model_config(model_name: str, store_path, utterance_store, overrides: dict | None):
     """The model config: the store's settings (``adapt``), the utterance vector's width, then ``overrides``."""
-    from sertool.store.core import FeatureStore  # h5py: heavy, loaded only when a store is read
+    from sertool.store.reader import FeatureStore  # h5py: heavy, loaded only when a store is read
 
     spec = model_spec(model_name)
     overrides = dict(overrides or {})
