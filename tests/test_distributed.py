@@ -33,7 +33,7 @@ def corpus(tmp_path_factory):
     write_pitch_corpus(root / "audio", speakers=4, clips=4, seconds=1.0, speaker_step=12, clip_step=3)
     rows = folder.prepare(root / "audio", report=RunReport(), speaker_regex=r"/(spk\d)_")
     manifest = write_manifest(rows, root / "m.csv")
-    return manifest, extract_manifest(manifest, feature_set="lightsernet_mfcc", out_dir=root / "feats").store_path
+    return manifest, extract_manifest(manifest, features="lightsernet_mfcc", output=root / "feats").store_path
 
 
 def _free_port() -> int:

@@ -96,7 +96,7 @@ def corpus(tmp_path_factory):
                  16000)
     rows = folder.prepare(root / "audio", report=RunReport(), speaker_regex=r"/(spk\d)_")
     manifest = write_manifest(rows, root / "m.csv")
-    store = extract_manifest(manifest, feature_set="lightsernet_mfcc", out_dir=root / "feats").store_path
+    store = extract_manifest(manifest, features="lightsernet_mfcc", output=root / "feats").store_path
     return root, manifest, store
 
 

@@ -54,13 +54,13 @@ class Predictions:
         return len(self.names)
 
 
-def _loaded(checkpoint, trust_code: bool) -> Checkpoint:
+def _loaded(checkpoint, trust_code: bool, device: str) -> Checkpoint:
     """A checkpoint object from a file, a bundled name or a loaded checkpoint, checked for code."""
     if isinstance(checkpoint, Checkpoint):
         where = "the checkpoint"
     else:
         where = checkpoint = checkpoint_path(checkpoint)
-        checkpoint = load_scoring_model(checkpoint)
+        checkpoint = load_scoring_model(checkpoint, device=device)
     checkpoint.check_no_code(where, trust_code=trust_code)
     return checkpoint
 
@@ -108,13 +108,13 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
         An unusable input (its name is in the message), a damaged checkpoint,
         or a speaker-normalised checkpoint without speakers.
     """
-    checkpoint = _loaded(checkpoint, trust_code)
+    checkpoint = _loaded(checkpoint, trust_code, device)
     sources = as_sources(audio)
     if not sources:
         raise SertoolError(f"no audio found in {audio}")
     members = checkpoint.member_checkpoints() if checkpoint.is_fusion else [checkpoint]
     weights = checkpoint.model_config["weights"] if checkpoint.is_fusion else [1.0]
-    with torch_threads(max(1, os.cpu_count() or 1)), blas_threads(1):
+    with torch_threads(max(1, os.cpu_count() or 1), loaded_only=True), blas_threads(1):
         scorers = [Scorer(m, window_s, hop_s, crop_tolerance, batch_size, device, vad) for m in members]
         groups = speaker_map(sources, audio, speakers, speaker_regex) if any(s.needs_speakers for s in scorers) \
             else None

@@ -30,7 +30,7 @@ from pathlib import Path
 from sertool.errors import SertoolError
 from sertool.inference.bundled import BUNDLED, DEFAULT_CHECKPOINT, checkpoint_path, default_checkpoint  # noqa: F401
 from sertool.inference.engine import Scorer
-from sertool.inference.export import load_scoring_model
+from sertool.inference.export import ExportedModel, load_scoring_model
 from sertool.inference.groups import BLOCK, fused, score_block, score_group, work_units
 from sertool.inference.inputs import expand_inputs, file_speakers, manifest_rows
 from sertool.inference.memory import Predictions, predict_audio  # noqa: F401
@@ -81,12 +81,15 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
     """
     # One OpenBLAS thread for numpy's small feature products (the CLI also sets OPENBLAS_NUM_THREADS):
     # OpenBLAS threads spinning between calls took the cores from torch's threads (predict ran 2.4x slower).
-    # With feature workers, torch gets the cores they leave: more threads than cores made both 1.4x slower.
-    with torch_threads(max(1, (os.cpu_count() or 1) - (jobs - 1))), blas_threads(1):
+    # With feature workers, the model gets the cores they leave: more threads than cores made both 1.4x slower.
+    threads = max(1, (os.cpu_count() or 1) - (jobs - 1))
+    with blas_threads(1):
         job = _Job.prepare(checkpoint_path, inputs, segments=segments, speaker_regex=speaker_regex,
-                           trust_code=trust_code, stdin=stdin, vad=vad, jobs=jobs,
+                           trust_code=trust_code, stdin=stdin, vad=vad, jobs=jobs, threads=threads,
                            options=(window_s, hop_s, crop_tolerance, batch_size, device, vad))
-        return job.write(output, resume=resume, max_failures=max_failures, progress=progress)
+        # a model on onnxruntime (the bundled one) got its threads when it was opened, and needs no torch
+        with torch_threads(threads, loaded_only=True):
+            return job.write(output, resume=resume, max_failures=max_failures, progress=progress)
 
 
 @dataclass
@@ -104,10 +107,12 @@ class _Job:
     jobs: int
 
     @classmethod
-    def prepare(cls, checkpoint_path, inputs, *, segments, speaker_regex, trust_code, stdin, vad, jobs,
+    def prepare(cls, checkpoint_path, inputs, *, segments, speaker_regex, trust_code, stdin, vad, jobs, threads,
                 options) -> "_Job":
         """Load the checkpoint, expand the inputs and find the speakers (SertoolError for what cannot work)."""
-        checkpoint = load_scoring_model(checkpoint_path)
+        checkpoint = load_scoring_model(checkpoint_path, device=options[4])
+        if isinstance(checkpoint, ExportedModel) and jobs > 1:
+            checkpoint.threads = threads  # onnxruntime's default is one thread per core
         checkpoint.check_no_code(checkpoint_path, trust_code=trust_code)
         members = checkpoint.member_checkpoints() if checkpoint.is_fusion else [checkpoint]
         weights = checkpoint.model_config["weights"] if checkpoint.is_fusion else [1.0]

@@ -71,7 +71,8 @@ def _init_feature_worker(checkpoint_path: str, window_s, hop_s, crop_tolerance) 
     """Worker set-up: a Scorer for the checkpoint's features (one BLAS thread, tuned allocator)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_worker_process()
-    _WORKER_SCORER.append(Scorer(load_scoring_model(checkpoint_path), window_s, hop_s, crop_tolerance))
+    # "cpu": the bundled model's ONNX export, when it has one, spares the worker importing torch (features only)
+    _WORKER_SCORER.append(Scorer(load_scoring_model(checkpoint_path, device="cpu"), window_s, hop_s, crop_tolerance))
 
 
 def _feature_chunk(paths: list[str]) -> list:

@@ -95,7 +95,7 @@ def incremental(scorer: Scorer) -> bool:
 
 def _stream_scorer(checkpoint_path, window_s, hop_s, device: str, trust_code: bool) -> Scorer:
     """The scorer of a stream (one recording: neither fused nor speaker-normalised)."""
-    checkpoint = load_scoring_model(checkpoint_path)
+    checkpoint = load_scoring_model(checkpoint_path, device=device)
     checkpoint.check_no_code(checkpoint_path, trust_code=trust_code)
     if checkpoint.is_fusion:
         raise SertoolError(f"{checkpoint_path}: a fused model scores whole files; stream with one member's "
