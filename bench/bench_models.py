@@ -59,7 +59,7 @@ def main() -> None:
         store = extract_manifest(manifest, features=feature_set, output=work / "feats", jobs=2).store_path
         config = build_train_config({"epochs": args.epochs, "lr": lr, "patience": args.epochs})
         start = time.monotonic()
-        train_run(manifest, store, model_name=name, out_dir=work / "runs" / name, protocol="speaker-kfold",
+        train_run(manifest, store, model=name, output=work / "runs" / name, protocol="speaker-kfold",
                   folds=4, train_config=config)
         wall = time.monotonic() - start
         result = evaluate_run(work / "runs" / name)

@@ -51,7 +51,7 @@ def __getattr__(name: str):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'sertool' has no attribute {name!r}")
-    import importlib
+    import importlib  # lazy name lookup (PEP 562): `import sertool` loads no submodule until a name is used
 
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value

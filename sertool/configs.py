@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tomllib
 import typing
+from pathlib import Path
 from typing import Any
 
 from sertool.errors import ConfigError
@@ -106,9 +108,6 @@ def to_toml_table(config) -> str:
 
 def load_toml(path) -> dict[str, Any]:
     """Read a TOML config file into a dict; ConfigError naming the file when it is missing or invalid."""
-    import tomllib
-    from pathlib import Path
-
     path = Path(path)
     try:
         with open(path, "rb") as fh:

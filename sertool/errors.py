@@ -5,6 +5,8 @@ prints ``Error: <message>`` and exits 1 for any of these; loops over files
 catch them per item and record them in a :class:`~sertool.io.report.RunReport`.
 """
 
+import importlib
+
 
 class SertoolError(Exception):
     """Root of every error sertool raises on purpose."""
@@ -49,8 +51,6 @@ ERROR_KINDS = ("SertoolError", "ConfigError", "CorpusError", "ManifestError", "A
 
 def optional_import(module: str, needed_by: str, extra: str, error: type[SertoolError] = ConfigError):
     """``importlib.import_module(module)``, or ``error``: "<needed_by> needs <module>: pip install 'sertool[<extra>]'"."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError:

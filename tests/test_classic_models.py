@@ -35,9 +35,9 @@ def test_svm_module_reproduces_sklearn_decisions(overrides):
 @pytest.mark.parametrize("name,overrides", [("svm", {}), ("svm", {"kernel": "rbf"}), ("logreg", {})],
                          ids=["svm-linear", "svm-rbf", "logreg"])
 def test_classic_checkpoints_are_code_free_and_round_trip(pitch_corpus, tmp_path, name, overrides):
-    train_run(pitch_corpus.manifest, pitch_corpus.vectors, model_name=name, out_dir=tmp_path / "r", protocol="loso",
-              fold=1, valid_speakers=1, model_overrides=overrides,
-              train_config=build_train_config({"norm": "global"}, model_name=name))
+    train_run(pitch_corpus.manifest, pitch_corpus.vectors, model=name, output=tmp_path / "r", protocol="loso",
+              fold=1, valid_speakers=1, model_settings=overrides,
+              train_config=build_train_config({"norm": "global"}, model=name))
     path = tmp_path / "r" / "fold-1" / "checkpoint.pt"
     raw = torch.load(path, weights_only=True)  # tensors and plain data only
     assert all(isinstance(v, torch.Tensor) for v in raw["state_dict"].values())

@@ -17,8 +17,8 @@ from sertool.training.trainer import build_train_config, train_run
 def test_compare_runs_with_a_paired_bootstrap(pitch_corpus, tmp_path):
     g, s = tmp_path / "g", tmp_path / "s"
     for run, norm in ((g, "global"), (s, "speaker")):
-        train_run(pitch_corpus.manifest, pitch_corpus.vectors, model_name="logreg", out_dir=run, protocol="loso",
-                  valid_speakers=1, train_config=build_train_config({"norm": norm}, model_name="logreg"))
+        train_run(pitch_corpus.manifest, pitch_corpus.vectors, model="logreg", output=run, protocol="loso",
+                  valid_speakers=1, train_config=build_train_config({"norm": norm}, model="logreg"))
     with pytest.raises(SertoolError, match="run `sertool evaluate .*` first"):
         compare_runs([g])
     results = [evaluate_run(run) for run in (g, s)]

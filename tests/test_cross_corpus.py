@@ -13,8 +13,8 @@ from sertool.training.trainer import build_train_config, train_run
 
 def test_cross_corpus_evaluation_with_a_label_map(pitch_corpus, tmp_path):
     _, manifest, _, vectors = pitch_corpus
-    train_run(manifest, vectors, model_name="logreg", out_dir=tmp_path / "r", protocol="loso", valid_speakers=1,
-              train_config=build_train_config({"norm": "global"}, model_name="logreg"))
+    train_run(manifest, vectors, model="logreg", output=tmp_path / "r", protocol="loso", valid_speakers=1,
+              train_config=build_train_config({"norm": "global"}, model="logreg"))
     rows = read_manifest(manifest)
     renamed = [Utterance(**{**u.__dict__, "label": {"low": "grave", "high": "high"}[u.label]}) for u in rows]
     renamed[0] = Utterance(**{**renamed[0].__dict__, "label": "whisper"})  # a label the model does not know

@@ -89,7 +89,7 @@ def test_two_processes_train_one_valid_run_close_to_one_process(corpus, tmp_path
     assert not list(fold.glob("*.tmp*"))
     ddp = Checkpoint.load(fold / "checkpoint.pt")  # weights_only load: a valid sertool checkpoint
     manifest, store = corpus
-    train_run(manifest, store, model_name="light_sernet", out_dir=tmp_path / "one", protocol="loso", fold=0,
+    train_run(manifest, store, model="light_sernet", output=tmp_path / "one", protocol="loso", fold=0,
               valid_speakers=1, train_config=TrainConfig(epochs=6, batch_size=8, lr=3e-3, norm="global", threads=1))
     one = Checkpoint.load(tmp_path / "one" / "fold-0" / "checkpoint.pt")
     assert ddp.state_dict.keys() == one.state_dict.keys()

@@ -33,9 +33,9 @@ def test_fused_runs_evaluate_and_predict(pitch_corpus, tmp_path):
 
     _, manifest, frames, vectors = pitch_corpus
     common = dict(protocol="loso", valid_speakers=1)
-    train_run(manifest, vectors, model_name="logreg", out_dir=tmp_path / "a",
-              train_config=build_train_config({"norm": "global"}, model_name="logreg"), **common)
-    train_run(manifest, frames, model_name="light_sernet", out_dir=tmp_path / "b",
+    train_run(manifest, vectors, model="logreg", output=tmp_path / "a",
+              train_config=build_train_config({"norm": "global"}, model="logreg"), **common)
+    train_run(manifest, frames, model="light_sernet", output=tmp_path / "b",
               train_config=TrainConfig(**FAST_TRAINING, norm="global"), **common)
     result = fuse_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "f")
     assert len(result.weights) == 3 and all(math.isclose(sum(w), 1.0) for w in result.weights)
@@ -51,9 +51,9 @@ def test_fused_runs_evaluate_and_predict(pitch_corpus, tmp_path):
     report = predict_files(tmp_path / "f" / "fold-0" / "checkpoint.pt", [manifest], tmp_path / "p.csv")
     assert report.ok == 36 and report.failed == 0
     # runs on other folds cannot be fused
-    train_run(manifest, vectors, model_name="logreg", out_dir=tmp_path / "c", protocol="holdout",
+    train_run(manifest, vectors, model="logreg", output=tmp_path / "c", protocol="holdout",
               test_speakers=["spk0"], valid_speakers=1,
-              train_config=build_train_config({"norm": "global"}, model_name="logreg"))
+              train_config=build_train_config({"norm": "global"}, model="logreg"))
     with pytest.raises(SertoolError, match="differ"):
         fuse_runs([tmp_path / "a", tmp_path / "c"], tmp_path / "g")
     result = CliRunner().invoke(cli, ["predict", str(tmp_path / "f" / "fold-0" / "checkpoint.pt"), str(manifest),

@@ -89,7 +89,7 @@ def test_recipes_only_name_train_config_fields(name):
     spec = MODELS[name]
     for which, recipe in (("default", spec.recipe), ("paper", spec.paper_recipe)):
         assert set(recipe) <= fields, f"{which} recipe names {sorted(set(recipe) - fields)}"
-        config = build_train_config(model_name=name, recipe=which)  # values are valid too
+        config = build_train_config(model=name, recipe=which)  # values are valid too
         assert all(getattr(config, k) == v for k, v in recipe.items() if not isinstance(v, (list, tuple)))
         assert config.epochs <= (60 if which == "default" else 500)
 

@@ -57,7 +57,7 @@ def test_speaker_statistics_use_only_that_speakers_own_unaugmented_data(pitch_co
 def test_norm_round_trips_through_checkpoint_evaluate_and_predict(pitch_corpus, tmp_path, mode):
     from sertool.inference.predict import predict_files
 
-    train_run(pitch_corpus.manifest, pitch_corpus.frames, model_name="light_sernet", out_dir=tmp_path / "r",
+    train_run(pitch_corpus.manifest, pitch_corpus.frames, model="light_sernet", output=tmp_path / "r",
               protocol="loso", fold=0, valid_speakers=1, train_config=TrainConfig(**FAST_TRAINING, norm=mode))
     ckpt = Checkpoint.load(tmp_path / "r" / "fold-0" / "checkpoint.pt")
     assert ckpt.norm_mode == mode
@@ -76,8 +76,8 @@ def test_norm_round_trips_through_checkpoint_evaluate_and_predict(pitch_corpus, 
 
 def test_speaker_normalised_predict_needs_speaker_groups(pitch_corpus, tmp_path):
     root, manifest, _, vectors = pitch_corpus
-    train_run(manifest, vectors, model_name="logreg", out_dir=tmp_path / "r", protocol="loso", fold=0,
-              valid_speakers=1, train_config=build_train_config(model_name="logreg"))
+    train_run(manifest, vectors, model="logreg", output=tmp_path / "r", protocol="loso", fold=0,
+              valid_speakers=1, train_config=build_train_config(model="logreg"))
     ckpt = tmp_path / "r" / "fold-0" / "checkpoint.pt"
     assert Checkpoint.load(ckpt).norm_mode == "speaker"
     folder_in = str(root / "audio" / "low")

@@ -100,7 +100,7 @@ def test_extract_train_evaluate_predict_with_ssl_head(folders, tmp_path, kind):
     store = extract_manifest(manifest, features="ssl", output=tmp_path / "feats", settings=overrides).store_path
     with FeatureStore(store) as s:
         assert len(s) == 24 and s[s.keys()[0]].dtype == np.float16 and s.dim == 96
-    train_run(manifest, store, model_name="ssl_head", out_dir=tmp_path / "run", protocol="loso", fold=0,
+    train_run(manifest, store, model="ssl_head", output=tmp_path / "run", protocol="loso", fold=0,
               valid_speakers=1, train_config=TrainConfig(epochs=3, batch_size=8, lr=3e-3, specaugment=False))
     checkpoint = Checkpoint.load(tmp_path / "run" / "fold-0" / "checkpoint.pt")
     assert checkpoint.model_config["layers"] == 3  # set from the store: 3 hidden states

@@ -98,18 +98,18 @@ def test_train_evaluate_predict_cli(corpus, tmp_path):
 def test_interrupted_training_resumes_to_the_same_model(corpus, tmp_path):
     _, manifest, store = corpus
     config = TrainConfig(**FAST, seed=5)
-    common = dict(model_name="light_sernet", protocol="loso", fold=0, valid_speakers=1, train_config=config)
-    train_run(manifest, store, out_dir=tmp_path / "whole", **common)
+    common = dict(model="light_sernet", protocol="loso", fold=0, valid_speakers=1, train_config=config)
+    train_run(manifest, store, output=tmp_path / "whole", **common)
 
     def interrupt_after_epoch_3(message):
         if "epoch 3:" in message:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_run(manifest, store, out_dir=tmp_path / "cut", log=interrupt_after_epoch_3, **common)
+        train_run(manifest, store, output=tmp_path / "cut", log=interrupt_after_epoch_3, **common)
     assert not (tmp_path / "cut" / "fold-0" / "checkpoint.pt").exists()
     messages = []
-    train_run(manifest, store, out_dir=tmp_path / "cut", log=messages.append, **common)
+    train_run(manifest, store, output=tmp_path / "cut", log=messages.append, **common)
     assert any("resuming after epoch 3" in m for m in messages)
     epochs = [int(r["epoch"]) for r in csv.DictReader(open(tmp_path / "cut" / "fold-0" / "train_log.csv"))]
     assert epochs == list(range(1, 7))
@@ -126,7 +126,7 @@ def test_normalisation_uses_training_utterances_only(corpus, tmp_path):
     from sertool.store.reader import FeatureStore
     from sertool.training.runs import read_split
 
-    train_run(manifest, store, out_dir=tmp_path / "r", model_name="light_sernet", protocol="loso", fold=1,
+    train_run(manifest, store, output=tmp_path / "r", model="light_sernet", protocol="loso", fold=1,
               valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1}))
     ckpt = Checkpoint.load(tmp_path / "r" / "fold-1" / "checkpoint.pt")
     with FeatureStore(store) as s:
@@ -155,7 +155,7 @@ def test_checkpoint_refuses_code_and_incomplete_files(tmp_path):
 
 def test_evaluate_refuses_a_store_with_other_features(corpus, tmp_path):
     _, manifest, store = corpus
-    train_run(manifest, store, out_dir=tmp_path / "r", model_name="light_sernet", protocol="loso", fold=0,
+    train_run(manifest, store, output=tmp_path / "r", model="light_sernet", protocol="loso", fold=0,
               valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1}))
     other = extract_manifest(manifest, features="lightsernet_mfcc", output=tmp_path / "f2",
                              settings={"hop_ms": 10.0}).store_path
@@ -165,7 +165,7 @@ def test_evaluate_refuses_a_store_with_other_features(corpus, tmp_path):
 
 def test_predict_on_a_messy_folder(corpus, tmp_path):
     root, manifest, store = corpus
-    train_run(manifest, store, out_dir=tmp_path / "r", model_name="light_sernet", protocol="loso", fold=0,
+    train_run(manifest, store, output=tmp_path / "r", model="light_sernet", protocol="loso", fold=0,
               valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1}))
     ckpt = str(tmp_path / "r" / "fold-0" / "checkpoint.pt")
     messy = tmp_path / "messy"
@@ -206,7 +206,7 @@ def test_dataloader_workers_give_the_same_model(corpus, tmp_path):
     results = []
     for workers in (0, 2):
         config = TrainConfig(**{**FAST, "epochs": 2, "workers": workers})
-        train_run(manifest, store, out_dir=tmp_path / f"w{workers}", model_name="light_sernet", protocol="loso",
+        train_run(manifest, store, output=tmp_path / f"w{workers}", model="light_sernet", protocol="loso",
                   fold=2, valid_speakers=1, train_config=config)
         results.append(Checkpoint.load(tmp_path / f"w{workers}" / "fold-2" / "checkpoint.pt"))
     for key in results[0].state_dict:
@@ -237,7 +237,7 @@ def test_every_model_on_its_own_features_trains_evaluates_and_predicts(corpus, p
     from sertool.inference.predict import predict_files
 
     spec = MODELS[name]
-    train_run(manifest, preset_store(spec.features), out_dir=tmp_path / "r", model_name=name, protocol="loso",
+    train_run(manifest, preset_store(spec.features), output=tmp_path / "r", model=name, protocol="loso",
               fold=0, valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1}))
     ckpt_path = tmp_path / "r" / "fold-0" / "checkpoint.pt"
     ckpt = Checkpoint.load(ckpt_path)
@@ -270,7 +270,7 @@ def test_every_model_on_its_own_features_trains_evaluates_and_predicts(corpus, p
 def test_mscnn_spu_with_an_utterance_level_store(corpus, tmp_path):
     root, manifest, store = corpus
     stats = extract_manifest(manifest, features="mfcc_stats", output=tmp_path / "f").store_path
-    train_run(manifest, store, out_dir=tmp_path / "r", model_name="mscnn_spu", protocol="loso", fold=0,
+    train_run(manifest, store, output=tmp_path / "r", model="mscnn_spu", protocol="loso", fold=0,
               valid_speakers=1, utterance_store=stats, train_config=TrainConfig(**{**FAST, "epochs": 1}))
     ckpt = Checkpoint.load(tmp_path / "r" / "fold-0" / "checkpoint.pt")
     assert ckpt.model_config["speaker_dim"] == 80 and ckpt.norm_mean.shape == (40 + 80,)
@@ -284,14 +284,14 @@ def test_mscnn_spu_with_an_utterance_level_store(corpus, tmp_path):
     assert predict_files(tmp_path / "r" / "fold-0" / "checkpoint.pt", [root / "audio" / "low"], tmp_path / "p.csv").ok == 16
     assert [(p["internal_api"], p["num_threads"]) for p in threadpool_info()] == before  # BLAS limit lifted after
     with pytest.raises(ConfigError, match="takes no utterance-level vector"):
-        train_run(manifest, store, out_dir=tmp_path / "r2", model_name="light_sernet", protocol="loso", fold=0,
+        train_run(manifest, store, output=tmp_path / "r2", model="light_sernet", protocol="loso", fold=0,
                   valid_speakers=1, utterance_store=stats, train_config=TrainConfig(**{**FAST, "epochs": 1}))
 
 
 def test_specaugment_training_runs_and_changes_the_model(corpus, tmp_path):
     _, manifest, store = corpus
-    common = dict(model_name="mscnn_spu", protocol="loso", fold=0, valid_speakers=1)
-    train_run(manifest, store, out_dir=tmp_path / "plain", train_config=TrainConfig(**{**FAST, "epochs": 1}), **common)
+    common = dict(model="mscnn_spu", protocol="loso", fold=0, valid_speakers=1)
+    train_run(manifest, store, output=tmp_path / "plain", train_config=TrainConfig(**{**FAST, "epochs": 1}), **common)
     result = CliRunner().invoke(cli, ["train", str(manifest), str(store), "--model", "mscnn_spu", "--protocol", "loso",
                                       "--fold", "0", "--valid-speakers", "1", "--epochs", "1", "--batch-size", "8",
                                       "--lr", "3e-3", "--patience", "10", "--augment", "-o", str(tmp_path / "aug")])
@@ -338,7 +338,7 @@ def test_predict_works_for_a_checkpoint_of_every_feature_set(corpus, preset_stor
 
     level = build_extractor(name, preset_overrides(name)).level
     model = "light_sernet" if level == "frame" else "logreg"
-    train_run(manifest, preset_store(name), out_dir=tmp_path / "r", model_name=model, protocol="loso", fold=0,
+    train_run(manifest, preset_store(name), output=tmp_path / "r", model=model, protocol="loso", fold=0,
               valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1, "norm": "global"}))
     ckpt = tmp_path / "r" / "fold-0" / "checkpoint.pt"
     assert Checkpoint.load(ckpt).feature_set == name
@@ -409,7 +409,7 @@ def test_bf16_precision_trains_a_float32_checkpoint(corpus, tmp_path):
     with pytest.raises(ConfigError, match="precision"):
         TrainConfig(precision="fp8")
     config = TrainConfig(**{**FAST, "epochs": 3, "precision": "bf16"})
-    train_run(manifest, store, out_dir=tmp_path / "bf16", model_name="light_sernet", protocol="loso", fold=0,
+    train_run(manifest, store, output=tmp_path / "bf16", model="light_sernet", protocol="loso", fold=0,
               valid_speakers=1, train_config=config)
     ckpt = Checkpoint.load(tmp_path / "bf16" / "fold-0" / "checkpoint.pt")
     assert ckpt.train_config["precision"] == "bf16" and ckpt.metrics["precision"] == "bf16"

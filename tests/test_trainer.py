@@ -20,7 +20,7 @@ def test_kind_of_store_must_match_the_model(pitch_corpus, tmp_path):
         assert result.exit_code == 1
         assert "-level store" in result.output and hint in result.output, result.output
     with pytest.raises(ConfigError, match="frame-level store"):
-        train_run(manifest, vectors, model_name="mlp", out_dir=tmp_path / "u", protocol="loso",
+        train_run(manifest, vectors, model="mlp", output=tmp_path / "u", protocol="loso",
                   valid_speakers=1, train_config=TrainConfig(**FAST_TRAINING, norm="utterance"))
 
 
@@ -28,7 +28,7 @@ def test_a_run_folder_refuses_another_store(pitch_corpus, tmp_path):
     _, manifest, frames, _ = pitch_corpus
     other = extract_manifest(manifest, features="mfcc", output=tmp_path / "feats").store_path
     one_epoch = TrainConfig(**{**FAST_TRAINING, "epochs": 1})
-    common = dict(model_name="light_sernet", out_dir=tmp_path / "r", protocol="loso", fold=0, valid_speakers=1,
+    common = dict(model="light_sernet", output=tmp_path / "r", protocol="loso", fold=0, valid_speakers=1,
                   train_config=one_epoch)
     train_run(manifest, frames, **common)
     before = (tmp_path / "r" / "run.json").read_text()

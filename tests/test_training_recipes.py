@@ -20,13 +20,13 @@ END = 1 - 1e-7
 
 
 def test_recipes_pick_their_settings_and_options_beat_them():
-    paper = build_train_config(model_name="light_sernet", recipe="paper")
+    paper = build_train_config(model="light_sernet", recipe="paper")
     assert (paper.lr, paper.schedule, paper.epochs, paper.specaugment) == (1e-4, "step", 300, False)
     assert paper.lr_at(49) == 1e-4 and math.isclose(paper.lr_at(50), 1e-4 * math.exp(-0.15))
-    default = build_train_config(model_name="light_sernet")
+    default = build_train_config(model="light_sernet")
     assert (default.epochs, default.lr, default.schedule, default.specaugment, default.norm) == \
         (40, 2e-3, "onecycle", True, "speaker")
-    assert build_train_config({"lr": 0.5}, model_name="light_sernet").lr == 0.5  # options beat the recipe
+    assert build_train_config({"lr": 0.5}, model="light_sernet").lr == 0.5  # options beat the recipe
     with pytest.raises(ConfigError, match="schedule 'weird' must be one of onecycle, cosine, step, constant"):
         TrainConfig(schedule="weird")
     result = CliRunner().invoke(cli, ["train", "--print-config", "-m", "light_sernet", "--recipe", "paper"])
@@ -50,7 +50,7 @@ def test_cosine_warms_up_linearly_then_decays_to_zero():
 def test_mixup_balanced_sampling_and_checkpoint_selections(pitch_corpus, tmp_path):
     config = TrainConfig(epochs=3, batch_size=8, lr=3e-3, mixup=0.4, balance="sampler", label_smoothing=0.1,
                          selection="average", average_last=2, norm="global")
-    train_run(pitch_corpus.manifest, pitch_corpus.frames, model_name="light_sernet", out_dir=tmp_path / "r",
+    train_run(pitch_corpus.manifest, pitch_corpus.frames, model="light_sernet", output=tmp_path / "r",
               protocol="loso", fold=0, valid_speakers=1, train_config=config)
     fold = tmp_path / "r" / "fold-0"
     names = {p.name for p in fold.glob("checkpoint*.pt")}

@@ -43,7 +43,7 @@ def train_setup(model: str = "light_sernet", *, recipe: str = "default", setting
     model_values, train_values = load_train_toml(config) if config else ({}, {})
     model_values.update(model_settings or {})
     train_values.update(settings or {})
-    train_config = build_train_config(train_values, model_name=model, recipe=recipe)
+    train_config = build_train_config(train_values, model=model, recipe=recipe)
     spec = model_spec(model)
     return TrainSetup(model, recipe, spec.level, spec.features, model_values,
                       build_model_config(model, model_values), train_config)
@@ -97,10 +97,10 @@ def train(manifest: PathLike, store: PathLike, *, output: PathLike, model: str =
 
     setup = train_setup(model, recipe=recipe, settings=settings, model_settings=model_settings, config=config)
     try:
-        return train_run(manifest, store, model_name=model, out_dir=output, protocol=protocol, folds=folds,
+        return train_run(manifest, store, model=model, output=output, protocol=protocol, folds=folds,
                          fold=fold, valid_speakers=valid_speakers,
                          test_speakers=list(test_speakers) if test_speakers else None, split_column=split_column,
-                         model_overrides=setup.model_settings, utterance_store=utterance_store,
+                         model_settings=setup.model_settings, utterance_store=utterance_store,
                          train_config=setup.train_config, log=log or _quiet)
     finally:
         distributed.stop()

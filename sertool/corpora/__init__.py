@@ -15,6 +15,10 @@ from pathlib import Path
 from sertool.corpora import emodb, folder, iemocap, ravdess
 from sertool.corpora.registry import Corpus
 from sertool.errors import ConfigError
+from sertool.features.vad import split_utterances
+from sertool.io.manifest import subset as keep_subset
+from sertool.io.manifest import write_manifest
+from sertool.io.report import RunReport
 
 #: CLI name -> corpus record; ``tests/test_corpus_contract.py`` checks every entry.
 PREPARERS = {corpus.name: corpus for corpus in (
@@ -84,10 +88,6 @@ def prepare_manifest(corpus: str, root, *, output=None, label_set: str | None = 
     ConfigError
         An unknown corpus, or an option the corpus does not take.
     """
-    from sertool.io.manifest import subset as keep_subset
-    from sertool.io.manifest import write_manifest
-    from sertool.io.report import RunReport
-
     if corpus not in PREPARERS:
         raise ConfigError(f"unknown corpus {corpus!r}; choose one of {', '.join(sorted(PREPARERS))}")
     given = {"label_set": label_set, "subset": subset, "labels": labels, "speaker_regex": speaker_regex}
@@ -101,8 +101,6 @@ def prepare_manifest(corpus: str, root, *, output=None, label_set: str | None = 
     if speakers or per_speaker:
         rows = keep_subset(rows, speakers=speakers, per_speaker=per_speaker)
     if vad_split is not None:
-        from sertool.features.vad import split_utterances
-
         rows = split_utterances(rows, vad_split, report=report)
     manifest = failures = None
     if output is not None:

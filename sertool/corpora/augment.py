@@ -19,11 +19,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import soxr
 
 from sertool.io.atomic import atomic_path
-from sertool.io.audio import AUDIO_SUFFIXES, load_audio
+from sertool.io.audio import AUDIO_SUFFIXES, audio_info, load_audio
 from sertool.errors import ConfigError, SertoolError
 from sertool.io.manifest import Utterance, read_manifest, write_manifest
+from sertool.io.progress import progress_bar
 from sertool.io.report import RunReport
 
 
@@ -93,8 +96,6 @@ class Speed:
         return f"sp{self.factor:g}"
 
     def __call__(self, samples, sr, rng):
-        import soxr
-
         return soxr.resample(samples, sr * self.factor, sr, quality="HQ").astype(np.float32)
 
 
@@ -109,7 +110,7 @@ class PitchShift:
         return f"ps{self.semitones:+g}"
 
     def __call__(self, samples, sr, rng):
-        import librosa
+        import librosa  # heavy (numba, ~3 s): loaded only when a pitch shift runs
 
         return librosa.effects.pitch_shift(samples, sr=sr, n_steps=self.semitones).astype(np.float32)
 
@@ -154,7 +155,7 @@ class Reverb:
         return "rir"
 
     def __call__(self, samples, sr, rng):
-        from scipy.signal import fftconvolve
+        from scipy.signal import fftconvolve  # scipy.signal: heavy, loaded only when a reverb runs
 
         files = _files(self.folder)
         rir = load_audio(files[rng.integers(len(files))], sr=sr)
@@ -204,10 +205,6 @@ def augment_manifest(manifest, output, audio_dir, augmentations: list[tuple[obje
 
     Returns the run report (``ok`` written, ``skipped`` already present).
     """
-    import soundfile as sf
-
-    from sertool.io.progress import progress_bar
-
     if not augmentations:
         raise ConfigError("no augmentation chosen; add e.g. --white-noise 20 or --speed 0.9")
     rows = read_manifest(manifest)
@@ -245,8 +242,6 @@ def augment_manifest(manifest, output, audio_dir, augmentations: list[tuple[obje
 
 def _native_rate(path) -> int:
     """The file's own sample rate (an AudioError naming the file when it is not readable audio)."""
-    from sertool.io.audio import audio_info
-
     return audio_info(path).sample_rate
 
 

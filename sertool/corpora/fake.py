@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 HEADER = "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
 CODES = ("neu", "exc", "hap", "ang", "sad", "fru", "xxx")
@@ -42,8 +43,6 @@ def write_tone(path: Path, *, seconds: float = 0.3, freq: float = 220.0, seed: i
     Path
         ``path``.
     """
-    import soundfile as sf  # soundfile: loaded only when a fake tree is written
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, _tone(seconds, freq, seed), 16000)

@@ -19,6 +19,7 @@ from typing import Iterator
 
 from sertool.errors import SertoolError, optional_import
 from sertool.extraction.compute import compute_one
+from sertool.features import build_extractor, config_from_dict
 from sertool.runtime.process import tune_worker_process
 
 #: Chunks outstanding per worker thread: enough to keep workers busy while results travel back.
@@ -33,8 +34,6 @@ _EXTRACTORS: dict = {}
 
 def compute_chunk(config: dict, chunk: list[tuple[str, str]]) -> list:
     """Runs on a worker: ``[(id, features or None, error or None, warnings)]`` of ``chunk``."""
-    from sertool.features import build_extractor, config_from_dict  # numpy, librosa, opensmile
-
     key = config_from_dict(config).config_hash()
     if key not in _EXTRACTORS:
         tune_worker_process()
@@ -64,7 +63,7 @@ def run_on_cluster(extractor, tasks: list[tuple[str, str]], address: str) -> Ite
 
 
 def _stream(client, extractor, tasks):
-    from distributed import as_completed
+    from distributed import as_completed  # dask extra, heavy (~1 s): loaded only with --scheduler
 
     threads = max(1, sum(client.nthreads().values()))
     size = max(1, min(CHUNK, len(tasks) // (threads * 4) or 1))

@@ -7,6 +7,7 @@ import signal
 from typing import TYPE_CHECKING, Iterator
 
 from sertool.extraction.compute import compute_one
+from sertool.features import build_extractor
 from sertool.runtime.process import blas_threads, single_thread_env, start_method, tune_worker_process
 from sertool.runtime.workers import Workers
 
@@ -17,8 +18,6 @@ _WORKER_EXTRACTOR = None
 
 
 def _init_worker(config: dict) -> None:
-    from sertool.features import build_extractor  # the extractors import numpy, librosa, opensmile
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     tune_worker_process()
     global _WORKER_EXTRACTOR

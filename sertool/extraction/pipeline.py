@@ -100,12 +100,12 @@ def _sigterm_as_exit():
             signal.signal(sig, old)
 
 
-def export_csv(store_path, manifest, output) -> int:
+def export_csv(store, manifest, output) -> int:
     """Write an utterance-level store as CSV: id, label, speaker, then one named column per feature.
 
     Parameters
     ----------
-    store_path
+    store
         The store (utterance level: one ``(1, dim)`` row per file).
     manifest
         The manifest whose rows to write, in order; utterances missing from
@@ -126,19 +126,19 @@ def export_csv(store_path, manifest, output) -> int:
     # store reader: numpy and h5py, loaded only when a store is read
     from sertool.store.reader import FeatureStore
 
-    with FeatureStore(store_path) as store:
-        if store.attrs.get("level") != "utterance":
-            raise SertoolError(f"{store_path}: --export-csv needs an utterance-level feature set "
+    with FeatureStore(store) as opened:
+        if opened.attrs.get("level") != "utterance":
+            raise SertoolError(f"{store}: --export-csv needs an utterance-level feature set "
                                "(e.g. egemaps_functionals or mfcc_stats), this one has one row per frame")
-        names = store.feature_names
+        names = opened.feature_names
         rows = 0
         output = Path(output)
         with atomic_write(output) as fh:
             writer = csv.writer(fh)
             writer.writerow(["id", "label", "speaker", *names])
             for utt in read_manifest(manifest):
-                if utt.id in store:
-                    writer.writerow([utt.id, utt.label, utt.speaker, *(f"{v:.7g}" for v in store[utt.id][0])])
+                if utt.id in opened:
+                    writer.writerow([utt.id, utt.label, utt.speaker, *(f"{v:.7g}" for v in opened[utt.id][0])])
                     rows += 1
     return rows
 

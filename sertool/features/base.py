@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator
 
 from sertool.configs import dataclass_from_dict, toml_value
 from sertool.errors import ConfigError, FeatureError
+from sertool.io.audio import load_audio
 
 if TYPE_CHECKING:
     import numpy as np
@@ -231,8 +232,6 @@ class FeatureExtractor(abc.ABC):
 
         Raises AudioError (naming the file) for audio that cannot be used.
         """
-        from sertool.io.audio import load_audio  # numpy and the decoders: loaded when a file is read
-
         return self.extract(load_audio(path, sr=self.sample_rate, min_duration=self.min_duration), self.sample_rate)
 
 

@@ -25,11 +25,14 @@ replacing a model file in place, rerun ``extract`` with ``--overwrite``.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
+
 from sertool.errors import ConfigError, FeatureError
-from sertool.features.base import FeatureConfig, FeatureExtractor, add_preset, register
+from sertool.features.base import FeatureConfig, FeatureExtractor, add_preset, build_extractor, register
 
 PROVIDERS = ("resemblyzer", "torchscript", "onnx", "python")
 
@@ -71,13 +74,13 @@ class EmbeddingExtractor(FeatureExtractor):
         c = self.config
         if c.provider == "resemblyzer":
             try:
-                from resemblyzer import VoiceEncoder
+                from resemblyzer import VoiceEncoder  # pulls in torch (~1 s): only for this provider
             except ImportError as exc:
                 raise ConfigError(f"provider resemblyzer needs the resemblyzer package ({exc}); "
                                   "pip install 'sertool[embeddings]'") from None
             return VoiceEncoder(device="cpu", verbose=False)
         if c.provider == "torchscript":
-            import torch
+            import torch  # heavy (~1 s): only for this provider
 
             try:
                 return torch.jit.load(c.path, map_location="cpu").eval()
@@ -85,7 +88,7 @@ class EmbeddingExtractor(FeatureExtractor):
                 raise ConfigError(f"{c.path}: not a loadable TorchScript model ({str(exc).splitlines()[0]})") from None
         if c.provider == "onnx":
             try:
-                import onnxruntime
+                import onnxruntime  # heavy, optional: only for this provider
             except ImportError:
                 raise ConfigError("provider onnx needs onnxruntime: pip install onnxruntime") from None
             return onnxruntime.InferenceSession(c.path, providers=["CPUExecutionProvider"])
@@ -93,27 +96,21 @@ class EmbeddingExtractor(FeatureExtractor):
 
     @cached_property
     def _fbank(self):
-        from sertool.features.base import build_extractor
-
         return build_extractor("logmel", {"sample_rate": self.config.sample_rate, "n_mels": self.config.n_mels,
                                           "n_fft": 512, "win_ms": 25.0, "hop_ms": 10.0})
 
     @cached_property
     def dim(self) -> int:
-        import numpy as np
-
         probe = np.random.default_rng(0).standard_normal(self.sample_rate).astype(np.float32) * 0.01
         return int(self._embed(probe).shape[0])
 
     def _embed(self, samples):
-        import numpy as np
-
         c = self.config
         if c.provider == "resemblyzer":
             if not np.any(samples):
                 raise FeatureError("silent audio: no speaker to embed")
-            from resemblyzer import preprocess_wav
-            from resemblyzer.audio import normalize_volume
+            from resemblyzer import preprocess_wav  # pulls in torch: only for this provider
+            from resemblyzer.audio import normalize_volume  # (see above)
 
             wav = preprocess_wav(samples, source_sr=c.sample_rate)
             if wav.shape[0] < c.sample_rate // 2:
@@ -122,7 +119,7 @@ class EmbeddingExtractor(FeatureExtractor):
         else:
             x = self._fbank.extract(samples, c.sample_rate)[None] if c.input == "fbank" else samples[None]
             if c.provider == "torchscript":
-                import torch
+                import torch  # heavy (~1 s): only for this provider
 
                 with torch.no_grad():
                     vector = self._model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
@@ -137,8 +134,6 @@ class EmbeddingExtractor(FeatureExtractor):
         return vector
 
     def extract(self, samples, sr):
-        import numpy as np
-
         self.check_input(samples, sr)
         try:
             vector = self._embed(samples)
@@ -153,8 +148,6 @@ class EmbeddingExtractor(FeatureExtractor):
 
 
 def _entry_point(spec: str):
-    import importlib
-
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(f"python provider path {spec!r} must be package.module:function")

@@ -119,7 +119,7 @@ class Normaliser:
 
     def checkpoint_fields(self, dim: int) -> dict:
         """``norm``, ``norm_mean``, ``norm_std`` for a checkpoint (identity statistics unless global)."""
-        import torch
+        import torch  # heavy (~1 s): only a checkpoint being written needs tensors
 
         if self.mode == "global":
             mean, std = self.mean, self.std

@@ -30,6 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
+
 from sertool.errors import ConfigError, FeatureError
 from sertool.features.base import FeatureConfig, FeatureExtractor, add_preset, register
 
@@ -41,15 +43,13 @@ DRN_NAMES = [f"mfcc{i}" for i in range(1, 13)] + ["log_energy", "voicing_prob", 
 
 
 def _smile(feature_set: str, level: str):
-    import opensmile
+    import opensmile  # heavy (pandas, audinterface; ~0.5 s): loaded only when an openSMILE extractor is built
 
     return opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, feature_set),
                            feature_level=getattr(opensmile.FeatureLevel, level))
 
 
 def _run(smile, samples, sr):
-    import numpy as np
-
     clipped = np.clip(samples, -1.0, 1.0)
     try:
         return smile.process_signal(clipped, sr)
@@ -58,8 +58,6 @@ def _run(smile, samples, sr):
 
 
 def _finite(values, what: str):
-    import numpy as np
-
     values = np.ascontiguousarray(values, dtype=np.float32)
     if not np.isfinite(values).all():
         raise FeatureError(f"openSMILE {what} produced NaN or infinite values; check the audio")
@@ -157,8 +155,6 @@ class DrnLldExtractor(FeatureExtractor):
         return 0.010, 0.025, 0.0  # 10 ms hop; span of the MFCC/energy window (pitch uses 60 ms)
 
     def extract(self, samples, sr):
-        import numpy as np
-
         self.check_input(samples, sr)
         is09_smile, egemaps_smile = self._smiles
         is09 = _run(is09_smile, samples, sr)

@@ -53,8 +53,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sertool.errors import ConfigError, FeatureError
+from sertool.errors import ConfigError, FeatureError, optional_import
 from sertool.features.base import FeatureConfig, FeatureExtractor, register
+from sertool.runtime.process import torch_device
 
 POOLINGS = ("none", "mean", "mean_std")
 DTYPES = ("float32", "float16")
@@ -209,15 +210,11 @@ class SslExtractor(FeatureExtractor):
     @cached_property
     def encoder(self):
         """The ``transformers`` model in eval mode (loaded once, local files only, no remote code)."""
-        from sertool.errors import optional_import
-
         transformers = optional_import("transformers", "ssl features", "ssl")
         model_type = self.model_config.get("model_type")
         if model_type not in MODEL_TYPES:
             raise ConfigError(f"{self.config.model}: model_type {model_type!r} is not an encoder this "
                               f"extractor runs ({', '.join(MODEL_TYPES)})")
-        from sertool.runtime.process import torch_device
-
         self._layer_index  # noqa: B018 - a bad layer fails before the weights load
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
@@ -233,8 +230,6 @@ class SslExtractor(FeatureExtractor):
     @cached_property
     def _mel(self):
         """Whisper's feature extractor: the folder's preprocessor_config.json, else defaults with its mel bins."""
-        from sertool.errors import optional_import
-
         transformers = optional_import("transformers", "ssl features", "ssl")
         if (Path(self.config.model) / "preprocessor_config.json").is_file():
             return transformers.WhisperFeatureExtractor.from_pretrained(self.config.model, local_files_only=True)
@@ -251,7 +246,7 @@ class SslExtractor(FeatureExtractor):
         Raw-waveform encoders take chunks of one length (no padding: results
         equal one chunk at a time); Whisper pads every chunk to its input anyway.
         """
-        import torch
+        import torch  # heavy (~1 s): loaded only when an encoder runs
 
         if self.is_whisper:
             mel = self._mel([p.astype(np.float32) for p in pieces], sampling_rate=self.sample_rate,
@@ -267,7 +262,7 @@ class SslExtractor(FeatureExtractor):
 
     def _hidden(self, pieces: list[np.ndarray]) -> list[np.ndarray]:
         """``(frames, width)`` float32 per chunk of a batch: the chosen hidden state(s), side by side."""
-        import torch
+        import torch  # heavy (~1 s): loaded only when an encoder runs
 
         states = self._encode(pieces)
         chosen = states if self.config.layers == "all" else [states[self._layer_index]]

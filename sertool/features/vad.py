@@ -11,7 +11,16 @@ pauses shorter than ``min_silence_ms`` kept inside a region, and
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
+import soundfile as sf
+import soxr
+
+from sertool.errors import SertoolError, optional_import
+from sertool.io.atomic import atomic_path
+from sertool.io.audio import load_audio
 
 
 SAMPLE_RATE = 16000
@@ -22,21 +31,17 @@ _MODEL: list = []
 
 def _model():
     if not _MODEL:
-        from sertool.errors import optional_import
-
         _MODEL.append(optional_import("silero_vad", "--vad", "vad").load_silero_vad())
     return _MODEL[0]
 
 
 def speech_regions(samples: np.ndarray, sr: int) -> list[tuple[float, float]]:
     """Speech regions ``[(start s, end s)]`` of mono float ``samples`` at ``sr`` Hz (resampled to 16 kHz)."""
-    import torch
-    from silero_vad import get_speech_timestamps
+    import torch  # heavy (~1 s): loaded only when the VAD runs
+    from silero_vad import get_speech_timestamps  # pulls in torch; the vad extra, loaded only when the VAD runs
 
     model = _model()
     if sr != SAMPLE_RATE:
-        import soxr
-
         samples = soxr.resample(samples, sr, SAMPLE_RATE, quality="HQ")
     with torch.no_grad():
         stamps = get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), model,
@@ -57,15 +62,6 @@ def split_utterances(rows: list, out_dir, *, report) -> list:
     A recording without speech is a failure in ``report``; files already
     written are reused (a rerun after an interruption redoes only the rest).
     """
-    from dataclasses import replace
-    from pathlib import Path
-
-    import soundfile as sf
-
-    from sertool.io.atomic import atomic_path
-    from sertool.io.audio import load_audio
-    from sertool.errors import SertoolError
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cut = []

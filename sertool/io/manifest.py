@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sertool.errors import ManifestError
+from sertool.io.atomic import atomic_write
 
 COLUMNS = ("id", "path", "label", "speaker", "gender", "session", "duration", "corpus", "source_id")
 REQUIRED_COLUMNS = ("id", "path")
@@ -80,8 +81,6 @@ def write_manifest(utterances: list[Utterance], path: str | os.PathLike) -> Path
     for utt in utterances:
         extra_cols.extend(k for k in utt.extra if k not in extra_cols and k not in COLUMNS)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from sertool.io.atomic import atomic_write
-
     with atomic_write(path) as fh:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS + tuple(extra_cols))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
 import numpy as np
+import soxr
 
 from sertool.errors import AudioError
 
@@ -205,8 +206,6 @@ def sample_blocks(fh: BinaryIO, pcm: PcmFormat, sr: int, length: int | None = No
     """
     resampler = None
     if pcm.rate != sr:
-        import soxr  # soxr: heavy, loaded only when the stream needs resampling
-
         resampler = soxr.ResampleStream(pcm.rate, sr, 1, dtype="float32", quality="HQ")
     left, carry = length, b""
     while True:

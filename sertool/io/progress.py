@@ -21,7 +21,7 @@ def progress_bar(total: int, enabled: bool | None = None, *, desc: str = "", uni
     if not show or total == 0:
         yield _NoBar()
         return
-    from tqdm import tqdm
+    from tqdm import tqdm  # here: the up-to-date `sertool extract` answer (via extraction.pipeline) skips it
 
     with tqdm(total=total, unit=unit, file=sys.stderr, desc=desc) as bar:
         yield bar

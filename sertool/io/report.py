@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sertool.io.atomic import atomic_write
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -60,8 +62,6 @@ class RunReport:
         skipped because an earlier run did them) are kept; the file is
         removed when nothing is left.
         """
-        from sertool.io.atomic import atomic_write
-
         path = Path(path)
         self.warnings_path = None
         rows = [[w.id, w.path, w.stage, w.error] for w in self.warnings]
@@ -98,8 +98,6 @@ class RunReport:
             path.unlink(missing_ok=True)
             self.failures_path = None
             return None
-        from sertool.io.atomic import atomic_write
-
         with atomic_write(path) as fh:
             writer = csv.writer(fh)
             writer.writerow(FAILURE_COLUMNS)

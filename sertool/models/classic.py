@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from sertool.errors import ConfigError
+from sertool.metrics import confusion, scores
 from sertool.models.registry import register_model
 
 UTTERANCE_FEATURES = "egemaps_functionals"
@@ -139,8 +140,6 @@ class _Fitted(nn.Module):
         ``x`` (N, D) and ``x_valid`` (M, D) are normalised float32; ``y``, ``y_valid`` class indices.
         ``rows`` are (C, valid UA, valid WA) per value tried.
         """
-        from sertool.metrics import confusion, scores
-
         rows = []
         grid = [config.C] if config.C > 0 else list(config.grid)
         if len(grid) > 1 and len(y_valid) == 0:
@@ -197,7 +196,7 @@ class Svm(_Fitted):
 
     @staticmethod
     def _estimator(config: SvmConfig, num_classes: int):
-        from sklearn.svm import SVC, LinearSVC
+        from sklearn.svm import SVC, LinearSVC  # heavy (pulls in scipy, ~2 s): loaded only when an SVM is fitted
 
         weight = "balanced" if config.class_weight == "balanced" else None
         if config.kernel == "linear":
@@ -263,7 +262,7 @@ class Logreg(_Fitted):
 
     @staticmethod
     def _estimator(config: LogregConfig, num_classes: int):
-        from sklearn.linear_model import LogisticRegression
+        from sklearn.linear_model import LogisticRegression  # heavy (pulls in scipy, ~2 s): only when fitted
 
         return LogisticRegression(C=config.C, max_iter=config.max_iter,
                                   class_weight="balanced" if config.class_weight == "balanced" else None)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from sertool.errors import ConfigError
 from sertool.models.registry import register_model
 from sertool.models.common import Conv1d, MaskedBatchNorm1d, conv_lengths, run_lstm, time_mask, zero_padding
 
@@ -58,8 +59,6 @@ class DrnMhsaConfig:
     dropout: float = 0.3
 
     def __post_init__(self):
-        from sertool.errors import ConfigError
-
         if self.attention not in ("none", "single", "multi"):
             raise ConfigError(f"drn_mhsa attention {self.attention!r} must be none, single or multi")
         if len(self.channels) != 5:

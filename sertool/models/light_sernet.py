@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from sertool.errors import ConfigError
 from sertool.models.registry import register_model
 from sertool.models.common import Conv2d, fix_length
 
@@ -55,8 +56,6 @@ class LightSernetConfig:
     dropout: float = 0.3
 
     def __post_init__(self):
-        from sertool.errors import ConfigError
-
         blocks = len(self.lflb_channels)
         if not self.path_kernels or blocks < 1:
             raise ConfigError("light_sernet needs at least one path kernel and one LFLB channel count")

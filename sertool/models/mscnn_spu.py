@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from sertool.errors import ConfigError
 from sertool.models.registry import register_model
 from sertool.models.common import Conv1d, statistics_pooling, time_mask, zero_padding
 
@@ -51,8 +52,6 @@ class MscnnSpuConfig:
     attention_dim: int = 128
 
     def __post_init__(self):
-        from sertool.errors import ConfigError
-
         if not self.kernel_sizes or min(self.kernel_sizes) < 1 or self.filters < 1 or self.fc_units < 1:
             raise ConfigError("mscnn_spu kernel_sizes, filters and fc_units must be positive (and at least one kernel)")
         if self.speaker_dim < 0:
@@ -67,8 +66,6 @@ class MscnnSpu(nn.Module):
         self.config = config
         audio_dim = input_dim - config.speaker_dim
         if audio_dim < 1:
-            from sertool.errors import ConfigError
-
             raise ConfigError(f"speaker_dim {config.speaker_dim} leaves no audio columns of {input_dim}")
         kernels = list(config.kernel_sizes)
         self.branches = nn.ModuleList(Conv1d(audio_dim, config.filters, k, padding=k // 2) for k in kernels)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from sertool.errors import ConfigError
 from sertool.models.registry import register_model
 from sertool.models.common import Conv2d, TransformerEncoder, conv_lengths, exporting, masked_mean, zero_padding
 
@@ -51,8 +52,6 @@ class ParallelResnetTransformerConfig:
     transformer_dropout: float = 0.4
 
     def __post_init__(self):
-        from sertool.errors import ConfigError
-
         if not self.resnet_channels or len(self.cnn_channels) != len(self.cnn_pools):
             raise ConfigError(f"parallel_resnet_transformer needs resnet_channels and one cnn_pools entry per "
                               f"cnn_channels entry (got {len(self.cnn_channels)} and {len(self.cnn_pools)})")

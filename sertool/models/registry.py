@@ -30,6 +30,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from sertool.configs import dataclass_from_dict
 from sertool.errors import ConfigError
 
 
@@ -179,8 +180,6 @@ def build_model_config(name: str, overrides: dict[str, Any] | None = None, *, st
     first turns old spellings into today's (e.g. ``"9x1,1x11"`` strings, fields
     a model no longer has).
     """
-    from sertool.configs import dataclass_from_dict
-
     cls = model_spec(name).config_cls
     values = dict(overrides or {})
     if stored and hasattr(cls, "upgrade"):

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from sertool.errors import ConfigError
+from sertool.features import build_extractor
 from sertool.models.registry import register_model
 from sertool.models.common import AttentionPooling, masked_mean
 
@@ -81,8 +82,6 @@ def layers_from_features(feature_config: dict) -> dict:
     """Model overrides from the store's feature config: S = the encoder's hidden states for ``layers = "all"``."""
     if feature_config.get("type") != "ssl" or feature_config.get("layers") != "all":
         return {}
-    from sertool.features import build_extractor
-
     return {"layers": build_extractor(feature_config).hidden_states}
 
 

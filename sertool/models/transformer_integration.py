@@ -32,11 +32,13 @@ conv channels, ``alpha`` 0.5; a ReLU after each BatchNorm.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from sertool.errors import ConfigError
 from sertool.models.registry import register_model
 from sertool.models.common import (AttentionPooling, Conv1d, Conv2d, CrossAttentionLayer, TransformerEncoder,
                                    conv_lengths, masked_mean, run_lstm, zero_padding)
@@ -55,8 +57,6 @@ class _FrontEndConfig:
     dropout: float = 0.1
 
     def __post_init__(self):
-        from sertool.errors import ConfigError
-
         if not self.conv_channels or min((*self.conv_channels, self.d_model, self.heads, self.ff_dim)) < 1:
             raise ConfigError(f"{type(self).__name__}: conv_channels, d_model, heads and ff_dim must be positive")
         if self.d_model % self.heads:
@@ -69,8 +69,6 @@ class _FrontEndConfig:
     @classmethod
     def upgrade(cls, values: dict) -> dict:
         """Checkpoints before per-model configs stored every field of the shared config: drop the unused ones."""
-        import dataclasses
-
         used = {f.name for f in dataclasses.fields(cls)}
         return {k: v for k, v in values.items() if k in used or k not in _SHARED_FIELDS}
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import signal
+import traceback
 from typing import Any, Callable
 
 from sertool.errors import SertoolError
@@ -38,8 +40,6 @@ def _main(initializer: Callable[..., Any], initargs: tuple, function: Callable[[
     Returns, too, within a second of the parent dying (kill -9): nobody
     would read the results.
     """
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # terminate() ends a worker at once, whatever the parent set
     initializer(*initargs)
@@ -57,8 +57,6 @@ def _main(initializer: Callable[..., Any], initargs: tuple, function: Callable[[
         try:
             results.put(function(chunk))
         except Exception:  # a bug, not bad input (``function`` reports that in its result): the parent raises it
-            import traceback
-
             results.put(_Crash(traceback.format_exc()))
 
 

@@ -42,15 +42,30 @@ class EvaluationResult:
     out_dir: Path
 
 
-def check_store_matches(store, checkpoint, store_path) -> None:
-    """Raise StoreError when the store's feature config differs from the checkpoint's."""
+def check_store_matches(opened, checkpoint, store) -> None:
+    """Raise StoreError when an opened store's feature config differs from the checkpoint's.
+
+    Parameters
+    ----------
+    opened : sertool.store.reader.FeatureStore
+        The store, open.
+    checkpoint : sertool.models.checkpoint.Checkpoint
+        The model whose features it must hold.
+    store : str or Path
+        The store's path (named in the message).
+
+    Raises
+    ------
+    StoreError
+        Another feature set or other feature settings than the checkpoint's.
+    """
     from sertool.features import config_from_dict
 
     want = config_from_dict(checkpoint.feature_config)
-    have = config_from_dict(store.attrs["config"])
+    have = config_from_dict(opened.attrs["config"])
     if want.config_hash() != have.config_hash():
         raise StoreError(
-            f"{store_path}: features {store.attrs['feature_set']} (config {have.config_hash()[:8]}) differ from the "
+            f"{store}: features {opened.attrs['feature_set']} (config {have.config_hash()[:8]}) differ from the "
             f"checkpoint's {checkpoint.feature_set} (config {want.config_hash()[:8]}); extract with "
             f"`--features {checkpoint.feature_set}` and the checkpoint's settings"
         )
@@ -85,7 +100,7 @@ def score_ids(checkpoint, ids: list[str], *, utterances, stores: list[tuple], ba
     utterances
         The manifest's utterances (speakers for ``speaker`` normalisation, durations).
     stores
-        ``(store_path, utterance_store_path or None)``: one pair for a plain checkpoint, one per member (in
+        ``(store, utterance_store or None)`` paths: one pair for a plain checkpoint, one per member (in
         order) for a fused one.
     batch_size, device
         Windows per forward pass, and ``"cpu"``, ``"cuda"`` or ``"auto"``.
@@ -119,16 +134,16 @@ def score_ids(checkpoint, ids: list[str], *, utterances, stores: list[tuple], ba
     return np.stack(probs).astype(np.float32) if probs else np.zeros((0, len(checkpoint.labels)), np.float32)
 
 
-def _joined_store(checkpoint, store_path, utterance_store):
+def _joined_store(checkpoint, store, utterance_store):
     """The checkpoint's stored features (frame store + utterance store when it uses one), checked against it."""
     from sertool.store.reader import FeatureStore  # h5py: heavy, loaded only when a store is read
     from sertool.training.data import JoinedStore  # torch: heavy (the training datasets), loaded when scoring
 
-    with FeatureStore(store_path) as store:
-        check_store_matches(store, checkpoint, store_path)
-    joined = JoinedStore(store_path, utterance_store if checkpoint.utterance_feature_config else None)
+    with FeatureStore(store) as opened:
+        check_store_matches(opened, checkpoint, store)
+    joined = JoinedStore(store, utterance_store if checkpoint.utterance_feature_config else None)
     if joined.dim != len(checkpoint.norm_mean):
-        raise StoreError(f"{store_path}: features have {joined.dim} columns but the checkpoint's normalisation "
+        raise StoreError(f"{store}: features have {joined.dim} columns but the checkpoint's normalisation "
                          f"{len(checkpoint.norm_mean)}; evaluate with the run's own store, or retrain")
     return joined
 
@@ -153,13 +168,31 @@ def _add_summaries(per_fold: dict, truth: np.ndarray, pred: np.ndarray, num_clas
         per_fold[name] = {k: float(reduce([per_fold[f][k] for f in fold_names])) for k in ("WA", "UA", "macro_F1")}
 
 
-def run_stores(run_info: dict, store_path=None) -> list[tuple]:
-    """The (store, utterance store) pairs a run's checkpoints read: its own, or each fused member's."""
+def run_stores(run_info: dict, store=None) -> list[tuple]:
+    """The (store, utterance store) pairs a run's checkpoints read: its own, or each fused member's.
+
+    Parameters
+    ----------
+    run_info : dict
+        The run's ``run.json``.
+    store : str or Path, optional
+        A store to score instead of the run's own (not for a fused run).
+
+    Returns
+    -------
+    list of tuple
+        ``(store, utterance store or None)`` paths: one pair, or one per fused member in order.
+
+    Raises
+    ------
+    SertoolError
+        ``store`` given for a fused run.
+    """
     if run_info.get("members"):
-        if store_path:
+        if store:
             raise SertoolError("a fused run reads each member's own store; pass no STORE (or evaluate the members)")
         return [(m["store"], m.get("utterance_store")) for m in run_info["members"]]
-    return [(store_path or run_info.get("store"), run_info.get("utterance_store"))]
+    return [(store or run_info.get("store"), run_info.get("utterance_store"))]
 
 
 def _test_truth(fold_dir: Path, test_ids: list[str], by_id: dict, labels: list[str], manifest) -> np.ndarray:

@@ -24,8 +24,8 @@ FORMAT_VERSION = 1
 
 
 def h5py_module():
-    """The h5py module, imported on first use (h5py: heavy, loaded only when a store is opened)."""
-    import h5py
+    """The h5py module, imported on first use."""
+    import h5py  # heavy (HDF5 library): loaded only when a store is opened
 
     return h5py
 

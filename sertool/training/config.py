@@ -151,16 +151,16 @@ class TrainConfig:
         return self.lr * 0.5 * (1 + math.cos(math.pi * (t - warm) / max(1e-9, 1 - warm)))
 
 
-def build_train_config(overrides: dict[str, Any] | None = None, *, model_name: str | None = None,
+def build_train_config(settings: dict[str, Any] | None = None, *, model: str | None = None,
                        recipe: str = "default") -> TrainConfig:
-    """TrainConfig: defaults, then model ``model_name``'s ``recipe``, then ``overrides``.
+    """TrainConfig: defaults, then model ``model``'s ``recipe``, then ``settings``.
 
     Parameters
     ----------
-    overrides : dict, optional
+    settings : dict, optional
         Field name -> value (strings are coerced); None values are ignored.
-    model_name : str, optional
-        A registered model whose recipe applies before ``overrides``.
+    model : str, optional
+        A registered model whose recipe applies before ``settings``.
     recipe : str
         ``"default"`` or ``"paper"``.
 
@@ -174,9 +174,9 @@ def build_train_config(overrides: dict[str, Any] | None = None, *, model_name: s
         Unknown fields or invalid values.
     """
     values = {}
-    if model_name is not None:
-        values.update(model_recipe(model_name, recipe))
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if model is not None:
+        values.update(model_recipe(model, recipe))
+    values.update({k: v for k, v in (settings or {}).items() if v is not None})
     return dataclass_from_dict(TrainConfig, values, what="training")
 
 

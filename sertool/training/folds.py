@@ -66,14 +66,15 @@ def _roles(fold: Fold):
     return (("train", fold.train), ("valid", fold.valid), ("test", fold.test))
 
 
-def fingerprint(fold: Fold, model_name: str, model_config, train_config: TrainConfig, labels: list[str],
+def fingerprint(fold: Fold, model: str, model_config, train_config: TrainConfig, labels: list[str],
                 features: list[str], by_id: dict[str, Utterance]) -> dict:
     """What a resumed fold must share with the run in its folder: settings, features and the data of its split.
 
     Parameters
     ----------
     fold : Fold
-    model_name : str
+    model : str
+        A registered model.
     model_config : dataclass
     train_config : TrainConfig
         Fields in :data:`RESUMABLE_CHANGES` are left out.
@@ -91,7 +92,7 @@ def fingerprint(fold: Fold, model_name: str, model_config, train_config: TrainCo
     """
     results_config = {k: v for k, v in dataclasses.asdict(train_config).items() if k not in RESUMABLE_CHANGES}
     rows = [(role, i, by_id[i].label, by_id[i].speaker) for role, ids in _roles(fold) for i in ids]
-    found = {"model": model_name, "model_config": dataclasses.asdict(model_config),
+    found = {"model": model, "model_config": dataclasses.asdict(model_config),
              "train_config": results_config, "labels": labels, "train": len(fold.train),
              "valid": len(fold.valid), "test": len(fold.test), "features": features,
              "split": hashlib.sha256(json.dumps(rows).encode()).hexdigest()}
@@ -134,22 +135,22 @@ def resume_state(out_dir: Path, expected: dict):
     return state
 
 
-def _write_fold_files(out_dir: Path, fold: Fold, by_id: dict, found: dict, info: dict, store_path: Path,
+def _write_fold_files(output: Path, fold: Fold, by_id: dict, found: dict, info: dict, store: Path,
                       utterance_store: Path | None) -> None:
     """split.csv and config.json of the fold."""
-    write_split(out_dir / SPLIT_FILE, fold, by_id)
-    atomic_json(out_dir / CONFIG_FILE, {
-        **found, **{k: v for k, v in info.items() if k != "input_dim"}, "store": str(store_path),
+    write_split(output / SPLIT_FILE, fold, by_id)
+    atomic_json(output / CONFIG_FILE, {
+        **found, **{k: v for k, v in info.items() if k != "input_dim"}, "store": str(store),
         "utterance_store": str(utterance_store) if utterance_store else None,
         "fold": fold.index, "fold_name": fold.name,
         "speakers": {role: sorted({by_id[i].speaker for i in ids}) for role, ids in _roles(fold)}})
 
 
-def _train_transform(model_name: str, model_config, train_config: TrainConfig):
+def _train_transform(model: str, model_config, train_config: TrainConfig):
     """Random crops and SpecAugment for a frame-level torch model (None when neither applies)."""
     from sertool.training.data import RandomCrop, SpecAugment  # torch: heavy, loaded only when a model trains
 
-    spec = model_spec(model_name)
+    spec = model_spec(model)
     if spec.trainer != "sgd" or spec.level != "frame":
         return None
     transforms = []
@@ -162,8 +163,8 @@ def _train_transform(model_name: str, model_config, train_config: TrainConfig):
     return Chain(transforms) if transforms else None
 
 
-def set_up_fold(fold: Fold, *, utterances, store_path: Path, model_name: str, model_config,
-                train_config: TrainConfig, labels: list[str], out_dir: Path, utterance_store: Path | None,
+def set_up_fold(fold: Fold, *, utterances, store: Path, model: str, model_config,
+                train_config: TrainConfig, labels: list[str], output: Path, utterance_store: Path | None,
                 found: dict, log) -> FoldSetup:
     """Write split.csv and config.json (rank 0), fit the normaliser, build the datasets.
 
@@ -172,9 +173,9 @@ def set_up_fold(fold: Fold, *, utterances, store_path: Path, model_name: str, mo
     fold : Fold
     utterances : list of Utterance
         The whole manifest.
-    store_path, utterance_store : Path
+    store, utterance_store : Path
         Feature stores (the second optional).
-    model_name, model_config, train_config, labels, out_dir, log
+    model, model_config, train_config, labels, output, log
         As for :func:`sertool.training.trainer.train_fold`.
     found : dict
         The fold's :func:`fingerprint`.
@@ -186,23 +187,23 @@ def set_up_fold(fold: Fold, *, utterances, store_path: Path, model_name: str, mo
     from sertool.training.data import FeatureDataset, JoinedStore  # torch: heavy, loaded only when a model trains
 
     by_id = {u.id: u for u in utterances}
-    joined = JoinedStore(store_path, utterance_store)
+    joined = JoinedStore(store, utterance_store)
     info = {"feature_set": joined.frames.attrs["feature_set"], "feature_config": joined.frames.attrs["config"],
             "utterance_feature_config": joined.utterance.attrs["config"] if joined.utterance else {},
             "input_dim": joined.dim}
     normaliser = fit_normaliser(train_config.norm, joined, utterances, train_ids=list(fold.train),
                                 other_ids=list(fold.valid))
     if distributed.world().is_main:  # under DDP, rank 0 alone writes the fold's files
-        _write_fold_files(out_dir, fold, by_id, found, info, store_path, utterance_store)
+        _write_fold_files(output, fold, by_id, found, info, store, utterance_store)
     index = {label: k for k, label in enumerate(labels)}
 
     def dataset(ids):
-        return FeatureDataset(store_path, list(ids), [index[by_id[i].label] for i in ids], normaliser,
+        return FeatureDataset(store, list(ids), [index[by_id[i].label] for i in ids], normaliser,
                               utterance_store)
 
     train_set, valid_set = dataset(fold.train), dataset(fold.valid)
-    train_set.transform = _train_transform(model_name, model_config, train_config)
-    return FoldSetup(fold, out_dir, labels, model_name, model_config, train_config, found, info, normaliser,
+    train_set.transform = _train_transform(model, model_config, train_config)
+    return FoldSetup(fold, output, labels, model, model_config, train_config, found, info, normaliser,
                      train_set, valid_set, training_device(train_config.device), log)
 
 

@@ -56,10 +56,10 @@ def _store_hashes(*paths) -> list[str]:
     return hashes
 
 
-def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, model_name: str,
-               model_config, train_config: TrainConfig, labels: list[str], out_dir: Path,
+def train_fold(fold: Fold, *, utterances: list[Utterance], store: Path, model: str,
+               model_config, train_config: TrainConfig, labels: list[str], output: Path,
                utterance_store: Path | None = None, log: Callable[[str], None] = lambda m: None) -> FoldResult:
-    """Train one fold into ``out_dir``, resuming from its ``state.pt`` when present.
+    """Train one fold into ``output``, resuming from its ``state.pt`` when present.
 
     Parameters
     ----------
@@ -67,16 +67,16 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
         Utterance ids of its train, valid and test roles.
     utterances : list of Utterance
         The whole manifest.
-    store_path : Path
+    store : Path
         Feature store.
-    model_name : str
+    model : str
         A registered model.
     model_config : dataclass
         Its config.
     train_config : TrainConfig
     labels : list of str
         Class names, sorted; class index = position.
-    out_dir : Path
+    output : Path
         The fold's folder (created).
     utterance_store : Path, optional
         Utterance-level store whose vector is appended to every frame.
@@ -93,20 +93,20 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
     SertoolError
         The folder holds a run with other settings, features or data.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    found = fingerprint(fold, model_name, model_config, train_config, labels, _store_hashes(store_path, utterance_store),
+    output.mkdir(parents=True, exist_ok=True)
+    found = fingerprint(fold, model, model_config, train_config, labels, _store_hashes(store, utterance_store),
                         {u.id: u for u in utterances})
-    state = distributed.broadcast(resume_state(out_dir, found) if distributed.world().is_main else None)
+    state = distributed.broadcast(resume_state(output, found) if distributed.world().is_main else None)
     if isinstance(state, str):  # rank 0 found another run in the folder: every rank stops with its message
         raise SertoolError(state)
     if state is not None and state.get("finished"):
         log(f"fold {fold.index}: already finished (best epoch {state['best_epoch']}), skipped")
-        return FoldResult(fold, out_dir, state["best_epoch"], state["best_ua"], state["epoch"], 0.0, True)
-    setup = set_up_fold(fold, utterances=utterances, store_path=store_path, model_name=model_name,
-                        model_config=model_config, train_config=train_config, labels=labels, out_dir=out_dir,
+        return FoldResult(fold, output, state["best_epoch"], state["best_ua"], state["epoch"], 0.0, True)
+    setup = set_up_fold(fold, utterances=utterances, store=store, model=model,
+                        model_config=model_config, train_config=train_config, labels=labels, output=output,
                         utterance_store=utterance_store, found=found, log=log)
     with torch_threads(train_config.threads):  # the caller's thread count comes back afterwards
-        if model_spec(model_name).trainer == "fit":  # one fit, on rank 0; the others wait for its result
+        if model_spec(model).trainer == "fit":  # one fit, on rank 0; the others wait for its result
             from sertool.training.classic import fit_fold  # torch, sklearn: heavy, loaded only when a model trains
 
             return distributed.broadcast(fit_fold(setup) if distributed.world().is_main else None)
@@ -115,13 +115,15 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store_path: Path, mod
         return sgd_fold(setup, state)
 
 
-def check_store_kind(model_name: str, store_path, *, norm: str = "global") -> None:
-    """Check that the store's level (frame / utterance) is the one model ``model_name`` reads.
+def check_store_kind(model: str, store, *, norm: str = "global") -> None:
+    """Check that the store's level (frame / utterance) is the one model ``model`` reads.
 
     Parameters
     ----------
-    model_name : str
-    store_path : str or Path
+    model : str
+        A registered model.
+    store : str or Path
+        Feature store.
     norm : str
         The normalisation mode (``utterance`` needs a frame-level store).
 
@@ -132,35 +134,35 @@ def check_store_kind(model_name: str, store_path, *, norm: str = "global") -> No
     """
     from sertool.store.reader import FeatureStore  # h5py: heavy, loaded only when a store is read
 
-    spec = model_spec(model_name)
-    with FeatureStore(store_path) as store:
-        level, feature_set = store.attrs.get("level", "frame"), store.attrs.get("feature_set", "?")
+    spec = model_spec(model)
+    with FeatureStore(store) as opened:
+        level, feature_set = opened.attrs.get("level", "frame"), opened.attrs.get("feature_set", "?")
     check_mode(norm, level=level)
     if level != spec.level:
         fitting = sorted(n for n, s in MODELS.items() if s.level == level)
         article = "an" if level == "utterance" else "a"
         raise ConfigError(
-            f"{store_path}: {feature_set} is {article} {level}-level store, but model {model_name!r} reads "
+            f"{store}: {feature_set} is {article} {level}-level store, but model {model!r} reads "
             f"{spec.level}-level features (e.g. --features {spec.features}); for this store use one of: {', '.join(fitting)}")
 
 
-def _model_config(model_name: str, store_path, utterance_store, overrides: dict | None):
-    """The model config: the store's settings (``adapt``), the utterance vector's width, then ``overrides``."""
+def _model_config(model: str, store, utterance_store, settings: dict | None):
+    """The model config: the store's settings (``adapt``), the utterance vector's width, then ``settings``."""
     from sertool.store.reader import FeatureStore  # h5py: heavy, loaded only when a store is read
 
-    spec = model_spec(model_name)
-    overrides = dict(overrides or {})
+    spec = model_spec(model)
+    overrides = dict(settings or {})
     if utterance_store:
         if not spec.takes_utterance_vector:
             takers = ", ".join(sorted(n for n, s in MODELS.items() if s.takes_utterance_vector))
-            raise ConfigError(f"model {model_name!r} takes no utterance-level vector; --utterance-store works "
+            raise ConfigError(f"model {model!r} takes no utterance-level vector; --utterance-store works "
                               f"with models that have a speaker_dim setting ({takers})")
         with FeatureStore(utterance_store) as extra:
             overrides["speaker_dim"] = extra.dim
     if spec.adapt is not None:  # settings the store decides (the user's --set still wins)
-        with FeatureStore(store_path) as store:
-            overrides = {**spec.adapt(store.attrs["config"]), **overrides}
-    return build_model_config(model_name, overrides)
+        with FeatureStore(store) as opened:
+            overrides = {**spec.adapt(opened.attrs["config"]), **overrides}
+    return build_model_config(model, overrides)
 
 
 def _labels(manifest, utterances: list[Utterance]) -> list[str]:
@@ -172,39 +174,39 @@ def _labels(manifest, utterances: list[Utterance]) -> list[str]:
     return sorted({u.label for u in utterances})
 
 
-def _claim_run_dir(out_dir: Path, run_info: dict, world) -> None:
-    """Check ``out_dir`` holds no other run, then write its ``run.json`` (rank 0)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    earlier = read_run_info(out_dir)
+def _claim_run_dir(output: Path, run_info: dict, world) -> None:
+    """Check ``output`` holds no other run, then write its ``run.json`` (rank 0)."""
+    output.mkdir(parents=True, exist_ok=True)
+    earlier = read_run_info(output)
     changed = [k for k in ("manifest", "store", "utterance_store", "model") if earlier and earlier.get(k) != run_info[k]]
     if changed:
-        raise SertoolError(f"{out_dir}: holds a run with another {', '.join(changed)} ({earlier[changed[0]]}); use a "
+        raise SertoolError(f"{output}: holds a run with another {', '.join(changed)} ({earlier[changed[0]]}); use a "
                            "new -o folder or delete it to start over")
     if world.is_main:
-        atomic_json(out_dir / RUN_FILE, {**run_info, **({"processes": world.size} if world.active else {})})
+        atomic_json(output / RUN_FILE, {**run_info, **({"processes": world.size} if world.active else {})})
 
 
-def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str = "speaker-kfold",
+def train_run(manifest, store, *, model: str, output, protocol: str = "speaker-kfold",
               folds: int = 5, fold: int | None = None, valid_speakers: int = 2,
               test_speakers: list[str] | None = None, split_column: str = "split",
-              model_overrides: dict | None = None, train_config: TrainConfig | None = None,
+              model_settings: dict | None = None, train_config: TrainConfig | None = None,
               utterance_store=None, log: Callable[[str], None] = lambda m: None) -> list[FoldResult]:
     """Split ``manifest`` by ``protocol`` and train every fold (or only ``fold``).
 
     Parameters
     ----------
-    manifest, store_path : str or Path
+    manifest, store : str or Path
         Labelled manifest CSV and its feature store.
-    model_name : str
+    model : str
         A registered model.
-    out_dir : str or Path
+    output : str or Path
         The run folder.
     protocol, folds, valid_speakers, test_speakers, split_column
         The split (:func:`sertool.training.splits.make_folds`).
     fold : int, optional
         Train only this fold (0-based).
-    model_overrides : dict, optional
-        Model config values.
+    model_settings : dict, optional
+        Model config overrides (field name -> value).
     train_config : TrainConfig, optional
         Default: the model's default recipe.
     utterance_store : str or Path, optional
@@ -222,32 +224,32 @@ def train_run(manifest, store_path, *, model_name: str, out_dir, protocol: str =
         Bad protocol settings, unlabelled rows, a store without features for
         some rows, or a run folder holding a different run.
     """
-    train_config = train_config or build_train_config(model_name=model_name)
+    train_config = train_config or build_train_config(model=model)
     world = distributed.start(train_config.device)  # a no-op unless launched by torchrun / srun
     if not world.is_main:
         log = lambda message: None  # noqa: E731 - rank 0 alone reports
     utterances = read_manifest(manifest)
     labels = _labels(manifest, utterances)
-    check_store_kind(model_name, store_path, norm=train_config.norm)
-    model_config = _model_config(model_name, store_path, utterance_store, model_overrides)
+    check_store_kind(model, store, norm=train_config.norm)
+    model_config = _model_config(model, store, utterance_store, model_settings)
     all_folds = make_folds(utterances, protocol, folds=folds, valid_speakers=valid_speakers,
                            test_speakers=test_speakers, split_column=split_column, seed=train_config.seed, warn=log)
     if fold is not None and not 0 <= fold < len(all_folds):
         raise ConfigError(f"--fold {fold}: this protocol has folds 0-{len(all_folds) - 1}")
-    out_dir = Path(out_dir)
-    _claim_run_dir(out_dir, {"manifest": str(Path(manifest).resolve()), "store": str(Path(store_path).resolve()),
-                             "protocol": protocol, "folds": len(all_folds), "model": model_name, "labels": labels,
-                             "norm": train_config.norm,
-                             "utterance_store": str(Path(utterance_store).resolve()) if utterance_store else None},
+    output = Path(output)
+    _claim_run_dir(output, {"manifest": str(Path(manifest).resolve()), "store": str(Path(store).resolve()),
+                            "protocol": protocol, "folds": len(all_folds), "model": model, "labels": labels,
+                            "norm": train_config.norm,
+                            "utterance_store": str(Path(utterance_store).resolve()) if utterance_store else None},
                    world)
     results = []
     for f in all_folds:
         if fold is not None and f.index != fold:
             continue
         log(f"fold {f.index} ({f.name}): {len(f.train)} train, {len(f.valid)} valid, {len(f.test)} test utterances")
-        results.append(train_fold(f, utterances=utterances, store_path=Path(store_path), model_name=model_name,
+        results.append(train_fold(f, utterances=utterances, store=Path(store), model=model,
                                   model_config=model_config, train_config=train_config, labels=labels,
-                                  out_dir=fold_dir(out_dir, f.index),
+                                  output=fold_dir(output, f.index),
                                   utterance_store=Path(utterance_store) if utterance_store else None, log=log))
     distributed.barrier()  # the files rank 0 wrote are complete before any rank goes on
     return results
