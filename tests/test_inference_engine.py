@@ -112,7 +112,7 @@ def test_evaluate_scores_each_clip_as_predict_does(corpus, tmp_path, norm):
 
     _, manifest, store = corpus
     run = tmp_path / "run"
-    train_run(manifest, store, out_dir=run, model_name="light_sernet", protocol="loso", fold=0, valid_speakers=1,
+    train_run(manifest, store, output=run, model="light_sernet", protocol="loso", fold=0, valid_speakers=1,
               train_config=TrainConfig(epochs=6, batch_size=8, lr=3e-3, norm=norm))
     checkpoint = Checkpoint.load(run / "fold-0" / "checkpoint.pt")
     utterances = read_manifest(manifest)
