@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from sertool.api.results import MergeResult, StoreDescription
 from sertool.configs import load_toml
+from sertool.models import model_names as registered_models
 
 PathLike = str | os.PathLike
 
@@ -140,9 +141,9 @@ def extract(manifest: PathLike, *, features: str, output: PathLike, settings: di
     SertoolError
         ``export_csv`` of a frame-level feature set.
     """
-    # the pipeline pulls in the extractors and HDF5 once files are computed; shards: numpy. Both only when run
+    # extraction pipeline (~14 ms, and the extractors and HDF5 once files are computed): kept off `sertool --help`
     from sertool.extraction.pipeline import export_csv as write_csv, extract_manifest
-    from sertool.store.shards import parse_shard
+    from sertool.store.shards import parse_shard  # numpy: kept off `sertool --help`
 
     if isinstance(shard, str):
         shard = parse_shard(shard)
@@ -195,7 +196,7 @@ def augment(manifest: PathLike, *, output: PathLike, audio_dir: PathLike, white_
     AudioError
         A noise or impulse-response folder without usable audio.
     """
-    from sertool.corpora.augment import augment_manifest, plan_augmentations  # numpy: heavy
+    from sertool.corpora.augment import augment_manifest, plan_augmentations  # numpy: kept off `sertool --help`
 
     chosen = plan_augmentations(white_noise=white_noise, noise_dir=noise_dir, snr_range=tuple(snr_range),
                                 speed=speed, pitch=pitch, gain=gain, time_shift=time_shift, rir_dir=rir_dir,
@@ -225,7 +226,7 @@ def store_describe(stores: PathLike | Sequence[PathLike], *, max_rows: int = 10)
     StoreError
         A file is missing or not a sertool feature store.
     """
-    from sertool.store.describe import describe  # numpy, h5py: heavy, loaded only when a store is read
+    from sertool.store.describe import describe  # numpy (h5py when a store is read): kept off `sertool --help`
 
     paths = [stores] if isinstance(stores, (str, os.PathLike)) else list(stores)
     return [StoreDescription(Path(path), describe(path, max_rows=max_rows)) for path in paths]
@@ -251,7 +252,7 @@ def store_merge(stores: Sequence[PathLike], *, output: PathLike) -> MergeResult:
     StoreError
         No stores, an unreadable one, or stores of different feature configs.
     """
-    from sertool.store.shards import merge_files  # numpy, h5py: heavy, loaded only when stores are merged
+    from sertool.store.shards import merge_files  # numpy (h5py when merging): kept off `sertool --help`
 
     paths = [Path(p) for p in stores]
     return MergeResult(Path(output), merge_files(paths, output), paths)
@@ -259,9 +260,7 @@ def store_merge(stores: Sequence[PathLike], *, output: PathLike) -> MergeResult:
 
 def model_names() -> list[str]:
     """Names of the registered models (``sertool train --model``; loads the model families)."""
-    from sertool.models import model_names as registered  # torch: heavy, the families register on import
-
-    return registered()
+    return registered_models()
 
 
 def feature_names() -> list[str]:

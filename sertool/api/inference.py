@@ -61,7 +61,7 @@ def predict(checkpoint, audio, *, speakers: Sequence[str] | None = None, speaker
     SertoolError
         A speaker with too few inputs for speaker normalisation.
     """
-    from sertool.inference.predict import CROP_TOLERANCE, predict_audio  # torch: heavy, a model runs
+    from sertool.inference.predict import CROP_TOLERANCE, predict_audio  # numpy, torch: kept off `sertool --help`
 
     return predict_audio(checkpoint, audio, speakers=list(speakers) if speakers is not None else None,
                          speaker_regex=speaker_regex, window_s=window, hop_s=hop, trust_code=trust_code,
@@ -75,8 +75,8 @@ def _stdin_clip(inputs: list, stdin: BinaryIO | None, rate: int | None, pcm_form
         if rate is not None:
             raise ConfigError("rate describes raw PCM on stdin: use it with the input '-'")
         return None
-    from sertool.inference.predict import Clip  # torch: heavy, loaded only when a model runs
-    from sertool.io.audio import decode_bytes  # numpy: heavy
+    from sertool.inference.predict import Clip  # numpy (torch when a model runs): kept off `sertool --help`
+    from sertool.io.audio import decode_bytes  # numpy, soxr: kept off `sertool --help`
 
     data = (stdin or sys.stdin.buffer).read()
     samples, sample_rate = decode_bytes(data, rate=rate, fmt=pcm_format, channels=channels)
@@ -128,7 +128,8 @@ def predict_files(checkpoint, inputs: PathLike | Sequence[PathLike], *, output: 
     CheckpointError
         A missing, unreadable or untrusted checkpoint.
     """
-    from sertool.inference.predict import CROP_TOLERANCE, checkpoint_path, predict_files as score_files  # torch: heavy
+    # inference: numpy (torch when a model runs), kept off `sertool --help`
+    from sertool.inference.predict import CROP_TOLERANCE, checkpoint_path, predict_files as score_files
 
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     clip = _stdin_clip(inputs, stdin, rate, pcm_format, channels)
@@ -176,8 +177,8 @@ def stream(source, *, output, checkpoint="default", window: float | None = None,
     CheckpointError
         A missing, unreadable or untrusted checkpoint.
     """
-    from sertool.inference.predict import checkpoint_path  # torch: heavy, a model runs
-    from sertool.inference.stream import NewFile, raw_format, stream_scores  # numpy: heavy
+    from sertool.inference.predict import checkpoint_path  # numpy (torch when a model runs): kept off `sertool --help`
+    from sertool.inference.stream import NewFile, raw_format, stream_scores  # numpy, soxr: kept off `sertool --help`
 
     name = str(source) if isinstance(source, (str, os.PathLike)) else "-"
     pcm = raw_format(rate, pcm_format, channels, name) if rate is not None else None
@@ -218,8 +219,8 @@ def export(checkpoint, *, output: PathLike) -> ExportResult:
     CheckpointError
         A missing or unreadable checkpoint.
     """
-    from sertool.inference.export import export_checkpoint  # torch: heavy, the model is traced
-    from sertool.inference.predict import checkpoint_path  # torch: heavy
+    from sertool.inference.export import export_checkpoint  # numpy (torch when traced): kept off `sertool --help`
+    from sertool.inference.predict import checkpoint_path  # numpy: kept off `sertool --help`
 
     summary = export_checkpoint(checkpoint_path(checkpoint), output)
     return ExportResult(summary["format"], Path(summary["path"]), summary["max_difference"],

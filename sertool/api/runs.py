@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 
 from sertool.api.results import Comparison, TrainSetup
 from sertool.errors import ConfigError
+from sertool.models import build_model_config, model_spec
 from sertool.training import distributed
 
 PathLike = str | os.PathLike
@@ -37,8 +38,7 @@ def train_setup(model: str = "light_sernet", *, recipe: str = "default", setting
     ConfigError
         An unknown model, recipe or setting, an invalid value, or a bad TOML file.
     """
-    from sertool.models import build_model_config, model_spec  # torch: the model families register on first use
-    from sertool.training.config import build_train_config, load_train_toml  # numpy: heavy
+    from sertool.training.config import build_train_config, load_train_toml  # numpy: kept off `sertool --help`
 
     model_values, train_values = load_train_toml(config) if config else ({}, {})
     model_values.update(model_settings or {})
@@ -93,7 +93,7 @@ def train(manifest: PathLike, store: PathLike, *, output: PathLike, model: str =
     StoreError
         The store lacks rows of the manifest or does not fit the model.
     """
-    from sertool.training.trainer import train_run  # torch: heavy, loaded only when a model trains
+    from sertool.training.trainer import train_run  # numpy (torch when a model trains): kept off `sertool --help`
 
     setup = train_setup(model, recipe=recipe, settings=settings, model_settings=model_settings, config=config)
     try:
@@ -146,7 +146,8 @@ def evaluate(run: PathLike, *, manifest: PathLike | None = None, store: PathLike
     StoreError
         The store does not match the run's features.
     """
-    from sertool.scoring.evaluate import evaluate_cross_corpus, evaluate_run, read_label_map  # numpy: heavy
+    # scoring: numpy, kept off `sertool --help`
+    from sertool.scoring.evaluate import evaluate_cross_corpus, evaluate_run, read_label_map
 
     if (manifest is None) != (store is None):
         raise ConfigError("give both manifest and store, or neither")
@@ -188,7 +189,7 @@ def fuse(runs: Sequence[PathLike], *, output: PathLike, weights: Sequence[float]
     SertoolError
         Fewer than two runs, runs on different folds or labels, or weights of the wrong length.
     """
-    from sertool.scoring.fuse import fuse_runs  # numpy: heavy, loaded only when runs are fused
+    from sertool.scoring.fuse import fuse_runs  # numpy: kept off `sertool --help`
 
     return fuse_runs(list(runs), output, weights=list(weights) if weights else None, grid_step=grid_step,
                      log=log or _quiet)
@@ -214,7 +215,7 @@ def compare(runs: Sequence[PathLike], *, output: PathLike | None = None) -> Comp
     SertoolError
         A run that was not evaluated, or unreadable results.
     """
-    from sertool.scoring.compare import compare_runs, markdown, write_csv  # numpy: heavy
+    from sertool.scoring.compare import compare_runs, markdown, write_csv  # numpy: kept off `sertool --help`
 
     rows = compare_runs(list(runs))
     result = Comparison(rows, markdown(rows), Path(output) if output else None)

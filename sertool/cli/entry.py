@@ -5,7 +5,7 @@ current, the answer needs only the manifest's paths and one ``stat`` per
 file; importing click and the command definitions would cost more than
 that (about 30 ms of a 70 ms no-op here). So a plain
 ``sertool extract MANIFEST -f NAME -o DIR [-j N] [--[no-]progress]`` is
-checked first with :func:`sertool.extraction.pipeline.current_store`; anything else,
+checked first with :func:`sertool.extraction.stamps.current_store`; anything else,
 or a store that is not current, goes to :mod:`sertool.cli.main` unchanged.
 """
 
@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import sys
 import time
+
+from sertool.errors import SertoolError
+from sertool.io.report import RunReport
 
 _VALUE_OPTIONS = {"-f": "features", "--features": "features", "-o": "output", "--output": "output",
                   "-j": "jobs", "--jobs": "jobs"}
@@ -51,10 +54,8 @@ def _answer_up_to_date(args: list[str]) -> bool:
     if plain is None:
         return False
     start = time.monotonic()
-    # only for an extract line: every other command goes straight to the full CLI
-    from sertool.errors import SertoolError
-    from sertool.extraction.pipeline import current_store, failures_path_for, summary
-    from sertool.io.report import RunReport
+    # stamps (hashlib, the store's file identity): only an extract line needs them, not `sertool --help`
+    from sertool.extraction.stamps import current_store, failures_path_for, summary
 
     manifest, features, output = plain
     try:

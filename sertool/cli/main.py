@@ -17,6 +17,7 @@ from sertool.cli.evaluate import evaluate
 from sertool.cli.export import export
 from sertool.cli.extract import extract
 from sertool.cli.fuse import fuse
+from sertool.cli.options import pcm_format_choices
 from sertool.cli.predict import predict
 from sertool.cli.prepare import prepare
 from sertool.cli.store import store
@@ -40,8 +41,6 @@ def main(argv: list[str] | None = None) -> None:
 def __getattr__(name: str):
     """``RAW_PCM_FORMATS``: the raw PCM format names, read from the PCM formats table when asked for."""
     if name == "RAW_PCM_FORMATS":
-        from sertool.cli.options import pcm_format_choices
-
         return pcm_format_choices()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

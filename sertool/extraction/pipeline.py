@@ -123,8 +123,7 @@ def export_csv(store, manifest, output) -> int:
     SertoolError
         A frame-level store, or a store or manifest that cannot be read.
     """
-    # store reader: numpy and h5py, loaded only when a store is read
-    from sertool.store.reader import FeatureStore
+    from sertool.store.reader import FeatureStore  # numpy, h5py: loaded only when a store is read
 
     with FeatureStore(store) as opened:
         if opened.attrs.get("level") != "utterance":
@@ -203,11 +202,9 @@ def extract_manifest(manifest: str | os.PathLike, *, features: str, output: str 
     if shard is not None:
         utterances = utterances[shard[0]::shard[1]]
     sources = identities([(u.id, str(u.path)) for u in utterances], report)
-    # features: numpy, librosa and opensmile, loaded only when files must be computed
-    from sertool.features import build_extractor
-    # store writer: numpy and h5py, loaded only when files must be computed
-    from sertool.store.shards import merge_stores
-    from sertool.store.writer import StoreWriter
+    from sertool.features import build_extractor  # numpy (librosa, opensmile): not needed by an up-to-date rerun
+    from sertool.store.shards import merge_stores  # numpy, h5py: not needed by an up-to-date rerun
+    from sertool.store.writer import StoreWriter  # numpy, h5py: not needed by an up-to-date rerun
 
     extractor = build_extractor(features, settings)
     plan = _plan(manifest, features, output, settings, extractor.config.config_hash(), sources, report,
@@ -229,8 +226,7 @@ def _plan(manifest: Path, features: str, output, settings, config_hash: str,
           sources: dict[str, tuple[str, SourceIdentity]], report: RunReport, *, shard: tuple[int, int] | None,
           overwrite: bool) -> _Plan:
     """The store (or shard store) this run writes, the shard stores it may copy from, and its stamp's digest."""
-    # shards: the store writer's numpy and h5py, loaded only when files must be computed
-    from sertool.store.shards import shard_path, shard_paths
+    from sertool.store.shards import shard_path, shard_paths  # numpy, h5py: not needed by an up-to-date rerun
 
     path = store_path(output, manifest, features, config_hash)
     shards = [] if shard is not None or overwrite else shard_paths(path)
@@ -271,12 +267,10 @@ def _compute(writer, extractor, tasks: list[tuple[str, str]], sources: dict, rep
 def _results(extractor, tasks: list[tuple[str, str]], jobs: int, scheduler: str | None) -> Iterator[tuple]:
     """``(id, features or None, error or None, warnings)`` of every task, from the cluster or this machine."""
     if scheduler:
-        # Dask backend: distributed is heavy, loaded only with --scheduler
-        from sertool.extraction.dask_backend import run_on_cluster
+        from sertool.extraction.dask_backend import run_on_cluster  # dask.distributed: heavy, only with --scheduler
 
         return run_on_cluster(extractor, tasks, scheduler) if tasks else iter(())
-    # local backend: decodes audio with numpy, loaded only when files must be computed
-    from sertool.extraction.local_backend import run_local
+    from sertool.extraction.local_backend import run_local  # numpy, soxr: not needed by an up-to-date rerun
 
     return run_local(extractor, tasks, jobs)
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from sertool.errors import SertoolError
 from sertool.metrics import confusion, scores
+from sertool.training.runs import read_run_info
 
 COLUMNS = ("run", "model", "UA", "UA_ci95", "WA", "macro_F1", "UA_fold_mean", "UA_fold_std", "folds",
            "UA_diff", "UA_diff_ci95", "p_not_better")
@@ -37,8 +38,6 @@ class RunScores:
 
 def read_run_scores(run_dir) -> RunScores:
     """Scores of an evaluated run; SertoolError naming the command to run when it was not evaluated."""
-    from sertool.training.runs import read_run_info
-
     run_dir = Path(run_dir)
     metrics_path, predictions_path = run_dir / "metrics.csv", run_dir / "predictions.csv"
     if not metrics_path.exists() or not predictions_path.exists():

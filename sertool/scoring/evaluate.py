@@ -18,18 +18,25 @@ Writes into the run folder (or ``output``):
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from sertool.errors import SertoolError, StoreError
+from sertool.features import config_from_dict
+from sertool.features.normalise import fit_normaliser, from_checkpoint
 from sertool.inference.engine import Scorer
 from sertool.inference.rows import header, score_row
 from sertool.inference.runner import fuse
 from sertool.io.atomic import atomic_write
+from sertool.io.manifest import read_manifest
 from sertool.metrics import bootstrap_ci, confusion, scores
+from sertool.models.checkpoint import Checkpoint
 from sertool.scoring.plots import plot_confusion, plot_fold_confusions, plot_training_curves
+from sertool.store.reader import FeatureStore
+from sertool.training.runs import checkpoint_name, fold_dirs, read_run_info, read_split
 
 #: Bootstrap samples (utterances drawn with replacement, seed 0) behind the pooled 95 % intervals.
 BOOTSTRAP_RESAMPLES = 1000
@@ -59,8 +66,6 @@ def check_store_matches(opened, checkpoint, store) -> None:
     StoreError
         Another feature set or other feature settings than the checkpoint's.
     """
-    from sertool.features import config_from_dict
-
     want = config_from_dict(checkpoint.feature_config)
     have = config_from_dict(opened.attrs["config"])
     if want.config_hash() != have.config_hash():
@@ -73,8 +78,6 @@ def check_store_matches(opened, checkpoint, store) -> None:
 
 def test_normaliser(checkpoint, store, utterances, test_ids: list[str]):
     """The checkpoint's normaliser, with each test speaker's own statistics for ``speaker`` mode."""
-    from sertool.features.normalise import fit_normaliser, from_checkpoint
-
     if checkpoint.norm_mode == "speaker":
         return fit_normaliser("speaker", store, utterances, train_ids=[], other_ids=test_ids)
     return from_checkpoint(checkpoint)
@@ -136,7 +139,6 @@ def score_ids(checkpoint, ids: list[str], *, utterances, stores: list[tuple], ba
 
 def _joined_store(checkpoint, store, utterance_store):
     """The checkpoint's stored features (frame store + utterance store when it uses one), checked against it."""
-    from sertool.store.reader import FeatureStore  # h5py: heavy, loaded only when a store is read
     from sertool.training.data import JoinedStore  # torch: heavy (the training datasets), loaded when scoring
 
     with FeatureStore(store) as opened:
@@ -239,10 +241,6 @@ def evaluate_run(run_dir, manifest=None, store=None, *, output=None, batch_size:
     SertoolError
         No manifest or store known, folds with different labels, or test utterances the manifest lacks.
     """
-    from sertool.models.checkpoint import Checkpoint
-    from sertool.io.manifest import read_manifest
-    from sertool.training.runs import checkpoint_name, fold_dirs, read_run_info, read_split
-
     run_dir = Path(run_dir)
     output = Path(output or run_dir)
     output.mkdir(parents=True, exist_ok=True)
@@ -335,12 +333,6 @@ def evaluate_cross_corpus(run_dir, manifest, store, *, label_map: dict[str, str]
     SertoolError
         A fused run, unlabelled rows, or no row with a label of the model.
     """
-    from collections import Counter
-
-    from sertool.models.checkpoint import Checkpoint
-    from sertool.io.manifest import read_manifest
-    from sertool.training.runs import checkpoint_name, fold_dirs, read_run_info
-
     run_dir = Path(run_dir)
     if read_run_info(run_dir).get("members"):
         raise SertoolError(f"{run_dir}: cross-corpus evaluation of a fused run is not supported; evaluate its "

@@ -30,6 +30,11 @@ import numpy as np
 
 from sertool.errors import ConfigError, SertoolError
 from sertool.inference.runner import fuse
+from sertool.io.manifest import read_manifest
+from sertool.metrics import confusion, scores
+from sertool.models.checkpoint import FUSION, Checkpoint
+from sertool.scoring.evaluate import score_ids
+from sertool.training.runs import atomic_json, fold_dirs, read_run_info, read_split
 
 
 @dataclass
@@ -52,8 +57,6 @@ def simplex_grid(members: int, step: float) -> list[tuple[float, ...]]:
 
 def fit_weights(member_probs: list[np.ndarray], truth: np.ndarray, *, step: float = 0.1) -> tuple[list[float], float]:
     """Weights maximising UA of the fused validation probabilities (member_probs: each (N, C))."""
-    from sertool.metrics import confusion, scores
-
     best, best_key = None, None
     classes = member_probs[0].shape[1]
     for weights in simplex_grid(len(member_probs), step):
@@ -67,8 +70,6 @@ def fit_weights(member_probs: list[np.ndarray], truth: np.ndarray, *, step: floa
 
 
 def _member_runs(run_dirs: list[Path]) -> list[dict]:
-    from sertool.training.runs import fold_dirs, read_run_info
-
     members = []
     for run in run_dirs:
         info = read_run_info(run)
@@ -81,8 +82,6 @@ def _member_runs(run_dirs: list[Path]) -> list[dict]:
 
 
 def _check_same_folds(members: list[dict]) -> None:
-    from sertool.training.runs import read_split
-
     first = members[0]
     for m in members[1:]:
         if m["info"]["labels"] != first["info"]["labels"]:
@@ -140,12 +139,6 @@ def fuse_runs(run_dirs, output, *, weights: list[float] | None = None, grid_step
     SertoolError
         Fewer than two runs, runs on different folds or labels, or weights of the wrong length.
     """
-    from sertool.models.checkpoint import FUSION, Checkpoint
-    from sertool.scoring.evaluate import score_ids
-    from sertool.io.manifest import read_manifest
-    from sertool.metrics import confusion, scores
-    from sertool.training.runs import atomic_json, read_split
-
     run_dirs = [Path(r) for r in run_dirs]
     if len(run_dirs) < 2:
         raise ConfigError("fuse needs at least two runs")

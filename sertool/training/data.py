@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from sertool.errors import SertoolError
+from sertool.features.normalise import moments
 from sertool.store.reader import FeatureStore
 
 
@@ -48,8 +49,6 @@ def normalisation_stats(store, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
     Call it with training ids only: statistics never see validation or test data.
     """
-    from sertool.features.normalise import moments
-
     try:
         return moments((store[i] for i in ids), store.dim)
     except SertoolError:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from sertool.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class World:
@@ -69,14 +71,12 @@ def start(device: str = "cpu") -> World:
     Backend: NCCL when training on CUDA, gloo otherwise. Idempotent.
     """
     global _WORLD
-    import torch.distributed as dist
+    import torch.distributed as dist  # torch: heavy (~2 s); this module is on the `sertool --help` path
 
     layout = world_from_env()
     if not layout.active or (dist.is_available() and dist.is_initialized()):
         _WORLD = layout
         return layout
-    from sertool.errors import ConfigError
-
     if not dist.is_available():
         raise ConfigError("this torch build has no torch.distributed; train in one process")
     missing = [v for v in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(v)]
@@ -93,7 +93,7 @@ def start(device: str = "cpu") -> World:
 
 def stop() -> None:
     """Leave the process group (end of the command)."""
-    import torch.distributed as dist
+    import torch.distributed as dist  # torch: heavy (~2 s); this module is on the `sertool --help` path
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
@@ -103,7 +103,7 @@ def broadcast(value):
     """``value`` of rank 0 on every rank (any picklable value; tensors go to CPU first)."""
     if not _WORLD.active:
         return value
-    import torch.distributed as dist
+    import torch.distributed as dist  # torch: heavy (~2 s); this module is on the `sertool --help` path
 
     box = [value if _WORLD.is_main else None]
     dist.broadcast_object_list(box, src=0)
@@ -113,7 +113,7 @@ def broadcast(value):
 def barrier() -> None:
     """Wait until every rank gets here."""
     if _WORLD.active:
-        import torch.distributed as dist
+        import torch.distributed as dist  # torch: heavy (~2 s); this module is on the `sertool --help` path
 
         dist.barrier()
 

@@ -10,6 +10,8 @@ import copy
 import time
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from sertool.inference.runner import evaluate_loader
 from sertool.metrics import confusion, scores
@@ -126,8 +128,6 @@ def _step_loss(config: TrainConfig, model, loss_fn, feats, lengths, y):
 
 def _mean_over_ranks(total: float, count: int) -> float:
     if distributed.world().active:
-        import torch.distributed as dist  # torch.distributed: loaded only under DDP
-
         sums = torch.tensor([total, float(count)], dtype=torch.float64)
         dist.all_reduce(sums)
         total, count = float(sums[0]), int(sums[1])
@@ -297,8 +297,6 @@ def _build(setup: FoldSetup):
                                     num_classes=len(setup.labels)).to(setup.device))
     if not distributed.world().active:
         return model, model
-    from torch.nn.parallel import DistributedDataParallel  # torch.distributed: loaded only under DDP
-
     return model, DistributedDataParallel(model, device_ids=[setup.device.index] if setup.device.type == "cuda"
                                           else None)
 

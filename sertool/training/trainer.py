@@ -34,6 +34,7 @@ from sertool.features.normalise import check_mode
 from sertool.io.manifest import Utterance, read_manifest
 from sertool.models import MODELS, build_model_config, model_spec
 from sertool.runtime.process import torch_threads
+from sertool.store.reader import FeatureStore
 from sertool.training import distributed
 from sertool.training.config import (  # noqa: F401  (re-exported: api, cli and tests import them from here)
     BALANCES, DEVICES, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES, SELECTIONS, TrainConfig, build_train_config,
@@ -47,8 +48,6 @@ from sertool.training.splits import Fold, make_folds
 
 def _store_hashes(*paths) -> list[str]:
     """Config hashes of the feature stores given (None entries skipped)."""
-    from sertool.store.reader import FeatureStore  # h5py: heavy, loaded only when a store is read
-
     hashes = []
     for path in filter(None, paths):
         with FeatureStore(path) as store:
@@ -132,8 +131,6 @@ def check_store_kind(model: str, store, *, norm: str = "global") -> None:
     ConfigError
         Another level (naming the models that fit the store), or ``norm`` that does not fit it.
     """
-    from sertool.store.reader import FeatureStore  # h5py: heavy, loaded only when a store is read
-
     spec = model_spec(model)
     with FeatureStore(store) as opened:
         level, feature_set = opened.attrs.get("level", "frame"), opened.attrs.get("feature_set", "?")
@@ -148,8 +145,6 @@ def check_store_kind(model: str, store, *, norm: str = "global") -> None:
 
 def _model_config(model: str, store, utterance_store, settings: dict | None):
     """The model config: the store's settings (``adapt``), the utterance vector's width, then ``settings``."""
-    from sertool.store.reader import FeatureStore  # h5py: heavy, loaded only when a store is read
-
     spec = model_spec(model)
     overrides = dict(settings or {})
     if utterance_store:
