@@ -157,3 +157,23 @@ def test_no_function_is_over_the_size_limit():
                 if lines > MAX_FUNCTION_LINES:
                     long[f"{name}.{node.name}"] = lines
     assert long == {}
+
+
+def _function_level_imports(tree: ast.Module) -> list[ast.stmt]:
+    top = set()
+    for node in tree.body:  # imports under a module-level ``if``/``try`` (TYPE_CHECKING, optional) count as top
+        top.update(id(n) for n in ast.walk(node)) if isinstance(node, (ast.If, ast.Try)) else top.add(id(node))
+    return [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) and id(n) not in top]
+
+
+def test_every_function_level_import_says_why():
+    # Imports belong at the module top; one inside a function is there for a reason (a heavy library, a fast
+    # path such as `sertool --help`), and a comment on it, on its last line or on the line above says which.
+    silent = []
+    for name, path in _modules().items():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for node in _function_level_imports(ast.parse("\n".join(lines))):
+            nearby = (lines[node.lineno - 1], lines[node.end_lineno - 1], lines[node.lineno - 2])
+            if not any("#" in line for line in nearby[:2]) and not nearby[2].strip().startswith("#"):
+                silent.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert silent == []

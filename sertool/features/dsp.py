@@ -101,7 +101,7 @@ def padded_frame_spectrum(samples: np.ndarray, *, window: np.ndarray, n_fft: int
     exactly as librosa computes them, and skips the multiply by zeros and
     the copy a zero-padding FFT call would make.
     """
-    from scipy.fft import rfft
+    from scipy.fft import rfft  # scipy.fft: heavy (0.1-0.3 s of imports), loaded only when a spectrum is computed
 
     count = num_frames(samples.shape[0], n_fft=n_fft, hop_length=hop_length, center=False)
     width = window.shape[0]
@@ -181,7 +181,7 @@ def deltas(feats: np.ndarray, *, order: int, width: int = 9) -> np.ndarray:
     Utterances with fewer than ``width`` frames fall back to edge-replicating
     padding (librosa refuses them).
     """
-    from scipy.signal import savgol_filter
+    from scipy.signal import savgol_filter  # scipy.signal: heavy (1.2 s of imports), loaded only for deltas
 
     mode = "interp" if feats.shape[0] >= width else "nearest"
     return savgol_filter(feats, width, deriv=order, polyorder=order, axis=0, mode=mode).astype(np.float32)

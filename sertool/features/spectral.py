@@ -23,15 +23,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
 
-from sertool.errors import ConfigError, FeatureError
+import numpy as np
+
+from sertool.errors import AudioError, ConfigError, FeatureError
+from sertool.features import dsp
 from sertool.features.base import FeatureConfig, FeatureExtractor, add_preset, register
-
-if TYPE_CHECKING:  # annotations only: numpy loads when features are computed
-    import numpy as np
-
-    from sertool.features import dsp
+from sertool.io.audio import load_audio
 
 WINDOWS = ("hann", "hamming", "blackman", "boxcar", "bartlett")
 
@@ -138,15 +136,11 @@ class _SpectralExtractor(FeatureExtractor):
     @cached_property
     def _window(self) -> np.ndarray:
         """float32 ``(win_length,)`` periodic window."""
-        from sertool.features import dsp
-
         c = self.config
         return dsp.periodic_window(c.window, c.win_length).astype("float32")
 
     @cached_property
     def _mel(self) -> "dsp.BandedMel":
-        from sertool.features import dsp
-
         c = self.config
         return dsp.BandedMel(dsp.mel_filterbank(sr=c.sample_rate, n_fft=c.n_fft, n_mels=c.n_mels, fmin=c.fmin,
                                                 fmax=c.mel_fmax, htk=c.htk, norm=c.mel_norm))
@@ -180,8 +174,6 @@ class _SpectralExtractor(FeatureExtractor):
 
     def log_mel(self, samples: np.ndarray) -> np.ndarray:
         """Log-mel matrix ``(num_frames, n_mels)`` float32 of float32 ``samples``."""
-        import numpy as np
-
         samples = np.asarray(samples, dtype=np.float32)
         if self._pad:
             samples = np.pad(samples, self._pad, mode=self.config.pad_mode)
@@ -189,8 +181,6 @@ class _SpectralExtractor(FeatureExtractor):
 
     def _padded_log_mel(self, padded: np.ndarray) -> np.ndarray:
         """:meth:`log_mel` of samples that already carry the STFT padding."""
-        import numpy as np
-
         blocks, _ = self._power_mel_of(padded)
         if len(blocks) == 1:
             mel = blocks[0]  # a fresh array: the log may overwrite it
@@ -204,8 +194,6 @@ class _SpectralExtractor(FeatureExtractor):
         Long inputs go ``LONG_INPUT_FRAMES`` frames at a time, so the complex
         spectrum (8 bytes x n_fft/2 per frame) never exists for the whole input.
         """
-        from sertool.features import dsp
-
         c = self.config
         count = dsp.num_frames(padded.shape[0], n_fft=c.n_fft, hop_length=c.hop_length, center=False)
         blocks = [self._mel.power_mel(dsp.padded_frame_spectrum(
@@ -225,8 +213,6 @@ class _SpectralExtractor(FeatureExtractor):
         """As the base class, but decodes straight into the STFT's zero padding when there is one."""
         if self.config.pad_mode != "constant":
             return super().extract_file(path)
-        from sertool.io.audio import load_audio
-
         padded = load_audio(path, sr=self.sample_rate, min_duration=self.min_duration, pad=self._pad)
         return self._finish(self._padded_log_mel(padded))
 
@@ -254,8 +240,6 @@ class _SpectralExtractor(FeatureExtractor):
         hop`` samples a next frame needs are carried over between blocks.
         Yields ``(mel block, samples seen so far)``.
         """
-        import numpy as np
-
         c = self.config
         buffer = np.zeros(self._pad, np.float32)  # the centred STFT's left padding
         total = 0
@@ -267,8 +251,6 @@ class _SpectralExtractor(FeatureExtractor):
                 yield mel, total
             buffer = buffer[count * c.hop_length:]  # what the next frame still needs
         if total < self.min_duration * self.sample_rate or total == 0:
-            from sertool.errors import AudioError
-
             raise AudioError(f"{total / self.sample_rate:.3f} s of audio is shorter than the "
                              f"{self.min_duration:.3f} s needed; remove it or use a shorter analysis window")
         for mel in self._power_mel_of(np.concatenate([buffer, np.zeros(self._pad, np.float32)]))[0]:
@@ -276,10 +258,6 @@ class _SpectralExtractor(FeatureExtractor):
 
     def _log(self, mel: np.ndarray, floor=None) -> np.ndarray:
         """The configured log of power ``mel`` in place; ``floor``: the whole file's ``max dB - top_db``."""
-        import numpy as np
-
-        from sertool.features import dsp
-
         c = self.config
         if c.log == "db":
             if floor is None:
@@ -297,8 +275,6 @@ class _SpectralExtractor(FeatureExtractor):
         the power mel matrix is kept, the log and ``top_db`` (relative to the
         whole file's maximum) and the output columns are computed at the end.
         """
-        import numpy as np
-
         if not self.streams:
             raise FeatureError(f"{self.name} with pad_mode {self.config.pad_mode!r} cannot stream; use extract()")
         pieces = [mel for mel, _ in self._power_mel_blocks(blocks)]
@@ -314,8 +290,6 @@ class _SpectralExtractor(FeatureExtractor):
         pass that keeps only that number). Yields ``(features (frames, dim),
         samples seen so far)``.
         """
-        import numpy as np
-
         if not self.streams_blocks:
             raise FeatureError(f"{self.name} cannot yield feature blocks (deltas need context); use extract()")
         c = self.config
@@ -331,10 +305,6 @@ class _SpectralExtractor(FeatureExtractor):
 
     def _finish(self, logmel: np.ndarray) -> np.ndarray:
         """Output columns, deltas and clipping of a log-mel matrix; float32 ``(num_frames, dim)``."""
-        import numpy as np
-
-        from sertool.features import dsp
-
         c = self.config
         feats = self._columns(logmel)
         if c.delta_order:
@@ -353,10 +323,6 @@ class _SpectralExtractor(FeatureExtractor):
 class _CepstralMixin:
     @cached_property
     def _dct(self) -> np.ndarray:
-        import numpy as np
-
-        from sertool.features import dsp
-
         c = self.config
         basis = dsp.dct_matrix(c.n_mels, c.n_mfcc)
         if c.lifter > 0:
@@ -407,8 +373,6 @@ class MfccLogMelExtractor(_CepstralMixin, _SpectralExtractor):
         return self.config.n_mfcc + self.config.n_mels
 
     def _columns(self, logmel):
-        import numpy as np
-
         return np.concatenate([logmel @ self._dct, logmel], axis=1)
 
 
@@ -467,7 +431,5 @@ class MfccStatsExtractor(_CepstralMixin, _SpectralExtractor):
         return logmel @ self._dct
 
     def _finish(self, logmel):
-        import numpy as np
-
         frames = super()._finish(logmel)
         return np.concatenate([frames.mean(axis=0), frames.std(axis=0)])[None, :].astype(np.float32)

@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +42,15 @@ from typing import Any
 
 import numpy as np
 
-from sertool.errors import ConfigError, ExportError  # noqa: F401 (ExportError: defined in sertool.errors, re-exported)
+from sertool import __version__
+from sertool.errors import ConfigError, ExportError, optional_import  # noqa: F401 (ExportError: re-exported)
+from sertool.features import build_extractor
 from sertool.inference.bundled import bundled_export
 from sertool.inference.runner import WINDOW_BATCH, WindowRunner
-from sertool.models import model_spec
+from sertool.io.atomic import atomic_path
+from sertool.models import build_model_config, model_spec
 from sertool.models.checkpoint import Checkpoint
+from sertool.runtime.process import torch_threads
 
 FORMAT = "sertool-export"
 FORMAT_VERSION = 1
@@ -73,7 +79,7 @@ def export_format(path: str | os.PathLike) -> str:
 # --------------------------------------------------------------------------- writing
 def _graph(checkpoint: Checkpoint):
     """The trained network as ``feats (B, T, D) -> (logits, probabilities)``, every frame valid."""
-    import torch
+    import torch  # torch: heavy, loaded only when a model is exported
 
     class Graph(torch.nn.Module):
         def __init__(self, model):
@@ -90,15 +96,11 @@ def _graph(checkpoint: Checkpoint):
 
 def _input_frames(checkpoint: Checkpoint) -> int | None:
     """The frames a fixed-length model centre-crops or zero-pads every input to (its registry's ``fixed_frames``)."""
-    from sertool.models import build_model_config
-
     config = build_model_config(checkpoint.model, checkpoint.model_config, stored=True)
     return model_spec(checkpoint.model).input_frames(config)
 
 
 def _metadata(checkpoint: Checkpoint, source: Path | None, utterance_level: bool) -> dict[str, Any]:
-    from sertool import __version__
-
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "sertool_version": __version__,
         "model": checkpoint.model, "model_config": _plain(checkpoint.model_config),
@@ -137,7 +139,7 @@ def _sha256(path: Path) -> str:
 
 def _example_inputs(checkpoint: Checkpoint, utterance_level: bool):
     """Inputs the export is traced with and then checked on: (trace input, [check inputs])."""
-    import torch
+    import torch  # torch: heavy, loaded only when a model is exported
 
     dim = len(checkpoint.norm_mean)
     generator = torch.Generator().manual_seed(0)
@@ -156,11 +158,7 @@ def export_checkpoint(checkpoint, output: str | os.PathLike, *, source: str | os
     |probability difference| against the torch model over the check inputs),
     ``checked_inputs`` (their shapes).
     """
-    import torch
-
-    from sertool.io.atomic import atomic_path
-    from sertool.features import build_extractor
-    from sertool.runtime.process import torch_threads
+    import torch  # torch: heavy, loaded only when a model is exported
 
     fmt = export_format(output)
     if not isinstance(checkpoint, Checkpoint):
@@ -199,10 +197,7 @@ def export_checkpoint(checkpoint, output: str | os.PathLike, *, source: str | os
 
 
 def _write_onnx(graph, example, utterance_level: bool, metadata: dict, path: Path) -> None:
-    import logging
-    import warnings
-
-    import torch
+    import torch  # torch: heavy, loaded only when a model is exported
 
     onnx = _import("onnx")
     _import("onnxscript")  # torch's ONNX exporter needs it
@@ -231,9 +226,7 @@ def _write_onnx(graph, example, utterance_level: bool, metadata: dict, path: Pat
 
 
 def _write_torchscript(graph, example, metadata: dict, path: Path) -> None:
-    import warnings
-
-    import torch
+    import torch  # torch: heavy, loaded only when a model is exported
 
     with warnings.catch_warnings(), torch.no_grad():
         # tracer warnings about Python values (the check against the checkpoint is the judge), and torch
@@ -420,8 +413,6 @@ class ExportRunner(WindowRunner):
                 options.intra_op_num_threads = threads
             self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         else:
-            import warnings
-
             import torch  # torch: heavy, loaded only when a model runs
 
             with warnings.catch_warnings():
@@ -478,6 +469,4 @@ def fit_length(window: np.ndarray, frames: int) -> np.ndarray:
 
 
 def _import(module: str):
-    from sertool.errors import optional_import
-
     return optional_import(module, "export", "export", ExportError)

@@ -12,12 +12,15 @@ which decodes it or says why it cannot.
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import soundfile as sf
 
 from sertool.errors import AudioError
 from sertool.io.pcm import PCM_FORMATS, pcm_to_float, raw_format  # noqa: F401 (PCM_FORMATS, pcm_to_float: re-exported)
@@ -94,8 +97,6 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     AudioError
         The file is missing, empty, not audio, or holds no samples.
     """
-    import soundfile as sf
-
     path = Path(path)
     _check_exists(path)
     try:
@@ -123,7 +124,7 @@ def _read_into_padded(frames: int, pad: int, read) -> tuple[np.ndarray, np.ndarr
 def _drflac():
     """miniaudio's compiled dr_flac as ``(ffi, lib)``, or None when not installed or too old."""
     try:
-        from miniaudio import ffi, lib
+        from miniaudio import ffi, lib  # optional at run time: an old miniaudio lacks dr_flac's entry points
     except ImportError:
         return None
     return (ffi, lib) if hasattr(lib, "ma_dr_flac_open_file") else None
@@ -161,8 +162,6 @@ def _decode(path: Path, sr: int, pad: int) -> tuple[np.ndarray, np.ndarray | Non
 
     Raises AudioError for files no decoder reads.
     """
-    import soundfile as sf
-
     if path.suffix.lower() == ".flac":
         fast = _decode_flac(path, pad)
         if fast is not None:
@@ -198,8 +197,6 @@ def _report_truncation(message: str | None, on_warning) -> None:
     if on_warning is not None:
         on_warning(message)
         return
-    import warnings
-
     warnings.warn(message, TruncatedAudioWarning, stacklevel=3)
 
 
@@ -256,7 +253,7 @@ def load_audio(path: str | os.PathLike, *, sr: int = 16000, min_duration: float 
     if not integer_pcm and not np.isfinite(samples).all():  # integer PCM is always finite
         raise AudioError(f"{path}: audio contains NaN or infinite samples; re-export it from the source")
     if native_sr != sr:
-        import soxr
+        import soxr  # soxr: heavy, loaded only when a file needs resampling
 
         samples = soxr.resample(samples, native_sr, sr, quality="HQ")
     if samples.shape[0] < min_duration * sr or samples.shape[0] == 0:
@@ -290,8 +287,6 @@ def stream_audio(path: str | os.PathLike, *, sr: int = 16000, block_seconds: flo
     AudioError
         As :func:`load_audio`: missing, undecodable, empty or non-finite audio.
     """
-    import soundfile as sf
-
     path = Path(path)
     _check_exists(path)
     if path.suffix.lower() == ".flac":
@@ -345,7 +340,7 @@ def _stream_blocks(path: Path, read, native_sr: int, announced: int, integer_pcm
     """The blocks of :func:`stream_audio` from ``read(frames) -> (frames, channels) float32``."""
     resampler = None
     if native_sr != sr:
-        import soxr
+        import soxr  # soxr: heavy, loaded only when a stream needs resampling
 
         resampler = soxr.ResampleStream(native_sr, sr, 1, dtype="float32", quality="HQ")
     decoded, size = 0, max(1, int(block_seconds * native_sr))
@@ -376,14 +371,10 @@ def decode_bytes(data: bytes, *, name: str = "-", rate: int | None = None, fmt: 
     writes to a pipe, is read to its end). With ``rate`` they are raw PCM
     in ``fmt`` (:data:`PCM_FORMATS`) with ``channels`` interleaved channels.
     """
-    import io
-
     if not data:
         raise AudioError(f"{name}: no audio bytes arrived on stdin; pipe a WAV file in, e.g. "
                          "`ffmpeg -i talk.mp4 -f wav - | sertool predict -`")
     if rate is None:
-        import soundfile as sf
-
         try:
             samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
         except Exception as exc:  # libsndfile's errors are not one type

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sertool import __version__
 from sertool.errors import CheckpointError  # defined in sertool.errors, importable here too
+from sertool.io.atomic import atomic_path
+from sertool.models.registry import build_model
 
 FORMAT = "sertool-checkpoint"
 FORMAT_VERSION = 1
@@ -96,9 +99,7 @@ class Checkpoint:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write atomically (temp file + rename), so a kill never leaves half a checkpoint."""
-        import torch
-
-        from sertool.io.atomic import atomic_path
+        import torch  # torch: heavy, loaded only when a checkpoint is written
 
         path = Path(path)
         with atomic_path(path) as tmp:
@@ -108,9 +109,7 @@ class Checkpoint:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Checkpoint":
         """Load and validate; never executes code from the file."""
-        import pickle
-
-        import torch
+        import torch  # torch: heavy, loaded only when a checkpoint is read
 
         path = Path(path)
         if not path.is_file():
@@ -138,12 +137,12 @@ class Checkpoint:
             raise CheckpointError(f"{path}: checkpoint lacks field(s) {', '.join(missing)}; retrain or re-save it")
         if not isinstance(data["labels"], list) or not data["labels"]:
             raise CheckpointError(f"{path}: checkpoint field 'labels' must be a non-empty list")
-        from sertool.features.normalise import NORM_MODES
+        from sertool.features.normalise import NORM_MODES  # numpy: heavy, loaded only when a checkpoint is read
 
         mode = (data.get("norm") or {}).get("mode", "global") if isinstance(data.get("norm", {}), dict) else None
         if mode not in NORM_MODES:
             raise CheckpointError(f"{path}: checkpoint field 'norm' names no known mode ({', '.join(NORM_MODES)})")
-        import torch
+        import torch  # torch: heavy, loaded only when a checkpoint is read
 
         mean, std = data["norm_mean"], data["norm_std"]
         if not (isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor) and mean.ndim == std.ndim == 1
@@ -156,8 +155,6 @@ class Checkpoint:
 
     def build_model(self):
         """The model with its trained weights, in eval mode."""
-        from sertool.models import build_model
-
         if self.is_fusion:
             raise CheckpointError("a fused checkpoint has no single model; score it with sertool.predict or evaluate")
         model = build_model(self.model, self.model_config, input_dim=len(self.norm_mean), num_classes=len(self.labels),
@@ -166,6 +163,6 @@ class Checkpoint:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:
             raise CheckpointError(f"weights do not fit model {self.model!r}: {str(exc).splitlines()[0]}") from None
-        from sertool.models.common import fast_layout
+        from sertool.models.common import fast_layout  # torch: heavy, loaded only when a model is built
 
         return fast_layout(model).eval()

@@ -10,9 +10,12 @@ it found them.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import sys
 from typing import Iterator
+
+from sertool.errors import ConfigError
 
 
 @contextlib.contextmanager
@@ -39,9 +42,7 @@ def torch_threads(count: int | None, *, loaded_only: bool = False) -> Iterator[N
 
 def torch_device(name: str):
     """``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available) as a torch.device; ConfigError when CUDA is absent."""
-    import torch
-
-    from sertool.errors import ConfigError
+    import torch  # torch: heavy, loaded only when a model runs
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -64,7 +65,7 @@ def blas_threads(count: int, api: str = "openblas") -> Iterator[None]:
         ``"openblas"`` (threadpoolctl's internal API name, whatever the library file is called: numpy 2 ships it
         as ``libscipy_openblas``), or ``"blas"`` for every BLAS library loaded.
     """
-    from threadpoolctl import ThreadpoolController
+    from threadpoolctl import ThreadpoolController  # loaded on use: keeps `sertool --help` light
 
     # Selected by internal API: the earlier ``threadpool_limits(limits={"openblas": n})`` matched no library
     # (its keys are user APIs or file prefixes), so numpy's OpenBLAS kept 2 threads and predict's features
@@ -83,7 +84,7 @@ def inference_autocast(device):
 
     On the CPU inference stays float32, so CPU scores never depend on the CPU's bfloat16 support.
     """
-    import torch
+    import torch  # torch: heavy, loaded only when a model runs
 
     enabled = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
@@ -100,8 +101,6 @@ def tune_allocator() -> None:
     worker processes call it, library calls do not.
     """
     try:
-        import ctypes
-
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, 256 << 20)  # M_MMAP_THRESHOLD
         libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD
@@ -114,7 +113,7 @@ def tune_worker_process() -> None:
     global _BLAS_LIMIT
     if _BLAS_LIMIT is not None:
         return
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # loaded on use: keeps `sertool --help` light
 
     _BLAS_LIMIT = threadpool_limits(1, user_api="blas")
     tune_allocator()
@@ -145,14 +144,16 @@ def single_thread_env():
 
 
 def start_method() -> str:
-    """``fork`` when every loaded thread pool has one thread, else ``spawn``.
+    """``fork`` when every loaded thread pool has one thread and onnxruntime is not loaded, else ``spawn``.
 
     Forking a process whose BLAS or OpenMP pool has worker threads can
     deadlock the children; a spawned worker is safe but pays 0.3-0.5 s of
     imports. The CLI loads BLAS single-threaded, so it gets the fast path.
     """
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info  # loaded on use: keeps `sertool --help` light
 
+    if "onnxruntime" in sys.modules:  # its thread pools do not survive a fork: a forked worker hung in it
+        return "spawn"
     pools = threadpool_info()
     return "fork" if pools and all(p.get("num_threads") == 1 for p in pools) else "spawn"
 
