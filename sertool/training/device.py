@@ -82,14 +82,8 @@ def resolved_precision(config, device) -> str:
 def autocast(config, device):
     """A context manager: bfloat16 autocast when the resolved precision is bf16, otherwise a no-op.
 
-    Parameters
-    ----------
-    config : TrainConfig
-    device : torch.device
-
-    Returns
-    -------
-    torch.autocast
+    ``config`` (a :class:`TrainConfig`) and ``device`` (a ``torch.device``) as for
+    :func:`resolved_precision`; returns a ``torch.autocast`` context.
     """
     import torch  # torch: heavy, loaded only when a model trains
 
