@@ -172,9 +172,9 @@ def test_utterance_level_models_score_each_window_as_predict_does(tmp_path, reco
     sertool.train(manifest, store, model="logreg", output=tmp_path / "run", protocol="loso", valid_speakers=1,
                   settings={"norm": "global"})
     model = tmp_path / "run" / "fold-0" / "checkpoint.pt"
-    reference = segments(recording, tmp_path, model=model, window_s=2.0, hop_s=1.0)
+    reference = segments(recording, tmp_path, model=model, window=2.0, hop=1.0)
     out = io.StringIO()
-    result = stream_scores(model, open(recording, "rb"), out, window_s=2.0, hop_s=1.0)
+    result = stream_scores(model, open(recording, "rb"), out, window=2.0, hop=1.0)
     assert not result.incremental
     assert_same_windows(table(out.getvalue()), reference)
     from sertool.errors import AudioError

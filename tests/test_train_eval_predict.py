@@ -252,7 +252,7 @@ def test_every_model_on_its_own_features_trains_evaluates_and_predicts(corpus, p
                            tmp_path / "p.csv")
     assert report.ok == 17 and report.failed == 0
     report = predict_files(ckpt_path, [root / "audio" / "low" / "spk1_0.wav"], tmp_path / "s.csv", segments=True,
-                           window_s=0.5, hop_s=0.25)
+                           window=0.5, hop=0.25)
     rows = list(csv.DictReader(open(tmp_path / "s.csv")))
     assert report.ok == 1 and len(rows) >= 3
     starts, ends = [float(r["start"]) for r in rows], [float(r["end"]) for r in rows]
@@ -347,7 +347,7 @@ def test_predict_works_for_a_checkpoint_of_every_feature_set(corpus, preset_stor
     assert report.ok == 16 and len(rows) == 16 and all(not r["error"] for r in rows)
     assert all(abs(float(r["p_high"]) + float(r["p_low"]) - 1) < 1e-3 for r in rows)
     report = predict_files(ckpt, [root / "audio" / "low" / "spk0_0.wav"], tmp_path / "s.csv", segments=True,
-                           window_s=0.5, hop_s=0.25)
+                           window=0.5, hop=0.25)
     segments = list(csv.DictReader(open(tmp_path / "s.csv")))
     assert report.ok == 1 and len(segments) >= 3 and float(segments[-1]["end"]) <= 1.0 + 1e-6
 

@@ -64,7 +64,7 @@ def predict(checkpoint, audio, *, speakers: Sequence[str] | None = None, speaker
     from sertool.inference.predict import CROP_TOLERANCE, predict_audio  # numpy, torch: kept off `sertool --help`
 
     return predict_audio(checkpoint, audio, speakers=list(speakers) if speakers is not None else None,
-                         speaker_regex=speaker_regex, window_s=window, hop_s=hop, trust_code=trust_code,
+                         speaker_regex=speaker_regex, window=window, hop=hop, trust_code=trust_code,
                          crop_tolerance=CROP_TOLERANCE if crop_tolerance is None else crop_tolerance,
                          batch_size=batch_size, device=device, vad=vad)
 
@@ -135,7 +135,7 @@ def predict_files(checkpoint, inputs: PathLike | Sequence[PathLike], *, output: 
     clip = _stdin_clip(inputs, stdin, rate, pcm_format, channels)
     if clip is not None:
         resume = resume and str(output) != "-"
-    return score_files(checkpoint_path(checkpoint), inputs, output, window_s=window, hop_s=hop, segments=segments,
+    return score_files(checkpoint_path(checkpoint), inputs, output, window=window, hop=hop, segments=segments,
                        resume=resume, max_failures=max_failures, speaker_regex=speaker_regex,
                        trust_code=trust_code, progress=progress,
                        crop_tolerance=CROP_TOLERANCE if crop_tolerance is None else crop_tolerance,
@@ -191,7 +191,7 @@ def stream(source, *, output, checkpoint="default", window: float | None = None,
                 raise AudioError(f"{name}: file not found; check the path")
             source = stack.enter_context(open(name, "rb"))
         with blas_threads(1):
-            return stream_scores(checkpoint_path(checkpoint), source, output, window_s=window, hop_s=hop, pcm=pcm,
+            return stream_scores(checkpoint_path(checkpoint), source, output, window=window, hop=hop, pcm=pcm,
                                  device=device, trust_code=trust_code, name=name)
 
 

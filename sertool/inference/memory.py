@@ -66,7 +66,7 @@ def _loaded(checkpoint, trust_code: bool, device: str) -> Checkpoint:
 
 
 def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speaker_regex: str | None = None,
-                  window_s: float | None = None, hop_s: float | None = None,
+                  window: float | None = None, hop: float | None = None,
                   trust_code: bool = False, crop_tolerance: float = CROP_TOLERANCE, batch_size: int = WINDOW_BATCH,
                   device: str = "cpu", vad: bool = False) -> Predictions:
     """Score audio in memory with a checkpoint; nothing is written.
@@ -85,10 +85,10 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
         folders are expanded); each speaker needs at least
         :data:`sertool.features.normalise.MIN_SPEAKER_UTTERANCES` inputs. Manifest inputs
         use their ``speaker`` column, ``speaker_regex`` searches the paths.
-    window_s, hop_s
+    window, hop
         Window length and hop in seconds (default: the model's input length, and half of it).
     crop_tolerance
-        Without ``window_s``, inputs up to (1 + this) x the model's input length
+        Without ``window``, inputs up to (1 + this) x the model's input length
         are one window the model centre-crops, as in training (:data:`CROP_TOLERANCE`).
     batch_size, device
         Windows per forward pass (:data:`WINDOW_BATCH`), and ``"cpu"``, ``"cuda"`` or ``"auto"``.
@@ -115,7 +115,7 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
     members = checkpoint.member_checkpoints() if checkpoint.is_fusion else [checkpoint]
     weights = checkpoint.model_config["weights"] if checkpoint.is_fusion else [1.0]
     with torch_threads(max(1, os.cpu_count() or 1), loaded_only=True), blas_threads(1):
-        scorers = [Scorer(m, window_s, hop_s, crop_tolerance, batch_size, device, vad) for m in members]
+        scorers = [Scorer(m, window, hop, crop_tolerance, batch_size, device, vad) for m in members]
         groups = speaker_map(sources, audio, speakers, speaker_regex) if any(s.needs_speakers for s in scorers) \
             else None
         outcomes: dict[str, object] = {}

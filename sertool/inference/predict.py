@@ -48,13 +48,16 @@ __all__ = ["BUNDLED", "CROP_TOLERANCE", "Clip", "DEFAULT_CHECKPOINT", "Predictio
            "checkpoint_path", "default_checkpoint", "expand_inputs", "predict_audio", "predict_files"]
 
 
-def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = None, hop_s: float | None = None,
+def predict_files(checkpoint, inputs, output, *, window: float | None = None, hop: float | None = None,
                   segments: bool = False, resume: bool = True, max_failures: int = 0,
                   speaker_regex: str | None = None, trust_code: bool = False,
                   progress: bool | None = None, crop_tolerance: float = CROP_TOLERANCE,
                   batch_size: int = WINDOW_BATCH, device: str = "cpu", stdin: Clip | None = None,
                   vad: bool = False, jobs: int = 1) -> RunReport:
     """Score ``inputs`` with the checkpoint and write CSV rows to ``output`` (a path or ``"-"`` for stdout).
+
+    ``checkpoint``: a checkpoint or exported model file (see :func:`checkpoint_path` for bundled names).
+    ``window``, ``hop``: window length and hop in seconds (default: the model's input length, and half of it).
 
     A checkpoint trained with ``--norm speaker`` needs every file's speaker:
     from a manifest input's ``speaker`` column or ``speaker_regex`` (first
@@ -84,9 +87,9 @@ def predict_files(checkpoint_path, inputs, output, *, window_s: float | None = N
     # With feature workers, the model gets the cores they leave: more threads than cores made both 1.4x slower.
     threads = max(1, (os.cpu_count() or 1) - (jobs - 1))
     with blas_threads(1):
-        job = _Job.prepare(checkpoint_path, inputs, segments=segments, speaker_regex=speaker_regex,
+        job = _Job.prepare(checkpoint, inputs, segments=segments, speaker_regex=speaker_regex,
                            trust_code=trust_code, stdin=stdin, vad=vad, jobs=jobs, threads=threads,
-                           options=(window_s, hop_s, crop_tolerance, batch_size, device, vad))
+                           options=(window, hop, crop_tolerance, batch_size, device, vad))
         # a model on onnxruntime (the bundled one) got its threads when it was opened, and needs no torch
         with torch_threads(threads, loaded_only=True):
             return job.write(output, resume=resume, max_failures=max_failures, progress=progress)

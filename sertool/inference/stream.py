@@ -109,20 +109,20 @@ def _stream_scorer(checkpoint_path, window_s, hop_s, device: str, trust_code: bo
     return scorer
 
 
-def stream_scores(checkpoint_path, fh: BinaryIO, out: TextIO, *, window_s: float | None = None,
-                  hop_s: float | None = None, pcm: PcmFormat | None = None, device: str = "cpu",
+def stream_scores(checkpoint, fh: BinaryIO, out: TextIO, *, window: float | None = None,
+                  hop: float | None = None, pcm: PcmFormat | None = None, device: str = "cpu",
                   trust_code: bool = False, name: str = "-") -> StreamResult:
     """Score the audio stream ``fh`` with a checkpoint, writing one flushed CSV row to ``out`` per window.
 
     Parameters
     ----------
-    checkpoint_path
-        Checkpoint or exported model (not fused, not speaker-normalised: a stream is one recording).
+    checkpoint
+        Checkpoint or exported model file (not fused, not speaker-normalised: a stream is one recording).
     fh
         Binary stream: WAV, or raw PCM when ``pcm`` is given (:func:`raw_format`).
     out
         Text output for the rows.
-    window_s, hop_s
+    window, hop
         Window and hop in seconds (default: the model's input length and half of it; utterance-level
         models and models without an input length :data:`DEFAULT_WINDOW_S`).
     pcm
@@ -141,7 +141,7 @@ def stream_scores(checkpoint_path, fh: BinaryIO, out: TextIO, *, window_s: float
     SertoolError
         A fused or speaker-normalised model, a damaged or unsupported stream, or audio too short to score.
     """
-    scorer = _stream_scorer(checkpoint_path, window_s, hop_s, device, trust_code)
+    scorer = _stream_scorer(checkpoint, window, hop, device, trust_code)
     length = None
     if pcm is None:
         pcm, length = read_wav_header(fh, name)
