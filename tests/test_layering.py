@@ -177,3 +177,10 @@ def test_every_function_level_import_says_why():
             if not any("#" in line for line in nearby[:2]) and not nearby[2].strip().startswith("#"):
                 silent.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
     assert silent == []
+
+
+def test_test_folders_mirror_the_package():
+    tests = Path(__file__).resolve().parent
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert folders - packages == set(), "a test folder that names no sertool package"

@@ -259,7 +259,7 @@ def test_every_model_on_its_own_features_trains_evaluates_and_predicts(corpus, p
     assert starts == sorted(starts) and starts[0] == 0 and 0.9 <= ends[-1] <= 1.0 + 1e-6
     assert all(0.4 <= e - s_ <= 0.6 for s_, e in zip(starts, ends))
     pytest.importorskip("onnxruntime")
-    from tests.test_export import check_exports
+    from tests.inference.test_export import check_exports
 
     files = [root / "audio" / "high" / "spk0_0.wav", root / "audio" / "low" / "spk1_1.wav",
              write_audio(tmp_path / "long.wav", seconds=4.0, freq=200.0)]

@@ -15,7 +15,7 @@ import pytest
 from sertool.errors import SertoolError
 from sertool.runtime.workers import Workers
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: Workers notice a dead parent within a second; waiting this long for one to exit means it never will.
 ORPHAN_SECONDS = 60
 
@@ -96,7 +96,7 @@ def test_leaving_early_stops_every_worker():
 
 KILLED_PARENT = """
 import sys, time
-from tests.test_workers import _sleep, _nothing
+from tests.runtime.test_workers import _sleep, _nothing
 from sertool.runtime.workers import Workers
 workers = Workers(2, _sleep, initializer=_nothing, start_method="fork").start()
 print(*[p.pid for p in workers._processes], flush=True)

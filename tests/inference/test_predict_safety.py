@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from sertool.cli.main import cli
 from sertool.io.locks import OutputLock
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_a_second_predict_into_the_same_file_is_refused(tmp_path):

@@ -14,7 +14,7 @@ import soundfile as sf
 import sertool
 from tests.conftest import tone, write_audio, write_pitch_corpus
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "ravdess"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ravdess"
 CLIPS = sorted(EXAMPLES.glob("*/*.flac"))
 
 

@@ -1,0 +1,1 @@
+"""Tests of sertool.corpora."""
