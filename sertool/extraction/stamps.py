@@ -152,7 +152,7 @@ def remember_request(output, request: str, store_name: str, config_hash: str) ->
     known = known_requests(output)
     known[request] = {"store": store_name, "config_hash": config_hash}
     path = Path(output) / REQUESTS
-    with atomic_write(path, unique=True) as fh:  # several extract runs may share the output folder
+    with atomic_write(path) as fh:  # several extract runs may share the output folder: each its own temp file
         fh.write(json.dumps(known, indent=1, sort_keys=True))
 
 

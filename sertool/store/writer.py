@@ -17,6 +17,7 @@ import numpy as np
 
 from sertool import __version__
 from sertool.errors import StoreError
+from sertool.io.atomic import create_exclusive
 from sertool.io.locks import OutputLock
 from sertool.store.identity import SourceIdentity
 from sertool.store.layout import FORMAT, FORMAT_VERSION, h5py_module, read_index, write_index
@@ -109,7 +110,13 @@ class StoreWriter:
                     f"{self.attrs['config_hash'][:8]}; delete it or pass --overwrite"
                 )
 
+    def _fresh_copy_path(self) -> None:
+        """The private copy's name, emptied and created anew: never written through a planted file or symlink."""
+        self.tmp_path.unlink(missing_ok=True)
+        create_exclusive(self.tmp_path)
+
     def _create_empty(self) -> None:
+        self._fresh_copy_path()
         with h5py_module().File(self.tmp_path, "w") as h5:
             h5.attrs.update(self.attrs)
             h5.create_group("feats")
@@ -180,6 +187,7 @@ class StoreWriter:
             return
         start = time.monotonic()
         try:
+            self._fresh_copy_path()
             shutil.copyfile(self.path, self.tmp_path)
         except OSError as exc:
             self._abandon_copy(exc)
