@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sertool.corpora import emodb, folder, iemocap, ravdess
+# corpora batch A imports
+# corpora batch B imports
 from sertool.corpora.registry import Corpus
 from sertool.errors import ConfigError
 from sertool.features.vad import split_utterances
@@ -25,6 +27,8 @@ PREPARERS = {corpus.name: corpus for corpus in (
     Corpus("ravdess", "RAVDESS", ravdess),
     Corpus("emodb", "EMO-DB", emodb),
     Corpus("iemocap", "IEMOCAP", iemocap),
+    # corpora batch A (one line each)
+    # corpora batch B (one line each)
     Corpus("folder", "folder", folder, fake_options={"speaker_regex": folder.FAKE_SPEAKER_REGEX},
            labels_from_tree=True),
 )}
