@@ -49,17 +49,20 @@ def train_setup(model: str = "light_sernet", *, recipe: str = "default", setting
                       build_model_config(model, model_values), train_config)
 
 
-def train(manifest: PathLike, store: PathLike, *, output: PathLike, model: str = "light_sernet",
-          protocol: str = "speaker-kfold", folds: int = 5, fold: int | None = None, valid_speakers: int = 2,
-          test_speakers: Sequence[str] | None = None, split_column: str = "split", recipe: str = "default",
-          settings: dict[str, Any] | None = None, model_settings: dict[str, Any] | None = None,
-          config: PathLike | None = None, utterance_store: PathLike | None = None, log: Log | None = None):
+def train(manifest: PathLike | Sequence[PathLike], store: PathLike, *, output: PathLike,
+          model: str = "light_sernet", protocol: str = "speaker-kfold", folds: int = 5, fold: int | None = None,
+          valid_speakers: int = 2, test_speakers: Sequence[str] | None = None, split_column: str = "split",
+          recipe: str = "default", settings: dict[str, Any] | None = None,
+          model_settings: dict[str, Any] | None = None, config: PathLike | None = None,
+          utterance_store: PathLike | None = None, labels: str | Sequence[str] | None = None,
+          label_map: Sequence[str] | dict[str, str] | None = None, log: Log | None = None):
     """Train one model per fold of a speaker-independent protocol (``sertool train``).
 
     Parameters
     ----------
     manifest, store
-        Manifest CSV and a feature store of its rows.
+        Manifest CSV (or a list of them, trained together with speakers named ``<corpus>:<speaker>``)
+        and a feature store of all their rows (``store_merge`` joins per-corpus stores).
     output
         Run folder (``fold-<i>/checkpoint.pt`` ...); a rerun resumes it.
     model
@@ -76,6 +79,11 @@ def train(manifest: PathLike, store: PathLike, *, output: PathLike, model: str =
         A TOML file with ``[model]`` and ``[train]`` tables (applied before the two dicts).
     utterance_store
         An utterance-level store (e.g. speaker embeddings) appended after MSCNN-SPU's pooling.
+    labels
+        Train on these labels only: a set name (``big4``, ``big6``, ``big7``, ``all``), a list, or
+        comma-separated names; other rows are left out.
+    label_map
+        Rename labels first: ``["excited=happy"]`` or ``{"excited": "happy"}``.
     log
         Called with each progress line (default: silent).
 
@@ -101,7 +109,8 @@ def train(manifest: PathLike, store: PathLike, *, output: PathLike, model: str =
                          fold=fold, valid_speakers=valid_speakers,
                          test_speakers=list(test_speakers) if test_speakers else None, split_column=split_column,
                          model_settings=setup.model_settings, utterance_store=utterance_store,
-                         train_config=setup.train_config, log=log or _quiet)
+                         train_config=setup.train_config, label_set=labels, label_map=label_map,
+                         log=log or _quiet)
     finally:
         distributed.stop()
 

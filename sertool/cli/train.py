@@ -66,8 +66,7 @@ def setting_options(command):
 
 
 @click.command()
-@click.argument("manifest", required=False, type=click.Path(dir_okay=False))
-@click.argument("store", required=False, type=click.Path(dir_okay=False))
+@click.argument("inputs", nargs=-1, metavar="MANIFEST... STORE", type=click.Path(dir_okay=False))
 @click.option("-m", "--model", default="light_sernet", show_default=True, type=registry_choice("model"),
               help="Model (frame-level networks, or svm / logreg / mlp on utterance-level stores).")
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="Run folder.")
@@ -78,6 +77,10 @@ def setting_options(command):
               help="Training speakers held out per fold to choose the epoch (or C).")
 @click.option("--test-speakers", default=None, help="holdout: comma-separated test speakers.")
 @click.option("--split-column", default="split", show_default=True, help="column: manifest column to split by.")
+@click.option("--labels", "label_set", default=None, metavar="SET",
+              help="Train on these labels only: big4, big6, big7, all, or names separated by commas.")
+@click.option("--map", "label_map", multiple=True, metavar="FROM=TO",
+              help="Rename a label before --labels (e.g. excited=happy); repeatable.")
 @click.option("--utterance-store", type=click.Path(dir_okay=False), default=None,
               help="Utterance-level store (e.g. a speaker embedding) appended after MSCNN-SPU's pooling.")
 @config_file_options("TOML with [model] and [train] tables (see --print-config).",
@@ -87,9 +90,12 @@ def setting_options(command):
 @setting_options
 @click.option("--print-config", "print_config", is_flag=True,
               help="Print --model's config and its --recipe's train config as TOML and exit.")
-def train(manifest, store, model, output, protocol, folds, fold, valid_speakers, test_speakers, split_column,
-          utterance_store, config_file, sets, recipe, print_config, betas, **settings):
+def train(inputs, model, output, protocol, folds, fold, valid_speakers, test_speakers, split_column,
+          label_set, label_map, utterance_store, config_file, sets, recipe, print_config, betas, **settings):
     """Train a model on MANIFEST with features from STORE, one model per fold.
+
+    Several manifests train together (multi-corpus): speakers become
+    <corpus>:<speaker>, and STORE must hold every row (`sertool store merge`).
 
     The epoch (or C) is chosen on validation speakers drawn from each fold's
     training speakers; global normalisation is fit on training data only.
@@ -104,15 +110,17 @@ def train(manifest, store, model, output, protocol, folds, fold, valid_speakers,
         click.echo(api.train_setup(model, recipe=recipe, settings=settings, model_settings=model_settings,
                                    config=config_file).to_toml(), nl=False)
         return
-    missing = [n for n, v in (("MANIFEST", manifest), ("STORE", store), ("--output", output)) if not v]
+    manifests, store = list(inputs[:-1]), inputs[-1] if inputs else None
+    missing = [n for n, v in (("MANIFEST", manifests), ("STORE", store), ("--output", output)) if not v]
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)}")
     sigterm_exits()
     start = time.monotonic()
-    results = api.train(manifest, store, output=output, model=model, protocol=protocol, folds=folds, fold=fold,
+    results = api.train(manifests[0] if len(manifests) == 1 else manifests, store, output=output, model=model, protocol=protocol, folds=folds, fold=fold,
                         valid_speakers=valid_speakers, test_speakers=comma_list(test_speakers),
                         split_column=split_column, recipe=recipe, settings=settings, model_settings=model_settings,
-                        config=config_file, utterance_store=utterance_store, log=log)
+                        config=config_file, utterance_store=utterance_store, labels=label_set,
+                        label_map=list(label_map) or None, log=log)
     _report(results, model, output, time.monotonic() - start)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from sertool.errors import SertoolError
-from sertool.features.normalise import MIN_SPEAKER_UTTERANCES, speaker_normaliser
+from sertool.features.normalise import MIN_SET_UTTERANCES, MIN_SPEAKER_UTTERANCES, set_of_files, speaker_normaliser
 from sertool.inference.engine import Scorer
 from sertool.inference.runner import fuse
 from sertool.inference.sources import Clip
@@ -72,6 +72,8 @@ def score_group(scorer: Scorer, group, wanted: list) -> dict:
     A speaker-normalising scorer computes the statistics over every scorable
     file of ``group`` (``(speaker, files)``; None: files without a speaker).
     """
+    if scorer.needs_set:
+        return _score_set(scorer, group, wanted)
     if not scorer.needs_speakers:
         return _outcomes(scorer.score, wanted)
     if group is None:
@@ -92,6 +94,31 @@ def score_group(scorer: Scorer, group, wanted: list) -> dict:
             out[key] = (duration, scorer.score_features(feats, duration, spans, key, normaliser))
         else:
             out[key] = outcomes[key]
+    return out
+
+
+def _score_set(scorer: Scorer, group, wanted: list) -> dict:
+    """Like :func:`score_group` for a ``set``-normalised scorer: one set's statistics over all of ``group``'s files.
+
+    Fewer than :data:`~sertool.features.normalise.MIN_SET_UTTERANCES` scorable files: the checkpoint's training
+    statistics, with a warning on each file.
+    """
+    files = group[1] if group is not None else wanted
+    outcomes = _outcomes(scorer.features, files)
+    computed = {key: value for key, value in outcomes.items() if not isinstance(value, SertoolError)}
+    normaliser, own = set_of_files({key: feats for key, (_, feats, _) in computed.items()}, scorer.normaliser)
+    out = {}
+    for f in wanted:
+        key = str(f)
+        if key not in computed:
+            out[key] = outcomes[key]
+            continue
+        if not own:
+            scorer.notes.setdefault(key, []).append(
+                f"set normalisation: only {len(computed)} file(s) scored together (fewer than {MIN_SET_UTTERANCES}); "
+                "the training statistics were used")
+        duration, feats, spans = computed[key]
+        out[key] = (duration, scorer.score_features(feats, duration, spans, key, normaliser))
     return out
 
 

@@ -17,6 +17,10 @@ Protocols:
 - ``column``: one fold from a manifest column (default ``split``) holding
   train / valid / test; without valid rows, validation speakers are drawn
   from the train rows.
+- ``loco``: leave one corpus out (the ``corpus`` column): every corpus is the
+  test set once; ``valid_speakers`` validation speakers are drawn from EACH
+  training corpus, so neither training nor model selection ever sees the
+  test corpus.
 - ``all``: one fold training on every speaker but the validation speakers,
   with no test set: for a final model, whose accuracy must come from a
   cross-validated run.
@@ -34,7 +38,7 @@ from dataclasses import dataclass
 from sertool.errors import ConfigError
 from sertool.io.manifest import Utterance
 
-PROTOCOLS = ("loso", "speaker-kfold", "session", "holdout", "column", "random", "all")
+PROTOCOLS = ("loso", "speaker-kfold", "session", "holdout", "column", "loco", "random", "all")
 RANDOM_WARNING = ("protocol 'random' is speaker-dependent: test speakers are also in training, "
                   "so its accuracy overstates performance on new speakers")
 
@@ -131,6 +135,8 @@ def _make_folds(utts, protocol, *, folds, valid_speakers, test_speakers, split_c
             sessions[u.session].add(u.speaker)
         return [_fold(i, f"session{s}", sorted(sp), speakers, valid_speakers, rng)
                 for i, (s, sp) in enumerate(sorted(sessions.items()))]
+    if protocol == "loco":
+        return _loco_folds(utts, speakers, valid_speakers, rng)
     if protocol == "all":
         return [_fold(0, "all", [], speakers, valid_speakers, rng)]
     if protocol == "holdout":
@@ -140,6 +146,35 @@ def _make_folds(utts, protocol, *, folds, valid_speakers, test_speakers, split_c
                               + (f" (unknown: {', '.join(missing)})" if missing else ""))
         return [_fold(0, "+".join(test_speakers), test_speakers, speakers, valid_speakers, rng)]
     raise ConfigError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+
+
+def _loco_folds(utts, speakers, valid_count, rng) -> list[Fold]:
+    """One fold per corpus: its speakers test; ``valid_count`` validation speakers from each other corpus."""
+    corpus_of = {}
+    for u in utts:
+        if not u.corpus:
+            raise ConfigError(f"utterance {u.id!r} has no corpus; --protocol loco needs the corpus column "
+                              "(prepare each corpus with sertool prepare, then train on the manifests together)")
+        if corpus_of.setdefault(u.speaker, u.corpus) != u.corpus:
+            raise ConfigError(f"speaker {u.speaker!r} appears in corpora {corpus_of[u.speaker]!r} and {u.corpus!r}; "
+                              "train on the manifests together so speakers are named per corpus")
+    corpora = sorted(set(corpus_of.values()))
+    if len(corpora) < 2:
+        raise ConfigError(f"--protocol loco needs two or more corpora; the manifest has {', '.join(corpora)}")
+    ids = lambda group: tuple(u.id for s in group for u in speakers[s])  # noqa: E731
+    folds = []
+    for index, test_corpus in enumerate(corpora):
+        valid, train = [], []
+        for corpus in corpora:
+            if corpus == test_corpus:
+                continue
+            members = [s for s in speakers if corpus_of[s] == corpus]
+            chosen = _pick_valid(members, speakers, valid_count, rng)
+            valid += chosen
+            train += [s for s in members if s not in chosen]
+        test = [s for s in speakers if corpus_of[s] == test_corpus]
+        folds.append(Fold(index, test_corpus, ids(train), ids(sorted(valid)), ids(test)))
+    return folds
 
 
 def _column_fold(utts, column, valid_count, rng) -> Fold:

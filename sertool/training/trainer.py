@@ -29,9 +29,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from sertool.corpora.combine import Combined, combine_manifests
+from sertool.corpora.labels import parse_mapping, resolve_set
 from sertool.errors import ConfigError, SertoolError
-from sertool.features.normalise import check_mode
-from sertool.io.manifest import Utterance, read_manifest
+from sertool.features.normalise import check_mode, speaker_trust
+from sertool.io.manifest import Utterance, write_manifest
 from sertool.models import MODELS, build_model_config, model_spec
 from sertool.runtime.process import torch_threads
 from sertool.store.reader import FeatureStore
@@ -169,11 +171,34 @@ def _labels(manifest, utterances: list[Utterance]) -> list[str]:
     return sorted({u.label for u in utterances})
 
 
+def _read_rows(manifest, label_set, label_map, log) -> Combined:
+    """The rows of one manifest or several (:func:`~sertool.corpora.combine.combine_manifests`), left-out labels logged."""
+    manifests = [manifest] if isinstance(manifest, (str, Path)) else list(manifest)
+    combined = combine_manifests(manifests, label_set=label_set, mapping=label_map)
+    if combined.dropped:
+        log("labels outside the set left out: " + ", ".join(f"{k} {v}" for k, v in sorted(combined.dropped.items())))
+    return combined
+
+
+def _data_info(combined: Combined, label_set, label_map) -> dict:
+    """run.json's record of the data: the manifests read and the label set and mapping (plain lists and dicts)."""
+    selection = {"set": list(resolve_set(label_set)), "map": parse_mapping(label_map)} if combined.changed else None
+    return {"manifests": [str(m.resolve()) for m in combined.manifests], "label_selection": selection}
+
+
+def _warn_speaker_trust(train_config: TrainConfig, utterances: list[Utterance], log) -> None:
+    """Log :func:`~sertool.features.normalise.speaker_trust`'s warning for ``--norm speaker`` runs."""
+    doubt = speaker_trust(utterances, [u.id for u in utterances]) if train_config.norm == "speaker" else None
+    if doubt:
+        log(f"warning: {doubt}")
+
+
 def _claim_run_dir(output: Path, run_info: dict, world) -> None:
     """Check ``output`` holds no other run, then write its ``run.json`` (rank 0)."""
     output.mkdir(parents=True, exist_ok=True)
     earlier = read_run_info(output)
-    changed = [k for k in ("manifest", "store", "utterance_store", "model") if earlier and earlier.get(k) != run_info[k]]
+    keys = ("manifest", "store", "utterance_store", "model", "manifests", "label_selection")
+    changed = [k for k in keys if earlier and k in earlier and earlier.get(k) != run_info.get(k)]
     if changed:
         raise SertoolError(f"{output}: holds a run with another {', '.join(changed)} ({earlier[changed[0]]}); use a "
                            "new -o folder or delete it to start over")
@@ -181,17 +206,41 @@ def _claim_run_dir(output: Path, run_info: dict, world) -> None:
         atomic_json(output / RUN_FILE, {**run_info, **({"processes": world.size} if world.active else {})})
 
 
+def _run_manifest(combined: Combined, output: Path) -> Path:
+    """The manifest the run's folds refer to: the one given, or the run's own ``manifest.csv`` of the rows used.
+
+    Several manifests, or labels renamed or left out, make rows no single input holds; the run keeps them
+    in ``RUN/manifest.csv`` (written by :func:`_write_run_manifest` once the folder is claimed), so
+    ``evaluate`` reads exactly what trained.
+    """
+    return output / "manifest.csv" if combined.changed else combined.manifests[0]
+
+
+def _write_run_manifest(combined: Combined, path: Path, world) -> None:
+    """Write the combined rows to the run's ``manifest.csv`` (rank 0), when the run needs its own copy."""
+    if combined.changed and world.is_main:
+        write_manifest(combined.rows, path)
+    distributed.barrier()
+
+
 def train_run(manifest, store, *, model: str, output, protocol: str = "speaker-kfold",
               folds: int = 5, fold: int | None = None, valid_speakers: int = 2,
               test_speakers: list[str] | None = None, split_column: str = "split",
               model_settings: dict | None = None, train_config: TrainConfig | None = None,
-              utterance_store=None, log: Callable[[str], None] = lambda m: None) -> list[FoldResult]:
+              utterance_store=None, label_set=None, label_map=None,
+              log: Callable[[str], None] = lambda m: None) -> list[FoldResult]:
     """Split ``manifest`` by ``protocol`` and train every fold (or only ``fold``).
 
     Parameters
     ----------
-    manifest, store : str or Path
-        Labelled manifest CSV and its feature store.
+    manifest : str, Path or list of them
+        Labelled manifest CSV(s); several are trained together with speakers named per corpus
+        (:mod:`sertool.corpora.combine`).
+    store : str or Path
+        A feature store holding every row of the manifest(s) (``sertool store merge`` joins stores).
+    label_set, label_map
+        Keep only these labels (a name of :data:`sertool.corpora.labels.LABEL_SETS` or a list), after
+        renaming by ``label_map`` (``FROM=TO`` items or a dict).
     model : str
         A registered model.
     output : str or Path
@@ -223,20 +272,24 @@ def train_run(manifest, store, *, model: str, output, protocol: str = "speaker-k
     world = distributed.start(train_config.device)  # a no-op unless launched by torchrun / srun
     if not world.is_main:
         log = lambda message: None  # noqa: E731 - rank 0 alone reports
-    utterances = read_manifest(manifest)
-    labels = _labels(manifest, utterances)
+    combined = _read_rows(manifest, label_set, label_map, log)
+    utterances = combined.rows
+    labels = _labels(combined.manifests[0] if len(combined.manifests) == 1 else "the manifests", utterances)
     check_store_kind(model, store, norm=train_config.norm)
     model_config = _model_config(model, store, utterance_store, model_settings)
     all_folds = make_folds(utterances, protocol, folds=folds, valid_speakers=valid_speakers,
                            test_speakers=test_speakers, split_column=split_column, seed=train_config.seed, warn=log)
     if fold is not None and not 0 <= fold < len(all_folds):
         raise ConfigError(f"--fold {fold}: this protocol has folds 0-{len(all_folds) - 1}")
+    _warn_speaker_trust(train_config, utterances, log)
     output = Path(output)
+    manifest = _run_manifest(combined, output)
     _claim_run_dir(output, {"manifest": str(Path(manifest).resolve()), "store": str(Path(store).resolve()),
-                            "protocol": protocol, "folds": len(all_folds), "model": model, "labels": labels,
-                            "norm": train_config.norm,
+                            **_data_info(combined, label_set, label_map), "protocol": protocol,
+                            "folds": len(all_folds), "model": model, "labels": labels, "norm": train_config.norm,
                             "utterance_store": str(Path(utterance_store).resolve()) if utterance_store else None},
                    world)
+    _write_run_manifest(combined, Path(manifest), world)
     results = []
     for f in all_folds:
         if fold is not None and f.index != fold:

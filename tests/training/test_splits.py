@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,41 @@ def test_errors():
         make_folds(corpus(), "speaker-kfold", folds=9)
     with pytest.raises(ConfigError, match="has no speaker"):
         make_folds([Utterance(id="a", path=Path("x"), label="a")], "loso")
+
+
+def _corpora(with_copies=False):
+    rows = []
+    for corpus, speakers in (("a", 4), ("b", 3), ("c", 5)):
+        for u in corpus_rows(speakers, corpus, with_copies):
+            rows.append(u)
+    return rows
+
+
+def corpus_rows(speakers, name, with_copies):
+    return [replace(u, id=f"{name}:{u.id}", speaker=f"{name}:{u.speaker}", corpus=name,
+                    source_id=f"{name}:{u.source_id}" if u.source_id else "")
+            for u in corpus(speakers, 4, with_copies)]
+
+
+def test_loco_never_puts_the_test_corpus_in_training_or_validation():
+    rows = _corpora(with_copies=True)
+    folds = make_folds(rows, "loco", valid_speakers=1)
+    corpus_of = {u.id: u.corpus for u in rows}
+    assert [f.name for f in folds] == ["a", "b", "c"]
+    for f in folds:
+        assert {corpus_of[i] for i in f.test} == {f.name}
+        assert f.name not in {corpus_of[i] for i in f.train + f.valid}
+        assert {corpus_of[i] for i in f.valid} == {"a", "b", "c"} - {f.name}  # one validation speaker per corpus
+        assert len(speakers_of(f.valid, rows)) == 2
+        assert not any("+noise" in i for i in f.valid + f.test)  # copies train only, with their sources
+        assert not speakers_of(f.train, rows) & speakers_of(f.valid, rows)
+
+
+def test_loco_needs_corpora():
+    rows = corpus(4, 3)
+    with pytest.raises(ConfigError, match="has no corpus; --protocol loco needs the corpus column"):
+        make_folds(rows, "loco")
+    with pytest.raises(ConfigError, match="needs two or more corpora"):
+        make_folds([replace(u, corpus="a") for u in rows], "loco")
+    with pytest.raises(ConfigError, match="appears in corpora 'a' and 'b'"):
+        make_folds([replace(u, corpus="ab"[k % 2]) for k, u in enumerate(rows)], "loco")
