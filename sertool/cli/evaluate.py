@@ -9,7 +9,7 @@ from sertool.cli.app import log
 from sertool.cli.options import device_option, train_choice
 from sertool.io.report import RunReport
 
-SCORE_FILES = "metrics.csv, confusion.csv, predictions.csv, confusion.png, confusion_folds.png"
+SCORE_FILES = "metrics.csv, confusion.csv, predictions.csv, confusion.png, confusion_folds.png, reliability.png"
 
 
 @click.command()
@@ -26,11 +26,13 @@ SCORE_FILES = "metrics.csv, confusion.csv, predictions.csv, confusion.png, confu
               help="--on: CSV of 'from,to' rows mapping the other corpus's labels to the model's.")
 @device_option()
 def evaluate(run_dir, manifest, store, output, selection, cross, label_map, device):
-    """Score each fold of RUN_DIR on its test speakers: WA, UA, macro-F1, confusion.
+    """Score each fold of RUN_DIR on its test speakers: WA, UA, macro-F1, ECE, Brier, confusion.
 
-    MANIFEST and STORE default to those the run was trained on. Writes
-    metrics.csv, confusion.csv, predictions.csv, confusion.png and
-    training_curves.png. With --on, every fold's model scores another corpus.
+    MANIFEST and STORE default to those the run was trained on. Probabilities
+    are calibrated (each fold's temperature, fitted on its validation
+    speakers). Writes metrics.csv, confusion.csv, predictions.csv,
+    confusion.png, reliability.png and training_curves.png. With --on, every
+    fold's model scores another corpus.
     """
     if bool(manifest) != bool(store):
         raise click.UsageError("give both MANIFEST and STORE, or neither")

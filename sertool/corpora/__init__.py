@@ -14,7 +14,9 @@ from pathlib import Path
 
 from sertool.corpora import emodb, folder, iemocap, ravdess
 # corpora batch A imports
+from sertool.corpora import ased, baved, crema_d, esd, savee, shemo, subesco, tess
 # corpora batch B imports
+from sertool.corpora import aesdd, cafe, emov_db, emovo, jl_corpus, mesd, turev_db, urdu
 from sertool.corpora.registry import Corpus
 from sertool.errors import ConfigError
 from sertool.features.vad import split_utterances
@@ -28,7 +30,23 @@ PREPARERS = {corpus.name: corpus for corpus in (
     Corpus("emodb", "EMO-DB", emodb),
     Corpus("iemocap", "IEMOCAP", iemocap),
     # corpora batch A (one line each)
+    Corpus("ased", "ASED", ased),
+    Corpus("baved", "BAVED", baved),
+    Corpus("crema-d", "CREMA-D", crema_d),
+    Corpus("tess", "TESS", tess),
+    Corpus("savee", "SAVEE", savee),
+    Corpus("esd", "ESD", esd),
+    Corpus("shemo", "ShEMO", shemo),
+    Corpus("subesco", "SUBESCO", subesco),
     # corpora batch B (one line each)
+    Corpus("jl-corpus", "JL-Corpus", jl_corpus),
+    Corpus("emov-db", "EmoV-DB", emov_db),
+    Corpus("emovo", "EMOVO", emovo),
+    Corpus("cafe", "CaFE", cafe),
+    Corpus("mesd", "MESD", mesd),
+    Corpus("aesdd", "AESDD", aesdd),
+    Corpus("urdu", "URDU", urdu),
+    Corpus("turev-db", "TurEV-DB", turev_db),
     Corpus("folder", "folder", folder, fake_options={"speaker_regex": folder.FAKE_SPEAKER_REGEX},
            labels_from_tree=True),
 )}

@@ -48,3 +48,13 @@ def check_labels(found: dict[str, Path], known: dict[str, str], what: str, fix: 
         raise CorpusError(
             f"{path}: unknown {what} code {code!r} (known: {', '.join(sorted(known))}); {fix}"
         )
+
+
+def check_unique_ids(utterances: list[Utterance], expected: str) -> None:
+    """Raise CorpusError when two files give the same utterance id (e.g. a second copy of the corpus inside it)."""
+    seen: dict[str, Path] = {}
+    for utt in utterances:
+        if utt.id in seen:
+            raise CorpusError(f"{utt.path}: the same utterance as {seen[utt.id]} (id {utt.id!r}); keep one copy "
+                              f"of the corpus under the folder; expected {expected}")
+        seen[utt.id] = utt.path

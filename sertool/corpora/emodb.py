@@ -8,7 +8,8 @@ E Ekel -> disgust, A Angst -> fearful, F Freude -> happy, T Trauer -> sad,
 N neutral -> neutral.
 
 Manifest: id = file stem, speaker = SS, gender from the corpus table (male
-03 10 11 12 15, female 08 09 13 14 16), session empty, extra column ``text``.
+03 10 11 12 15, female 08 09 13 14 16), session empty, extra columns ``code``
+(the emotion letter) and ``text``.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def prepare(corpus_dir: Path, *, report: RunReport) -> list[Utterance]:
         rows.append(
             Utterance(
                 id=path.stem, path=path, label=EMOTION_CODES.get(emotion, ""), speaker=speaker,
-                gender=GENDER.get(speaker, ""), corpus="emodb", extra={"text": text},
+                gender=GENDER.get(speaker, ""), corpus="emodb", extra={"code": emotion, "text": text},
             )
         )
     check_labels(codes, EMOTION_CODES, "emotion", "EMO-DB letters are W L E A F T N")

@@ -24,6 +24,8 @@ count is reported); a code that is not an IEMOCAP code is an error.
 Speaker: session + the letter that starts the utterance suffix
 (``Ses01F_impro01_M000`` is spoken by ``Ses01M``; the ``F`` after ``Ses01``
 only says who wore the motion-capture markers). Session column: 1-5.
+Extra columns: ``dialog``, ``kind`` (improvised/scripted) and ``code`` (the
+IEMOCAP code, e.g. ``exc`` for a row labelled happy).
 ``subset`` keeps ``improvised`` or ``scripted`` dialogs only.
 """
 

@@ -11,7 +11,8 @@ Layout: ``DIR/Actor_XX/MM-VV-EE-II-SS-RR-AA.(wav|flac)``.
   RR repetition, AA actor (odd = male, even = female).
 
 Manifest: id = file stem, speaker = ``Actor_XX``, gender m/f from the actor
-number, session empty; extra columns ``intensity`` and ``statement``.
+number, session empty; extra columns ``code`` (EE), ``intensity`` and
+``statement``.
 Any number of actors is accepted (the full corpus has 24).
 """
 
@@ -63,7 +64,7 @@ def prepare(corpus_dir: Path, *, report: RunReport) -> list[Utterance]:
                 Utterance(
                     id=path.stem, path=path, label=EMOTION_CODES.get(emotion, ""),
                     speaker=f"Actor_{actor}", gender="m" if int(actor) % 2 else "f",
-                    corpus="ravdess", extra={"intensity": intensity, "statement": statement},
+                    corpus="ravdess", extra={"code": emotion, "intensity": intensity, "statement": statement},
                 )
             )
     check_labels(codes, EMOTION_CODES, "emotion", "RAVDESS codes are 01-08")

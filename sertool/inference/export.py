@@ -6,11 +6,13 @@ trained network as one file with everything needed to use it inside:
 - the graph: ``feats`` float32 ``(batch, frames, dim)``, features already
   normalised as ``norm`` says, every frame valid (no batch padding), to
   ``logits`` and ``probabilities`` float32 ``(batch, classes)``; batch and
-  frames are dynamic. Utterance-level models take ``frames = 1``.
+  frames are dynamic. Utterance-level models take ``frames = 1``. The
+  probabilities are ``softmax(logits / T)``: the checkpoint's calibrated
+  temperature is baked into the graph (the ``logits`` output is untempered).
 - ``sertool.json`` (ONNX: the ``metadata_props`` entry ``sertool``;
   TorchScript: the extra file ``sertool.json``): the feature extractor's
   config, labels, normalisation (mode, mean, std), model name and config,
-  minimum frames, and the SHA-256 of the checkpoint it came from.
+  minimum frames, the calibration (temperature), and the SHA-256 of the checkpoint it came from.
 
 Each export is checked before it is kept: the exported graph and the torch
 model score the same random inputs (two batch sizes, two lengths), and the
@@ -46,7 +48,7 @@ from sertool import __version__
 from sertool.errors import ConfigError, ExportError, optional_import  # noqa: F401 (ExportError: re-exported)
 from sertool.features import build_extractor
 from sertool.inference.bundled import bundled_export
-from sertool.inference.runner import WINDOW_BATCH, WindowRunner
+from sertool.inference.runner import WINDOW_BATCH, WindowRunner, calibrated
 from sertool.io.atomic import atomic_path
 from sertool.models import build_model_config, model_spec
 from sertool.models.checkpoint import Checkpoint
@@ -78,20 +80,20 @@ def export_format(path: str | os.PathLike) -> str:
 
 # --------------------------------------------------------------------------- writing
 def _graph(checkpoint: Checkpoint):
-    """The trained network as ``feats (B, T, D) -> (logits, probabilities)``, every frame valid."""
+    """The trained network as ``feats (B, T, D) -> (logits, softmax(logits / T))``, every frame valid."""
     import torch  # torch: heavy, loaded only when a model is exported
 
     class Graph(torch.nn.Module):
-        def __init__(self, model):
+        def __init__(self, model, temperature: float):
             super().__init__()
-            self.model = model
+            self.model, self.temperature = model, temperature
 
         def forward(self, feats):
             lengths = torch.full((feats.shape[0],), feats.shape[1], dtype=torch.long)
             logits = self.model(feats, lengths)
-            return logits, torch.softmax(logits, dim=-1)
+            return logits, torch.softmax(calibrated(logits, self.temperature), dim=-1)
 
-    return Graph(checkpoint.build_model()).eval()
+    return Graph(checkpoint.build_model(), checkpoint.temperature).eval()
 
 
 def _input_frames(checkpoint: Checkpoint) -> int | None:
@@ -112,7 +114,9 @@ def _metadata(checkpoint: Checkpoint, source: Path | None, utterance_level: bool
         "input_frames": None if utterance_level else _input_frames(checkpoint),
         "input": "feats: float32 (batch, frames, dim), features normalised as 'norm' says ((x - norm_mean) / "
                  "norm_std for mode global), every frame valid; frames = 1 for utterance-level features",
-        "outputs": "logits, probabilities: float32 (batch, classes), classes in the order of 'labels'",
+        "outputs": "logits, probabilities: float32 (batch, classes), classes in the order of 'labels'; "
+                   "probabilities = softmax(logits / calibration.temperature)",
+        "calibration": _plain(checkpoint.calibration or {"method": "none", "temperature": 1.0}),
         "checkpoint_sha256": _sha256(source) if source is not None else None,
         "metrics": _plain(checkpoint.metrics or {}),
     }
@@ -295,6 +299,11 @@ class ExportedModel(Checkpoint):
     #: an onnxruntime session of :attr:`path` already open (the first runner built uses it)
     session: Any = field(default=None, repr=False, compare=False)
 
+    @property
+    def temperature(self) -> float:
+        """1.0: the graph's probabilities already divide its logits by the calibrated temperature."""
+        return 1.0
+
     def build_model(self) -> ExportRunner:
         """The runner of the exported graph (a :class:`~sertool.inference.runner.WindowRunner` itself)."""
         session, self.session = self.session, None
@@ -333,7 +342,8 @@ def load_exported(path: str | os.PathLike, *, session=None) -> ExportedModel:
             norm_mean=np.asarray(meta["norm_mean"], np.float32), norm_std=np.asarray(meta["norm_std"], np.float32),
             train_config={}, state_dict={}, metrics=meta.get("metrics", {}),
             utterance_feature_config=meta.get("utterance_feature_config") or {},
-            norm=meta.get("norm") or {"mode": "global"}, path=path, export_format=fmt,
+            norm=meta.get("norm") or {"mode": "global"}, calibration=meta.get("calibration") or {},
+            path=path, export_format=fmt,
             min_frames=int(meta.get("min_frames", 1)), input_frames=int(frames) if frames else None,
             session=session)
     except (KeyError, TypeError, ValueError) as exc:

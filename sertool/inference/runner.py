@@ -1,7 +1,9 @@
 """Model runners behind one interface: ``runner.probabilities(windows) -> (N, C)`` float32.
 
 - :class:`TorchRunner`: a checkpoint's torch model; windows of different
-  lengths share a batch, zero-padded with their lengths given.
+  lengths share a batch, zero-padded with their lengths given; probabilities
+  are ``softmax(logits / T)`` with the checkpoint's calibrated temperature
+  (:mod:`sertool.training.calibration`; ``T = 1`` leaves the logits untouched).
 - exported graphs (:class:`sertool.inference.export.ExportRunner`, ONNX or
   TorchScript) take no padding: :attr:`WindowRunner.accepts_padding` is
   False and each batch holds windows of one length.
@@ -90,20 +92,36 @@ def forward(model, feats, lengths, device):
 
 
 class TorchRunner(WindowRunner):
-    """A checkpoint's torch model as a :class:`WindowRunner` on ``device`` (a ``torch.device``)."""
+    """A checkpoint's torch model as a :class:`WindowRunner` on ``device`` (a ``torch.device``).
 
-    def __init__(self, model, device, num_classes: int):
+    ``temperature``: the calibrated softmax temperature ``T > 0``; probabilities are ``softmax(logits / T)``
+    (``T = 1``: the logits as they are, not divided).
+    """
+
+    def __init__(self, model, device, num_classes: int, temperature: float = 1.0):
         self.model, self.device, self.num_classes = model.to(device).eval(), device, num_classes
+        self.temperature = float(temperature)
 
     def batch_probabilities(self, batch: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         import torch  # torch: heavy, loaded only when a model runs
 
         logits = forward(self.model, torch.from_numpy(batch), torch.from_numpy(lengths), self.device)
-        return torch.softmax(logits, dim=-1).cpu().numpy()
+        return torch.softmax(calibrated(logits, self.temperature), dim=-1).cpu().numpy()
+
+
+def calibrated(logits, temperature: float):
+    """``logits`` ``(B, C)`` divided by the temperature ``T`` (the same tensor when ``T`` is 1).
+
+    The one place scores are tempered: :class:`TorchRunner` and exported graphs
+    (:mod:`sertool.inference.export`) both call it, so their probabilities agree.
+    """
+    return logits if temperature == 1.0 else logits / temperature
 
 
 def build_runner(checkpoint, device: str = "cpu") -> WindowRunner:
     """The runner of a checkpoint's model (an exported model's graph runner, or its torch model).
+
+    A checkpoint's torch model scores with its calibrated temperature; an exported graph has it inside.
 
     A torch model scores with its batch norms folded into the convolutions before them
     (:func:`~sertool.inference.folding.fold_batch_norms`: the same scores to float rounding, less work).
@@ -125,7 +143,8 @@ def build_runner(checkpoint, device: str = "cpu") -> WindowRunner:
     model = checkpoint.build_model()
     if isinstance(model, WindowRunner):  # an exported graph runs itself (on the CPU: no torch needed to say so)
         return model.to(device if device == "cpu" else torch_device(device))
-    return TorchRunner(fold_batch_norms(model.eval()), torch_device(device), len(checkpoint.labels))
+    return TorchRunner(fold_batch_norms(model.eval()), torch_device(device), len(checkpoint.labels),
+                       temperature=checkpoint.temperature)
 
 
 def fuse(member_probabilities: list[np.ndarray], weights: list[float]) -> np.ndarray:

@@ -9,7 +9,9 @@ feature dim, fit on training data), ``train_config`` (dict), ``metrics``
 (dict), ``state_dict``, ``sertool_version``, and optionally
 ``utterance_feature_config`` (features appended to every frame) and
 ``norm`` (the normalisation mode; identity ``norm_mean``/``norm_std`` unless
-it is ``global``).
+it is ``global``) and ``calibration`` (the softmax temperature fitted on the
+fold's validation speakers, :mod:`sertool.training.calibration`; absent in
+older checkpoints, which score with ``T = 1``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,13 @@ class Checkpoint:
     norm: dict[str, Any] = field(default_factory=lambda: {"mode": "global"})
     #: a fused model (``model == "fusion"``): member checkpoint payloads, and ``model_config["weights"]``
     members: list[dict[str, Any]] = field(default_factory=list)
+    #: temperature scaling (:mod:`sertool.training.calibration`): ``{"method", "temperature", valid NLL/ECE ...}``
+    calibration: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def temperature(self) -> float:
+        """The softmax temperature ``T`` scores use (``softmax(logits / T)``); 1.0 without a calibration."""
+        return float((self.calibration or {}).get("temperature", 1.0))
 
     @property
     def is_fusion(self) -> bool:
@@ -149,6 +158,11 @@ class Checkpoint:
                 and mean.shape == std.shape):
             raise CheckpointError(f"{path}: norm_mean and norm_std must be 1-D tensors of one size (the feature "
                                   "dimension); retrain or re-save the checkpoint")
+        calibration = data.get("calibration") or {}
+        temperature = calibration.get("temperature", 1.0) if isinstance(calibration, dict) else None
+        if not (isinstance(temperature, (int, float)) and 0 < temperature < float("inf")):
+            raise CheckpointError(f"{path}: checkpoint field 'calibration' holds temperature {temperature!r}, not a "
+                                  "positive number; retrain the fold or re-save the checkpoint")
         if data["model"] == FUSION and not data.get("members"):
             raise CheckpointError(f"{path}: fused checkpoint without members; rerun `sertool fuse`")
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})

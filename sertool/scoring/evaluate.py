@@ -5,14 +5,19 @@ Writes into the run folder (or ``output``):
 - ``metrics.csv``: fold, metric, value. Folds are ``0..k-1``, ``pooled`` (all
   test predictions together), ``mean`` and ``std`` (mean and population
   standard deviation of the per-fold values).
-  Metrics: WA (accuracy), UA (mean per-class recall), macro_F1 and
-  ``precision/recall/f1/support_<class>``.
+  Metrics: WA (accuracy), UA (mean per-class recall), macro_F1, ECE
+  (expected calibration error, 10 equal-width confidence bins), Brier
+  (multi-class Brier score), ``temperature`` (the fold checkpoint's
+  calibrated softmax temperature, :mod:`sertool.training.calibration`; the
+  probabilities scored are calibrated) and ``precision/recall/f1/support_<class>``;
+  ``pooled`` also has 95 % bootstrap intervals ``<metric>_ci95_low/high``.
 - ``confusion.csv``: fold, kind (``counts`` | ``row_normalised``), true label,
   one column per predicted label.
 - ``predictions.csv``: the layout of ``predict`` with a manifest (:mod:`sertool.inference.rows`): path, id,
   speaker, label, predicted, confidence, p_<class>..., duration, error; then ``fold`` (the fold whose model
   scored the utterance; ``ensemble`` for cross-corpus evaluation).
 - ``confusion.png``: the pooled row-normalised confusion matrix.
+- ``reliability.png``: the pooled reliability diagram (accuracy against confidence per bin, bin counts below).
 """
 
 from __future__ import annotations
@@ -26,15 +31,15 @@ import numpy as np
 
 from sertool.errors import SertoolError, StoreError
 from sertool.features import config_from_dict
-from sertool.features.normalise import fit_normaliser, from_checkpoint
+from sertool.features.normalise import checkpoint_sets, fit_normaliser, from_checkpoint, set_normaliser
 from sertool.inference.engine import Scorer
 from sertool.inference.rows import header, score_row
 from sertool.inference.runner import fuse
 from sertool.io.atomic import atomic_write
 from sertool.io.manifest import read_manifest
-from sertool.metrics import bootstrap_ci, confusion, scores
+from sertool.metrics import bootstrap_ci, calibration_scores, confusion, reliability_bins, scores
 from sertool.models.checkpoint import Checkpoint
-from sertool.scoring.plots import plot_confusion, plot_fold_confusions, plot_training_curves
+from sertool.scoring.plots import plot_confusion, plot_fold_confusions, plot_reliability, plot_training_curves
 from sertool.store.reader import FeatureStore
 from sertool.training.runs import checkpoint_name, fold_dirs, read_run_info, read_split
 
@@ -80,6 +85,12 @@ def test_normaliser(checkpoint, store, utterances, test_ids: list[str]):
     """The checkpoint's normaliser, with each test speaker's own statistics for ``speaker`` mode."""
     if checkpoint.norm_mode == "speaker":
         return fit_normaliser("speaker", store, utterances, train_ids=[], other_ids=test_ids)
+    if checkpoint.norm_mode == "set":  # training corpora: their stored statistics; any other: its own rows
+        recorded = from_checkpoint(checkpoint)
+        normaliser = set_normaliser(store, utterances, train_ids=[], other_ids=test_ids,
+                                    known=checkpoint_sets(checkpoint))
+        normaliser.mean, normaliser.std = recorded.mean, recorded.std
+        return normaliser
     return from_checkpoint(checkpoint)
 
 
@@ -159,15 +170,35 @@ def prediction_row(utterance, probs: np.ndarray, labels: list[str], truth: str, 
                        [utterance.id, utterance.speaker, truth], decimals=5), fold]
 
 
-def _add_summaries(per_fold: dict, truth: np.ndarray, pred: np.ndarray, num_classes: int) -> None:
-    """Add ``pooled`` (scores, confusion, bootstrap intervals of ``truth`` vs ``pred``), ``mean`` and ``std``
-    over the folds already in ``per_fold``."""
+#: Metrics with a mean and std over folds (and a pooled bootstrap interval).
+SUMMARISED = ("WA", "UA", "macro_F1", "ECE", "Brier")
+
+
+def fold_scores(truth: np.ndarray, probs: np.ndarray, num_classes: int) -> dict:
+    """Scores of one fold: WA, UA, macro-F1, per-class scores, ``confusion``, ECE and Brier.
+
+    Parameters
+    ----------
+    truth
+        ``(N,)`` class indices.
+    probs
+        ``(N, C)`` (calibrated) probabilities.
+    num_classes
+        C.
+    """
+    matrix = confusion(truth, probs.argmax(1), num_classes)
+    return scores(matrix) | {"confusion": matrix} | calibration_scores(probs, truth)
+
+
+def _add_summaries(per_fold: dict, truth: np.ndarray, probs: np.ndarray, num_classes: int) -> None:
+    """Add ``pooled`` (scores, confusion, reliability bins, bootstrap intervals of ``truth`` (N,) against
+    ``probs`` (N, C)), ``mean`` and ``std`` over the folds already in ``per_fold``."""
     fold_names = list(per_fold)
-    pooled = confusion(truth, pred, num_classes)
-    per_fold["pooled"] = scores(pooled) | {"confusion": pooled, "ci": bootstrap_ci(
-        truth, pred, num_classes, resamples=BOOTSTRAP_RESAMPLES)}
+    per_fold["pooled"] = fold_scores(truth, probs, num_classes) | {
+        "reliability": reliability_bins(probs, truth),
+        "ci": bootstrap_ci(truth, probs.argmax(1), num_classes, resamples=BOOTSTRAP_RESAMPLES, probs=probs)}
     for name, reduce in (("mean", np.mean), ("std", np.std)):
-        per_fold[name] = {k: float(reduce([per_fold[f][k] for f in fold_names])) for k in ("WA", "UA", "macro_F1")}
+        per_fold[name] = {k: float(reduce([per_fold[f][k] for f in fold_names])) for k in SUMMARISED}
 
 
 def run_stores(run_info: dict, store=None) -> list[tuple]:
@@ -271,10 +302,9 @@ def evaluate_run(run_dir, manifest=None, store=None, *, output=None, batch_size:
         truth = _test_truth(fold_dir, test_ids, by_id, labels, manifest)
         probs = score_ids(ckpt, test_ids, utterances=utterances, stores=stores, batch_size=batch_size, device=device)
         fold_name = fold_dir.name.split("-")[1]
-        per_fold[fold_name] = scores(confusion(truth, probs.argmax(1), len(labels)))
-        per_fold[fold_name]["confusion"] = confusion(truth, probs.argmax(1), len(labels))
+        per_fold[fold_name] = fold_scores(truth, probs, len(labels)) | _temperature(ckpt)
         log(f"fold {fold_name}: {len(test_ids)} test utterances, UA {per_fold[fold_name]['UA']:.3f} "
-            f"WA {per_fold[fold_name]['WA']:.3f}")
+            f"WA {per_fold[fold_name]['WA']:.3f} ECE {per_fold[fold_name]['ECE']:.3f}{_t_text(ckpt)}")
         all_probs.append(probs)
         all_true.append(truth)
         rows += [prediction_row(by_id[i], p, labels, labels[t], fold_name) for i, p, t in zip(test_ids, probs, truth)]
@@ -282,11 +312,20 @@ def evaluate_run(run_dir, manifest=None, store=None, *, output=None, batch_size:
         raise SertoolError(f"{run_dir}: no fold has test utterances (trained with --protocol all?); "
                            "evaluate a cross-validated run instead")
     truth, probs = np.concatenate(all_true), np.concatenate(all_probs)
-    _add_summaries(per_fold, truth, probs.argmax(1), len(labels))
+    _add_summaries(per_fold, truth, probs, len(labels))
     title = f"{run_dir.name} ({run_info.get('model', '?')})"
     _write_outputs(output, per_fold, labels, rows, title=title)
     plot_training_curves(finished, output / "training_curves.png", title=title)
     return EvaluationResult(per_fold, labels, output)
+
+
+def _temperature(checkpoint) -> dict:
+    """``{"temperature": T}`` of a plain checkpoint (its members have their own in a fused one: ``{}``)."""
+    return {} if checkpoint.is_fusion else {"temperature": checkpoint.temperature}
+
+
+def _t_text(checkpoint) -> str:
+    return "" if checkpoint.is_fusion else f" (calibrated, T {checkpoint.temperature:.3g})"
 
 
 def read_label_map(path) -> dict[str, str]:
@@ -363,13 +402,12 @@ def evaluate_cross_corpus(run_dir, manifest, store, *, label_map: dict[str, str]
     for fold_dir, ckpt in checkpoints:
         probs = score_ids(ckpt, ids, utterances=utterances, stores=[(store, None)], batch_size=batch_size)
         fold_name = fold_dir.name.split("-")[1]
-        matrix = confusion(truth, probs.argmax(1), len(labels))
-        per_fold[fold_name] = scores(matrix) | {"confusion": matrix}
+        per_fold[fold_name] = fold_scores(truth, probs, len(labels)) | _temperature(ckpt)
         log(f"fold {fold_name} model: UA {per_fold[fold_name]['UA']:.3f} WA {per_fold[fold_name]['WA']:.3f} "
             f"on {len(ids)} utterances of {Path(manifest).name}")
         all_probs.append(probs)
     ensemble = np.mean(all_probs, axis=0)
-    _add_summaries(per_fold, truth, ensemble.argmax(1), len(labels))
+    _add_summaries(per_fold, truth, ensemble, len(labels))
     by_id = {u.id: u for u in utterances}
     rows = [prediction_row(by_id[i], p, labels, labels[t], "ensemble") for i, p, t in zip(ids, ensemble, truth)]
     _write_outputs(output, per_fold, labels, rows, title=f"{run_dir.name} on {Path(manifest).stem}")
@@ -386,9 +424,11 @@ def _atomic_csv(path: Path, header: list[str], rows) -> None:
 def _write_outputs(out_dir: Path, per_fold: dict, labels: list[str], prediction_rows: list, *, title: str) -> None:
     metric_rows, confusion_rows = [], []
     for fold, s in per_fold.items():
-        for key in ("WA", "UA", "macro_F1"):
+        for key in SUMMARISED + ("temperature",):
+            if key not in s:
+                continue
             metric_rows.append([fold, key, f"{s[key]:.6f}"])
-            if "ci" in s:
+            if key in s.get("ci", {}):
                 metric_rows += [[fold, f"{key}_ci95_low", f"{s['ci'][key][0]:.6f}"],
                                 [fold, f"{key}_ci95_high", f"{s['ci'][key][1]:.6f}"]]
         if "confusion" not in s:
@@ -409,13 +449,18 @@ def _write_outputs(out_dir: Path, per_fold: dict, labels: list[str], prediction_
     plot_confusion(per_fold["pooled"]["confusion"], labels, out_dir / "confusion.png",
                    title=f"{title}: pooled UA {per_fold['pooled']['UA']:.3f}, WA {per_fold['pooled']['WA']:.3f}")
     plot_fold_confusions(per_fold, labels, out_dir / "confusion_folds.png", title=title)
+    pooled = per_fold["pooled"]
+    plot_reliability(pooled["reliability"], out_dir / "reliability.png",
+                     title=f"{title}: pooled ECE {pooled['ECE']:.3f}, Brier {pooled['Brier']:.3f}")
 
 
 def summary_table(result: EvaluationResult) -> str:
-    """One screen: WA/UA/F1 per fold, pooled and mean, then pooled per-class recall."""
-    lines = [f"{'fold':>8} {'WA':>7} {'UA':>7} {'F1':>7}"]
+    """One screen: WA/UA/F1/ECE/Brier (and T) per fold, pooled and mean, then pooled per-class recall."""
+    lines = [f"{'fold':>8} {'WA':>7} {'UA':>7} {'F1':>7} {'ECE':>7} {'Brier':>7} {'T':>6}"]
     for fold, s in result.folds.items():
-        lines.append(f"{fold:>8} {s['WA']:7.3f} {s['UA']:7.3f} {s['macro_F1']:7.3f}")
+        temperature = f"{s['temperature']:6.3g}" if "temperature" in s else f"{'':6}"
+        lines.append(f"{fold:>8} {s['WA']:7.3f} {s['UA']:7.3f} {s['macro_F1']:7.3f} {s.get('ECE', np.nan):7.3f} "
+                     f"{s.get('Brier', np.nan):7.3f} {temperature}".rstrip())
     pooled = result.folds["pooled"]
     if "ci" in pooled:
         lines.append(f"pooled 95 % bootstrap CI ({BOOTSTRAP_RESAMPLES} resamples of utterances): "

@@ -2,7 +2,10 @@
 
 The fused model's class probabilities are a weighted mean of its members'
 probabilities, each member computing its own features with its own
-normalisation. Members must be trained on the same folds: per fold the same
+normalisation and scoring with its own calibrated temperature
+(:mod:`sertool.training.calibration`): the weights are fitted on, and
+applied to, calibrated probabilities, so an over-confident member does not
+outvote the others by its confidence alone. Members must be trained on the same folds: per fold the same
 training, validation and test utterances (same manifest, ``--protocol``,
 ``--folds``, ``--valid-speakers`` and ``--seed``) and the same labels.
 

@@ -1,4 +1,5 @@
-"""Pictures of evaluated runs: confusion matrices (pooled and per fold) and training curves, as PNG files.
+"""Pictures of evaluated runs: confusion matrices (pooled and per fold), training curves and a reliability
+diagram, as PNG files.
 
 matplotlib is heavy (about 0.3 s to import): every function imports it when it draws, never at module load.
 """
@@ -63,6 +64,44 @@ def plot_fold_confusions(per_fold: dict, labels: list[str], path: Path, *, title
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     _save_figure(fig, path, dpi=100)
     return True
+
+
+def plot_reliability(table: dict, path: Path, *, title: str = "") -> None:
+    """Reliability diagram as a PNG: accuracy per confidence bin against the diagonal, bin counts below.
+
+    Parameters
+    ----------
+    table : dict
+        :func:`sertool.metrics.reliability_bins`: ``edges`` (B + 1,), ``count``, ``confidence`` and
+        ``accuracy`` (B,) each.
+    path : Path
+        The PNG written.
+    title : str
+        Above the diagram.
+    """
+    from matplotlib.figure import Figure  # matplotlib: heavy (~0.5 s), loaded only when a plot is drawn
+
+    edges, count = np.asarray(table["edges"]), np.asarray(table["count"])
+    width, filled = np.diff(edges), count > 0
+    fig = Figure(figsize=(5.2, 6.0))
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (3, 1)})
+    top.bar(edges[:-1][filled], np.asarray(table["accuracy"])[filled], width=width[filled], align="edge",
+            color="tab:blue", edgecolor="black", linewidth=0.6, label="accuracy in the bin")
+    top.plot([0, 1], [0, 1], "--", color="grey", linewidth=1, label="perfect calibration")
+    top.plot(np.asarray(table["confidence"])[filled], np.asarray(table["accuracy"])[filled], "o", color="tab:red",
+             markersize=4, label="(mean confidence, accuracy)")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    top.grid(alpha=0.3)
+    top.legend(fontsize=7, loc="upper left")
+    top.set_title(title, fontsize=9)
+    bottom.bar(edges[:-1], count, width=width, align="edge", color="tab:grey", edgecolor="black", linewidth=0.6)
+    bottom.set_xlabel("confidence (largest class probability)")
+    bottom.set_ylabel("utterances")
+    bottom.grid(alpha=0.3)
+    fig.tight_layout()
+    _save_figure(fig, path, dpi=110)
 
 
 def _save_figure(fig, path: Path, *, dpi: int) -> None:

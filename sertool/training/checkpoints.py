@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import torch
 
 from sertool.io.atomic import atomic_path, atomic_write
 from sertool.models.checkpoint import Checkpoint
-from sertool.training.runs import LOG_COLUMNS
+from sertool.training.calibration import describe, fold_calibration
+from sertool.training.runs import CONFIG_FILE, LOG_COLUMNS, atomic_json
 
 
 def weights(model) -> dict:
@@ -55,6 +57,10 @@ def accumulate(total: dict | None, model) -> dict:
 def write_checkpoint(setup, name: str, model, metrics: dict, *, model_config=None) -> None:
     """Save ``model`` as a :class:`~sertool.models.checkpoint.Checkpoint` named ``name`` in the fold's folder.
 
+    Its ``calibration`` (a softmax temperature, :func:`~sertool.training.calibration.fold_calibration`) is
+    fitted here on the fold's validation speakers with the weights saved; ``checkpoint.pt``'s also goes into
+    the fold's ``config.json`` and the log.
+
     Parameters
     ----------
     setup : sertool.training.folds.FoldSetup
@@ -68,11 +74,24 @@ def write_checkpoint(setup, name: str, model, metrics: dict, *, model_config=Non
         The config to store instead of the fold's (a classic estimator's chosen C).
     """
     info = setup.info
+    if info.get("train_duration_s"):  # [1st, 99th percentile] s of the training clips (predict's short/long flags)
+        metrics = {**metrics, "train_duration_s": info["train_duration_s"]}
+    calibration = fold_calibration(setup, model, model_config=model_config)
     Checkpoint(model=setup.model_name, model_config=dataclasses.asdict(model_config or setup.model_config),
                feature_set=info["feature_set"], feature_config=info["feature_config"], labels=setup.labels,
                train_config=dataclasses.asdict(setup.train_config), state_dict=weights(model), metrics=metrics,
-               utterance_feature_config=info["utterance_feature_config"],
+               utterance_feature_config=info["utterance_feature_config"], calibration=calibration,
                **setup.normaliser.checkpoint_fields(info["input_dim"])).save(setup.out_dir / name)
+    if name == "checkpoint.pt":
+        _record_calibration(setup, calibration)
+
+
+def _record_calibration(setup, calibration: dict) -> None:
+    """Add ``checkpoint.pt``'s calibration to the fold's ``config.json`` and log it."""
+    config_path = setup.out_dir / CONFIG_FILE
+    if config_path.exists():
+        atomic_json(config_path, {**json.loads(config_path.read_text()), "calibration": calibration})
+    setup.log(f"fold {setup.fold.index}: calibration {describe(calibration)}")
 
 
 def save_state(path: Path, payload: dict, fingerprint: dict, *, finished: bool) -> None:

@@ -35,7 +35,7 @@ def test_ravdess_fake_tree_skips_song_and_checks_codes(tmp_path):
     (root / "Actor_03" / "notes.txt").write_text("not audio, ignored")
     rows = ravdess.prepare(root, report=RunReport())
     assert [(r.id, r.label, r.speaker, r.gender) for r in rows] == [("03-01-05-02-01-01-03", "angry", "Actor_03", "m")]
-    assert rows[0].extra == {"intensity": "02", "statement": "01"}
+    assert rows[0].extra == {"code": "05", "intensity": "02", "statement": "01"}
 
     write_audio(root / "Actor_03" / "03-01-09-01-01-01-03.wav", seconds=0.3)
     with pytest.raises(CorpusError, match=r"03-01-09-01-01-01-03\.wav: unknown emotion code '09'"):
@@ -86,7 +86,7 @@ def test_emodb_shared_copy():
 def test_emodb_fake_tree_and_errors(tmp_path):
     write_audio(tmp_path / "wav" / "08b02Tc.wav", seconds=0.2)
     rows = emodb.prepare(tmp_path, report=RunReport())
-    assert [(r.label, r.speaker, r.gender, r.extra["text"]) for r in rows] == [("sad", "08", "f", "b02")]
+    assert [(r.label, r.speaker, r.gender, r.extra) for r in rows] == [("sad", "08", "f", {"code": "T", "text": "b02"})]
     write_audio(tmp_path / "wav" / "08b02Xc.wav", seconds=0.2)
     with pytest.raises(CorpusError, match="unknown emotion code 'X'"):
         emodb.prepare(tmp_path, report=RunReport())

@@ -152,3 +152,25 @@ def check_exports(checkpoint_path: Path, audio: list, out: Path) -> list[str]:
         assert summary["max_difference"] <= TOLERANCE
         assert_same_scores(reference, sertool.predict(out / name, audio, trust_code=True))
     return formats
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".pt"])
+def test_the_calibrated_temperature_is_baked_into_the_export(tmp_path, suffix):
+    """A checkpoint with T = 2.5: the exported graph's probabilities are softmax(logits / 2.5), as the checkpoint's."""
+    import dataclasses
+
+    from sertool.inference.runner import build_runner
+
+    plain = sertool.Checkpoint.load(default_checkpoint())
+    calibration = {"method": "temperature", "temperature": 2.5, "valid_nll_before": 1.2, "valid_nll_after": 1.0}
+    checkpoint = dataclasses.replace(plain, calibration=calibration)
+    summary = export_checkpoint(checkpoint.save(tmp_path / "calibrated.pt"), tmp_path / f"model{suffix}")
+    assert summary["max_difference"] <= TOLERANCE  # the parity check inside export passed
+    exported = load_exported(tmp_path / f"model{suffix}")
+    assert exported.calibration == calibration and exported.temperature == 1.0  # applied inside the graph
+    windows = [np.random.default_rng(k).standard_normal((n, len(plain.norm_mean))).astype(np.float32)
+               for k, n in enumerate((300, 300, 120))]
+    expected = build_runner(checkpoint).probabilities(windows)
+    got = exported.build_model().probabilities(windows)
+    assert np.abs(got - expected).max() <= TOLERANCE
+    assert np.abs(build_runner(plain).probabilities(windows) - expected).max() > 10 * TOLERANCE
