@@ -1,7 +1,9 @@
-"""Runs: :func:`train`, :func:`evaluate`, :func:`fuse`, :func:`compare` (and :func:`train_setup`)."""
+"""Runs: :func:`train`, :func:`evaluate`, :func:`fuse`, :func:`compare`, :func:`crosscorpus` (and
+:func:`train_setup`)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -163,12 +165,25 @@ def evaluate(run: PathLike, *, manifest: PathLike | None = None, store: PathLike
     if on is None:
         if label_map is not None:
             raise ConfigError("label_map goes with on=(manifest, store)")
+        if manifest is None and _per_fold_classes(run):
+            from sertool.scoring.loco import evaluate_shared_classes  # numpy: kept off `sertool --help`
+
+            return evaluate_shared_classes(run, output=output, selection=selection, log=log or _quiet)
         return evaluate_run(run, manifest, store, output=output, selection=selection, log=log or _quiet,
                             device=device)
     if label_map is not None and not isinstance(label_map, dict):
         label_map = read_label_map(label_map)
     return evaluate_cross_corpus(run, on[0], on[1], label_map=label_map, output=output, selection=selection,
                                  log=log or _quiet)
+
+
+def _per_fold_classes(run: PathLike) -> bool:
+    """Whether the run's folds are scored over the classes each shares with its test set (``--protocol loco``)."""
+    path = Path(run) / "run.json"
+    try:
+        return json.loads(path.read_text()).get("protocol") == "loco"
+    except (OSError, ValueError):
+        return False
 
 
 def fuse(runs: Sequence[PathLike], *, output: PathLike, weights: Sequence[float] | None = None,
@@ -233,3 +248,62 @@ def compare(runs: Sequence[PathLike], *, output: PathLike | None = None) -> Comp
     elif result.output:
         write_csv(rows, result.output)
     return result
+
+
+def crosscorpus(manifests: Sequence[PathLike], store: PathLike, *, output: PathLike, model: str = "light_sernet",
+                folds: int = 4, valid_speakers: int = 2, recipe: str = "default",
+                settings: dict[str, Any] | None = None, model_settings: dict[str, Any] | None = None,
+                config: PathLike | None = None, labels: str | Sequence[str] | None = None,
+                label_map: Sequence[str] | dict[str, str] | None = None, log: Log | None = None):
+    """A training-corpus x test-corpus matrix of UA with 95 % intervals (``sertool crosscorpus``).
+
+    Off the diagonal, a model trained on all of one corpus (protocol ``all``) scores all of another; on it,
+    ``folds``-fold speaker cross-validation within the corpus; an ``all others`` row holds the ``loco``
+    protocol's folds. Every run is an ordinary :func:`train` run under ``OUTPUT/runs/`` with the settings
+    given, resumed by a rerun (finished folds are not retrained). Cells are scored over the classes the
+    training and test sets share, probabilities renormalised over them.
+
+    Parameters
+    ----------
+    manifests
+        Labelled manifest CSVs; their ``corpus`` column names the corpora (two or more in all).
+    store
+        A feature store holding every row (``store_merge`` joins per-corpus stores).
+    output
+        The folder of ``matrix.csv``, ``matrix.md``, ``matrix.png``, ``data/`` and ``runs/``.
+    model, valid_speakers, recipe, settings, model_settings, config, labels, label_map
+        As for :func:`train`, for every run.
+    folds
+        The diagonal's speaker folds.
+    log
+        Called with each progress line (default: silent).
+
+    Returns
+    -------
+    sertool.scoring.crosscorpus.CrossCorpusResult
+        ``cells`` (train, test, UA, ci_low, ci_high, n, classes, ECE, WA, run), ``corpora``, ``out_dir``,
+        ``trained`` and ``skipped`` folds.
+
+    Raises
+    ------
+    ConfigError
+        Fewer than two corpora, an unknown model, recipe or setting, or too few speakers for ``folds``.
+    ManifestError
+        A manifest is missing, malformed or unlabelled, or two share an utterance id.
+    StoreError
+        The store lacks rows of the manifests or does not fit the model.
+    CheckpointError
+        A run's checkpoint is unreadable.
+    """
+    from sertool.scoring.crosscorpus import build_matrix  # numpy: kept off `sertool --help`
+
+    train_setup(model, recipe=recipe, settings=settings, model_settings=model_settings, config=config)  # fail early
+
+    def train_one(run_manifests: list, run_dir, protocol: str) -> list:
+        return train(run_manifests[0] if len(run_manifests) == 1 else run_manifests, store, output=run_dir,
+                     model=model, protocol=protocol, folds=folds, valid_speakers=valid_speakers, recipe=recipe,
+                     settings=settings, model_settings=model_settings, config=config, labels=labels,
+                     label_map=label_map, log=log)
+
+    return build_matrix(list(manifests), store, output=output, train=train_one, model=model, folds=folds,
+                        label_set=labels, label_map=label_map, log=log or _quiet)

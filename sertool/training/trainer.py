@@ -26,6 +26,7 @@ scikit-learn path), :mod:`~sertool.training.checkpoints` (what a fold writes).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +34,7 @@ from sertool.corpora.combine import Combined, combine_manifests
 from sertool.corpora.labels import parse_mapping, resolve_set
 from sertool.errors import ConfigError, SertoolError
 from sertool.features.normalise import check_mode, speaker_trust
+from sertool.inference.flags import duration_range
 from sertool.io.manifest import Utterance, write_manifest
 from sertool.models import MODELS, build_model_config, model_spec
 from sertool.runtime.process import torch_threads
@@ -106,6 +108,8 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store: Path, model: s
     setup = set_up_fold(fold, utterances=utterances, store=store, model=model,
                         model_config=model_config, train_config=train_config, labels=labels, output=output,
                         utterance_store=utterance_store, found=found, log=log)
+    by_id = {u.id: u for u in utterances}  # the training clips' duration range, for predict's short/long flags
+    setup.info["train_duration_s"] = duration_range(by_id[i].duration for i in fold.train)
     with torch_threads(train_config.threads):  # the caller's thread count comes back afterwards
         if model_spec(model).trainer == "fit":  # one fit, on rank 0; the others wait for its result
             from sertool.training.classic import fit_fold  # torch, sklearn: heavy, loaded only when a model trains
@@ -169,6 +173,23 @@ def _labels(manifest, utterances: list[Utterance]) -> list[str]:
         raise SertoolError(f"{manifest}: {len(unlabelled)} rows have no label (e.g. {unlabelled[0]!r}); "
                            "training needs labels")
     return sorted({u.label for u in utterances})
+
+
+def _fold_labels(fold: Fold, utterances: list[Utterance], labels: list[str], protocol: str, log):
+    """The classes a fold's model learns: the run's, or (``loco``) those of its training corpora.
+
+    A leave-one-corpus-out fold learns the classes its training rows have; validation rows of other
+    classes are left out of model selection (they cannot be predicted). Returns ``(fold, labels)``.
+    """
+    if protocol != "loco":
+        return fold, labels
+    by_id = {u.id: u for u in utterances}
+    own = sorted({by_id[i].label for i in fold.train})
+    valid = tuple(i for i in fold.valid if by_id[i].label in own)
+    if own != labels:
+        log(f"fold {fold.index} ({fold.name}): learns the {len(own)} classes of its training corpora "
+            f"({', '.join(own)})")
+    return replace(fold, valid=valid), own
 
 
 def _read_rows(manifest, label_set, label_map, log) -> Combined:
@@ -294,9 +315,10 @@ def train_run(manifest, store, *, model: str, output, protocol: str = "speaker-k
     for f in all_folds:
         if fold is not None and f.index != fold:
             continue
+        f, fold_labels = _fold_labels(f, utterances, labels, protocol, log)
         log(f"fold {f.index} ({f.name}): {len(f.train)} train, {len(f.valid)} valid, {len(f.test)} test utterances")
         results.append(train_fold(f, utterances=utterances, store=Path(store), model=model,
-                                  model_config=model_config, train_config=train_config, labels=labels,
+                                  model_config=model_config, train_config=train_config, labels=fold_labels,
                                   output=fold_dir(output, f.index),
                                   utterance_store=Path(utterance_store) if utterance_store else None, log=log))
     distributed.barrier()  # the files rank 0 wrote are complete before any rank goes on
