@@ -7,7 +7,7 @@ The package is a small library with a thin Click shell (:mod:`sertool.cli`).
 One call per command (:mod:`sertool.api`): :func:`prepare`, :func:`extract`,
 :func:`augment`, :func:`train`, :func:`evaluate`, :func:`predict` (in
 memory), :func:`predict_files` (into CSV), :func:`stream` (a live stream),
-:func:`export`, :func:`fuse`, :func:`compare`, :func:`store_describe`,
+:func:`export`, :func:`fuse`, :func:`compare`, :func:`crosscorpus`, :func:`store_describe`,
 :func:`store_merge`; the configs they would use, :func:`feature_config` and
 :func:`train_setup`; the registries :func:`model_names`, :func:`feature_names`,
 :func:`feature_presets`, :func:`corpus_names`. Their result types, and
@@ -21,8 +21,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     **{name: "sertool.api" for name in (
         "prepare", "extract", "augment", "train", "evaluate", "predict", "predict_files", "stream", "export",
-        "fuse", "compare", "store_describe", "store_merge", "feature_config", "train_setup", "model_names",
-        "feature_names", "feature_presets", "corpus_names")},
+        "fuse", "compare", "crosscorpus", "store_describe", "store_merge", "feature_config", "train_setup",
+        "model_names", "feature_names", "feature_presets", "corpus_names")},
     # result types of the calls above
     "PrepareResult": "sertool.corpora",
     "ExtractResult": "sertool.extraction.pipeline",
@@ -30,6 +30,7 @@ _EXPORTS = {
     "FoldResult": "sertool.training.trainer",
     "EvaluationResult": "sertool.scoring.evaluate",
     "FusionResult": "sertool.scoring.fuse",
+    "CrossCorpusResult": "sertool.scoring.crosscorpus",
     "Predictions": "sertool.inference.predict",
     "StreamResult": "sertool.inference.stream",
     **{name: "sertool.api.results" for name in (

@@ -90,7 +90,7 @@ def test_train_evaluate_predict_cli(corpus, tmp_path):
     assert pr.exit_code == 0, pr.output
     rows = list(csv.DictReader(open(out)))
     assert len(rows) == 16 and all(r["error"] == "" for r in rows)
-    assert set(rows[0]) == {"path", "predicted", "confidence", "p_high", "p_low", "duration", "error"}
+    assert set(rows[0]) == {"path", "predicted", "confidence", "p_high", "p_low", "duration", "flags", "error"}
     assert all(abs(float(r["p_high"]) + float(r["p_low"]) - 1) < 1e-3 for r in rows)
 
 

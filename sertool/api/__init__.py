@@ -22,12 +22,12 @@ from sertool.api.data import (augment, corpus_names, extract, feature_config, fe
                               model_names, prepare, store_describe, store_merge)
 from sertool.api.inference import export, predict, predict_files, stream
 from sertool.api.results import Comparison, ExportResult, MergeResult, StoreDescription, TrainSetup
-from sertool.api.runs import compare, evaluate, fuse, train, train_setup
+from sertool.api.runs import compare, crosscorpus, evaluate, fuse, train, train_setup
 
 __all__ = ["prepare", "extract", "augment", "train", "evaluate", "predict", "predict_files", "stream", "export",
-           "fuse", "compare", "store_describe", "store_merge", "feature_config", "train_setup", "model_names",
-           "feature_names", "feature_presets", "corpus_names", "Comparison", "ExportResult", "MergeResult",
-           "StoreDescription", "TrainSetup"]
+           "fuse", "compare", "crosscorpus", "store_describe", "store_merge", "feature_config", "train_setup",
+           "model_names", "feature_names", "feature_presets", "corpus_names", "Comparison", "ExportResult",
+           "MergeResult", "StoreDescription", "TrainSetup"]
 
 #: The calls behind the commands, one each (``store_describe``/``store_merge``: ``sertool store describe``/``merge``).
-COMMANDS = tuple(__all__[:13])
+COMMANDS = tuple(__all__[:14])

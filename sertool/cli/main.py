@@ -13,6 +13,7 @@ import sys
 from sertool.cli.app import cli
 from sertool.cli.augment import augment
 from sertool.cli.compare import compare
+from sertool.cli.crosscorpus import crosscorpus
 from sertool.cli.evaluate import evaluate
 from sertool.cli.export import export
 from sertool.cli.extract import extract
@@ -25,7 +26,8 @@ from sertool.cli.stream import stream
 from sertool.cli.train import train
 
 #: Every command (``sertool --help`` lists them by name).
-COMMANDS = (prepare, extract, store, augment, train, evaluate, compare, fuse, predict, stream, export)
+COMMANDS = (prepare, extract, store, augment, train, evaluate, compare, crosscorpus, fuse, predict, stream,
+            export)
 
 for _command in COMMANDS:
     cli.add_command(_command)

@@ -189,3 +189,20 @@ def raw_pcm_options(prefix: str, default: str):
 
 def trust_code_option(help_text: str):
     return click.option("--trust-code", is_flag=True, help=help_text)
+
+
+def label_options(command):
+    """``--labels SET`` (label_set) and ``--map FROM=TO`` (label_map, repeatable): :mod:`sertool.corpora.labels`."""
+    command = click.option("--map", "label_map", multiple=True, metavar="FROM=TO",
+                           help="Rename a label before --labels (e.g. excited=happy); repeatable.")(command)
+    return click.option("--labels", "label_set", default=None, metavar="SET",
+                        help="Only these labels: big4, big6, big7, all, or names separated by commas.")(command)
+
+
+def manifests_and_store(inputs: tuple, output) -> tuple[list[str], str]:
+    """``MANIFEST... STORE`` arguments as (manifests, store); a usage error naming what is missing."""
+    manifests, store = list(inputs[:-1]), inputs[-1] if inputs else None
+    missing = [n for n, v in (("MANIFEST", manifests), ("STORE", store), ("--output", output)) if not v]
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)}")
+    return manifests, store

@@ -58,7 +58,8 @@ def predict(ctx, inputs, checkpoint, output, window, hop, crop_tolerance, batch_
             rate, pcm_format, channels, resume, speaker_regex, trust_code, max_failures, progress):
     """Score INPUTS (audio files, folders, or manifest CSVs) with a trained model.
 
-    Columns: path, predicted, confidence, p_<class>..., duration, error.
+    Columns: path, predicted, confidence, p_<class>..., duration, flags, error
+    (flags: input checks such as quiet, clipped, narrowband; see the README).
     INPUT - reads one recording from stdin (WAV/FLAC/OGG, or raw PCM with
     --rate), e.g. `ffmpeg -i talk.mp4 -f wav - | sertool predict - -o -`.
     Features are rebuilt from the checkpoint's config. Unreadable files get
@@ -82,5 +83,7 @@ def predict(ctx, inputs, checkpoint, output, window, hop, crop_tolerance, batch_
     where = "stdout" if output == "-" else output
     log(report.line("predict", done="scored", skipped=f"already in {where}", target=where,
                     seconds=time.monotonic() - start))
+    if report.flag_line("predict"):
+        log(report.flag_line("predict"))
     log_warnings(report)
     ctx.exit(report.exit_code())

@@ -7,13 +7,29 @@ import time
 import click
 
 from sertool import api
-from sertool.cli.app import log
+from sertool.cli.app import log, log_warnings
 from sertool.cli.options import comma_list, max_failures_option, registry_choice
 from sertool.errors import ConfigError
 
 
-@click.command()
-@click.argument("corpus", type=registry_choice("corpus"))
+def corpus_layouts() -> list[tuple[str, str]]:
+    """``(name, layout)`` of every registered corpus, in registry order: the layout its errors quote."""
+    from sertool.corpora import PREPARERS  # numpy: heavy, loaded only when `prepare --help` is shown
+
+    return [(name, corpus.expected) for name, corpus in PREPARERS.items()]
+
+
+class PrepareCommand(click.Command):
+    """``sertool prepare``, whose help lists the layout of every registered corpus (read from the registry)."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help_text(ctx, formatter)
+        with formatter.section("CORPUS layouts (under DIR)"):
+            formatter.write_dl(corpus_layouts())
+
+
+@click.command(cls=PrepareCommand)
+@click.argument("corpus", metavar="CORPUS", type=registry_choice("corpus"))
 @click.argument("root", metavar="DIR", type=click.Path(file_okay=False, path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Manifest CSV to write.")
 @click.option("--label-set", default=None, help="iemocap: 4 (default; happy+excited), 4-noexc, 6 or all.")
@@ -33,14 +49,11 @@ def prepare(ctx, corpus, root, output, label_set, subset, no_labels, speaker_reg
             vad_split, max_failures):
     """Scan a corpus folder and write a manifest CSV (one row per utterance).
 
-    \b
-    CORPUS layouts:
-      ravdess  DIR/Actor_XX/MM-VV-EE-II-SS-RR-AA.wav|flac (speech only)
-      emodb    DIR/wav/SSTTTEV.wav|flac
-      iemocap  DIR/SessionN/dialog/EmoEvaluation/*.txt + sentences/wav/
-      folder   DIR/<label>/**/*.wav|flac|ogg|mp3 (or --no-labels)
-    Paths in the CSV are relative to the CSV's folder. Unreadable audio files
-    are listed in <output stem>.failures.csv and left out.
+    Labels are canonical names (angry, happy, sad, neutral, ...); the corpus's
+    own code is kept in the code column. Paths in the CSV are relative to the
+    CSV's folder. Unreadable audio files are listed in <output stem>.failures.csv
+    and left out; warnings (e.g. a speaker whose files disagree on gender) go to
+    <output stem>.warnings.csv.
     """
     start = time.monotonic()
     try:
@@ -55,7 +68,10 @@ def prepare(ctx, corpus, root, output, label_set, subset, no_labels, speaker_reg
         f"-> {result.manifest} ({time.monotonic() - start:.1f} s)")
     log("  " + ", ".join(f"{label or '(none)'} {n}" for label, n in labels.items()))
     if report.skipped:
-        log(f"  {report.skipped} utterances outside the label set/subset left out")
+        log(f"  {report.skipped} files left out on purpose (outside the label set/subset, or excluded by the "
+            "corpus module's rules)")
     if report.failed:
         log(f"  {report.failed} unreadable files left out, see {result.failures_path}")
+    report.write_warnings(result.manifest.with_name(result.manifest.stem + ".warnings.csv"))
+    log_warnings(report)
     ctx.exit(report.exit_code())

@@ -54,3 +54,5 @@ def stream(checkpoint, output, window, hop, rate, pcm_format, channels, device, 
     how = "as the audio arrived" if result.incremental else "window by window"
     log(f"stream: {result.windows} windows from {result.seconds:.1f} s of audio, scored {how} "
         f"({time.monotonic() - start:.1f} s)")
+    if result.flagged:
+        log(f"stream: {result.flagged} of {result.windows} windows flagged; see the flags column")

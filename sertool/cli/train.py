@@ -8,8 +8,8 @@ import click
 
 from sertool import api
 from sertool.cli.app import log, sigterm_exits
-from sertool.cli.options import (comma_list, config_file_options, device_option, floats, overrides, registry_choice,
-                                 train_choice)
+from sertool.cli.options import (comma_list, config_file_options, device_option, floats, label_options,
+                                 manifests_and_store, overrides, registry_choice, train_choice)
 from sertool.io.report import RunReport
 from sertool.training import distributed
 
@@ -77,10 +77,7 @@ def setting_options(command):
               help="Training speakers held out per fold to choose the epoch (or C).")
 @click.option("--test-speakers", default=None, help="holdout: comma-separated test speakers.")
 @click.option("--split-column", default="split", show_default=True, help="column: manifest column to split by.")
-@click.option("--labels", "label_set", default=None, metavar="SET",
-              help="Train on these labels only: big4, big6, big7, all, or names separated by commas.")
-@click.option("--map", "label_map", multiple=True, metavar="FROM=TO",
-              help="Rename a label before --labels (e.g. excited=happy); repeatable.")
+@label_options
 @click.option("--utterance-store", type=click.Path(dir_okay=False), default=None,
               help="Utterance-level store (e.g. a speaker embedding) appended after MSCNN-SPU's pooling.")
 @config_file_options("TOML with [model] and [train] tables (see --print-config).",
@@ -110,13 +107,11 @@ def train(inputs, model, output, protocol, folds, fold, valid_speakers, test_spe
         click.echo(api.train_setup(model, recipe=recipe, settings=settings, model_settings=model_settings,
                                    config=config_file).to_toml(), nl=False)
         return
-    manifests, store = list(inputs[:-1]), inputs[-1] if inputs else None
-    missing = [n for n, v in (("MANIFEST", manifests), ("STORE", store), ("--output", output)) if not v]
-    if missing:
-        raise click.UsageError(f"missing {', '.join(missing)}")
+    manifests, store = manifests_and_store(inputs, output)
     sigterm_exits()
     start = time.monotonic()
-    results = api.train(manifests[0] if len(manifests) == 1 else manifests, store, output=output, model=model, protocol=protocol, folds=folds, fold=fold,
+    results = api.train(manifests[0] if len(manifests) == 1 else manifests, store, output=output, model=model,
+                        protocol=protocol, folds=folds, fold=fold,
                         valid_speakers=valid_speakers, test_speakers=comma_list(test_speakers),
                         split_column=split_column, recipe=recipe, settings=settings, model_settings=model_settings,
                         config=config_file, utterance_store=utterance_store, labels=label_set,

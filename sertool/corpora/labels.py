@@ -110,7 +110,8 @@ def resolve_set(label_set: str | Iterable[str] | None) -> tuple[str, ...]:
 def apply_labels(utterances: list, label_set=None, mapping=None) -> tuple[list, Counter]:
     """Rename labels by ``mapping`` and keep the rows whose label is in ``label_set``.
 
-    Unlabelled rows and augmented copies follow the same rule as their label says.
+    With a set or a mapping, labels are first put in canonical form (:func:`canonical`: ``Anger`` ->
+    ``angry``); without either, the rows are returned unchanged.
 
     Parameters
     ----------
@@ -130,9 +131,12 @@ def apply_labels(utterances: list, label_set=None, mapping=None) -> tuple[list, 
     """
     wanted = set(resolve_set(label_set))
     renames = parse_mapping(mapping)
+    if not wanted and not renames:
+        return list(utterances), Counter()
     kept, dropped = [], Counter()
     for u in utterances:
-        label = renames.get(u.label, u.label)
+        label = canonical(u.label) if u.label else u.label  # "Anger" is "angry" for the set and the mapping
+        label = renames.get(label, label)
         if wanted and label not in wanted:
             dropped[label] += 1
             continue

@@ -18,6 +18,19 @@ Configs round-trip through plain dicts with a ``type`` tag
 A *preset* is a name for an extractor type plus overrides of its defaults
 (``lightsernet_mfcc`` = ``mfcc`` with the paper's settings); ``--features``
 takes any preset name.
+
+Gain invariance: spectral and openSMILE configs have a ``gain`` option.
+``"none"`` (the default) computes features of the samples as recorded;
+``"speech_rms"`` first scales the input to an active speech level of
+:data:`~sertool.features.dsp.TARGET_SPEECH_DBFS` (measured over the frames
+within :data:`~sertool.features.dsp.ACTIVE_RANGE_DB` of the loud reference
+frame, :func:`sertool.features.dsp.active_frames`: a measurement that moves
+with the gain, so the scaled input and its features do not depend on the
+recording's gain). Extraction and scoring both call the extractor, so both
+scale alike. The level is the whole input's: a long file decoded block by
+block is measured in a first pass (its features equal the whole file's), and
+such an extractor cannot follow a live stream (``streams_live`` is False), so
+``sertool stream`` scores each window as a clip, scaled to its own level.
 """
 
 from __future__ import annotations
@@ -27,14 +40,14 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator
+from typing import Any, Callable, ClassVar, Iterable, Iterator
+
+import numpy as np
 
 from sertool.configs import dataclass_from_dict, toml_value
 from sertool.errors import ConfigError, FeatureError
+from sertool.features import dsp
 from sertool.io.audio import load_audio
-
-if TYPE_CHECKING:
-    import numpy as np
 
 #: extractor type name -> FeatureExtractor subclass (filled by @register).
 EXTRACTORS: dict[str, type["FeatureExtractor"]] = {}
@@ -52,6 +65,19 @@ class Preset:
 #: preset name -> Preset. Every extractor type is also a preset of itself.
 PRESETS: dict[str, Preset] = {}
 
+#: Values of the ``gain`` option (see the module docstring).
+GAINS = ("none", "speech_rms")
+#: Fields added to configs after stores were written, and the value that leaves a config as it was: left out
+#: of :meth:`FeatureConfig.to_dict` (so of the hash and the store's name) at that value.
+LATE_DEFAULTS = {"gain": "none"}
+
+
+def check_gain(gain: str) -> None:
+    """ConfigError unless ``gain`` is one of :data:`GAINS`."""
+    if gain not in GAINS:
+        raise ConfigError(f"gain {gain!r} must be one of {', '.join(GAINS)} (speech_rms: scale every input to "
+                          f"{dsp.TARGET_SPEECH_DBFS:g} dBFS active speech level first)")
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
@@ -60,8 +86,13 @@ class FeatureConfig:
     type: ClassVar[str] = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict with a ``type`` tag; inverse of :func:`config_from_dict`."""
-        return {"type": self.type, **dataclasses.asdict(self)}
+        """Plain dict with a ``type`` tag; inverse of :func:`config_from_dict`.
+
+        A field of :data:`LATE_DEFAULTS` at its listed value is left out, so configs written before it existed
+        keep their hash.
+        """
+        fields = {k: v for k, v in dataclasses.asdict(self).items() if LATE_DEFAULTS.get(k, ...) != v}
+        return {"type": self.type, **fields}
 
     def config_hash(self) -> str:
         """sha256 hex digest of the canonical JSON of :meth:`to_dict`."""
@@ -71,8 +102,9 @@ class FeatureConfig:
     def to_toml(self) -> str:
         """The config as TOML text (readable by ``--config``)."""
         lines = [f"type = {json.dumps(self.type)}"]
-        for key, value in dataclasses.asdict(self).items():
-            lines.append(f"{key} = {toml_value(value)}")
+        for key, value in self.to_dict().items():
+            if key != "type":
+                lines.append(f"{key} = {toml_value(value)}")
         return "\n".join(lines) + "\n"
 
 
@@ -155,6 +187,23 @@ class FeatureExtractor(abc.ABC):
     def feature_names(self) -> list[str]:
         """One name per column (``<name>_<i>`` unless the extractor knows better)."""
         return [f"{self.name}_{i}" for i in range(self.dim)]
+
+    @property
+    def gain(self) -> str:
+        """The config's ``gain`` option (``"none"`` for configs without one)."""
+        return getattr(self.config, "gain", "none")
+
+    def level_factor(self, samples: np.ndarray) -> float:
+        """The factor ``gain = "speech_rms"`` scales ``samples`` ``(N,)`` at :attr:`sample_rate` by (1.0 without it)."""
+        if self.gain == "none":
+            return 1.0
+        return dsp.speech_level_gain(dsp.frame_powers(samples, self.sample_rate))
+
+    def levelled(self, samples: np.ndarray) -> np.ndarray:
+        """float32 ``samples`` ``(N,)`` scaled by :meth:`level_factor` (the same array without a gain option)."""
+        if self.gain == "none":
+            return samples
+        return np.asarray(samples, dtype=np.float32) * np.float32(self.level_factor(samples))
 
     def check_input(self, samples, sr: int) -> None:
         """Raise FeatureError unless ``samples`` are at this extractor's rate and long enough."""

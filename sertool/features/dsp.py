@@ -185,3 +185,86 @@ def deltas(feats: np.ndarray, *, order: int, width: int = 9) -> np.ndarray:
 
     mode = "interp" if feats.shape[0] >= width else "nearest"
     return savgol_filter(feats, width, deriv=order, polyorder=order, axis=0, mode=mode).astype(np.float32)
+
+
+# ------------------------------------------------------------------ speech level (gain invariance, input checks)
+#: Length in seconds of the non-overlapping frames the speech level is measured over.
+LEVEL_FRAME_S = 0.02
+#: Frames quieter than this (dBFS: a mean square of 1.0 is 0 dB) are digital silence, whatever the gain.
+SILENCE_DBFS = -120.0
+#: Active frames are those within this many dB of the loud reference frame (below); the rest are pauses.
+ACTIVE_RANGE_DB = 25.0
+#: The loud reference: this percentile of the non-silent frames' levels (a few loud clicks do not set it).
+REFERENCE_PERCENTILE = 95.0
+#: The active speech level ``gain = "speech_rms"`` scales every input to, in dBFS (ITU-T P.56's usual -26 dBov).
+TARGET_SPEECH_DBFS = -26.0
+
+
+def frame_size(sr: int) -> int:
+    """Samples in one level frame (:data:`LEVEL_FRAME_S`) at ``sr`` Hz."""
+    return max(1, int(round(LEVEL_FRAME_S * sr)))
+
+
+def frame_powers(samples: np.ndarray, sr: int) -> np.ndarray:
+    """Mean square of each whole :data:`LEVEL_FRAME_S` frame of ``samples`` ``(N,)``: float64 ``(N // size,)``.
+
+    A last partial frame is left out (the streaming :class:`LevelMeter` carries it into the next block).
+    """
+    size = frame_size(sr)
+    count = samples.shape[0] // size
+    frames = np.asarray(samples[:count * size], dtype=np.float64).reshape(count, size)
+    return np.einsum("ij,ij->i", frames, frames) / size
+
+
+def active_frames(powers: np.ndarray) -> np.ndarray:
+    """Boolean mask ``(F,)`` of the active frames among frame ``powers`` (mean squares, :func:`frame_powers`).
+
+    Active: louder than :data:`SILENCE_DBFS` and within :data:`ACTIVE_RANGE_DB`
+    of the :data:`REFERENCE_PERCENTILE` percentile of the non-silent frames.
+    Both bounds move with the gain, so the mask does not change when the
+    signal is scaled (until its pauses sink under the silence floor).
+    """
+    levels = 10.0 * np.log10(np.maximum(powers, 1e-30))
+    sound = levels > SILENCE_DBFS
+    if not sound.any():
+        return sound
+    reference = np.percentile(levels[sound], REFERENCE_PERCENTILE)
+    return sound & (levels >= reference - ACTIVE_RANGE_DB)
+
+
+def active_level_db(powers: np.ndarray) -> float:
+    """Active speech level in dBFS of frame ``powers`` (mean square over the active frames); -inf for silence."""
+    active = active_frames(powers)
+    return float(10.0 * np.log10(powers[active].mean())) if active.any() else float("-inf")
+
+
+def speech_level_gain(powers: np.ndarray, target_db: float = TARGET_SPEECH_DBFS) -> float:
+    """The factor that brings frame ``powers``' active speech level to ``target_db`` dBFS (1.0 for silence)."""
+    level = active_level_db(powers)
+    return 1.0 if not np.isfinite(level) else float(10.0 ** ((target_db - level) / 20.0))
+
+
+class LevelMeter:
+    """:func:`frame_powers` of samples that arrive block by block (the partial frame is carried over).
+
+    ``meter.push(block)`` for each block in order; :meth:`powers` then equals
+    :func:`frame_powers` of the joined blocks.
+    """
+
+    def __init__(self, sr: int):
+        self.size = frame_size(sr)
+        self.sr = sr
+        self.parts: list[np.ndarray] = []
+        self.rest = np.zeros(0, np.float32)
+
+    def push(self, block: np.ndarray) -> None:
+        """Add the next samples ``(n,)``."""
+        joined = np.concatenate([self.rest, np.asarray(block, dtype=np.float32)])
+        whole = joined.shape[0] // self.size * self.size
+        if whole:
+            self.parts.append(frame_powers(joined[:whole], self.sr))
+        self.rest = joined[whole:]
+
+    def powers(self) -> np.ndarray:
+        """float64 ``(F,)`` mean squares of the whole frames pushed so far."""
+        return np.concatenate(self.parts) if self.parts else np.zeros(0)

@@ -22,7 +22,9 @@ matched on their start time. Deviation: the paper uses 40 ms windows; the
 stock configs use 25 ms (IS09) and 60 ms (eGeMAPS HNR) windows.
 
 Input is clipped to [-1, 1] first (openSMILE converts to 16-bit integers);
-NaN or infinite output is a per-file error, never stored.
+NaN or infinite output is a per-file error, never stored. ``gain =
+"speech_rms"`` scales the input to -26 dBFS active speech level before that
+(:mod:`sertool.features.base`); peaks more than 26 dB above the active level are clipped.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from functools import cached_property
 import numpy as np
 
 from sertool.errors import ConfigError, FeatureError
-from sertool.features.base import FeatureConfig, FeatureExtractor, add_preset, register
+from sertool.features.base import FeatureConfig, FeatureExtractor, add_preset, check_gain, register
 
 SETS = {"egemaps": "eGeMAPSv02", "gemaps": "GeMAPSv01b", "compare": "ComParE_2016", "emobase": "emobase"}
 LEVELS = {"lld": "LowLevelDescriptors", "functionals": "Functionals"}
@@ -71,8 +73,10 @@ class OpenSmileConfig(FeatureConfig):
     feature_set: str = "eGeMAPSv02"
     level: str = "lld"
     sample_rate: int = 16000
+    gain: str = "none"
 
     def __post_init__(self):
+        check_gain(self.gain)
         if self.feature_set not in SETS.values():
             raise ConfigError(f"feature_set {self.feature_set!r} must be one of {', '.join(SETS.values())}")
         if self.level not in LEVELS:
@@ -114,7 +118,7 @@ class OpenSmileExtractor(FeatureExtractor):
 
     def extract(self, samples, sr):
         self.check_input(samples, sr)
-        values = _finite(_run(self._smile, samples, sr).values, self.config.feature_set)
+        values = _finite(_run(self._smile, self.levelled(samples), sr).values, self.config.feature_set)
         if values.shape[0] == 0:
             raise FeatureError("openSMILE returned no frames")
         return values
@@ -126,6 +130,10 @@ class DrnLldConfig(FeatureConfig):
 
     sample_rate: int = 16000
     energy_floor: float = 1e-10
+    gain: str = "none"
+
+    def __post_init__(self):
+        check_gain(self.gain)
 
 
 @register
@@ -156,6 +164,7 @@ class DrnLldExtractor(FeatureExtractor):
 
     def extract(self, samples, sr):
         self.check_input(samples, sr)
+        samples = self.levelled(samples)
         is09_smile, egemaps_smile = self._smiles
         is09 = _run(is09_smile, samples, sr)
         hnr = _run(egemaps_smile, samples, sr)["HNRdBACF_sma3nz"]

@@ -17,6 +17,10 @@ librosa to a relative error under 1e-4.
 Times are in milliseconds (``win_ms``, ``hop_ms``) and converted to samples
 at ``sample_rate`` (rounded). ``fmax = 0`` means the Nyquist frequency,
 ``top_db = 0`` and ``clip = 0`` switch those off (TOML has no null).
+``gain = "speech_rms"`` scales the input to a fixed active speech level
+first (:mod:`sertool.features.base`): block by block, the level comes from
+a first pass (``feature_blocks``) or scales the kept power-mel matrix
+(``extract_stream``, exact since mel power scales as gain**power).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import numpy as np
 
 from sertool.errors import AudioError, ConfigError, FeatureError
 from sertool.features import dsp
-from sertool.features.base import FeatureConfig, FeatureExtractor, add_preset, register
+from sertool.features.base import FeatureConfig, FeatureExtractor, add_preset, check_gain, register
 from sertool.io.audio import load_audio
 
 WINDOWS = ("hann", "hamming", "blackman", "boxcar", "bartlett")
@@ -58,6 +62,7 @@ class SpectralConfig(FeatureConfig):
     clip: float = 0.0
     delta_order: int = 0
     delta_width: int = 9
+    gain: str = "none"
 
     @property
     def win_length(self) -> int:
@@ -96,6 +101,7 @@ class SpectralConfig(FeatureConfig):
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        check_gain(self.gain)
 
 
 @dataclass(frozen=True)
@@ -207,13 +213,16 @@ class _SpectralExtractor(FeatureExtractor):
 
     def extract(self, samples: np.ndarray, sr: int) -> np.ndarray:
         self.check_input(samples, sr)
-        return self._finish(self.log_mel(samples))
+        return self._finish(self.log_mel(self.levelled(samples)))
 
     def extract_file(self, path) -> np.ndarray:
         """As the base class, but decodes straight into the STFT's zero padding when there is one."""
         if self.config.pad_mode != "constant":
             return super().extract_file(path)
         padded = load_audio(path, sr=self.sample_rate, min_duration=self.min_duration, pad=self._pad)
+        if self.gain != "none":  # the level of the samples alone (the padding is no part of the recording)
+            factor = self.level_factor(padded[self._pad:padded.shape[0] - self._pad])
+            np.multiply(padded, np.float32(factor), out=padded)
         return self._finish(self._padded_log_mel(padded))
 
     # The streaming capabilities depend on the config, so they are properties (declared, not probed: see
@@ -230,8 +239,9 @@ class _SpectralExtractor(FeatureExtractor):
 
     @property
     def streams_live(self) -> bool:
-        """Whether :meth:`feature_blocks` reads its blocks once (no whole-file ``top_db`` floor): a live stream."""
-        return self.streams_blocks and not (self.config.log == "db" and self.config.top_db > 0)
+        """Whether :meth:`feature_blocks` reads its blocks once (no whole-file ``top_db`` floor or level): live."""
+        whole_file = (self.config.log == "db" and self.config.top_db > 0) or self.gain != "none"
+        return self.streams_blocks and not whole_file
 
     def _power_mel_blocks(self, blocks):
         """Power mel rows ``(frames, n_mels)`` of consecutive sample ``blocks``, frame by frame as the STFT allows.
@@ -277,9 +287,12 @@ class _SpectralExtractor(FeatureExtractor):
         """
         if not self.streams:
             raise FeatureError(f"{self.name} with pad_mode {self.config.pad_mode!r} cannot stream; use extract()")
-        pieces = [mel for mel, _ in self._power_mel_blocks(blocks)]
+        meter = dsp.LevelMeter(self.sample_rate) if self.gain != "none" else None
+        pieces = [mel for mel, _ in self._power_mel_blocks(_metered(blocks, meter))]
         mel = np.concatenate(pieces) if pieces else np.zeros((0, self.config.n_mels), np.float32)
         del pieces
+        if meter is not None:  # mel power scales as gain ** power
+            mel *= np.float32(dsp.speech_level_gain(meter.powers()) ** self.config.power)
         return self._finish(self._log(mel))
 
     def feature_blocks(self, open_blocks):
@@ -293,15 +306,29 @@ class _SpectralExtractor(FeatureExtractor):
         if not self.streams_blocks:
             raise FeatureError(f"{self.name} cannot yield feature blocks (deltas need context); use extract()")
         c = self.config
-        floor = None
-        if c.log == "db" and c.top_db > 0:
-            peak = None
-            for mel, _ in self._power_mel_blocks(open_blocks()):
-                top = self._log(mel, floor=-np.inf).max()
-                peak = top if peak is None else max(peak, top)
-            floor = peak - c.top_db
-        for mel, total in self._power_mel_blocks(open_blocks()):
+        floor, factor = None, 1.0
+        if c.log == "db" and c.top_db > 0 or self.gain != "none":
+            peak, factor = self._first_pass(open_blocks())
+            floor = None if peak is None else peak + 10.0 * np.log10(factor ** c.power) - c.top_db
+        blocks = open_blocks()
+        if factor != 1.0:
+            blocks = (np.asarray(b, dtype=np.float32) * np.float32(factor) for b in blocks)
+        for mel, total in self._power_mel_blocks(blocks):
             yield self._finish(self._log(mel, floor=floor)), total
+
+    def _first_pass(self, blocks) -> tuple[float | None, float]:
+        """``(peak dB of the unscaled log mel or None without top_db, gain factor)`` of one pass over ``blocks``."""
+        c = self.config
+        meter = dsp.LevelMeter(self.sample_rate) if self.gain != "none" else None
+        if not (c.log == "db" and c.top_db > 0):
+            for block in blocks:
+                meter.push(block)
+            return None, dsp.speech_level_gain(meter.powers())
+        peak = None
+        for mel, _ in self._power_mel_blocks(_metered(blocks, meter)):
+            top = self._log(mel, floor=-np.inf).max()
+            peak = top if peak is None else max(peak, top)
+        return peak, 1.0 if meter is None else dsp.speech_level_gain(meter.powers())
 
     def _finish(self, logmel: np.ndarray) -> np.ndarray:
         """Output columns, deltas and clipping of a log-mel matrix; float32 ``(num_frames, dim)``."""
@@ -318,6 +345,14 @@ class _SpectralExtractor(FeatureExtractor):
         if not np.isfinite(feats).all():
             raise FeatureError(f"{self.name} produced non-finite values; check the audio")
         return feats
+
+
+def _metered(blocks, meter: "dsp.LevelMeter | None"):
+    """``blocks``, each pushed into ``meter`` on the way (as they are when ``meter`` is None)."""
+    for block in blocks:
+        if meter is not None:
+            meter.push(block)
+        yield block
 
 
 class _CepstralMixin:
@@ -377,14 +412,23 @@ class MfccLogMelExtractor(_CepstralMixin, _SpectralExtractor):
 
 
 # Paper presets (see docs in the README and ../shared/docs/MODELS.md).
+_LIGHTSERNET = dict(
+    sample_rate=16000, win_ms=64.0, hop_ms=16.0, n_fft=1024, window="hamming", center=False, power=1.0,
+    n_mels=128, fmin=80.0, fmax=7600.0, htk=True, mel_norm="none", log="ln", log_offset=1e-6,
+    top_db=0.0, n_mfcc=40, clip=10.0,
+)
 add_preset(
     "lightsernet_mfcc", "mfcc",
     "LIGHT-SERNET (ICASSP 2022) input, as in the authors' code: 40 MFCC, 64 ms Hamming / 16 ms hop, "
     "1024-point FFT, |STFT|, 128 HTK mel bands 80-7600 Hz, ln(mel + 1e-6), clipped to [-10, 10], "
     "no centring (3 s -> 184 frames)",
-    sample_rate=16000, win_ms=64.0, hop_ms=16.0, n_fft=1024, window="hamming", center=False, power=1.0,
-    n_mels=128, fmin=80.0, fmax=7600.0, htk=True, mel_norm="none", log="ln", log_offset=1e-6,
-    top_db=0.0, n_mfcc=40, clip=10.0,
+    **_LIGHTSERNET,
+)
+add_preset(
+    "lightsernet_mfcc_level", "mfcc",
+    "lightsernet_mfcc of the input scaled to -26 dBFS active speech level first (gain = speech_rms), so the "
+    "features do not depend on the recording's gain",
+    **_LIGHTSERNET, gain="speech_rms",
 )
 add_preset(
     "transformer_logmel", "logmel",

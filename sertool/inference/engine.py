@@ -80,9 +80,19 @@ class Scorer:
         return self.normaliser.mode == "speaker"
 
     @property
+    def needs_set(self) -> bool:
+        """Whether files scored together share statistics (``set``-normalised checkpoints)."""
+        return self.normaliser.mode == "set"
+
+    @property
     def notes(self) -> dict[str, list[str]]:
         """str(source) -> decode warnings, taken (popped) by the caller."""
         return self.source.notes
+
+    @property
+    def checks(self) -> dict:
+        """str(source) -> :class:`~sertool.inference.flags.InputChecks` of its audio, taken (popped) by the caller."""
+        return self.source.checks
 
     @property
     def one_window_s(self) -> float:

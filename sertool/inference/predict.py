@@ -32,6 +32,7 @@ from sertool.inference.bundled import BUNDLED, DEFAULT_CHECKPOINT, checkpoint_pa
 from sertool.inference.engine import Scorer
 from sertool.inference.export import ExportedModel, load_scoring_model
 from sertool.inference.groups import BLOCK, fused, score_block, score_group, work_units
+from sertool.features.normalise import SCORED_SET
 from sertool.inference.inputs import expand_inputs, file_speakers, manifest_rows
 from sertool.inference.memory import Predictions, predict_audio  # noqa: F401
 from sertool.inference.prefetch import FeatureWorkers
@@ -131,6 +132,8 @@ class _Job:
             raise SertoolError(f"{checkpoint_path}: --vad scores speech regions one file at a time; it does not "
                                "work with a speaker-normalised model yet: drop --vad")
         speakers = file_speakers(inputs, files, speaker_regex) if needs_speakers else None
+        if speakers is None and any(s.needs_set for s in scorers):  # one set: every file scored in this run
+            speakers = {str(f): SCORED_SET for f in files}
         if needs_speakers and not speakers:
             raise SertoolError(f"{checkpoint_path}: this model normalises features per speaker (trained with --norm "
                                "speaker), so predict needs each file's speaker: pass a manifest CSV with a speaker "
@@ -205,12 +208,16 @@ class _Job:
 
     def _write_file(self, writer, report: RunReport, path, outcome) -> None:
         """The rows (or error row) of one file, and its report entries."""
+        checks = [scorer.checks.pop(str(path), None) for scorer in self.scorers][0]  # members measure alike
         if isinstance(outcome, SertoolError):
             message = str(outcome) if str(outcome).startswith(str(path)) else f"{path}: {outcome}"
             writer.writerow(error_row(path, message, self.labels, self.segments, self.extra(path)))
             report.fail(path.stem, path, "predict", message)
         else:
-            writer.writerows(rows_for(path, *outcome, self.labels, self.segments, self.extra(path)))
+            rows = rows_for(path, *outcome, self.labels, self.segments, self.extra(path),
+                            flags=checks.flags if checks is not None else None)
+            writer.writerows(rows)
             report.done()
+            report.flag({name for row in rows for name in row[-2].split(";") if name})
         for message in {m for scorer in self.scorers for m in scorer.notes.pop(str(path), [])}:
             report.warn(path.stem, path, "decode", message)

@@ -34,7 +34,7 @@ class FeatureWorkers:
 
     def __init__(self, checkpoint_path, scorer: Scorer, files: list, jobs: int, chunk: int):
         self.files, self.chunk = [f for f in files if not isinstance(f, Clip)], chunk
-        self.next, self.ready, self.notes = 0, {}, scorer.notes
+        self.next, self.ready, self.notes, self.checks = 0, {}, scorer.notes, scorer.checks
         crop_tolerance = scorer.plan.crop_tolerance if scorer.plan is not None else 0.0
         options = (str(checkpoint_path), scorer.window_s, scorer.hop_s, crop_tolerance)
         self.workers = Workers(jobs - 1, _feature_chunk, initializer=_init_feature_worker, initargs=options,
@@ -52,10 +52,12 @@ class FeatureWorkers:
         """str(path) -> ``(duration, feats, spans)`` (or SertoolError) for the files of ``block`` the workers did."""
         wanted = {str(f) for f in block} & {str(f) for f in self.files}
         while not wanted <= self.ready.keys() and self.workers.outstanding:
-            for key, result, notes in self.workers.get():
+            for key, result, notes, checks in self.workers.get():
                 self.ready[key] = SertoolError(result) if isinstance(result, str) else result
                 if notes:
                     self.notes.setdefault(key, []).extend(notes)
+                if checks is not None:  # the input checks of the audio the worker decoded (the flags column)
+                    self.checks[key] = checks
             self._fill()
         return {key: self.ready.pop(key) for key in wanted if key in self.ready}
 
@@ -76,7 +78,10 @@ def _init_feature_worker(checkpoint_path: str, window_s, hop_s, crop_tolerance) 
 
 
 def _feature_chunk(paths: list[str]) -> list:
-    """In a worker: ``[(path, (duration, feats, spans) or error text or None, warnings)]``; None = a long file."""
+    """In a worker: ``[(path, (duration, feats, spans) or error text or None, warnings, input checks or None)]``.
+
+    None instead of features: a long file (this process scores it).
+    """
     scorer = _WORKER_SCORER[0]
     out = []
     for key in paths:
@@ -85,5 +90,5 @@ def _feature_chunk(paths: list[str]) -> list:
             result = None if scorer.is_long(path) else scorer.features(path)
         except SertoolError as exc:
             result = str(exc)
-        out.append((key, result, scorer.notes.pop(key, [])))
+        out.append((key, result, scorer.notes.pop(key, []), scorer.checks.pop(key, None)))
     return out

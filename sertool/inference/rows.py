@@ -2,15 +2,20 @@
 
 Columns: ``path``, then for manifest inputs ``id, speaker, label`` (so
 scores and metrics need no join), then with segments ``start, end`` (s),
-then ``predicted, confidence, p_<class>..., duration, error``. ``evaluate``
-writes the manifest layout and adds ``fold`` after it. Probabilities have 4
-decimals (``evaluate``: 5), times 3; a failed input has an empty prediction and its error.
+then ``predicted, confidence, p_<class>..., duration, flags, error``.
+``evaluate`` writes the manifest layout and adds ``fold`` after it.
+Probabilities have 4 decimals (``evaluate``: 5), times 3; a failed input
+has an empty prediction and its error. ``flags``: the input checks of the
+audio the row covers (:mod:`sertool.inference.flags`), names joined by
+``;``, empty when clean (and in ``evaluate``, which reads stored features,
+not audio).
 """
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -34,35 +39,40 @@ def header(labels: list[str], segments: bool, manifest: bool = False) -> list[st
         Add :data:`MANIFEST_COLUMNS` after ``path``.
     """
     lead = ["path", *(MANIFEST_COLUMNS if manifest else ()), *(("start", "end") if segments else ())]
-    return lead + ["predicted", "confidence", *(f"p_{c}" for c in labels), "duration", "error"]
+    return lead + ["predicted", "confidence", *(f"p_{c}" for c in labels), "duration", "flags", "error"]
 
 
 def score_row(path, probs: np.ndarray, duration: float, labels: list[str], span=None, extra=(),
-              decimals: int = 4) -> list[str]:
+              decimals: int = 4, flags: list[str] = ()) -> list[str]:
     """One scored row: ``probs`` ``(C,)`` of the input ``path`` (``duration`` s), ``span`` (start s, end s) or None.
 
     ``extra``: the manifest columns' values, when the layout has them; ``decimals``: of the probabilities
-    (``evaluate`` keeps 5, which its fused-run checks compare).
+    (``evaluate`` keeps 5, which its fused-run checks compare); ``flags``: the input checks' flag names.
     """
     k = int(np.argmax(probs))
     lead = [] if span is None else [f"{span[0]:.3f}", f"{span[1]:.3f}"]
     return [str(path), *extra, *lead, labels[k], f"{probs[k]:.{decimals}f}", *(f"{p:.{decimals}f}" for p in probs),
-            f"{duration:.3f}", ""]
+            f"{duration:.3f}", ";".join(flags), ""]
 
 
-def rows_for(path, duration: float, windows, labels: list[str], segments: bool, extra=()) -> list[list[str]]:
+def rows_for(path, duration: float, windows, labels: list[str], segments: bool, extra=(),
+             flags: Callable[..., list[str]] | None = None) -> list[list[str]]:
     """The rows of one scored input: one per window (``segments``), else one with the windows' mean probabilities.
 
-    ``windows``: ``[((start s, end s), probabilities (C,))]``.
+    ``windows``: ``[((start s, end s), probabilities (C,))]``. ``flags``: ``flags(span)`` gives the flag names of
+    the audio from ``span[0]`` to ``span[1]`` s, ``flags(None)`` those of the whole input
+    (:meth:`sertool.inference.flags.InputChecks.flags`); None: no checks (an empty column).
     """
     if segments:
-        return [score_row(path, p, duration, labels, span, extra) for span, p in windows]
-    return [score_row(path, np.mean([p for _, p in windows], axis=0), duration, labels, None, extra)]
+        return [score_row(path, p, duration, labels, span, extra, flags=flags(span) if flags else ())
+                for span, p in windows]
+    return [score_row(path, np.mean([p for _, p in windows], axis=0), duration, labels, None, extra,
+                      flags=flags(None) if flags else ())]
 
 
 def error_row(path, error: str, labels: list[str], segments: bool, extra=()) -> list[str]:
     """The row of an input that could not be scored: no prediction, and ``error``."""
-    blanks = (2 if segments else 0) + 2 + len(labels) + 1
+    blanks = (2 if segments else 0) + 2 + len(labels) + 2
     return [str(path), *extra, *[""] * blanks, error]
 
 
@@ -82,6 +92,9 @@ def resume(output: Path, columns: list[str]) -> set[str]:
         rows = list(csv.reader(fh))
     if not rows:
         return set()
+    if rows[0] == [c for c in columns if c != "flags"]:
+        raise SertoolError(f"{output}: written by an older sertool, without the flags column; use another -o, or "
+                           "--no-resume to score every file again")
     if rows[0] != columns:
         raise SertoolError(f"{output}: written by another model or mode (other columns); use another -o "
                            "or --no-resume to overwrite it")

@@ -16,6 +16,7 @@ import numpy as np
 
 from sertool.errors import AudioError, SertoolError
 from sertool.features import build_extractor
+from sertool.inference.flags import InputChecks, checkpoint_range, file_mix_db, mix_db
 from sertool.inference.windows import audio_slices
 from sertool.io import audio  # read as audio.NAME: tests and tools may tune audio.STREAM_SECONDS at run time
 
@@ -101,6 +102,9 @@ class FeatureSource:
     ----------
     notes
         str(source) -> decode warnings, taken (popped) by the caller.
+    checks
+        str(source) -> the :class:`~sertool.inference.flags.InputChecks` of its decoded audio (the ``flags``
+        column), taken (popped) by the caller.
     """
 
     def __init__(self, checkpoint, window_s: float | None = None, hop_s: float | None = None):
@@ -111,6 +115,29 @@ class FeatureSource:
         self.sample_rate = self.extractor.sample_rate
         self.window_s, self.hop_s = window_s, hop_s
         self.notes: dict[str, list[str]] = {}
+        self.checks: dict[str, InputChecks] = {}
+        self.train_range = checkpoint_range(checkpoint)
+
+    def checks_for(self, source) -> InputChecks:
+        """A fresh :class:`InputChecks` of ``source`` (kept in :attr:`checks`), with its rate and channel mix."""
+        if isinstance(source, Clip):
+            samples = np.asarray(source.samples)
+            native, mix = source.sample_rate, mix_db(samples) if samples.ndim == 2 else None
+        else:
+            try:
+                info = audio.audio_info(source)
+                native, mix = info.sample_rate, file_mix_db(source) if info.channels > 1 else None
+            except (SertoolError, RuntimeError):  # the checks are advisory: decoding reports a bad file
+                native, mix = None, None
+        checks = self.checks[str(source)] = InputChecks(self.sample_rate, native, mix, self.train_range)
+        return checks
+
+    def measured(self, source, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """``blocks`` of ``source``'s samples, each measured by its (fresh) :meth:`checks_for` on the way."""
+        checks = self.checks_for(source)
+        for block in blocks:
+            checks.push(block)
+            yield block
 
     def note_for(self, source) -> Callable[[str], None]:
         """A ``note(message)`` that keeps each decode warning of ``source`` once in :attr:`notes`."""
@@ -170,6 +197,7 @@ class FeatureSource:
         if self.is_long(source, longer_than):
             return self._streamed_features(source, note)
         samples = decode(source, self.sample_rate, self.extractor.min_duration, note)
+        self.checks_for(source).push(samples)
         extra, extra_samples = self.utterance_extractor, None
         if extra is not None and not self.utterance_level and extra.sample_rate != self.sample_rate:
             extra_samples = decode(source, extra.sample_rate, extra.min_duration, note)
@@ -197,7 +225,7 @@ class FeatureSource:
         count = [0]
 
         def blocks():
-            for block in audio.stream_audio(source, sr=self.sample_rate, on_warning=note):
+            for block in self.measured(source, audio.stream_audio(source, sr=self.sample_rate, on_warning=note)):
                 count[0] += block.shape[0]
                 yield block
 
@@ -208,7 +236,8 @@ class FeatureSource:
     def feature_blocks(self, source: Path) -> Iterator[tuple[np.ndarray, int]]:
         """``(raw features (frames, D), samples decoded so far)`` of a long file, block by block (bounded memory)."""
         note = self.note_for(source)
-        return self.extractor.feature_blocks(lambda: audio.stream_audio(source, sr=self.sample_rate, on_warning=note))
+        return self.extractor.feature_blocks(
+            lambda: self.measured(source, audio.stream_audio(source, sr=self.sample_rate, on_warning=note)))
 
     def live_blocks(self, samples: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, int]]:
         """:meth:`feature_blocks` of a live stream's sample blocks at :attr:`sample_rate` (read once)."""
@@ -230,6 +259,7 @@ class FeatureSource:
         if self.utterance_extractor is not None and self.utterance_extractor.sample_rate != sr:
             raise SertoolError(f"{source}: --vad needs the checkpoint's two feature sets at one sample rate")
         samples = decode(source, sr, 0.0, self.note_for(source))
+        self.checks_for(source).push(samples)
         regions = []
         for start, end in speech_regions(samples, sr):
             piece = samples[int(round(start * sr)):int(round(end * sr))]

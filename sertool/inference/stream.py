@@ -22,7 +22,10 @@ Two scoring paths, chosen from the checkpoint:
   is scored as a clip of its own, as ``predict`` scores a window-length file.
 
 Both use the one window planner (:mod:`sertool.inference.windows`) and the
-row layout of ``predict --segments`` (:mod:`sertool.inference.rows`).
+row layout of ``predict --segments`` (:mod:`sertool.inference.rows`). Each
+row's ``flags`` are the input checks of the audio its window covers
+(:mod:`sertool.inference.flags`; the stream's rate is its original rate,
+and its channels are mixed before they are seen, so ``cancelling`` is not checked).
 Memory is bounded by one window of audio or features plus one read.
 """
 
@@ -38,6 +41,7 @@ import numpy as np
 from sertool.errors import AudioError, ConfigError, SertoolError
 from sertool.inference.engine import Scorer
 from sertool.inference.export import load_scoring_model
+from sertool.inference.flags import InputChecks
 from sertool.inference.rows import header, score_row
 from sertool.inference.sources import naming
 from sertool.inference.windows import CROP_TOLERANCE, SlidingWindows
@@ -81,11 +85,15 @@ class NewFile:
 
 @dataclass
 class StreamResult:
-    """What :func:`stream_scores` did: ``windows`` rows written from ``seconds`` of audio; ``incremental`` path."""
+    """What :func:`stream_scores` did: ``windows`` rows written from ``seconds`` of audio; ``incremental`` path.
+
+    ``flagged``: rows with input-check flags.
+    """
 
     windows: int
     seconds: float
     incremental: bool
+    flagged: int = 0
 
 
 def incremental(scorer: Scorer) -> bool:
@@ -148,20 +156,22 @@ def stream_scores(checkpoint, fh: BinaryIO, out: TextIO, *, window: float | None
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header(list(scorer.checkpoint.labels), True))
     out.flush()
-    blocks = _Counted(sample_blocks(fh, pcm, scorer.source.sample_rate, length))
+    checks = InputChecks(scorer.source.sample_rate, pcm.rate, None, scorer.source.train_range)
+    blocks = _Counted(sample_blocks(fh, pcm, scorer.source.sample_rate, length), checks)
     with naming(name):  # name the stream in feature errors (e.g. a stream shorter than one frame)
         return _LiveRows(scorer, writer, out).run(blocks, incremental(scorer))
 
 
 class _Counted:
-    """An iterator of sample blocks that counts the samples it has passed on."""
+    """An iterator of sample blocks that counts the samples it has passed on, and measures them (``checks``)."""
 
-    def __init__(self, blocks: Iterator[np.ndarray]):
-        self.blocks, self.samples = blocks, 0
+    def __init__(self, blocks: Iterator[np.ndarray], checks: InputChecks):
+        self.blocks, self.samples, self.checks = blocks, 0, checks
 
     def __iter__(self):
         for block in self.blocks:
             self.samples += block.shape[0]
+            self.checks.push(block)
             yield block
 
 
@@ -172,19 +182,24 @@ class _LiveRows:
         self.scorer, self.writer, self.out = scorer, writer, out
         self.labels = list(scorer.checkpoint.labels)
         self.sr = scorer.source.sample_rate
-        self.rows = 0
+        self.rows = self.flagged = 0
+        self.checks: InputChecks | None = None
 
     def run(self, blocks: _Counted, use_frames: bool) -> StreamResult:
+        self.checks = blocks.checks
         if use_frames:
             self._frames(blocks)
         else:
             self._clips(blocks)
-        return StreamResult(self.rows, blocks.samples / self.sr, use_frames)
+        return StreamResult(self.rows, blocks.samples / self.sr, use_frames, self.flagged)
 
     def _write(self, span, probs, received_s: float) -> None:
-        self.writer.writerow(score_row("-", probs, received_s, self.labels, span))
+        flags = self.checks.flags(span)
+        self.checks.forget_before(span[0])  # later rows start later: the frames before this one are done
+        self.writer.writerow(score_row("-", probs, received_s, self.labels, span, flags=flags))
         self.out.flush()
         self.rows += 1
+        self.flagged += bool(flags)
 
     def _frames(self, blocks: _Counted) -> None:
         """Incremental path: feature frames as samples arrive, each window scored when its last frame exists."""

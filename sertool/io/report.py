@@ -46,6 +46,9 @@ class RunReport:
     #: Items that were processed but deserve a look (e.g. a truncated file scored from the part that decodes).
     warnings: list[Failure] = field(default_factory=list)
     warnings_path: Path | None = None
+    #: Items scored with input-check flags (``predict``'s flags column): flag name -> items, and items with any.
+    flags: dict[str, int] = field(default_factory=dict)
+    flagged: int = 0
 
     def fail(self, id: str, path: str | os.PathLike, stage: str, error: BaseException | str) -> None:
         """Record that item ``id`` failed at ``stage``."""
@@ -54,6 +57,21 @@ class RunReport:
     def warn(self, id: str, path: str | os.PathLike, stage: str, message: str) -> None:
         """Record a warning about item ``id`` (it still counts as done; exit codes ignore warnings)."""
         self.warnings.append(Failure(str(id), str(path), stage, str(message)))
+
+    def flag(self, names) -> None:
+        """Count one scored item whose rows carry the flag ``names`` (nothing when there are none)."""
+        if names:
+            self.flagged += 1
+            for name in names:
+                self.flags[name] = self.flags.get(name, 0) + 1
+
+    def flag_line(self, command: str, what: str = "files") -> str | None:
+        """``<command>: 3 of 40 files flagged (quiet 2, clipped 1); see the flags column``, or None."""
+        if not self.flagged:
+            return None
+        ordered = sorted(self.flags.items(), key=lambda item: (-item[1], item[0]))  # most frequent first
+        counts = ", ".join(f"{name} {count}" for name, count in ordered)
+        return f"{command}: {self.flagged} of {self.ok} {what} flagged ({counts}); see the flags column"
 
     def write_warnings(self, path: str | os.PathLike, *, keep=lambda row: False) -> Path | None:
         """Write the warnings as CSV (id, path, stage, warning) atomically.

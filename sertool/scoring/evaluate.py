@@ -341,11 +341,36 @@ def read_label_map(path) -> dict[str, str]:
     return mapping
 
 
+def over_shared_classes(probs: np.ndarray, labels: list[str], shared: list[str]) -> np.ndarray:
+    """``probs`` restricted to the classes ``shared`` and renormalised over them (cross-corpus UA's definition).
+
+    Parameters
+    ----------
+    probs
+        ``(N, C)`` probabilities over ``labels``.
+    labels
+        The model's C classes.
+    shared
+        The S classes kept (a subset of ``labels``; their order is the columns' order).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, S)`` float32, rows summing to 1 (uniform where the model gave the shared classes no mass).
+    """
+    kept = np.asarray(probs, np.float64)[:, [labels.index(c) for c in shared]]
+    total = kept.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, kept / total, 1.0 / max(len(shared), 1)).astype(np.float32)
+
+
 def evaluate_cross_corpus(run_dir, manifest, store, *, label_map: dict[str, str] | None = None, output=None,
                           selection: str | None = None, batch_size: int = 64, log=lambda m: None) -> EvaluationResult:
     """Score every fold's model of ``run_dir`` on all utterances of another corpus (``manifest`` + ``store``).
 
-    Utterances whose label the model does not know are listed and left out. Folds are the fold models;
+    Utterances whose label the model does not know are listed and left out; the model's classes the corpus
+    lacks are dropped too, probabilities renormalised over the classes both share
+    (:func:`over_shared_classes`), so every score is over the shared classes. Folds are the fold models;
     ``pooled`` is their ensemble (mean probabilities); ``mean``/``std`` are over the fold models.
     Speaker-normalised models use each speaker of the other corpus's own statistics.
 
@@ -396,11 +421,16 @@ def evaluate_cross_corpus(run_dir, manifest, store, *, label_map: dict[str, str]
     if not ids:
         raise SertoolError(f"{manifest}: no utterance has a label of the model ({', '.join(labels)}); "
                            "pass --label-map FROM,TO rows")
+    model_labels, labels = labels, [c for c in labels if c in {mapped[i] for i in ids}]
+    if len(labels) < len(model_labels):
+        log(f"scored over the {len(labels)} classes {Path(manifest).name} shares with the model (probabilities "
+            f"renormalised over them); not in it: {', '.join(c for c in model_labels if c not in labels)}")
     index = {c: k for k, c in enumerate(labels)}
     truth = np.array([index[mapped[i]] for i in ids])
     per_fold, all_probs = {}, []
     for fold_dir, ckpt in checkpoints:
         probs = score_ids(ckpt, ids, utterances=utterances, stores=[(store, None)], batch_size=batch_size)
+        probs = over_shared_classes(probs, model_labels, labels)
         fold_name = fold_dir.name.split("-")[1]
         per_fold[fold_name] = fold_scores(truth, probs, len(labels)) | _temperature(ckpt)
         log(f"fold {fold_name} model: UA {per_fold[fold_name]['UA']:.3f} WA {per_fold[fold_name]['WA']:.3f} "

@@ -49,7 +49,10 @@ def test_command_names_stay_functions_after_the_modules_are_imported():
 def test_registries_are_listed():
     assert {"light_sernet", "svm", "drn_mhsa"} <= set(sertool.model_names())
     assert {"lightsernet_mfcc", "egemaps_functionals"} <= set(sertool.feature_names())
-    assert sertool.corpus_names() == ["emodb", "folder", "iemocap", "ravdess"]
+    from sertool.corpora import PREPARERS
+
+    assert sertool.corpus_names() == sorted(PREPARERS)
+    assert {"ased", "baved", "crema-d", "emodb", "folder", "iemocap", "ravdess"} <= set(sertool.corpus_names())
 
 
 @pytest.mark.skipif(not CLIPS, reason="examples/ravdess missing")

@@ -45,6 +45,9 @@ def _registries() -> dict[tuple[str, str], tuple[str, ...]]:
         ("train", "recipe"): tuple(RECIPES),
         **{("train", field): choices(TrainConfig, field) for field in train_fields},
         ("evaluate", "selection"): choices(TrainConfig, "selection"),
+        ("crosscorpus", "model"): tuple(model_names()),
+        ("crosscorpus", "recipe"): tuple(RECIPES),
+        **{("crosscorpus", field): choices(TrainConfig, field) for field in train_fields},
     }
     for command in ("evaluate", "predict", "stream"):
         expected[(command, "device")] = choices(TrainConfig, "device")

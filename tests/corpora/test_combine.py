@@ -53,5 +53,11 @@ def test_label_sets_and_mappings(tmp_path):
         parse_mapping(["excited"])
     with pytest.raises(ConfigError, match="unknown label set 'big5'"):
         resolve_set("big5")
+    spelled = [Utterance(id="x", path=tmp_path / "x.wav", label="Anger"), Utterance(id="y", path=tmp_path / "y.wav",
+                                                                                   label="Fear")]
+    kept, _ = apply_labels(spelled, "big4")
+    assert [u.label for u in kept] == ["angry"]  # canonical spellings count for the set
+    kept, _ = apply_labels(spelled, None, ["fear=anxious"])
+    assert [u.label for u in kept] == ["angry", "anxious"]
     kept, dropped = apply_labels(combined.rows, "angry,sad")
     assert {u.label for u in kept} == {"angry", "sad"} and sum(dropped.values()) == 4

@@ -30,7 +30,7 @@ def speech_like(seconds=2.0, sr=16000):
 # ---------------------------------------------------------------- config hashing (the per-preset contract: test_feature_contract.py)
 #: Another valid value for the fields whose neighbour (+1, +0.5, not) is invalid or not a number.
 OTHER_VALUES = {"window": "hann", "pad_mode": "reflect", "mel_norm": "none", "log": "ln", "power": 1.0,
-                "delta_order": 1, "delta_width": 11}
+                "delta_order": 1, "delta_width": 11, "gain": "speech_rms"}
 
 
 def test_hash_tracks_every_field():
