@@ -158,7 +158,8 @@ def evaluate(run: PathLike, *, manifest: PathLike | None = None, store: PathLike
         The store does not match the run's features.
     """
     # scoring: numpy, kept off `sertool --help`
-    from sertool.scoring.evaluate import evaluate_cross_corpus, evaluate_run, read_label_map
+    from sertool.scoring.cross_corpus import evaluate_cross_corpus, read_label_map
+    from sertool.scoring.evaluate import evaluate_run  # numpy too
 
     if (manifest is None) != (store is None):
         raise ConfigError("give both manifest and store, or neither")

@@ -4,7 +4,8 @@ The label is the name of the first sub-folder. With ``labels=False`` every
 audio file under ``DIR`` (recursively) is listed with an empty label, for
 scoring with ``sertool predict``.
 
-id: the path relative to ``DIR`` without its suffix, '/' replaced by '__'.
+id: the path relative to ``DIR``, suffix kept, '/' replaced by '__' (``angry/take1.wav`` ->
+``angry__take1.wav``), so ``a.wav`` and ``a.flac`` in one folder stay two utterances.
 speaker: empty, or the first group of ``speaker_regex`` searched in that
 relative path (e.g. ``'^[^/]+/(spk\\d+)'``); a file it does not match is an
 error, so speaker-independent splits never silently lose a speaker.

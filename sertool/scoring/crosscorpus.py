@@ -10,7 +10,7 @@ Over the corpora of the manifests given (their ``corpus`` column; a manifest may
 
 Every cell is scored over the classes its training and test sets share (the classes of the model's
 training rows, read from its ``split.csv``, and of the test rows), the model's probabilities renormalised
-over them (:func:`sertool.scoring.evaluate.over_shared_classes`); a cell with fewer than two shared
+over them (:func:`sertool.scoring.cross_corpus.over_shared_classes`); a cell with fewer than two shared
 classes has no UA (NaN). Per cell: UA with its 95 % bootstrap interval (utterances resampled),
 N utterances, the number of shared classes, ECE and WA. Writes into ``OUT``:
 
@@ -37,7 +37,8 @@ from sertool.io.atomic import atomic_path, atomic_write
 from sertool.io.manifest import Utterance, write_manifest
 from sertool.metrics import bootstrap_ci
 from sertool.models.checkpoint import Checkpoint
-from sertool.scoring.evaluate import BOOTSTRAP_RESAMPLES, fold_scores, over_shared_classes, score_ids
+from sertool.scoring.cross_corpus import over_shared_classes
+from sertool.scoring.evaluate import BOOTSTRAP_RESAMPLES, fold_scores, score_ids
 from sertool.training.runs import SPLIT_FILE, fold_dirs, read_split
 
 #: The row of the leave-one-corpus-out models.

@@ -23,7 +23,6 @@ Writes into the run folder (or ``output``):
 from __future__ import annotations
 
 import csv
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -326,122 +325,6 @@ def _temperature(checkpoint) -> dict:
 
 def _t_text(checkpoint) -> str:
     return "" if checkpoint.is_fusion else f" (calibrated, T {checkpoint.temperature:.3g})"
-
-
-def read_label_map(path) -> dict[str, str]:
-    """``from,to`` rows of a CSV (header optional) -> {corpus label: model label}."""
-    mapping = {}
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        for k, row in enumerate(csv.reader(fh), start=1):
-            if not row or row[0].startswith("#") or (k == 1 and [c.strip() for c in row[:2]] == ["from", "to"]):
-                continue
-            if len(row) != 2:
-                raise SertoolError(f"{path}, line {k}: a label map row is 'from,to' (got {row!r})")
-            mapping[row[0].strip()] = row[1].strip()
-    return mapping
-
-
-def over_shared_classes(probs: np.ndarray, labels: list[str], shared: list[str]) -> np.ndarray:
-    """``probs`` restricted to the classes ``shared`` and renormalised over them (cross-corpus UA's definition).
-
-    Parameters
-    ----------
-    probs
-        ``(N, C)`` probabilities over ``labels``.
-    labels
-        The model's C classes.
-    shared
-        The S classes kept (a subset of ``labels``; their order is the columns' order).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(N, S)`` float32, rows summing to 1 (uniform where the model gave the shared classes no mass).
-    """
-    kept = np.asarray(probs, np.float64)[:, [labels.index(c) for c in shared]]
-    total = kept.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, kept / total, 1.0 / max(len(shared), 1)).astype(np.float32)
-
-
-def evaluate_cross_corpus(run_dir, manifest, store, *, label_map: dict[str, str] | None = None, output=None,
-                          selection: str | None = None, batch_size: int = 64, log=lambda m: None) -> EvaluationResult:
-    """Score every fold's model of ``run_dir`` on all utterances of another corpus (``manifest`` + ``store``).
-
-    Utterances whose label the model does not know are listed and left out; the model's classes the corpus
-    lacks are dropped too, probabilities renormalised over the classes both share
-    (:func:`over_shared_classes`), so every score is over the shared classes. Folds are the fold models;
-    ``pooled`` is their ensemble (mean probabilities); ``mean``/``std`` are over the fold models.
-    Speaker-normalised models use each speaker of the other corpus's own statistics.
-
-    Parameters
-    ----------
-    run_dir
-        A trained run folder (not a fused one).
-    manifest, store
-        The other corpus's labelled manifest CSV and its feature store.
-    label_map
-        Corpus label -> model label; identity when absent.
-    output
-        Folder of the files :func:`evaluate_run` writes; default ``RUN_DIR/cross-<manifest stem>``.
-    selection, batch_size, log
-        As for :func:`evaluate_run`.
-
-    Returns
-    -------
-    EvaluationResult
-        Scores per fold model, of their ensemble (``pooled``), ``mean`` and ``std``.
-
-    Raises
-    ------
-    SertoolError
-        A fused run, unlabelled rows, or no row with a label of the model.
-    """
-    run_dir = Path(run_dir)
-    if read_run_info(run_dir).get("members"):
-        raise SertoolError(f"{run_dir}: cross-corpus evaluation of a fused run is not supported; evaluate its "
-                           "members with --on")
-    output = Path(output or run_dir / f"cross-{Path(manifest).stem}")
-    output.mkdir(parents=True, exist_ok=True)
-    name = checkpoint_name(selection)
-    checkpoints = [(d, Checkpoint.load(d / name)) for d in fold_dirs(run_dir, name)]
-    labels = list(checkpoints[0][1].labels)
-    label_map = label_map or {}
-    utterances = read_manifest(manifest)
-    unlabelled = [u.id for u in utterances if not u.label]
-    if unlabelled:
-        raise SertoolError(f"{manifest}: {len(unlabelled)} rows have no label (e.g. {unlabelled[0]!r}); "
-                           "cross-corpus evaluation needs labels")
-    mapped = {u.id: label_map.get(u.label, u.label) for u in utterances if not u.source_id}
-    left_out = Counter(u.label for u in utterances if u.id in mapped and mapped[u.id] not in labels)
-    if left_out:
-        log("left out (label not in the model; map it with --label-map): "
-            + ", ".join(f"{label} ({n})" for label, n in sorted(left_out.items())))
-    ids = [i for i, label in mapped.items() if label in labels]
-    if not ids:
-        raise SertoolError(f"{manifest}: no utterance has a label of the model ({', '.join(labels)}); "
-                           "pass --label-map FROM,TO rows")
-    model_labels, labels = labels, [c for c in labels if c in {mapped[i] for i in ids}]
-    if len(labels) < len(model_labels):
-        log(f"scored over the {len(labels)} classes {Path(manifest).name} shares with the model (probabilities "
-            f"renormalised over them); not in it: {', '.join(c for c in model_labels if c not in labels)}")
-    index = {c: k for k, c in enumerate(labels)}
-    truth = np.array([index[mapped[i]] for i in ids])
-    per_fold, all_probs = {}, []
-    for fold_dir, ckpt in checkpoints:
-        probs = score_ids(ckpt, ids, utterances=utterances, stores=[(store, None)], batch_size=batch_size)
-        probs = over_shared_classes(probs, model_labels, labels)
-        fold_name = fold_dir.name.split("-")[1]
-        per_fold[fold_name] = fold_scores(truth, probs, len(labels)) | _temperature(ckpt)
-        log(f"fold {fold_name} model: UA {per_fold[fold_name]['UA']:.3f} WA {per_fold[fold_name]['WA']:.3f} "
-            f"on {len(ids)} utterances of {Path(manifest).name}")
-        all_probs.append(probs)
-    ensemble = np.mean(all_probs, axis=0)
-    _add_summaries(per_fold, truth, ensemble, len(labels))
-    by_id = {u.id: u for u in utterances}
-    rows = [prediction_row(by_id[i], p, labels, labels[t], "ensemble") for i, p, t in zip(ids, ensemble, truth)]
-    _write_outputs(output, per_fold, labels, rows, title=f"{run_dir.name} on {Path(manifest).stem}")
-    return EvaluationResult(per_fold, labels, output)
 
 
 def _atomic_csv(path: Path, header: list[str], rows) -> None:

@@ -20,8 +20,9 @@ import numpy as np
 from sertool.errors import SertoolError
 from sertool.io.manifest import read_manifest
 from sertool.models.checkpoint import Checkpoint
-from sertool.scoring.evaluate import (EvaluationResult, _add_summaries, _write_outputs, fold_scores,
-                                      over_shared_classes, prediction_row, run_stores, score_ids)
+from sertool.scoring.cross_corpus import over_shared_classes
+from sertool.scoring.evaluate import (EvaluationResult, _add_summaries, _write_outputs, fold_scores, prediction_row,
+                                      run_stores, score_ids)
 from sertool.scoring.plots import plot_training_curves
 from sertool.training.runs import checkpoint_name, fold_dirs, read_run_info, read_split
 

@@ -179,12 +179,22 @@ def _fold_labels(fold: Fold, utterances: list[Utterance], labels: list[str], pro
     """The classes a fold's model learns: the run's, or (``loco``) those of its training corpora.
 
     A leave-one-corpus-out fold learns the classes its training rows have; validation rows of other
-    classes are left out of model selection (they cannot be predicted). Returns ``(fold, labels)``.
+    classes are left out of model selection (they cannot be predicted). Any other fold must have
+    training utterances of every class of the run, and every fold two classes or more (ConfigError
+    naming the fold and the class). Returns ``(fold, labels)``.
     """
-    if protocol != "loco":
-        return fold, labels
     by_id = {u.id: u for u in utterances}
     own = sorted({by_id[i].label for i in fold.train})
+    if len(own) < 2:
+        raise ConfigError(f"fold {fold.index} ({fold.name}): its training utterances have {len(own)} class(es) "
+                          f"({', '.join(own)}); a classifier needs two or more: use other folds or more data")
+    if protocol != "loco":
+        if own != labels:
+            missing = sorted(set(labels) - set(own))
+            raise ConfigError(f"fold {fold.index} ({fold.name}): no training utterance of class(es) "
+                              f"{', '.join(missing)} (only its validation or test speakers have them); change "
+                              "--folds / --seed / --valid-speakers, or leave the class out with --labels")
+        return fold, labels
     valid = tuple(i for i in fold.valid if by_id[i].label in own)
     if own != labels:
         log(f"fold {fold.index} ({fold.name}): learns the {len(own)} classes of its training corpora "

@@ -16,7 +16,8 @@ from sertool.extraction.pipeline import extract_manifest
 from sertool.io.manifest import read_manifest, write_manifest
 from sertool.io.report import RunReport
 from sertool.scoring.crosscorpus import ALL_OTHERS, COLUMNS, split_corpora
-from sertool.scoring.evaluate import evaluate_cross_corpus, evaluate_run, over_shared_classes
+from sertool.scoring.cross_corpus import evaluate_cross_corpus, over_shared_classes
+from sertool.scoring.evaluate import evaluate_run
 from sertool.training.runs import read_split
 from sertool.training.splits import make_folds
 from tests.conftest import write_audio, write_pitch_corpus

@@ -6,15 +6,18 @@ import csv
 import json
 from dataclasses import replace
 
+import pytest
 from click.testing import CliRunner
 
 from sertool.cli.main import cli
 from sertool.corpora import folder
+from sertool.errors import ConfigError
 from sertool.extraction.pipeline import extract_manifest
 from sertool.features.normalise import MIN_SET_UTTERANCES
 from sertool.io.manifest import read_manifest, write_manifest
 from sertool.io.report import RunReport
 from sertool.models.checkpoint import Checkpoint
+from sertool.training.trainer import TrainConfig, train_run
 from tests.conftest import write_pitch_corpus
 
 
@@ -80,3 +83,19 @@ def test_labels_and_map_leave_rows_out_and_the_run_keeps_its_rows(tmp_path):
     result = CliRunner().invoke(cli, ["train", str(manifest), str(store), "-m", "logreg", "-o", str(run),
                                       "--protocol", "loso", "--valid-speakers", "1", "--labels", "big4"])
     assert result.exit_code == 1 and "another" in result.output  # another label selection: another run
+
+
+def test_a_fold_without_training_utterances_of_a_class_is_an_error(tmp_path):
+    manifest = _corpus(tmp_path, "north", 0.0)
+    rows = read_manifest(manifest)  # only speaker spk0 has the class "mid"
+    rows = [replace(u, label="mid") if u.speaker == "spk0" and u.label == "low" else u for u in rows]
+    manifest = write_manifest(rows, tmp_path / "mid.csv")
+    store = extract_manifest(manifest, features="mfcc_stats", output=tmp_path / "feats").store_path
+    with pytest.raises(ConfigError, match=r"fold 0 \(spk0\): no training utterance of class\(es\) mid"):
+        train_run(manifest, store, model="logreg", output=tmp_path / "r", protocol="loso", valid_speakers=1,
+                  train_config=TrainConfig(norm="global"))
+    one = write_manifest([replace(u, label="low") for u in rows], tmp_path / "one.csv")
+    store = extract_manifest(one, features="mfcc_stats", output=tmp_path / "feats").store_path
+    with pytest.raises(ConfigError, match="have 1 class"):
+        train_run(one, store, model="logreg", output=tmp_path / "r1", protocol="loso", valid_speakers=1,
+                  train_config=TrainConfig(norm="global"))
