@@ -10,9 +10,11 @@ margins the thresholds leave). ``short``/``long`` use a training duration
 range: ``--train-range LOW HIGH`` seconds, else the bundled model's, else the
 1st-99th percentile of the RAVDESS files' durations (what a model trained
 on RAVDESS records); a short BAVED word is a true ``short`` for such a model.
+With ``--write`` both tables replace the ones between ``<!-- flags-table:start -->``
+and ``:end`` in bench/README.md, stamped with date, machine and version.
 
 Usage: python bench/flag_rates.py [--data ../shared/data] [--corpora ravdess emodb-2s ased baved] [--limit N]
-       [--train-range LOW HIGH] [--list]
+       [--train-range LOW HIGH] [--list] [--write]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.tables import machine, write_table  # noqa: E402
 from sertool.inference import flags as F  # noqa: E402
 from sertool.io.audio import audio_info, find_audio, load_audio  # noqa: E402
 
@@ -100,6 +103,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="Check only every n-th file so about N per corpus remain.")
     ap.add_argument("--train-range", type=float, nargs=2, metavar=("LOW", "HIGH"))
     ap.add_argument("--list", action="store_true", help="Name the flagged files and their flags.")
+    ap.add_argument("--write", action="store_true", help="Put the tables into bench/README.md.")
     args = ap.parse_args()
     start = time.monotonic()
     limits, origin = train_range(args, args.data)
@@ -111,11 +115,14 @@ def main() -> None:
         results[corpus] = [measure(f) for f in files]
         names[corpus] = files
     seconds = sum(m["duration"] for measured in results.values() for m in measured)
-    print(f"{sum(map(len, results.values()))} files, {seconds / 3600:.2f} h of audio checked in "
-          f"{time.monotonic() - start:.1f} s; short/long: {origin} range {limits[0]:.2f}-{limits[1]:.2f} s "
-          f"(+-{100 * F.DURATION_TOLERANCE:g} %)\n")
-    print(rate_table(results, limits) + "\n")
-    print(margin_table(results))
+    summary = (f"{sum(map(len, results.values()))} files, {seconds / 3600:.2f} h of audio checked in "
+               f"{time.monotonic() - start:.1f} s; short/long: {origin} range {limits[0]:.2f}-{limits[1]:.2f} s "
+               f"(+-{100 * F.DURATION_TOLERANCE:g} %)")
+    tables = rate_table(results, limits) + "\n\n" + margin_table(results)
+    print(summary + "\n\n" + tables)
+    if args.write:
+        stamp = f"Measured {time.strftime('%Y-%m-%d')} on {machine()}: {summary}."
+        write_table("flags", f"{stamp}\n\n{tables}", heading="## Input checks on clean speech (`predict` flags)")
     if args.list:
         for corpus, measured in results.items():
             for path, m in zip(names[corpus], measured):

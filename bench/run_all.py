@@ -2,7 +2,8 @@
 
 Runs, in order: extraction vs librosa, openSMILE 1 vs 2 jobs, predict speed
 with the bundled model, LIGHT-SERNET training speed against a baseline revision, Silero VAD
-boundaries on joined clips, the CPU cost of self-supervised encoders, and every model on the RAVDESS folds (the long one:
+boundaries on joined clips, the CPU cost of self-supervised encoders, live-stream latency, how often the input
+checks flag the clean speech of the shared corpora, and every model on the RAVDESS folds (the long one:
 about an hour on 2 cores with ``--epochs 3``). ``--skip-models`` leaves the
 model table as it is.
 
@@ -26,7 +27,7 @@ def main() -> None:
     args = ap.parse_args()
     steps = [["bench_extract.py", "--write"], ["bench_opensmile.py", "--write"], ["bench_predict.py", "--write"],
              ["bench_train.py", "--write"], ["bench_vad.py", "--write"], ["bench_ssl.py", "--write"],
-             ["bench_stream.py", "--write"]]
+             ["bench_stream.py", "--write"], ["flag_rates.py", "--write"]]
     if not args.skip_models:
         steps.append(["bench_models.py", "--write", "--epochs", args.epochs])
     for script, *options in steps:

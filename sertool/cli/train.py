@@ -24,8 +24,10 @@ def _betas(ctx, param, value):
 
 #: TrainConfig settings with an option of their own, in --help order: (option declaration, keyword arguments).
 SETTING_OPTIONS = [
-    (("--norm",), dict(type=train_choice("norm"), help="Feature normalisation: training-set statistics, each "
-                       "speaker's own, or each utterance's own (default: the recipe's; see README).")),
+    (("--norm",), dict(type=train_choice("norm"), help="Feature normalisation: global (training statistics), "
+                       "speaker (each speaker's own), utterance (each utterance's own) or set (each corpus's own; "
+                       "at predict, the scored files' own) (default: the recipe's; see the README's normalisation "
+                       "guide).")),
     (("--epochs",), dict(type=int)),
     (("--batch-size",), dict(type=int)),
     (("--lr",), dict(type=float, help="Peak learning rate.")),
