@@ -42,7 +42,7 @@ def test_python_tour_runs(tmp_path, capsys):
     finally:
         os.chdir(cwd)
     out = capsys.readouterr().out
-    assert "(6, 8)" in out and "['angry']" in out and "6 0" in out
+    assert "(6, 9)" in out and "['angry']" in out and "6 0" in out
     if RAVDESS.is_dir():
         assert "frame-level" in out or "utterance" in out  # the ConfigError's message was printed
 

@@ -302,17 +302,20 @@ def test_specaugment_training_runs_and_changes_the_model(corpus, tmp_path):
     assert any(not torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
 
 
-def test_predict_without_a_model_uses_the_bundled_one(tmp_path):
-    from sertool.inference.predict import DEFAULT_CHECKPOINT
+def test_predict_without_a_model_uses_the_bundled_multi_corpus_one(tmp_path):
+    from sertool.inference.predict import BUNDLED
 
-    if not DEFAULT_CHECKPOINT.is_file():
+    if not BUNDLED["default"].is_file():
         pytest.skip("no bundled model in this checkout")
+    checkpoint = Checkpoint.load(BUNDLED["default"])
+    assert checkpoint.norm_mode == "set" and set(checkpoint.norm["sets"]) == {"ravdess", "emodb", "ased"}
+    assert len(checkpoint.labels) == 9 and checkpoint.feature_config["gain"] == "speech_rms"
     write_audio(tmp_path / "clip.wav", seconds=2.0)
     result = CliRunner().invoke(cli, ["predict", str(tmp_path / "clip.wav")])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(result.stdout.splitlines()))
-    assert len(rows) == 1 and rows[0]["predicted"] in Checkpoint.load(DEFAULT_CHECKPOINT).labels
-    assert len(Checkpoint.load(DEFAULT_CHECKPOINT).labels) == 8
+    assert len(rows) == 1 and rows[0]["predicted"] in checkpoint.labels
+    assert "fewer than 20); the training statistics were used" in result.output  # one file is no set
 
 
 def _presets_to_score():
@@ -358,12 +361,12 @@ def test_long_files_are_streamed_with_the_same_scores(tmp_path, monkeypatch):
     import sertool.io.audio as audio
 
     path = write_audio(tmp_path / "long.wav", seconds=30.0, freq=180.0)
-    whole = sertool.predict("default", path)
+    whole = sertool.predict("ravdess", path)
     monkeypatch.setattr(audio, "STREAM_SECONDS", 10.0)
     calls = []
     original = audio.stream_audio
     monkeypatch.setattr(audio, "stream_audio", lambda *a, **k: calls.append(1) or original(*a, **k))
-    streamed = sertool.predict("default", path)
+    streamed = sertool.predict("ravdess", path)
     assert calls, "the long file was not streamed"
     assert streamed.durations[0] == whole.durations[0] == pytest.approx(30.0)
     assert [w[:2] for w in streamed.windows[0]] == [w[:2] for w in whole.windows[0]]
@@ -379,29 +382,29 @@ def test_clips_a_little_longer_than_the_input_are_one_centre_cropped_window(tmp_
     input_s = 184 * 0.016  # the bundled LIGHT-SERNET's 184 frames of 16 ms
     near = write_audio(tmp_path / "near.wav", seconds=input_s * (1 + CROP_TOLERANCE * 0.8))
     far = write_audio(tmp_path / "far.wav", seconds=input_s * (1 + CROP_TOLERANCE * 1.5))
-    one, many = sertool.predict("default", [near, far]).windows
+    one, many = sertool.predict("ravdess", [near, far]).windows
     assert len(one) == 1 and len(many) >= 2
     start, end, _ = one[0]
     duration = input_s * (1 + CROP_TOLERANCE * 0.8)
     assert abs((start + end) / 2 - duration / 2) < 0.05 and abs((end - start) - input_s) < 0.05  # the centre crop
-    assert len(sertool.predict("default", near, crop_tolerance=0).windows[0]) == 2  # the old overlapping windows
-    assert len(sertool.predict("default", near, window=1.0).windows[0]) >= 3  # a window the user chose: as given
+    assert len(sertool.predict("ravdess", near, crop_tolerance=0).windows[0]) == 2  # the old overlapping windows
+    assert len(sertool.predict("ravdess", near, window=1.0).windows[0]) >= 3  # a window the user chose: as given
 
 
 def test_batch_size_changes_nothing_but_memory_and_a_missing_device_is_an_error(tmp_path):
     import sertool
 
     path = write_audio(tmp_path / "long.wav", seconds=20.0, freq=200.0)
-    one = sertool.predict("default", path, batch_size=1)
-    many = sertool.predict("default", path, batch_size=64)
+    one = sertool.predict("ravdess", path, batch_size=1)
+    many = sertool.predict("ravdess", path, batch_size=64)
     assert len(one.windows[0]) > 5
     np.testing.assert_allclose(np.stack([w[2] for w in one.windows[0]]), np.stack([w[2] for w in many.windows[0]]),
                                atol=1e-5)
     with pytest.raises(ConfigError, match="batch size"):
-        sertool.predict("default", path, batch_size=0)
+        sertool.predict("ravdess", path, batch_size=0)
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA device"):
-            sertool.predict("default", path, device="cuda")
+            sertool.predict("ravdess", path, device="cuda")
 
 
 def test_bf16_precision_trains_a_float32_checkpoint(corpus, tmp_path):

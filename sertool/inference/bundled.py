@@ -1,4 +1,4 @@
-"""The models shipped inside the package, found by name (``--model default``, ``--model speaker``)."""
+"""The models shipped inside the package, found by name (``--model default``, ``ravdess``, ``ravdess-speaker``)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ from pathlib import Path
 from sertool.errors import SertoolError
 
 _BUNDLE = Path(__file__).resolve().parents[1] / "models" / "default"
-#: Models trained on the 16 RAVDESS actors of ../shared/data, shipped inside the package (``--model NAME``):
-#: ``default`` scores any file alone; ``speaker`` normalises per speaker (needs 10+ files of each speaker).
-BUNDLED = {"default": _BUNDLE / "light_sernet_ravdess.pt", "speaker": _BUNDLE / "light_sernet_ravdess_speaker.pt"}
+#: Models shipped inside the package (``--model NAME``; see ``sertool/models/default/README.md``):
+#: ``default`` the multi-corpus model (RAVDESS 01-16 + EMO-DB-2s + ASED 01-40, ``set`` normalisation: score files
+#: together); ``ravdess`` LIGHT-SERNET on RAVDESS 01-16 (global normalisation, any file alone);
+#: ``ravdess-speaker`` (alias ``speaker``) the same with speaker normalisation (10+ files of each speaker).
+BUNDLED = {"default": _BUNDLE / "multicorpus.pt", "ravdess": _BUNDLE / "light_sernet_ravdess.pt",
+           "ravdess-speaker": _BUNDLE / "light_sernet_ravdess_speaker.pt",
+           "speaker": _BUNDLE / "light_sernet_ravdess_speaker.pt"}
 DEFAULT_CHECKPOINT = BUNDLED["default"]
 
 

@@ -57,12 +57,12 @@ def test_registries_are_listed():
 
 @pytest.mark.skipif(not CLIPS, reason="examples/ravdess missing")
 def test_predict_in_memory_equals_predict_into_csv(tmp_path):
-    result = sertool.predict("default", [str(c) for c in CLIPS])
+    result = sertool.predict("ravdess", [str(c) for c in CLIPS])
     assert len(result) == len(CLIPS) and result.probabilities.shape == (len(CLIPS), 8)
     assert result.probabilities.dtype == np.float32
     np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert result.labels == [result.classes[k] for k in result.probabilities.argmax(axis=1)]
-    report = sertool.predict_files("default", EXAMPLES, output=tmp_path / "p.csv")
+    report = sertool.predict_files("ravdess", EXAMPLES, output=tmp_path / "p.csv")
     assert report.ok == len(CLIPS)
     rows = {r["path"]: r for r in csv.DictReader(open(tmp_path / "p.csv"))}
     for name, label, probs in zip(result.names, result.labels, result.probabilities):
@@ -73,30 +73,30 @@ def test_predict_in_memory_equals_predict_into_csv(tmp_path):
 @pytest.mark.skipif(not CLIPS, reason="examples/ravdess missing")
 def test_predict_takes_samples_in_memory_at_any_rate_and_channel_count():
     samples, sr = sf.read(CLIPS[0], dtype="float32")
-    from_file = sertool.predict("default", CLIPS[0])
-    pair = sertool.predict("default", (samples, sr))
+    from_file = sertool.predict("ravdess", CLIPS[0])
+    pair = sertool.predict("ravdess", (samples, sr))
     assert pair.names == ["<array 0>"]
     np.testing.assert_allclose(pair.probabilities, from_file.probabilities, atol=1e-6)
-    stereo = sertool.predict("default", (np.stack([samples, samples], axis=1), sr))
+    stereo = sertool.predict("ravdess", (np.stack([samples, samples], axis=1), sr))
     np.testing.assert_allclose(stereo.probabilities, from_file.probabilities, atol=1e-5)
     import soxr
 
-    resampled = sertool.predict("default", (soxr.resample(samples, sr, 44100).astype(np.float32), 44100))
+    resampled = sertool.predict("ravdess", (soxr.resample(samples, sr, 44100).astype(np.float32), 44100))
     assert resampled.labels == from_file.labels  # 16 kHz -> 44.1 kHz -> 16 kHz: nearly the same audio
-    mixed = sertool.predict("default", [(samples, sr), str(CLIPS[1])])
+    mixed = sertool.predict("ravdess", [(samples, sr), str(CLIPS[1])])
     assert mixed.names == ["<array 0>", str(CLIPS[1])] and mixed.durations.shape == (2,)
     assert all(start < end for start, end, _ in mixed.windows[0])
 
 
 def test_predict_in_memory_errors_are_sertool_errors(tmp_path):
     with pytest.raises(sertool.ConfigError, match="path, a list of paths"):
-        sertool.predict("default", 42)
+        sertool.predict("ravdess", 42)
     with pytest.raises(sertool.AudioError, match="missing.wav"):
-        sertool.predict("default", tmp_path / "missing.wav")
+        sertool.predict("ravdess", tmp_path / "missing.wav")
     with pytest.raises(sertool.AudioError, match="NaN"):
-        sertool.predict("default", (np.full(16000, np.nan, dtype=np.float32), 16000))
+        sertool.predict("ravdess", (np.full(16000, np.nan, dtype=np.float32), 16000))
     with pytest.raises(sertool.AudioError, match=r"<array 0>.*shape"):
-        sertool.predict("default", (np.zeros((2, 2, 2), dtype=np.float32), 16000))
+        sertool.predict("ravdess", (np.zeros((2, 2, 2), dtype=np.float32), 16000))
 
 
 def test_speaker_normalised_predict_in_memory_needs_and_uses_speakers(tmp_path):
@@ -136,7 +136,7 @@ def test_library_calls_leave_thread_settings_and_the_plot_backend_as_they_were(t
     torch.set_num_threads(1)
     try:
         before = _thread_state()
-        sertool.predict("default", CLIPS[:2])
+        sertool.predict("ravdess", CLIPS[:2])
         manifest = sertool.prepare("ravdess", EXAMPLES, output=tmp_path / "m.csv").manifest
         sertool.extract(manifest, features="mfcc_stats", output=tmp_path / "feats")
         sertool.scoring.plots.plot_confusion(np.eye(2, dtype=int), ["a", "b"], tmp_path / "c.png", title="t")
@@ -264,15 +264,15 @@ def test_predict_files_reads_stdin_and_uses_workers(tmp_path):
     import io
 
     raw = (sertool.load_audio(CLIPS[0], sr=16000) * 32767).astype("<i2").tobytes()
-    report = sertool.predict_files("default", ["-", CLIPS[1]], output=tmp_path / "p.csv", stdin=io.BytesIO(raw),
+    report = sertool.predict_files("ravdess", ["-", CLIPS[1]], output=tmp_path / "p.csv", stdin=io.BytesIO(raw),
                                    rate=16000, jobs=2)
     assert report.ok == 2
     rows = list(csv.DictReader(open(tmp_path / "p.csv")))
     assert [r["path"] for r in rows] == ["-", str(CLIPS[1])]
-    expected = sertool.predict("default", CLIPS[0])
+    expected = sertool.predict("ravdess", CLIPS[0])
     assert rows[0]["predicted"] == expected.labels[0]
     with pytest.raises(sertool.ConfigError, match="rate describes raw PCM"):
-        sertool.predict_files("default", CLIPS[0], output=tmp_path / "q.csv", rate=16000)
+        sertool.predict_files("ravdess", CLIPS[0], output=tmp_path / "q.csv", rate=16000)
 
 
 @pytest.mark.skipif(not CLIPS, reason="examples/ravdess missing")

@@ -194,7 +194,7 @@ def test_a_long_file_cut_short_streams_and_scores_like_a_short_clip(tmp_path):
     long = write_audio(tmp_path / "long.flac", seconds=200.0)
     long.write_bytes(long.read_bytes()[: long.stat().st_size // 100])
     with pytest.warns(TruncatedAudioWarning, match="header says 200.000 s"):
-        result = sertool.predict("default", long)
+        result = sertool.predict("ravdess", long)
     with pytest.warns(TruncatedAudioWarning, match="header says 200.000 s"):
         decoded = load_audio(long, sr=16000)
     assert 0.5 < decoded.shape[0] / 16000 < 5.0  # cut to about 2 s: short enough for one window
@@ -215,10 +215,10 @@ def test_in_memory_samples_of_any_dtype_and_bad_settings():
     import sertool
 
     x = tone(2.0)
-    as_float = sertool.predict("default", (x, 16000))
-    as_int16 = sertool.predict("default", ((x * 32767).astype(np.int16), 16000))
+    as_float = sertool.predict("ravdess", (x, 16000))
+    as_int16 = sertool.predict("ravdess", ((x * 32767).astype(np.int16), 16000))
     np.testing.assert_allclose(as_int16.probabilities, as_float.probabilities, atol=1e-3)
     with pytest.raises(sertool.AudioError, match="sample rate"):
-        sertool.predict("default", (x, 0))
+        sertool.predict("ravdess", (x, 0))
     with pytest.raises(sertool.ConfigError, match="crop_tolerance"):
-        sertool.predict("default", (x, 16000), crop_tolerance=-0.5)
+        sertool.predict("ravdess", (x, 16000), crop_tolerance=-0.5)

@@ -128,7 +128,7 @@ def _extract_loop(corpus, tmp_path, kills, seed):
 def _predict_loop(corpus, tmp_path, kills, seed):
     root, _ = corpus
     # blocks of 4 files: rows land in 20 steps, so every kill can fall while work is left
-    command = lambda out: _sertool("predict", root / "audio", "-o", out, "--batch-size", "4")  # noqa: E731
+    command = lambda out: _sertool("predict", root / "audio", "-m", "ravdess", "-o", out, "--batch-size", "4")  # noqa: E731
     subprocess.run(command(tmp_path / "ref.csv"), check=True, capture_output=True)
     reference = list(csv.reader(open(tmp_path / "ref.csv")))
     out = tmp_path / "cut.csv"

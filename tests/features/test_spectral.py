@@ -115,7 +115,7 @@ def test_opensmile_is_levelled_too():
 def test_a_model_gives_the_same_labels_at_every_gain_with_the_option(tmp_path):
     if not RAVDESS.is_dir():
         pytest.skip("../shared/data/ravdess not available")
-    from sertool.inference.bundled import DEFAULT_CHECKPOINT
+    from sertool.inference.bundled import BUNDLED
     from sertool.inference.memory import predict_audio
     from sertool.models.checkpoint import Checkpoint
 
@@ -123,7 +123,7 @@ def test_a_model_gives_the_same_labels_at_every_gain_with_the_option(tmp_path):
     clips = [c / np.abs(c).max() for c in clips]
     spread = {}
     for gain in ("none", "speech_rms"):  # the bundled network's weights, with features levelled or not
-        checkpoint = Checkpoint.load(DEFAULT_CHECKPOINT)
+        checkpoint = Checkpoint.load(BUNDLED["ravdess"])
         checkpoint.feature_config = {**checkpoint.feature_config, "gain": gain}
         path = checkpoint.save(tmp_path / f"{gain}.pt")
         runs = [predict_audio(path, [(at(c, db), SR) for c in clips]) for db in FLOAT_DB] + \

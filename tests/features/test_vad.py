@@ -47,7 +47,7 @@ def test_regions_follow_the_speech(joined, tmp_path):
         assert any(a - 0.35 <= start and end <= b + 0.35 for a, b in truth), (start, end, truth)
     for a, b in truth:  # every clip's speech is found
         assert any(min(b, end) - max(a, start) > 0.5 * (b - a) for start, end in spans)
-    whole = sertool.predict("default", path, vad=True)
+    whole = sertool.predict("ravdess", path, vad=True)
     assert len(whole.windows[0]) == len(rows)
     np.testing.assert_allclose(whole.probabilities[0], np.mean([w[2] for w in whole.windows[0]], axis=0), atol=1e-6)
 

@@ -27,7 +27,7 @@ def exported(tmp_path_factory):
     """The bundled model exported to ONNX and TorchScript by the command line."""
     out = tmp_path_factory.mktemp("export")
     for name in ("model.onnx", "model.pt"):
-        result = CliRunner().invoke(cli, ["export", "default", "-o", str(out / name)])
+        result = CliRunner().invoke(cli, ["export", "ravdess", "-o", str(out / name)])
         assert result.exit_code == 0, result.output
         assert "written to" in result.output
     return out
@@ -50,7 +50,7 @@ def assert_same_scores(reference, other):
 
 
 def test_onnx_and_torchscript_score_like_the_checkpoint(exported, audio):
-    reference = sertool.predict("default", audio)
+    reference = sertool.predict("ravdess", audio)
     assert len(reference.windows[-2]) > 3  # the long file is windowed
     assert_same_scores(reference, sertool.predict(exported / "model.onnx", audio))
     assert_same_scores(reference, sertool.predict(exported / "model.pt", audio, trust_code=True))
@@ -59,7 +59,7 @@ def test_onnx_and_torchscript_score_like_the_checkpoint(exported, audio):
 def test_the_metadata_inside_describes_features_labels_and_normalisation(exported):
     import onnx
 
-    checkpoint = sertool.Checkpoint.load(default_checkpoint())
+    checkpoint = sertool.Checkpoint.load(default_checkpoint("ravdess"))
     props = {p.key: p.value for p in onnx.load(str(exported / "model.onnx")).metadata_props}
     with zipfile.ZipFile(exported / "model.pt") as archive:
         inside = [n for n in archive.namelist() if n.endswith("extra/sertool.json")]
@@ -88,7 +88,7 @@ def test_the_onnx_graph_runs_with_onnxruntime_alone(exported):
     feats = ((feats - np.array(meta["norm_mean"])) / np.array(meta["norm_std"])).astype(np.float32)
     logits, probabilities = session.run(None, {"feats": feats[None]})
     assert probabilities.shape == (1, len(meta["labels"]))
-    expected = sertool.predict("default", (samples, sr)).probabilities
+    expected = sertool.predict("ravdess", (samples, sr)).probabilities
     assert np.abs(probabilities - expected).max() <= TOLERANCE
 
 
@@ -101,7 +101,7 @@ def test_torchscript_needs_trust_code(exported, audio):
 
 def test_bad_exports_are_one_line_errors(tmp_path, exported):
     runner = CliRunner()
-    result = runner.invoke(cli, ["export", "default", "-o", str(tmp_path / "m.tflite")])
+    result = runner.invoke(cli, ["export", "ravdess", "-o", str(tmp_path / "m.tflite")])
     assert result.exit_code != 0 and ".onnx" in result.output and "Traceback" not in result.output
     result = runner.invoke(cli, ["predict", str(tmp_path / "missing.onnx"), str(EXAMPLES), "-o", "-"])
     assert result.exit_code != 0 and "not found" in result.output
@@ -125,7 +125,7 @@ def test_fused_and_onnx_unsupported_models_are_refused(tmp_path):
     from sertool.models.checkpoint import Checkpoint
     from sertool.models import build_model
 
-    bundled = Checkpoint.load(default_checkpoint())
+    bundled = Checkpoint.load(default_checkpoint("ravdess"))
     fused = Checkpoint(model="fusion", model_config={"weights": [1.0]}, feature_set="fusion", feature_config={},
                        labels=bundled.labels, norm_mean=bundled.norm_mean, norm_std=bundled.norm_std,
                        train_config={}, state_dict={}, members=[bundled.payload()])
@@ -161,7 +161,7 @@ def test_the_calibrated_temperature_is_baked_into_the_export(tmp_path, suffix):
 
     from sertool.inference.runner import build_runner
 
-    plain = sertool.Checkpoint.load(default_checkpoint())
+    plain = sertool.Checkpoint.load(default_checkpoint("ravdess"))
     calibration = {"method": "temperature", "temperature": 2.5, "valid_nll_before": 1.2, "valid_nll_after": 1.0}
     checkpoint = dataclasses.replace(plain, calibration=calibration)
     summary = export_checkpoint(checkpoint.save(tmp_path / "calibrated.pt"), tmp_path / f"model{suffix}")

@@ -16,7 +16,7 @@ from sertool.cli.main import cli
 from sertool.errors import SertoolError
 from sertool.features import dsp
 from sertool.inference import flags as F
-from sertool.inference.bundled import DEFAULT_CHECKPOINT
+from sertool.inference.bundled import BUNDLED
 from sertool.inference.rows import header, resume
 from sertool.inference.stream import stream_scores
 from tests.conftest import SHARED_DATA
@@ -169,7 +169,7 @@ def _rows(text: str) -> dict[str, dict]:
 def test_predict_writes_the_flags_column_and_says_how_many_files_got_flags(tmp_path):
     _cases(tmp_path / "in")
     out = tmp_path / "p.csv"
-    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "in"), "-o", str(out)])
+    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "in"), "-m", "ravdess", "-o", str(out)])
     assert result.exit_code == 0, result.output
     rows = _rows(out.read_text())
     assert {name: r["flags"] for name, r in rows.items()} == {
@@ -179,13 +179,14 @@ def test_predict_writes_the_flags_column_and_says_how_many_files_got_flags(tmp_p
     assert "predict: 3 of 5 files flagged (" in result.output and "see the flags column" in result.output
     labels = [k[2:] for k in rows["clean.wav"] if k.startswith("p_")]
     assert list(csv.reader(out.open()))[0] == header(labels, False)  # flags sits before error, which stays last
-    again = CliRunner().invoke(cli, ["predict", str(tmp_path / "in"), "-o", str(out)])
+    again = CliRunner().invoke(cli, ["predict", str(tmp_path / "in"), "-m", "ravdess", "-o", str(out)])
     assert "0 scored, 5 already" in again.output and _rows(out.read_text()) == rows  # resume keeps the flags
 
 
 def test_segment_rows_carry_the_flags_of_their_own_window(tmp_path):
     _cases(tmp_path / "in")
-    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "in" / "pause.wav"), "--segments", "-o", "-"])
+    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "in" / "pause.wav"), "-m", "ravdess", "--segments",
+                                      "-o", "-"])
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert len(rows) >= 5
     first, last = rows[0], rows[-1]
@@ -206,7 +207,7 @@ def test_stream_rows_carry_flags(tmp_path):
     buf = io.BytesIO()
     sf.write(buf, y, SR, format="WAV", subtype="PCM_16")
     out = io.StringIO()
-    result = stream_scores(DEFAULT_CHECKPOINT, io.BytesIO(buf.getvalue()), out)
+    result = stream_scores(BUNDLED["ravdess"], io.BytesIO(buf.getvalue()), out)
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert result.windows == len(rows) >= 4 and result.flagged >= 1
     assert rows[0]["flags"] == "" and rows[-1]["flags"] == "quiet;no_speech"

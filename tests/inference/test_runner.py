@@ -31,7 +31,7 @@ def _tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
 def test_runner_divides_the_logits_by_the_temperature():
     import torch
 
-    checkpoint = Checkpoint.load(default_checkpoint())
+    checkpoint = Checkpoint.load(default_checkpoint("ravdess"))
     rng = np.random.default_rng(0)
     windows = [rng.standard_normal((n, len(checkpoint.norm_mean))).astype(np.float32) for n in (150, 300, 90)]
     plain = build_runner(checkpoint)
@@ -50,7 +50,7 @@ def test_runner_divides_the_logits_by_the_temperature():
 
 @pytest.mark.skipif(not EXAMPLES, reason="no example clips")
 def test_predict_with_t_one_is_unchanged_and_t_scales_every_window():
-    checkpoint = Checkpoint.load(default_checkpoint())
+    checkpoint = Checkpoint.load(default_checkpoint("ravdess"))
     before = sertool.predict(_with_temperature(checkpoint, None), EXAMPLES)
     same = sertool.predict(_with_temperature(checkpoint, 1.0), EXAMPLES)
     assert np.array_equal(before.probabilities, same.probabilities) and before.labels == same.labels

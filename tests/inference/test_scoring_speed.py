@@ -52,7 +52,7 @@ def test_fit_length_is_the_models_fix_length(total):
 
 
 def test_the_bundled_model_scores_through_its_export_as_through_torch():
-    checkpoint = default_checkpoint()
+    checkpoint = default_checkpoint("ravdess")
     fast = load_scoring_model(checkpoint, device="cpu")
     assert isinstance(fast, ExportedModel) and fast.input_frames == 184
     assert not isinstance(load_scoring_model(checkpoint, device="auto"), ExportedModel)  # a GPU may be asked for
@@ -60,18 +60,18 @@ def test_the_bundled_model_scores_through_its_export_as_through_torch():
 
     clips = sorted((REPO / "examples").rglob("*.flac"))[:4]
     slow = sertool.predict(Checkpoint.load(checkpoint), clips)
-    quick = sertool.predict("default", clips)
+    quick = sertool.predict("ravdess", clips)
     np.testing.assert_allclose(quick.probabilities, slow.probabilities, atol=1e-5)
 
 
 def test_a_stale_export_is_not_used(tmp_path, monkeypatch):
     copy = tmp_path / "light_sernet_ravdess.pt"
-    shutil.copy(BUNDLED["default"], copy)
-    shutil.copy(BUNDLED["default"].with_suffix(".onnx"), copy.with_suffix(".onnx"))
+    shutil.copy(BUNDLED["ravdess"], copy)
+    shutil.copy(BUNDLED["ravdess"].with_suffix(".onnx"), copy.with_suffix(".onnx"))
     assert bundled_export(copy) is None  # not a bundled file
     with open(copy, "ab") as fh:
         fh.write(b"\0")  # another checkpoint than the export was written from
-    monkeypatch.setitem(BUNDLED, "default", copy.resolve())
+    monkeypatch.setitem(BUNDLED, "ravdess", copy.resolve())
     assert bundled_export(copy) == copy.with_suffix(".onnx")
     assert not isinstance(load_scoring_model(copy, device="cpu"), ExportedModel)
 

@@ -44,7 +44,7 @@ def probs(rows: list[dict]) -> np.ndarray:
 
 def segments(recording, tmp_path, **options) -> list[dict]:
     out = tmp_path / f"reference-{len(list(tmp_path.glob('reference-*.csv')))}.csv"  # a new file each call
-    predict_files(checkpoint_path(options.pop("model", "default")), [recording], out, segments=True, **options)
+    predict_files(checkpoint_path(options.pop("model", "ravdess")), [recording], out, segments=True, **options)
     return list(csv.DictReader(open(out)))
 
 
@@ -69,7 +69,7 @@ def test_rows_arrive_while_a_slow_writer_is_still_writing_and_equal_predict_segm
     data = recording.read_bytes()
     header, pcm = data[:44], data[44:]
     chunk = 16000 * 2 // 5  # 0.2 s of audio per write
-    proc = subprocess.Popen([sys.executable, "-m", "sertool", "stream"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "sertool", "stream", "-m", "ravdess"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     lines: list[str] = []
     arrived = threading.Condition()
@@ -110,7 +110,7 @@ def test_raw_pcm_24_bit_stereo_and_resampled_streams(recording, tmp_path):
     reference = segments(recording, tmp_path)
     samples, sr = sf.read(recording, dtype="int16")
     out = io.StringIO()
-    result = stream_scores(checkpoint_path("default"), io.BytesIO(samples.astype("<i2").tobytes()), out,
+    result = stream_scores(checkpoint_path("ravdess"), io.BytesIO(samples.astype("<i2").tobytes()), out,
                            pcm=raw_format(sr, "s16le"))
     assert result.incremental and result.windows == len(reference)
     assert_same_windows(table(out.getvalue()), reference)
@@ -120,7 +120,7 @@ def test_raw_pcm_24_bit_stereo_and_resampled_streams(recording, tmp_path):
     sf.write(tmp_path / "same.wav", sf.read(stereo, dtype="float32")[0].mean(axis=1), 22050, subtype="FLOAT")
     reference = segments(tmp_path / "same.wav", tmp_path)
     out = io.StringIO()
-    stream_scores(checkpoint_path("default"), open(stereo, "rb"), out)
+    stream_scores(checkpoint_path("ravdess"), open(stereo, "rb"), out)
     got = table(out.getvalue())
     assert len(got) == len(reference) and np.abs(probs(got) - probs(reference)).max() < 1e-3  # streamed soxr
 
@@ -197,10 +197,10 @@ def test_utterance_level_models_score_each_window_as_predict_does(tmp_path, reco
 def test_python_api_streams_a_path_into_a_new_csv(recording, tmp_path):
     import sertool
 
-    result = sertool.stream(recording, output=tmp_path / "rows.csv")
+    result = sertool.stream(recording, output=tmp_path / "rows.csv", checkpoint="ravdess")
     assert result.incremental and result.windows == len(table((tmp_path / "rows.csv").read_text())) > 3
     with pytest.raises(sertool.ConfigError, match="exists"):
-        sertool.stream(recording, output=tmp_path / "rows.csv")
+        sertool.stream(recording, output=tmp_path / "rows.csv", checkpoint="ravdess")
 
 
 def _fmt(tag, channels, rate, bits, block_align=None, extensible_tag=None) -> bytes:
@@ -229,7 +229,7 @@ def test_stream_windows_equal_plan_windows_for_any_block_split():
     from sertool.inference.engine import Scorer
     from sertool.models.checkpoint import Checkpoint
 
-    scorer = Scorer(Checkpoint.load(checkpoint_path("default")), None, None, crop_tolerance=0.0, batch_size=1)
+    scorer = Scorer(Checkpoint.load(checkpoint_path("ravdess")), None, None, crop_tolerance=0.0, batch_size=1)
     rng = np.random.default_rng(0)
     dim = len(scorer.checkpoint.norm_mean)
     window = scorer.plan.window
