@@ -20,7 +20,7 @@ from sertool.models import recipe as model_recipe
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
 LOSSES = ("ce", "focal")
-BALANCES = ("none", "loss", "sampler")
+BALANCES = ("none", "loss", "sampler", "corpus")
 SELECTIONS = ("best", "average", "last")
 DEVICES = ("auto", "cpu", "cuda")
 #: ``auto``: bfloat16 autocast where the device computes it natively, else float32; ``bf16`` autocast anywhere.
@@ -83,8 +83,8 @@ class TrainConfig:
     focal_gamma: float = 2.0
     label_smoothing: float = 0.1
     mixup: float = _option(0.0, "Mixup with Beta(ALPHA, ALPHA); 0 = off.")
-    balance: str = _option("none", "Class balance: none, class-weighted loss, or class-balanced sampling.",
-                           BALANCES)
+    balance: str = _option("none", "Class balance: none, class-weighted loss, class-balanced sampling, or sampling "
+                           "balanced per corpus and class (several corpora; networks).", BALANCES)
     norm: str = _option("global", "Feature normalisation: training-set statistics, each speaker's own, or each "
                         "utterance's own.", NORM_MODES)
     patience: int = _option(0, "Epochs without a better valid UA before stopping (0: never).")

@@ -202,6 +202,7 @@ def set_up_fold(fold: Fold, *, utterances, store: Path, model: str, model_config
                               utterance_store)
 
     train_set, valid_set = dataset(fold.train), dataset(fold.valid)
+    train_set.corpora = [by_id[i].corpus for i in fold.train]  # for balance "corpus"
     train_set.transform = _train_transform(model, model_config, train_config)
     return FoldSetup(fold, output, labels, model, model_config, train_config, found, info, normaliser,
                      train_set, valid_set, training_device(train_config.device), log)

@@ -94,15 +94,29 @@ def class_counts(setup: FoldSetup) -> list[int]:
     return counts
 
 
+def _sampling_weights(setup: FoldSetup, *, by_corpus: bool) -> list[float]:
+    """Per training item: 1 / the count of its class (``sampler``), or of its (corpus, class) pair (``corpus``).
+
+    ``corpus``: every corpus and every class within it is drawn equally often, so a large corpus does not
+    drown a small one.
+    """
+    labels = setup.train_set.labels
+    groups = list(zip(getattr(setup.train_set, "corpora", None) or [""] * len(labels), labels)) if by_corpus \
+        else [("", y) for y in labels]
+    counts: dict = {}
+    for group in groups:
+        counts[group] = counts.get(group, 0) + 1
+    return [1.0 / counts[group] for group in groups]
+
+
 def _train_loader(setup: FoldSetup, epoch: int):
     """The epoch's batches: shuffled (or class-balanced) by the epoch seed; under DDP this rank's share."""
     config = setup.train_config
     order = torch.Generator().manual_seed(_epoch_seed(config, epoch))
     options = dict(batch_size=config.batch_size, collate_fn=collate, num_workers=config.workers)
     world = distributed.world()
-    if config.balance == "sampler":
-        counts = class_counts(setup)
-        per_item = [1.0 / counts[y] for y in setup.train_set.labels]
+    if config.balance in ("sampler", "corpus"):
+        per_item = _sampling_weights(setup, by_corpus=config.balance == "corpus")
         sampler = torch.utils.data.WeightedRandomSampler(per_item, len(per_item), replacement=True, generator=order)
     elif world.active:
         sampler = torch.randperm(len(setup.train_set), generator=order).tolist()  # the order every rank shares

@@ -217,8 +217,12 @@ def _data_info(combined: Combined, label_set, label_map) -> dict:
     return {"manifests": [str(m.resolve()) for m in combined.manifests], "label_selection": selection}
 
 
-def _warn_speaker_trust(train_config: TrainConfig, utterances: list[Utterance], log) -> None:
-    """Log :func:`~sertool.features.normalise.speaker_trust`'s warning for ``--norm speaker`` runs."""
+def _check_settings(model: str, train_config: TrainConfig, utterances: list[Utterance], log) -> None:
+    """ConfigError for ``balance corpus`` with a classic model; log :func:`~sertool.features.normalise.speaker_trust`'s
+    warning for ``--norm speaker`` runs."""
+    if train_config.balance == "corpus" and model_spec(model).trainer == "fit":
+        raise ConfigError(f"--balance corpus samples training batches; {model} is fitted in one go "
+                          "(its class_weight balances classes): drop --balance")
     doubt = speaker_trust(utterances, [u.id for u in utterances]) if train_config.norm == "speaker" else None
     if doubt:
         log(f"warning: {doubt}")
@@ -312,7 +316,7 @@ def train_run(manifest, store, *, model: str, output, protocol: str = "speaker-k
                            test_speakers=test_speakers, split_column=split_column, seed=train_config.seed, warn=log)
     if fold is not None and not 0 <= fold < len(all_folds):
         raise ConfigError(f"--fold {fold}: this protocol has folds 0-{len(all_folds) - 1}")
-    _warn_speaker_trust(train_config, utterances, log)
+    _check_settings(model, train_config, utterances, log)
     output = Path(output)
     manifest = _run_manifest(combined, output)
     _claim_run_dir(output, {"manifest": str(Path(manifest).resolve()), "store": str(Path(store).resolve()),

@@ -99,3 +99,24 @@ def test_a_fold_without_training_utterances_of_a_class_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="have 1 class"):
         train_run(one, store, model="logreg", output=tmp_path / "r1", protocol="loso", valid_speakers=1,
                   train_config=TrainConfig(norm="global"))
+
+
+def test_balance_corpus_draws_every_corpus_and_class_equally_often(tmp_path):
+    from sertool.training.loop import _sampling_weights
+
+    class Setup:
+        class train_set:  # noqa: N801 - a stand-in for the fold's dataset: labels and corpora per item
+            labels = [0, 0, 0, 1, 0, 1]
+            corpora = ["big", "big", "big", "big", "small", "small"]
+
+    weights = _sampling_weights(Setup, by_corpus=True)
+    share = {}
+    for (corpus, label), w in zip(zip(Setup.train_set.corpora, Setup.train_set.labels), weights):
+        share[corpus, label] = share.get((corpus, label), 0) + w
+    assert set(share.values()) == {1.0}  # every (corpus, class) cell carries the same total weight
+    assert _sampling_weights(Setup, by_corpus=False) == [0.25] * 3 + [0.5, 0.25, 0.5]
+    manifest = _corpus(tmp_path, "north", 0.0)
+    store = extract_manifest(manifest, features="mfcc_stats", output=tmp_path / "feats").store_path
+    with pytest.raises(ConfigError, match="--balance corpus samples training batches; logreg"):
+        train_run(manifest, store, model="logreg", output=tmp_path / "r", protocol="loso", valid_speakers=1,
+                  train_config=TrainConfig(norm="global", balance="corpus"))
