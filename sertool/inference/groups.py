@@ -19,6 +19,9 @@ from sertool.inference.sources import Clip
 #: Files whose windows are batched together (at most this many files per unit; about a batch of windows).
 BLOCK_FILES = 32
 
+#: How a note about ``set`` statistics begins (it is not a decoding note: reported at stage ``normalise``).
+SET_NOTE = "set normalisation:"
+
 BLOCK = object()  # marks a unit of files scored one by one (no speaker statistics)
 
 _NO_SPEAKER = "no speaker for this file (the model normalises per speaker): list it in a manifest with a speaker " \
@@ -115,7 +118,7 @@ def _score_set(scorer: Scorer, group, wanted: list) -> dict:
             continue
         if not own:
             scorer.notes.setdefault(key, []).append(
-                f"set normalisation: only {len(computed)} file(s) scored together (fewer than {MIN_SET_UTTERANCES}); "
+                f"{SET_NOTE} only {len(computed)} file(s) scored together (fewer than {MIN_SET_UTTERANCES}); "
                 "the training statistics were used")
         duration, feats, spans = computed[key]
         out[key] = (duration, scorer.score_features(feats, duration, spans, key, normaliser))

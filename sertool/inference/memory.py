@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from sertool.errors import SertoolError
+from sertool.features.normalise import SCORED_SET
 from sertool.inference.bundled import checkpoint_path
 from sertool.inference.engine import Scorer
 from sertool.inference.export import load_scoring_model
-from sertool.inference.groups import fused, score_group, speaker_groups
+from sertool.inference.groups import SET_NOTE, fused, score_group, speaker_groups
 from sertool.inference.inputs import as_sources, speaker_map
 from sertool.inference.runner import WINDOW_BATCH
 from sertool.inference.windows import CROP_TOLERANCE
@@ -118,13 +119,16 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
         scorers = [Scorer(m, window, hop, crop_tolerance, batch_size, device, vad) for m in members]
         groups = speaker_map(sources, audio, speakers, speaker_regex) if any(s.needs_speakers for s in scorers) \
             else None
+        if groups is None and any(s.needs_set for s in scorers):  # one set: every input of this call
+            groups = {str(source): SCORED_SET for source in sources}
         outcomes: dict[str, object] = {}
         for group, wanted in speaker_groups(sources, sources, groups):
             results = [score_group(scorer, group, wanted) for scorer in scorers]
             for source in wanted:
                 outcomes[str(source)] = fused([r[str(source)] for r in results], weights)
     for message in {m for scorer in scorers for notes in scorer.notes.values() for m in notes}:
-        warnings.warn(message, TruncatedAudioWarning, stacklevel=3)
+        category = UserWarning if message.startswith(SET_NOTE) else TruncatedAudioWarning
+        warnings.warn(message, category, stacklevel=3)
     return _predictions(sources, outcomes, tuple(checkpoint.labels))
 
 

@@ -31,7 +31,7 @@ from sertool.errors import SertoolError
 from sertool.inference.bundled import BUNDLED, DEFAULT_CHECKPOINT, checkpoint_path, default_checkpoint  # noqa: F401
 from sertool.inference.engine import Scorer
 from sertool.inference.export import ExportedModel, load_scoring_model
-from sertool.inference.groups import BLOCK, fused, score_block, score_group, work_units
+from sertool.inference.groups import BLOCK, SET_NOTE, fused, score_block, score_group, work_units
 from sertool.features.normalise import SCORED_SET
 from sertool.inference.inputs import expand_inputs, file_speakers, manifest_rows
 from sertool.inference.memory import Predictions, predict_audio  # noqa: F401
@@ -220,4 +220,4 @@ class _Job:
             report.done()
             report.flag({name for row in rows for name in row[-2].split(";") if name})
         for message in {m for scorer in self.scorers for m in scorer.notes.pop(str(path), [])}:
-            report.warn(path.stem, path, "decode", message)
+            report.warn(path.stem, path, "normalise" if message.startswith(SET_NOTE) else "decode", message)

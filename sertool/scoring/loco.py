@@ -21,8 +21,8 @@ from sertool.errors import SertoolError
 from sertool.io.manifest import read_manifest
 from sertool.models.checkpoint import Checkpoint
 from sertool.scoring.cross_corpus import over_shared_classes
-from sertool.scoring.evaluate import (EvaluationResult, _add_summaries, _write_outputs, fold_scores, prediction_row,
-                                      run_stores, score_ids)
+from sertool.scoring.evaluate import (EvaluationResult, _add_summaries, _temperature, _write_outputs, fold_scores,
+                                      prediction_row, run_stores, score_ids)
 from sertool.scoring.plots import plot_training_curves
 from sertool.training.runs import checkpoint_name, fold_dirs, read_run_info, read_split
 
@@ -88,14 +88,15 @@ def evaluate_shared_classes(run_dir, *, output=None, batch_size: int = 64, selec
         part = _fold_part(fold_dir, checkpoint, read_split(fold_dir / "split.csv")["test"], by_id, stores,
                           batch_size, log)
         if part is not None:
-            parts[_fold_name(fold_dir, part[1], by_id)] = part
+            parts[_fold_name(fold_dir, part[1], by_id)] = (*part, _temperature(checkpoint))
     if not parts:
         raise SertoolError(f"{run_dir}: no fold has test utterances of a class its model knows")
     labels = sorted({c for shared, *_ in parts.values() for c in shared})
     per_fold, truth, probs, rows = {}, [], [], []
-    for name, (shared, kept, fold_probs, fold_truth) in parts.items():
+    for name, (shared, kept, fold_probs, fold_truth, temperature) in parts.items():
         wide_truth, wide_probs = _widen(shared, fold_probs, fold_truth, labels)
-        per_fold[name] = fold_scores(wide_truth, wide_probs, len(labels)) | {"classes": float(len(shared))}
+        per_fold[name] = fold_scores(wide_truth, wide_probs, len(labels)) | {"classes": float(len(shared)),
+                                                                             **temperature}
         log(f"fold {name}: {len(kept)} test utterances over {len(shared)} shared classes, UA "
             f"{per_fold[name]['UA']:.3f} WA {per_fold[name]['WA']:.3f} ECE {per_fold[name]['ECE']:.3f}")
         truth.append(wide_truth)

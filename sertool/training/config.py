@@ -85,8 +85,9 @@ class TrainConfig:
     mixup: float = _option(0.0, "Mixup with Beta(ALPHA, ALPHA); 0 = off.")
     balance: str = _option("none", "Class balance: none, class-weighted loss, class-balanced sampling, or sampling "
                            "balanced per corpus and class (several corpora; networks).", BALANCES)
-    norm: str = _option("global", "Feature normalisation: training-set statistics, each speaker's own, or each "
-                        "utterance's own.", NORM_MODES)
+    norm: str = _option("global", "Feature normalisation: training-set statistics, each speaker's own, each "
+                        "utterance's own, or each set's own (a corpus in training; the files scored together).",
+                        NORM_MODES)
     patience: int = _option(0, "Epochs without a better valid UA before stopping (0: never).")
     selection: str = _option("last", "checkpoint.pt: best-validation epoch, mean weights of the last "
                              "average_last epochs, or last.", SELECTIONS)

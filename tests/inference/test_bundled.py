@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
+import sertool
 from sertool.cli.main import cli
 from sertool.inference.bundled import BUNDLED
 
@@ -35,6 +36,9 @@ def test_the_same_clip_at_any_gain_gets_the_same_label_in_a_scored_set(tmp_path)
         rows = {Path(r["path"]).name: r for r in csv.DictReader(open(out))}
         assert len(rows) == 24 and not (tmp_path / f"p{db}.warnings.csv").exists()  # 24 files: their own set
         results[db] = rows["probe.wav"]
+    in_memory = sertool.predict("default", sorted(folder.iterdir()))  # the Python API scores the same set
+    by_name = dict(zip(sorted(p.name for p in folder.iterdir()), in_memory.labels))
+    assert by_name == {name: r["predicted"] for name, r in rows.items()}
     labels = {db: r["predicted"] for db, r in results.items()}
     assert len(set(labels.values())) == 1, labels
     confidences = [float(r["confidence"]) for r in results.values()]

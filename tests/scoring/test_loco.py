@@ -36,6 +36,7 @@ def test_each_fold_is_scored_over_the_classes_its_model_and_test_corpus_share(tm
     assert set(result.folds) == {"north", "south", "pooled", "mean", "std"}
     assert result.labels == ["high", "low"]  # the union of the classes each fold shares with its test corpus
     assert result.folds["north"]["classes"] == 2 and result.folds["south"]["classes"] == 2
+    assert result.folds["north"]["temperature"] > 0  # each fold's calibrated temperature is reported
     assert any("left out" in line and "mid" in line for line in lines)  # south's mid clips: north's model lacks it
     rows = list(csv.DictReader(open(run / "predictions.csv")))
     assert {r["fold"] for r in rows} == {"north", "south"} and not any(r["label"] == "mid" for r in rows)
