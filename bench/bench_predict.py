@@ -27,15 +27,19 @@ sys.path.insert(0, str(ROOT))
 from bench.tables import DEFAULT_RAVDESS, machine, ravdess_rows, write_table  # noqa: E402
 
 
+#: The RAVDESS LIGHT-SERNET (``--model ravdess``; the bundled default until the multi-corpus model): the model
+#: timed in both trees, so the two sides score the same network.
+LSN = Path(__file__).resolve().parents[1] / "sertool" / "models" / "default" / "light_sernet_ravdess.pt"
+
 FLOORS = r"""
 import sys, time, torch
 from pathlib import Path
 from sertool.models.checkpoint import Checkpoint
 from sertool.inference.engine import Scorer
-from sertool.inference.predict import default_checkpoint
+import sertool
 which, paths = sys.argv[1], [Path(p) for p in sys.argv[2:]]
 torch.set_num_threads(2)
-scorer = Scorer(Checkpoint.load(default_checkpoint()))
+scorer = Scorer(Checkpoint.load(Path(sertool.__file__).parent / "models" / "default" / "light_sernet_ravdess.pt"))
 scorer.features(paths[0])
 start = time.perf_counter()
 computed = [scorer.features(p) for p in paths]
@@ -70,7 +74,7 @@ def main() -> None:
     args = ap.parse_args()
     rows, audio_s = ravdess_rows(args.data)
     out = Path(tempfile.mkdtemp(prefix="sertool-predict-")) / "p.csv"
-    cmd = [sys.executable, "-m", "sertool", "predict", args.data, "-o", str(out), "--no-resume"]
+    cmd = [sys.executable, "-m", "sertool", "predict", args.data, "-m", str(LSN), "-o", str(out), "--no-resume"]
     subprocess.run(cmd + ["--crop-tolerance", "0"], check=True, capture_output=True)  # warm the page cache
     baseline_tree = Path(tempfile.mkdtemp(prefix="sertool-baseline-"))
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline_rev], check=True, capture_output=True)
@@ -94,7 +98,7 @@ def main() -> None:
     for _ in range(5):  # one clip, fresh process, alternating the two trees
         for name, tree in (("baseline", baseline_tree), ("this tree", ROOT)):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "sertool", "predict", str(rows[0].path)], check=True,
+            subprocess.run([sys.executable, "-m", "sertool", "predict", str(rows[0].path), "-m", str(LSN)], check=True,
                            capture_output=True, cwd=tree, env={**__import__("os").environ, "PYTHONPATH": str(tree)})
             singles[name].append(time.perf_counter() - start)
     single = {name: sorted(values)[2] for name, values in singles.items()}

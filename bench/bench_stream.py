@@ -95,7 +95,7 @@ _PEAK_RSS_RUNNER = ("import atexit, resource, sys\n"
                     "atexit.register(lambda: print(f'peak_rss_kib={resource.getrusage(resource.RUSAGE_SELF)"
                     ".ru_maxrss}', file=sys.stderr))\n"
                     "from sertool.cli.main import main\n"
-                    "sys.argv = ['sertool', 'stream']\n"
+                    "sys.argv = ['sertool', 'stream', '-m', 'ravdess']\n"  # the incremental LIGHT-SERNET path
                     "main()\n")
 
 
