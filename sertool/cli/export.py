@@ -15,7 +15,7 @@ from sertool.cli.app import log
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="model.onnx (ONNX, scored by onnxruntime) or model.pt (TorchScript).")
 def export(checkpoint, output):
-    """Write CHECKPOINT (or a bundled model: 'default', 'speaker') as an ONNX or TorchScript model.
+    """Write CHECKPOINT (or a bundled model: 'default', 'ravdess', 'ravdess-speaker') as an ONNX or TorchScript model.
 
     The file holds the network and, inside it, sertool.json: feature config,
     labels and normalisation. The export is checked against the checkpoint

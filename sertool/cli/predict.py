@@ -26,7 +26,8 @@ def _model_and_inputs(checkpoint: str | None, inputs: tuple[str, ...]) -> tuple[
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("-m", "--model", "checkpoint", type=click.Path(dir_okay=False), default=None,
               help="Checkpoint or exported model (.onnx, TorchScript .pt) to score with, or a bundled model: "
-                   "'default' (the default; scores any file) or 'speaker' (speaker-normalised). A first INPUT "
+                   "'default' (multi-corpus; files scored together share statistics), 'ravdess' (LIGHT-SERNET on "
+                   "RAVDESS) or 'ravdess-speaker' / 'speaker' (speaker-normalised). A first INPUT "
                    "ending in .pt or .onnx is taken as the model too.")
 @click.option("-o", "--output", default="-", show_default=True, help="CSV file, or - for stdout.")
 @click.option("--window", type=float, default=None,
@@ -65,7 +66,7 @@ def predict(ctx, inputs, checkpoint, output, window, hop, crop_tolerance, batch_
     Features are rebuilt from the checkpoint's config. Unreadable files get
     a row with the error; the rest are scored. Both `sertool predict
     CHECKPOINT.pt FILES...` and `sertool predict FILES... --model CKPT` work;
-    with neither, the bundled RAVDESS model is used (see its model card).
+    with neither, the bundled multi-corpus model is used (see its model card).
     """
     # numpy's OpenBLAS (small feature products) gets one thread: its spinning idle threads took the cores
     # from torch's and made predict 2.4x slower. torch's own thread pool is left alone.

@@ -117,6 +117,9 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
     weights = checkpoint.model_config["weights"] if checkpoint.is_fusion else [1.0]
     with torch_threads(max(1, os.cpu_count() or 1), loaded_only=True), blas_threads(1):
         scorers = [Scorer(m, window, hop, crop_tolerance, batch_size, device, vad) for m in members]
+        if vad and any(s.needs_set or s.needs_speakers for s in scorers):
+            raise SertoolError("vad scores speech regions one input at a time; it does not work with a "
+                               "speaker- or set-normalised model yet: drop vad, or use the 'ravdess' model")
         groups = speaker_map(sources, audio, speakers, speaker_regex) if any(s.needs_speakers for s in scorers) \
             else None
         if groups is None and any(s.needs_set for s in scorers):  # one set: every input of this call

@@ -128,9 +128,9 @@ class _Job:
             raise SertoolError(f"no audio files found in {', '.join(map(str, inputs))}")
         scorers = [Scorer(m, *options) for m in members]
         needs_speakers = any(s.needs_speakers for s in scorers)
-        if vad and needs_speakers:
+        if vad and (needs_speakers or any(s.needs_set for s in scorers)):
             raise SertoolError(f"{checkpoint_path}: --vad scores speech regions one file at a time; it does not "
-                               "work with a speaker-normalised model yet: drop --vad")
+                               "work with a speaker- or set-normalised model yet: drop --vad, or use --model ravdess")
         speakers = file_speakers(inputs, files, speaker_regex) if needs_speakers else None
         if speakers is None and any(s.needs_set for s in scorers):  # one set: every file scored in this run
             speakers = {str(f): SCORED_SET for f in files}

@@ -43,3 +43,13 @@ def test_the_same_clip_at_any_gain_gets_the_same_label_in_a_scored_set(tmp_path)
     assert len(set(labels.values())) == 1, labels
     confidences = [float(r["confidence"]) for r in results.values()]
     assert max(confidences) - min(confidences) < 0.005
+
+
+def test_vad_with_the_set_normalised_default_is_refused_not_ignored(tmp_path):
+    from tests.conftest import write_audio
+
+    clip = write_audio(tmp_path / "talk.wav", seconds=2.0)
+    result = CliRunner().invoke(cli, ["predict", str(clip), "--vad", "-o", str(tmp_path / "p.csv")])
+    assert result.exit_code != 0 and "does not work with a speaker- or set-normalised model" in result.output
+    with pytest.raises(sertool.SertoolError, match="set-normalised model"):
+        sertool.predict("default", clip, vad=True)
