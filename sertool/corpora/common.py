@@ -58,3 +58,35 @@ def check_unique_ids(utterances: list[Utterance], expected: str) -> None:
             raise CorpusError(f"{utt.path}: the same utterance as {seen[utt.id]} (id {utt.id!r}); keep one copy "
                               f"of the corpus under the folder; expected {expected}")
         seen[utt.id] = utt.path
+
+
+def checked_rows(rows: list[Utterance], codes: dict[str, str], expected: str, report: RunReport, *,
+                 fix: str | None = None, what: str = "emotion", code_of=lambda code: code) -> list[Utterance]:
+    """The last step of most preparers: every row's ``code`` known, ids unique, durations read.
+
+    Parameters
+    ----------
+    rows
+        The parsed rows; each has its corpus's label code in ``extra["code"]``.
+    codes
+        The corpus's code -> canonical label table.
+    expected
+        The corpus's one-line layout (``EXPECTED``), ending every error.
+    report
+        Unreadable files are recorded here (:func:`with_duration`).
+    fix, what
+        The end of an unknown-code error (default ``expected <expected>``) and what a code is.
+    code_of
+        Maps a row's code to the table's key (e.g. ``str.lower``).
+
+    Raises
+    ------
+    CorpusError
+        An unknown code or a repeated id, naming the file.
+    """
+    found: dict[str, Path] = {}
+    for row in rows:
+        found.setdefault(code_of(row.extra["code"]), row.path)
+    check_labels(found, codes, what, fix or f"expected {expected}")
+    check_unique_ids(rows, expected)
+    return with_duration(rows, report)

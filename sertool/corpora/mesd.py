@@ -40,7 +40,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sertool.corpora.common import audio_files, check_labels, check_unique_ids, require_dir, with_duration
+from sertool.corpora.common import audio_files, checked_rows, require_dir
 from sertool.corpora.fake import write_tone
 from sertool.errors import CorpusError
 from sertool.io.manifest import Utterance
@@ -98,12 +98,7 @@ def prepare(corpus_dir: Path, *, report: RunReport) -> list[Utterance]:
     if not human:
         raise CorpusError(f"{corpus_dir}: no human .wav or .flac recordings; expected {EXPECTED}")
     rows = [_row(path) for path in human]
-    codes: dict[str, Path] = {}
-    for row in rows:
-        codes.setdefault(row.extra["code"], row.path)
-    check_labels(codes, EMOTION_CODES, "emotion", f"expected {EXPECTED}")
-    check_unique_ids(rows, EXPECTED)
-    return with_duration(rows, report)
+    return checked_rows(rows, EMOTION_CODES, EXPECTED, report)
 
 
 def fake_tree(root: Path) -> Path:

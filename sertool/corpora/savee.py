@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sertool.corpora.common import audio_files, check_labels, check_unique_ids, require_dir, with_duration
+from sertool.corpora.common import audio_files, checked_rows, require_dir
 from sertool.corpora.fake import write_tone
 from sertool.errors import CorpusError
 from sertool.io.manifest import Utterance
@@ -75,13 +75,8 @@ def prepare(corpus_dir: Path, *, report: RunReport) -> list[Utterance]:
     files = audio_files(corpus_dir, recursive=True)
     if not files:
         raise CorpusError(f"{corpus_dir}: no .wav or .flac files; expected {EXPECTED}")
-    rows, codes = [], {}
-    for path in files:
-        rows.append(_row(path))
-        codes.setdefault(rows[-1].extra["code"], path)
-    check_labels(codes, EMOTION_CODES, "emotion", f"SAVEE codes are a d f h n sa su; expected {EXPECTED}")
-    check_unique_ids(rows, EXPECTED)
-    return with_duration(rows, report)
+    rows = [_row(path) for path in files]
+    return checked_rows(rows, EMOTION_CODES, EXPECTED, report, fix=f"SAVEE codes are a d f h n sa su; expected {EXPECTED}")
 
 
 def fake_tree(root: Path) -> Path:
