@@ -175,13 +175,14 @@ def _labels(manifest, utterances: list[Utterance]) -> list[str]:
     return sorted({u.label for u in utterances})
 
 
-def _fold_labels(fold: Fold, utterances: list[Utterance], labels: list[str], protocol: str, log):
+def _fold_labels(fold: Fold, utterances: list[Utterance], labels: list[str], protocol: str, log, *,
+                 fitted: bool = False):
     """The classes a fold's model learns: the run's, or (``loco``) those of its training corpora.
 
     A leave-one-corpus-out fold learns the classes its training rows have; validation rows of other
-    classes are left out of model selection (they cannot be predicted). Any other fold must have
-    training utterances of every class of the run, and every fold two classes or more (ConfigError
-    naming the fold and the class). Returns ``(fold, labels)``.
+    classes are left out of model selection (they cannot be predicted). Any other fold lacking
+    training utterances of a class of the run is a ConfigError for a ``fitted`` (classic) model and a
+    logged warning for a network; every fold needs two classes or more. Returns ``(fold, labels)``.
     """
     by_id = {u.id: u for u in utterances}
     own = sorted({by_id[i].label for i in fold.train})
@@ -190,10 +191,12 @@ def _fold_labels(fold: Fold, utterances: list[Utterance], labels: list[str], pro
                           f"({', '.join(own)}); a classifier needs two or more: use other folds or more data")
     if protocol != "loco":
         if own != labels:
-            missing = sorted(set(labels) - set(own))
-            raise ConfigError(f"fold {fold.index} ({fold.name}): no training utterance of class(es) "
-                              f"{', '.join(missing)} (only its validation or test speakers have them); change "
-                              "--folds / --seed / --valid-speakers, or leave the class out with --labels")
+            message = (f"fold {fold.index} ({fold.name}): no training utterance of class(es) "
+                       f"{', '.join(sorted(set(labels) - set(own)))} (only its validation or test speakers have "
+                       "them); change --folds / --seed / --valid-speakers, or leave the class out with --labels")
+            if fitted:  # a classic estimator cannot have a class it never saw
+                raise ConfigError(message)
+            log(f"warning: {message}; the model never learns them")
         return fold, labels
     valid = tuple(i for i in fold.valid if by_id[i].label in own)
     if own != labels:
@@ -329,7 +332,8 @@ def train_run(manifest, store, *, model: str, output, protocol: str = "speaker-k
     for f in all_folds:
         if fold is not None and f.index != fold:
             continue
-        f, fold_labels = _fold_labels(f, utterances, labels, protocol, log)
+        f, fold_labels = _fold_labels(f, utterances, labels, protocol, log,
+                                      fitted=model_spec(model).trainer == "fit")
         log(f"fold {f.index} ({f.name}): {len(f.train)} train, {len(f.valid)} valid, {len(f.test)} test utterances")
         results.append(train_fold(f, utterances=utterances, store=Path(store), model=model,
                                   model_config=model_config, train_config=train_config, labels=fold_labels,

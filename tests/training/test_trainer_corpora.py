@@ -94,6 +94,10 @@ def test_a_fold_without_training_utterances_of_a_class_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match=r"fold 0 \(spk0\): no training utterance of class\(es\) mid"):
         train_run(manifest, store, model="logreg", output=tmp_path / "r", protocol="loso", valid_speakers=1,
                   train_config=TrainConfig(norm="global"))
+    lines = []  # a network trains on, loudly
+    train_run(manifest, store, model="mlp", output=tmp_path / "n", protocol="loso", fold=0, valid_speakers=1,
+              train_config=TrainConfig(norm="global", epochs=1), log=lines.append)
+    assert any(line.startswith("warning: fold 0 (spk0): no training utterance of class(es) mid") for line in lines)
     one = write_manifest([replace(u, label="low") for u in rows], tmp_path / "one.csv")
     store = extract_manifest(one, features="mfcc_stats", output=tmp_path / "feats").store_path
     with pytest.raises(ConfigError, match="have 1 class"):
