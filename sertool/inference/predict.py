@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sertool.errors import SertoolError
+from sertool.features.normalise import SCORED_SET
 from sertool.inference.bundled import BUNDLED, DEFAULT_CHECKPOINT, checkpoint_path, default_checkpoint  # noqa: F401
 from sertool.inference.engine import Scorer
 from sertool.inference.export import ExportedModel, load_scoring_model
 from sertool.inference.groups import BLOCK, SET_NOTE, fused, score_block, score_group, work_units
-from sertool.features.normalise import SCORED_SET
 from sertool.inference.inputs import expand_inputs, file_speakers, manifest_rows
 from sertool.inference.memory import Predictions, predict_audio  # noqa: F401
 from sertool.inference.prefetch import FeatureWorkers

@@ -87,6 +87,10 @@ def naming(source) -> Iterator[None]:
         raise type(exc)(message if message.startswith(str(source)) else f"{source}: {message}") from None
 
 
+#: Headers :class:`FeatureSource` keeps between a file's :meth:`~FeatureSource.is_long` and its input checks.
+HEADERS_KEPT = 64
+
+
 class FeatureSource:
     """The features of a checkpoint's extractors (and its utterance-level extractor, appended to every frame).
 
@@ -117,6 +121,20 @@ class FeatureSource:
         self.notes: dict[str, list[str]] = {}
         self.checks: dict[str, InputChecks] = {}
         self.train_range = checkpoint_range(checkpoint)
+        self._headers: dict[str, audio.AudioInfo] = {}  # str(file) -> its header, read once per scoring
+
+    def header(self, source: Path) -> "audio.AudioInfo":
+        """``source``'s header (:func:`sertool.io.audio.audio_info`), read once while the file is scored.
+
+        :meth:`is_long` and :meth:`checks_for` both need it; the entry is dropped when the checks take it,
+        and at most :data:`HEADERS_KEPT` headers are kept. Raises AudioError as ``audio_info`` does.
+        """
+        key = str(source)
+        if key not in self._headers:
+            if len(self._headers) >= HEADERS_KEPT:
+                del self._headers[next(iter(self._headers))]
+            self._headers[key] = audio.audio_info(source)
+        return self._headers[key]
 
     def checks_for(self, source) -> InputChecks:
         """A fresh :class:`InputChecks` of ``source`` (kept in :attr:`checks`), with its rate and channel mix."""
@@ -125,10 +143,12 @@ class FeatureSource:
             native, mix = source.sample_rate, mix_db(samples) if samples.ndim == 2 else None
         else:
             try:
-                info = audio.audio_info(source)
+                info = self.header(source)
                 native, mix = info.sample_rate, file_mix_db(source) if info.channels > 1 else None
             except (SertoolError, RuntimeError):  # the checks are advisory: decoding reports a bad file
                 native, mix = None, None
+            finally:
+                self._headers.pop(str(source), None)
         checks = self.checks[str(source)] = InputChecks(self.sample_rate, native, mix, self.train_range)
         return checks
 
@@ -167,7 +187,7 @@ class FeatureSource:
         if isinstance(source, Clip) or not self.can_stream:
             return False
         try:
-            duration = audio.audio_info(source).duration
+            duration = self.header(source).duration
         except SertoolError:
             return False  # the normal path reports the problem
         return duration > max(audio.STREAM_SECONDS, longer_than)

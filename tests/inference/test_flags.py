@@ -19,7 +19,7 @@ from sertool.inference import flags as F
 from sertool.inference.bundled import BUNDLED
 from sertool.inference.rows import header, resume
 from sertool.inference.stream import stream_scores
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, write_audio
 
 SR = 16000
 
@@ -243,3 +243,20 @@ def test_training_records_the_clip_durations_and_predict_flags_short_and_long(pi
     rows = _rows(result.stdout)
     assert len(rows) == 3, result.output
     assert [rows[n]["flags"] for n in ("a_short.wav", "b_fits.wav", "c_long.wav")] == ["short", "", "long"]
+
+
+def test_a_short_file_header_is_read_once_for_the_long_file_decision_and_the_checks(tmp_path, monkeypatch):
+    from sertool.inference.engine import Scorer
+    from sertool.io import audio
+    from sertool.models.checkpoint import Checkpoint
+
+    path = write_audio(tmp_path / "clip.wav", seconds=1.0)
+    scorer = Scorer(Checkpoint.load(BUNDLED["ravdess"]))
+    reads = []
+    real = audio.audio_info
+    monkeypatch.setattr(audio, "audio_info", lambda p: reads.append(p) or real(p))
+    assert not scorer.is_long(path)  # what predict asks first
+    scorer.features(path)
+    assert len(reads) == 1 and scorer.checks.pop(str(path)).native_rate == 16000
+    scorer.features(path)  # the next scoring of the file reads its header again (nothing stale is kept)
+    assert len(reads) == 2
