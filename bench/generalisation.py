@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.tables import machine  # noqa: E402
+from bench.tables import machine, replace_section  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -184,20 +184,9 @@ def write_outputs(results: list[dict]) -> None:
         writer.writerows({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in results)
     text = table(results)
     for path in (HERE / "README.md", ROOT / "README.md", BUNDLE.parent / "README.md"):
-        replace_section(path, "generalisation", text)
+        if not replace_section(path, "generalisation", text):
+            print(f"{path}: no <!-- generalisation-table:start --> marker; table not written there")
     print(text)
-
-
-def replace_section(path: Path, name: str, text: str) -> None:
-    start, end = f"<!-- {name}-table:start -->", f"<!-- {name}-table:end -->"
-    content = path.read_text()
-    if start not in content:
-        print(f"{path}: no {start} marker; table not written there")
-        return
-    head, rest = content.split(start)
-    _, tail = rest.split(end)
-    path.write_text(f"{head}{start}\n{text}\n{end}{tail}")
-    print(f"updated {path}")
 
 
 def bundle(manifests: list[Path], store: Path, work: Path) -> None:

@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.tables import machine  # noqa: E402
+from bench.tables import machine, replace_section  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SERTOOL = [sys.executable, "-m", "sertool"]
@@ -245,17 +245,6 @@ def table(results: list[dict]) -> str:
     if missing:
         lines += ["", "Rows not measured:", "", *missing]
     return "\n".join(lines)
-
-
-def replace_section(path: Path, name: str, text: str) -> None:
-    start, end = f"<!-- {name}-table:start -->", f"<!-- {name}-table:end -->"
-    content = path.read_text()
-    if start not in content:
-        return
-    head, rest = content.split(start)
-    _, tail = rest.split(end)
-    path.write_text(f"{head}{start}\n{text}\n{end}{tail}")
-    print(f"updated {path} ({name})")
 
 
 def main(argv=None) -> None:

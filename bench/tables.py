@@ -41,6 +41,19 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, sertool {__version__}"
 
 
+def replace_section(path: Path, name: str, text: str) -> bool:
+    """Replace the text between ``<!-- NAME-table:start -->`` and ``:end`` in ``path``; False when it has none."""
+    start, end = f"<!-- {name}-table:start -->", f"<!-- {name}-table:end -->"
+    content = path.read_text()
+    if start not in content:
+        return False
+    head, rest = content.split(start)
+    _, tail = rest.split(end)
+    path.write_text(f"{head}{start}\n{text}\n{end}{tail}")
+    print(f"updated {path} ({name})")
+    return True
+
+
 def write_table(name: str, table: str, *, heading: str = "") -> None:
     """Replace the text between ``<!-- NAME-table:start -->`` and ``:end`` in bench/README.md.
 
@@ -49,8 +62,5 @@ def write_table(name: str, table: str, *, heading: str = "") -> None:
     start, end = f"<!-- {name}-table:start -->", f"<!-- {name}-table:end -->"
     text = README.read_text()
     if start not in text:
-        text += f"\n{heading}\n\n{start}\n{end}\n"
-    head, rest = text.split(start)
-    _, tail = rest.split(end)
-    README.write_text(f"{head}{start}\n{table}\n{end}{tail}")
-    print(f"updated {README} ({name})")
+        README.write_text(f"{text}\n{heading}\n\n{start}\n{end}\n")
+    replace_section(README, name, table)

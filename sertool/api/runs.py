@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -12,6 +11,7 @@ from sertool.api.results import Comparison, TrainSetup
 from sertool.errors import ConfigError
 from sertool.models import build_model_config, model_spec
 from sertool.training import distributed
+from sertool.training.runs import read_run_info
 
 PathLike = str | os.PathLike
 Log = Callable[[str], None]
@@ -180,10 +180,9 @@ def evaluate(run: PathLike, *, manifest: PathLike | None = None, store: PathLike
 
 def _per_fold_classes(run: PathLike) -> bool:
     """Whether the run's folds are scored over the classes each shares with its test set (``--protocol loco``)."""
-    path = Path(run) / "run.json"
     try:
-        return json.loads(path.read_text()).get("protocol") == "loco"
-    except (OSError, ValueError):
+        return read_run_info(run).get("protocol") == "loco"
+    except (OSError, ValueError):  # evaluate_run reports an unreadable run.json
         return False
 
 
