@@ -196,7 +196,8 @@ def label_options(command):
     command = click.option("--map", "label_map", multiple=True, metavar="FROM=TO",
                            help="Rename a label before --labels (e.g. excited=happy); repeatable.")(command)
     return click.option("--labels", "label_set", default=None, metavar="SET",
-                        help="Only these labels: big4, big6, big7, all, or names separated by commas.")(command)
+                        help="Only these labels: big4, big6, big7, all, or names separated by commas "
+                             "(default: every label).")(command)
 
 
 def manifests_and_store(inputs: tuple, output) -> tuple[list[str], str]:

@@ -40,7 +40,8 @@ SETTING_OPTIONS = [
     (("--label-smoothing",), dict(type=float)),
     (("--mixup",), dict(type=float, metavar="ALPHA", help="Mixup with Beta(ALPHA, ALPHA); 0 = off.")),
     (("--balance",), dict(type=train_choice("balance"),
-                          help="Class balance: none, class-weighted loss, or class-balanced sampling.")),
+                          help="Class balance: none, class-weighted loss, class-balanced sampling, or sampling "
+                               "balanced per corpus and class (networks; default: the recipe's, none).")),
     (("--selection",), dict(type=train_choice("selection"), help="checkpoint.pt: best-validation epoch, mean "
                             "weights of the last --average-last epochs, or last.")),
     (("--average-last",), dict(type=int, help="Epochs averaged for --selection average.")),
