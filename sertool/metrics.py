@@ -1,4 +1,5 @@
-"""Classification metrics: WA (accuracy), UA (mean per-class recall), macro-F1, confusion; calibration: ECE, Brier."""
+"""Classification metrics: WA (accuracy), UA (mean per-class recall), macro-F1, confusion; calibration: ECE, Brier;
+regression metrics: CCC, Pearson, MAE, RMSE (:func:`regression_scores`) and their bootstrap intervals."""
 
 from __future__ import annotations
 
@@ -153,3 +154,60 @@ def brier_score(probs: np.ndarray, true: np.ndarray) -> float:
 def calibration_scores(probs: np.ndarray, true: np.ndarray, bins: int = 10) -> dict[str, float]:
     """``{"ECE": ..., "Brier": ...}`` of ``probs`` ``(N, C)`` against class indices ``true`` ``(N,)``."""
     return {"ECE": expected_calibration_error(probs, true, bins), "Brier": brier_score(probs, true)}
+
+
+REGRESSION_METRICS = ("CCC", "Pearson", "MAE", "RMSE")
+
+
+def concordance(true: np.ndarray, pred: np.ndarray) -> float:
+    """Lin's concordance correlation coefficient of two ``(N,)`` series.
+
+    ``2 cov(t, p) / (var(t) + var(p) + (mean(t) - mean(p))^2)``, with population (1/N) moments: 1 for
+    ``pred == true``, 0 for unrelated series, negative for opposed ones. Unlike Pearson's r it drops when the
+    predictions are shifted or scaled. NaN for fewer than two items or two constant, equal series.
+    """
+    true, pred = np.asarray(true, np.float64), np.asarray(pred, np.float64)
+    if len(true) < 2:
+        return float("nan")
+    mt, mp = true.mean(), pred.mean()
+    denominator = true.var() + pred.var() + (mt - mp) ** 2
+    if denominator == 0:
+        return float("nan")
+    return float(2 * np.mean((true - mt) * (pred - mp)) / denominator)
+
+
+def regression_scores(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """CCC, Pearson's r, MAE and RMSE of ``pred`` against ``true`` (``(N,)`` each; NaN where undefined)."""
+    true, pred = np.asarray(true, np.float64), np.asarray(pred, np.float64)
+    if len(true) == 0:
+        return dict.fromkeys(REGRESSION_METRICS, float("nan"))
+    error = pred - true
+    spread = true.std() * pred.std()
+    pearson = float(np.mean((true - true.mean()) * (pred - pred.mean())) / spread) if spread > 0 else float("nan")
+    return {"CCC": concordance(true, pred), "Pearson": pearson, "MAE": float(np.mean(np.abs(error))),
+            "RMSE": float(np.sqrt(np.mean(error ** 2)))}
+
+
+def regression_bootstrap_ci(true: np.ndarray, pred: np.ndarray, *, resamples: int = 1000, level: float = 0.95,
+                            seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of :func:`regression_scores`, resampling items (seeded, as :func:`bootstrap_ci`).
+
+    Parameters
+    ----------
+    true, pred
+        ``(N,)`` target and predicted values.
+
+    Returns
+    -------
+    dict
+        metric -> (low, high) at ``level``.
+    """
+    true, pred = np.asarray(true, np.float64), np.asarray(pred, np.float64)
+    rng = np.random.default_rng(seed)
+    values = {k: [] for k in REGRESSION_METRICS}
+    for _ in range(resamples):
+        pick = rng.integers(0, len(true), len(true))
+        for key, value in regression_scores(true[pick], pred[pick]).items():
+            values[key].append(value)
+    tail = (1 - level) / 2 * 100
+    return {k: (float(np.nanpercentile(v, tail)), float(np.nanpercentile(v, 100 - tail))) for k, v in values.items()}

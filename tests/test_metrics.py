@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sertool.metrics import (bootstrap_ci, brier_score, calibration_scores, expected_calibration_error,
-                             reliability_bins)
+from sertool.metrics import (bootstrap_ci, brier_score, calibration_scores, concordance, expected_calibration_error,
+                             regression_bootstrap_ci, regression_scores, reliability_bins)
 
 # 4 items, 2 classes: confidences 0.9 (right), 0.8 (wrong), 0.6 (right), 0.55 (right)
 PROBS = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.55, 0.45]])
@@ -58,3 +58,32 @@ def test_bootstrap_gives_calibration_intervals_without_changing_the_others():
     for key in ("ECE", "Brier"):
         low, high = both[key]
         assert low < calibration_scores(probs, true)[key] < high
+
+
+def test_ccc_pearson_mae_rmse_by_hand():
+    # true mean 2.5, var 1.25; pred mean 3.25, var 1.1875; cov 1.125
+    # CCC = 2 * 1.125 / (1.25 + 1.1875 + 0.75 ** 2) = 2.25 / 3.0 = 0.75
+    s = regression_scores(np.array([1.0, 2, 3, 4]), np.array([2.0, 3, 3, 5]))
+    assert s["CCC"] == pytest.approx(0.75)
+    assert s["Pearson"] == pytest.approx(1.125 / np.sqrt(1.25 * 1.1875))
+    assert s["MAE"] == pytest.approx(0.75)
+    assert s["RMSE"] == pytest.approx(np.sqrt(0.75))
+
+
+def test_ccc_punishes_shift_and_scale_that_pearson_ignores():
+    true = np.linspace(0, 2, 50)
+    assert concordance(true, true) == pytest.approx(1.0)
+    assert regression_scores(true, 3 * true + 5)["Pearson"] == pytest.approx(1.0)
+    assert concordance(true, 3 * true + 5) < 0.2
+    centred = true - true.mean()
+    assert concordance(centred, -centred) == pytest.approx(-1.0)
+    assert np.isnan(concordance(np.ones(3), np.ones(3)))
+
+
+def test_regression_intervals_hold_the_point_estimate():
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=200)
+    pred = true + rng.normal(scale=0.5, size=200)
+    point, ci = regression_scores(true, pred), regression_bootstrap_ci(true, pred, resamples=200)
+    for key in ("CCC", "Pearson", "MAE", "RMSE"):
+        assert ci[key][0] < point[key] < ci[key][1]
