@@ -17,6 +17,7 @@ from sertool.corpora import emodb, folder, iemocap, ravdess
 from sertool.corpora import ased, baved, crema_d, esd, savee, shemo, subesco, tess
 # corpora batch B imports
 from sertool.corpora import aesdd, cafe, emov_db, emovo, jl_corpus, mesd, turev_db, urdu
+from sertool.corpora import msp_podcast
 from sertool.corpora.registry import Corpus
 from sertool.errors import ConfigError
 from sertool.features.vad import split_utterances
@@ -29,6 +30,7 @@ PREPARERS = {corpus.name: corpus for corpus in (
     Corpus("ravdess", "RAVDESS", ravdess),
     Corpus("emodb", "EMO-DB", emodb),
     Corpus("iemocap", "IEMOCAP", iemocap),
+    Corpus("msp-podcast", "MSP-Podcast", msp_podcast),
     # corpora batch A (one line each)
     Corpus("ased", "ASED", ased),
     Corpus("baved", "BAVED", baved),

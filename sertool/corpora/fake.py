@@ -57,7 +57,8 @@ def make_fake_iemocap(root, sessions=(1, 2), codes=CODES, seconds: float = 0.5) 
             lines = [HEADER]
             for i, code in enumerate(codes):
                 utt = f"{dialog}_{'M' if i % 2 else 'F'}{i:03d}"
-                lines.append(f"[{i * 2.0:.4f} - {i * 2.0 + 1.5:.4f}]\t{utt}\t{code}\t[2.5000, 2.5000, 2.5000]\n")
+                v, a, d = 1.0 + (i % 5), 1.5 + (i * 7 % 9) / 2, 2.0 + (i % 3)  # valence, activation, dominance on 1-5
+                lines.append(f"[{i * 2.0:.4f} - {i * 2.0 + 1.5:.4f}]\t{utt}\t{code}\t[{v:.4f}, {a:.4f}, {d:.4f}]\n")
                 lines.append("C-E2:\tNeutral;\t()\n\n")
                 write_tone(root / f"Session{n}" / "sentences" / "wav" / dialog / f"{utt}.wav", seconds=seconds,
                            freq=120.0 + 40 * i + 7 * n, seed=100 * n + i)

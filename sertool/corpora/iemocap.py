@@ -24,8 +24,13 @@ count is reported); a code that is not an IEMOCAP code is an error.
 Speaker: session + the letter that starts the utterance suffix
 (``Ses01F_impro01_M000`` is spoken by ``Ses01M``; the ``F`` after ``Ses01``
 only says who wore the motion-capture markers). Session column: 1-5.
-Extra columns: ``dialog``, ``kind`` (improvised/scripted) and ``code`` (the
-IEMOCAP code, e.g. ``exc`` for a row labelled happy).
+Extra columns: ``dialog``, ``kind`` (improvised/scripted), ``code`` (the
+IEMOCAP code, e.g. ``exc`` for a row labelled happy) and the mean dimensional
+ratings of the line's ``[v, a, d]`` field: ``valence``, ``activation`` and
+``dominance`` (1-5 scales; ``sertool train --target valence --target
+activation --target dominance`` trains on them). ``label_set="dimensional"``
+keeps every utterance, also those without a majority label (``xxx``, label
+``unknown``) or with ``oth``: the ratings exist for all of them.
 ``subset`` keeps ``improvised`` or ``scripted`` dialogs only.
 """
 
@@ -49,11 +54,14 @@ LABEL_SETS = {
     "all": {"ang": "angry", "hap": "happy", "exc": "excited", "sad": "sad", "neu": "neutral",
             "fru": "frustrated", "fea": "fearful", "sur": "surprised", "dis": "disgust", "oth": "other"},
 }
+LABEL_SETS["dimensional"] = {**LABEL_SETS["all"], "xxx": "unknown"}
 LABELS = ("angry", "happy", "sad", "neutral")
 SUBSETS = ("all", "improvised", "scripted")
 EXPECTED = "SessionN/dialog/EmoEvaluation/*.txt and SessionN/sentences/wav/<dialog>/<utt>.wav (the IEMOCAP layout)"
 _SESSION_DIR = re.compile(r"^Session(\d+)$")
-_LINE = re.compile(r"^\[\s*([\d.]+)\s*-\s*([\d.]+)\s*\]\s+(Ses\d\d[MF]_\S+)\s+(\w+)\s+\[")
+_LINE = re.compile(r"^\[\s*([\d.]+)\s*-\s*([\d.]+)\s*\]\s+(Ses\d\d[MF]_\S+)\s+(\w+)\s+"
+                   r"\[\s*([-\d.]+)\s*,\s*([-\d.]+)\s*,\s*([-\d.]+)\s*\]")
+DIMENSIONS = ("valence", "activation", "dominance")
 _UTT = re.compile(r"^(Ses\d\d)[MF]_(\S+)_([MF])\d+$")
 
 
@@ -69,7 +77,8 @@ def _evaluation_lines(path: Path):
     for line_no, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         m = _LINE.match(line)
         if m:
-            yield line_no, m.group(3), m.group(4), float(m.group(2)) - float(m.group(1))
+            ratings = dict(zip(DIMENSIONS, (m.group(5), m.group(6), m.group(7))))
+            yield line_no, m.group(3), m.group(4), float(m.group(2)) - float(m.group(1)), ratings
 
 
 def prepare(corpus_dir: Path, *, report: RunReport, label_set: str = "4", subset: str = "all") -> list[Utterance]:
@@ -99,7 +108,7 @@ def prepare(corpus_dir: Path, *, report: RunReport, label_set: str = "4", subset
             raise CorpusError(f"{eval_dir}: no evaluation .txt files; expected {EXPECTED}")
         for eval_file in eval_files:
             dialog = eval_file.stem
-            for line_no, utt_id, code, duration in _evaluation_lines(eval_file):
+            for line_no, utt_id, code, duration, ratings in _evaluation_lines(eval_file):
                 if code not in CODES:
                     raise CorpusError(
                         f"{eval_file}, line {line_no}: unknown label code {code!r} "
@@ -115,7 +124,7 @@ def prepare(corpus_dir: Path, *, report: RunReport, label_set: str = "4", subset
                         id=utt_id, label=mapping[code], speaker=speaker, gender=gender,
                         session=session, corpus="iemocap", duration=duration,
                         path=session_dir / "sentences" / "wav" / dialog / f"{utt_id}.wav",
-                        extra={"dialog": dialog, "kind": kind, "code": code},
+                        extra={"dialog": dialog, "kind": kind, "code": code, **ratings},
                     )
                 )
     if not rows:
