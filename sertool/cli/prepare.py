@@ -32,7 +32,7 @@ class PrepareCommand(click.Command):
 @click.argument("corpus", metavar="CORPUS", type=registry_choice("corpus"))
 @click.argument("root", metavar="DIR", type=click.Path(file_okay=False, path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Manifest CSV to write.")
-@click.option("--label-set", default=None, help="iemocap: 4 (default; happy+excited), 4-noexc, 6 or all.")
+@click.option("--label-set", default=None, help="iemocap: 4 (default; happy+excited), 4-noexc, 6, all, or dimensional (every utterance, for --target training).")
 @click.option("--subset", default=None, help="iemocap: all (default), improvised or scripted.")
 @click.option("--no-labels", is_flag=True, help="folder: list every audio file, unlabelled (for predict).")
 @click.option("--speaker-regex", default=None,
@@ -64,8 +64,9 @@ def prepare(ctx, corpus, root, output, label_set, subset, no_labels, speaker_reg
     except ConfigError as exc:  # options that do not fit the corpus: a usage error
         raise click.UsageError(str(exc)) from None
     report, labels = result.report, result.label_counts()
+    scanned = f"; {report.scan.text()}" if report.scan.total else ""
     log(f"prepare {corpus}: {len(result.rows)} utterances, {len(result.speakers)} speakers, {len(labels)} labels "
-        f"-> {result.manifest} ({time.monotonic() - start:.1f} s)")
+        f"-> {result.manifest} ({time.monotonic() - start:.1f} s){scanned}")
     log("  " + ", ".join(f"{label or '(none)'} {n}" for label, n in labels.items()))
     if report.skipped:
         log(f"  {report.skipped} files left out on purpose (outside the label set/subset, or excluded by the "

@@ -31,7 +31,6 @@ Speech Dataset", ACM MMSys 2018. Licence: CC BY-NC-SA 4.0.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -46,18 +45,8 @@ EMOTION_CODES = dict(zip("CDJNPST", LABELS))
 #: The release's folder of each emotion letter (used by :func:`fake_tree`).
 FOLDERS = {"C": "Colère", "D": "Dégoût", "J": "Joie", "N": "Neutre", "P": "Peur", "S": "Surprise",
            "T": "Tristesse"}
-AIFF_SUFFIXES = (".aiff", ".aif")
 EXPECTED = "<Émotion>/<Faible|Fort>/AA-E-I-S.wav|flac|aiff (the CaFE layout, e.g. Colère/Faible/01-C-1-1.wav)"
 _NAME = re.compile(r"^(\d\d)-([A-Za-z])-(?:(\d)-)?(\d)$")
-
-
-def _aiff_files(corpus_dir: Path) -> list[Path]:
-    """AIFF files (the 192 kHz release) at any depth under ``corpus_dir``, hidden files and folders skipped."""
-    found = []
-    for root, dirs, names in os.walk(corpus_dir, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(root) / n for n in names if n.lower().endswith(AIFF_SUFFIXES) and not n.startswith(".")]
-    return sorted(found)
 
 
 def _row(path: Path) -> Utterance:
@@ -87,7 +76,7 @@ def prepare(corpus_dir: Path, *, report: RunReport) -> list[Utterance]:
         folder).
     """
     corpus_dir = require_dir(corpus_dir, EXPECTED)
-    files = sorted(audio_files(corpus_dir, recursive=True) + _aiff_files(corpus_dir))
+    files = audio_files(corpus_dir, recursive=True)  # AIFF included: a format libsndfile reads
     if not files:
         raise CorpusError(f"{corpus_dir}: no .wav, .flac or .aiff files; expected {EXPECTED}")
     rows = [_row(path) for path in files]

@@ -18,9 +18,14 @@ def require_dir(corpus_dir: Path, expected: str) -> Path:
     return corpus_dir
 
 
-def audio_files(folder: Path, *, recursive: bool = False) -> list[Path]:
-    """Audio files under ``folder`` (:func:`sertool.io.audio.find_audio`: links followed, broken links listed)."""
-    return find_audio(folder, recursive=recursive)
+def audio_files(folder: Path, *, recursive: bool = False, report: RunReport | None = None) -> list[Path]:
+    """Audio files under ``folder`` (:func:`sertool.io.audio.find_audio`: links followed, broken links listed).
+
+    What the scan passes over (files of no audio format, hidden ones,
+    unreadable folders) is counted in ``report.scan``, for the summary line.
+    """
+    skips = report.scan if report is not None else None
+    return find_audio(folder, recursive=recursive, skips=skips)
 
 
 def with_duration(utterances: list[Utterance], report: RunReport) -> list[Utterance]:

@@ -1,4 +1,7 @@
-"""Any folder of audio: ``DIR/<label>/**/*.(wav|flac|ogg|mp3)``.
+"""Any folder of audio: ``DIR/<label>/**/*.(wav|flac|ogg|mp3|aiff|au|opus|...)``.
+
+Audio is every file of a format the decoders read (:data:`sertool.io.scan.AUDIO_SUFFIXES`); the other
+files are counted by suffix in the summary line (``3 files skipped (not audio: .txt 2, .json 1)``).
 
 The label is the name of the first sub-folder. With ``labels=False`` every
 audio file under ``DIR`` (recursively) is listed with an empty label, for
@@ -23,7 +26,8 @@ from sertool.io.manifest import Utterance
 from sertool.io.report import RunReport
 
 LABELS: tuple[str, ...] = ()  # whatever sub-folders exist
-EXPECTED = "DIR/<label>/**/*.wav|flac|ogg|mp3 (the folder layout; or any audio under DIR with --no-labels)"
+EXPECTED = ("DIR/<label>/**/*.wav|flac|ogg|mp3|aiff|au|opus|... (the folder layout; or any audio under DIR with "
+            "--no-labels)")
 #: ``prepare`` options for :func:`fake_tree`'s layout: the speaker is the folder below the label.
 FAKE_SPEAKER_REGEX = r"^[^/]+/(spk\d+)/"
 
@@ -43,9 +47,10 @@ def prepare(corpus_dir: Path, *, report: RunReport, labels: bool = True,
         pattern = re.compile(speaker_regex) if speaker_regex else None
     except re.error as exc:
         raise CorpusError(f"--speaker-regex {speaker_regex!r} is not a valid regex ({exc})") from None
-    files = audio_files(corpus_dir, recursive=True)
+    files = audio_files(corpus_dir, recursive=True, report=report)
     if not files:
-        raise CorpusError(f"{corpus_dir}: no audio files; expected {EXPECTED}")
+        skipped = f" ({report.scan.text()})" if report.scan.total else ""
+        raise CorpusError(f"{corpus_dir}: no audio files{skipped}; expected {EXPECTED}")
     rows = []
     for path in files:
         rel = path.relative_to(corpus_dir)

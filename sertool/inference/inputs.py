@@ -11,16 +11,24 @@ import numpy as np
 
 from sertool.errors import ConfigError, SertoolError
 from sertool.inference.sources import Clip
-from sertool.io.audio import find_audio
 from sertool.io.manifest import read_manifest
+from sertool.io.scan import ScanSkips, find_audio
 
 
 def _is_manifest(item: Path) -> bool:
     return item.suffix.lower() == ".csv" and not item.is_dir()
 
 
-def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+def expand_inputs(inputs: Iterable[str | os.PathLike], *, skips: ScanSkips | None = None) -> list[Path]:
     """Files as given, folders searched recursively for audio, manifests (.csv) read for their paths.
+
+    Parameters
+    ----------
+    inputs
+        Files, folders and manifests.
+    skips
+        Where to count what the folder scans pass over (files of no audio
+        format, hidden ones, unreadable folders); see :mod:`sertool.io.scan`.
 
     Returns
     -------
@@ -30,7 +38,7 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            files.extend(find_audio(item))  # broken links included: they get error rows
+            files.extend(find_audio(item, skips=skips))  # broken links included: they get error rows
         elif item.suffix.lower() == ".csv":
             files.extend(u.path for u in read_manifest(item))
         else:

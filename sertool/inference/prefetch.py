@@ -33,7 +33,9 @@ class FeatureWorkers:
     AHEAD = 4  # chunks queued per worker
 
     def __init__(self, checkpoint_path, scorer: Scorer, files: list, jobs: int, chunk: int):
-        self.files, self.chunk = [f for f in files if not isinstance(f, Clip)], chunk
+        # each file once: ids of a manifest that share a file need its features once
+        self.files = list({str(f): f for f in files if not isinstance(f, Clip)}.values())
+        self.chunk, self.waiting = chunk, {str(f) for f in self.files}  # waiting: not taken yet
         self.next, self.ready, self.notes, self.checks = 0, {}, scorer.notes, scorer.checks
         crop_tolerance = scorer.plan.crop_tolerance if scorer.plan is not None else 0.0
         options = (str(checkpoint_path), scorer.window_s, scorer.hop_s, crop_tolerance)
@@ -49,8 +51,11 @@ class FeatureWorkers:
             self.next += self.chunk
 
     def take(self, block: list) -> dict:
-        """str(path) -> ``(duration, feats, spans)`` (or SertoolError) for the files of ``block`` the workers did."""
-        wanted = {str(f) for f in block} & {str(f) for f in self.files}
+        """str(path) -> ``(duration, feats, spans)`` (or SertoolError) for the files of ``block`` the workers did.
+
+        A file is handed out once; a later ``block`` holding it again computes it itself.
+        """
+        wanted = {str(f) for f in block} & self.waiting
         while not wanted <= self.ready.keys() and self.workers.outstanding:
             for key, result, notes, checks in self.workers.get():
                 self.ready[key] = SertoolError(result) if isinstance(result, str) else result
@@ -59,6 +64,7 @@ class FeatureWorkers:
                 if checks is not None:  # the input checks of the audio the worker decoded (the flags column)
                     self.checks[key] = checks
             self._fill()
+        self.waiting -= wanted
         return {key: self.ready.pop(key) for key in wanted if key in self.ready}
 
     def close(self) -> None:

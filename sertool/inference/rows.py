@@ -14,6 +14,7 @@ not audio).
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Callable
 
@@ -76,38 +77,78 @@ def error_row(path, error: str, labels: list[str], segments: bool, extra=()) -> 
     return [str(path), *extra, *[""] * blanks, error]
 
 
-def resume(output: Path, columns: list[str]) -> set[str]:
-    """Keep the good rows of an earlier run of ``output`` and return their paths.
+def row_key(row: list[str], columns: list[str]) -> tuple[str, str]:
+    """What a row of ``columns`` scored: ``(manifest id, path)``, the id empty without one.
 
-    Error rows, duplicates (a second row of the same file, or with
-    ``--segments`` of the same file and window) and a torn last line are
-    dropped; the file is rewritten atomically.
+    Manifest rows that share one audio file (segments, duplicates) are told
+    apart by their ids; every other input by its path.
+    """
+    return (row[1] if columns[1:2] == ["id"] else "", row[0])
+
+
+def _read_text(output: Path) -> str:
+    """The text of ``output``; a last line cut inside a UTF-8 character loses that character.
 
     Raises
     ------
     SertoolError
-        The file has other columns (another model or mode).
+        Bytes before the end that are not UTF-8 (not a file sertool wrote).
     """
-    with open(output, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
-    if not rows:
-        return set()
+    data = output.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data":  # cut while a character was written
+            return data[:exc.start].decode("utf-8")
+        raise SertoolError(f"{output}: not UTF-8 text (byte {exc.start}), so not a predictions file sertool "
+                           "wrote; use another -o, or --no-resume to overwrite it") from None
+
+
+def _last_unit(rows: list[list[str]], columns: list[str]) -> tuple[str, str] | None:
+    """The key of the last complete row: the input whose rows were written last (None: no complete row)."""
+    for r in reversed(rows):
+        if len(r) == len(columns):
+            return row_key(r, columns)
+    return None
+
+
+def resume(output: Path, columns: list[str]) -> set[tuple[str, str]]:
+    """Keep the good rows of an earlier run of ``output`` and return their :func:`row_key` keys.
+
+    Error rows, duplicates (a second row of the same input, or with
+    ``--segments`` of the same input and window) and a torn last line are
+    dropped; the file is rewritten atomically. With ``--segments`` an
+    input's rows are written one after another, so only the input written
+    last can have lost windows to an interruption (a kill, a full disk):
+    its rows are dropped too and it is scored again.
+
+    Raises
+    ------
+    SertoolError
+        The file has other columns (another model or mode), or is not UTF-8 text.
+    """
+    text = _read_text(output)
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if not rows or (len(rows) == 1 and "\n" not in text and ",".join(columns).startswith(text)):
+        rows = [columns]  # empty, or cut inside its header line
     if rows[0] == [c for c in columns if c != "flags"]:
         raise SertoolError(f"{output}: written by an older sertool, without the flags column; use another -o, or "
                            "--no-resume to score every file again")
     if rows[0] != columns:
         raise SertoolError(f"{output}: written by another model or mode (other columns); use another -o "
                            "or --no-resume to overwrite it")
-    if "start" in columns:
+    segments = "start" in columns
+    if segments:
         start = columns.index("start")
-        key = lambda r: (r[0], r[start], r[start + 1])  # noqa: E731
+        key = lambda r: (row_key(r, columns), r[start], r[start + 1])  # noqa: E731
     else:
-        key = lambda r: r[0]  # noqa: E731
+        key = lambda r: row_key(r, columns)  # noqa: E731
+    partial = _last_unit(rows[1:], columns) if segments else None
     seen, good = set(), []
     for r in rows[1:]:
-        if len(r) == len(columns) and not r[-1] and key(r) not in seen:
+        if len(r) == len(columns) and not r[-1] and key(r) not in seen and row_key(r, columns) != partial:
             seen.add(key(r))
             good.append(r)
     with atomic_write(output) as fh:
         csv.writer(fh).writerows([columns, *good])
-    return {r[0] for r in good}
+    return {row_key(r, columns) for r in good}

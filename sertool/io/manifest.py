@@ -14,13 +14,15 @@ and it keeps working.
 from __future__ import annotations
 
 import csv
+import math
 import os
-from collections import Counter
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sertool.errors import ManifestError
 from sertool.io.atomic import atomic_write
+from sertool.io.csvfile import read_csv
 
 COLUMNS = ("id", "path", "label", "speaker", "gender", "session", "duration", "corpus", "source_id")
 REQUIRED_COLUMNS = ("id", "path")
@@ -72,7 +74,7 @@ def write_manifest(utterances: list[Utterance], path: str | os.PathLike) -> Path
     Raises
     ------
     ManifestError
-        Duplicate ids or ids containing '/'.
+        An invalid id (:func:`id_problem`) or the same id twice.
     """
     path = Path(path)
     validate_ids(utterances, where=str(path))
@@ -120,40 +122,92 @@ def subset(utterances: list[Utterance], *, speakers: list[str] | None = None,
     return utterances
 
 
+#: What an id may be: HDF5 stores each id as a name and a string, and every CSV and terminal shows it.
+ID_RULE = "ids must be non-empty, not '.' or '..', contain no '/' or control characters, and be unique"
+
+
+def id_problem(utt_id: str) -> str | None:
+    """Why ``utt_id`` cannot be an utterance id (``"contains '/'"``...), or None when it can."""
+    if not utt_id:
+        return "is empty"
+    if utt_id in (".", ".."):
+        return "is a folder name"
+    if "/" in utt_id:
+        return "contains '/'"
+    control = next((ch for ch in utt_id if unicodedata.category(ch) == "Cc"), None)
+    if control is not None:
+        return f"contains the control character {control!r}"
+    return None
+
+
 def validate_ids(utterances: list[Utterance], *, where: str) -> None:
-    """Raise ManifestError unless ids are non-empty, unique and free of '/'."""
-    counts = Counter(u.id for u in utterances)
-    dupes = [i for i, n in counts.items() if n > 1]
-    if dupes:
-        raise ManifestError(f"{where}: duplicate utterance ids {dupes[:5]}; ids must be unique")
-    bad = [u.id for u in utterances if not u.id or "/" in u.id or u.id in (".", "..")]
-    if bad:
-        raise ManifestError(f"{where}: invalid ids {bad[:5]}; ids must be non-empty, not '.' or '..', and "
-                            "contain no '/'")
+    """Raise ManifestError unless every id is valid (:func:`id_problem`) and unique, naming the rows."""
+    first: dict[str, int] = {}
+    for row, utt in enumerate(utterances, start=1):
+        problem = id_problem(utt.id)
+        if problem:
+            raise ManifestError(f"{where}: invalid ids: row {row}'s id {utt.id!r} {problem}; {ID_RULE}")
+        if utt.id in first:
+            raise ManifestError(f"{where}: duplicate utterance ids: {utt.id!r} on rows {first[utt.id]} and {row}; "
+                                f"{ID_RULE}")
+        first[utt.id] = row
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    """ManifestError unless ``header`` has the required columns, each column once."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise ManifestError(f"{path}: missing column(s) {', '.join(missing)}; a manifest needs at least "
+                            f"'id,path' (got header {header!r})")
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise ManifestError(f"{path}: column(s) {', '.join(map(repr, twice))} appear more than once in the header; "
+                            "rename or remove the copies")
+
+
+def _check_ids(path: Path, records: list[tuple[int, list[str]]], id_col: int) -> None:
+    """ManifestError naming the line of the first invalid id, or both lines of the first repeated one."""
+    first: dict[str, int] = {}
+    for line, row in records:
+        utt_id = row[id_col]
+        problem = id_problem(utt_id)
+        if problem:
+            raise ManifestError(f"{path}, line {line}: invalid ids: {utt_id!r} {problem}; {ID_RULE}: fix the id or "
+                                "regenerate the manifest with `sertool prepare`")
+        if utt_id in first:
+            raise ManifestError(f"{path}, lines {first[utt_id]} and {line}: duplicate utterance ids: {utt_id!r} on "
+                                f"both; {ID_RULE}: rename or remove one of the rows")
+        first[utt_id] = line
+
+
+def _table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The checked ``(header, [(line, fields)])`` of a manifest: readable, valid CSV, valid and unique ids.
+
+    Raises ManifestError naming the file (and the line) for anything else.
+    """
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found; create one with `sertool prepare`")
+    header, records = read_csv(path, error=ManifestError,
+                               fix="fix the row or regenerate the manifest with `sertool prepare`")
+    _check_header(path, header)
+    _check_ids(path, records, header.index("id"))
+    return header, records
 
 
 def read_sources(path: str | os.PathLike) -> list[tuple[str, str]]:
     """``(id, absolute audio path)`` of every row, without building Utterances (a fast path).
 
-    Raises ManifestError for a missing file or missing ``id``/``path`` columns.
+    Raises ManifestError as :func:`read_manifest` does.
     """
     path = Path(path)
-    if not path.is_file():
-        read_manifest(path)  # raises the not-found error
+    header, records = _table(path)
+    if "duration" in header:  # the same checks as read_manifest's, so both fail alike
+        column = header.index("duration")
+        for line, row in records:
+            _duration(path, line, row[column])
     base = str(path.parent.resolve())
-    with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: files saved by Excel start with a BOM
-        reader = csv.reader(fh)
-        header = next(reader, [])
-        if any(c not in header for c in REQUIRED_COLUMNS):
-            return [(u.id, str(u.path)) for u in read_manifest(path)]  # raises the full error
-        id_col, path_col = header.index("id"), header.index("path")
-        try:
-            rows = list(reader)
-        except csv.Error:
-            rows = None
-    if rows is None or any(len(row) != len(header) for row in rows):
-        return [(u.id, str(u.path)) for u in read_manifest(path)]  # raises the error naming the line
-    return [(row[id_col], _absolute(base, row[path_col])) for row in rows]
+    id_col, path_col = header.index("id"), header.index("path")
+    return [(row[id_col], _absolute(base, row[path_col])) for _, row in records]
 
 
 def _absolute(base: str, audio_path: str) -> str:
@@ -161,15 +215,26 @@ def _absolute(base: str, audio_path: str) -> str:
     return os.path.normpath(os.path.join(base, audio_path))
 
 
-def _rows(reader, path: Path):
-    """``(line number, row)`` of a DictReader; a CSV syntax error becomes a ManifestError naming the line."""
-    line_no = 1
+def _duration(path: Path, line: int, value: str) -> float:
+    """The ``duration`` field of a row (empty: 0.0); ManifestError unless a finite number of seconds >= 0."""
     try:
-        for line_no, row in enumerate(reader, start=2):
-            yield line_no, row
-    except csv.Error as exc:
-        raise ManifestError(f"{path}, line {line_no + 1}: not valid CSV ({exc}); fix or regenerate the "
-                            "manifest with `sertool prepare`") from None
+        duration = float(value or 0.0)
+    except ValueError:
+        duration = math.nan
+    if not math.isfinite(duration) or duration < 0:
+        raise ManifestError(f"{path}, line {line}: duration {value!r} is not a number of seconds; fix it, or leave "
+                            "it empty")
+    return duration
+
+
+def _utterance(base: str, values: dict[str, str], duration: float, extra_cols: list[str]) -> Utterance:
+    """The Utterance of one row's ``values`` (column -> field)."""
+    return Utterance(
+        id=values["id"], path=Path(_absolute(base, values["path"])), label=values.get("label", ""),
+        speaker=values.get("speaker", ""), gender=values.get("gender", ""), session=values.get("session", ""),
+        duration=duration, corpus=values.get("corpus", ""), source_id=values.get("source_id", ""),
+        extra={c: values[c] for c in extra_cols},
+    )
 
 
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
@@ -178,46 +243,19 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     Raises
     ------
     ManifestError
-        Missing file, missing ``id``/``path`` columns, bad durations, or
-        duplicate ids; the message names the file and the row.
+        A missing or unreadable file, text that is not UTF-8 or holds a NUL
+        byte, invalid CSV (an unclosed quote, a row of the wrong length),
+        missing ``id``/``path`` columns or a column twice, a bad duration,
+        an invalid id (empty, '.', '..', '/', a control character) or the
+        same id twice; the message names the file and the line, before any
+        row is used.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: manifest not found; create one with `sertool prepare`")
+    header, records = _table(path)
     base = str(path.parent.resolve())
+    extra_cols = [c for c in header if c not in COLUMNS]
     utterances = []
-    with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: files saved by Excel start with a BOM
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            raise ManifestError(
-                f"{path}: missing column(s) {', '.join(missing)}; a manifest needs at least "
-                f"'id,path' (got header {header!r})"
-            )
-        extra_cols = [c for c in header if c not in COLUMNS]
-        for line_no, row in _rows(reader, path):
-            if None in row or None in row.values():
-                fields = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or [])
-                raise ManifestError(f"{path}, line {line_no}: {fields} fields where the header has {len(header)}; "
-                                    "fix the row (quote fields that hold commas)")
-            try:
-                duration = float(row.get("duration") or 0.0)
-            except ValueError:
-                raise ManifestError(f"{path}, line {line_no}: duration {row['duration']!r} is not a number") from None
-            utterances.append(
-                Utterance(
-                    id=row["id"],
-                    path=Path(_absolute(base, row["path"])),
-                    label=row.get("label") or "",
-                    speaker=row.get("speaker") or "",
-                    gender=row.get("gender") or "",
-                    session=row.get("session") or "",
-                    duration=duration,
-                    corpus=row.get("corpus") or "",
-                    source_id=row.get("source_id") or "",
-                    extra={c: row.get(c) or "" for c in extra_cols},
-                )
-            )
-    validate_ids(utterances, where=str(path))
+    for line, row in records:
+        values = dict(zip(header, row))
+        utterances.append(_utterance(base, values, _duration(path, line, values.get("duration", "")), extra_cols))
     return utterances

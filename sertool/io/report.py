@@ -7,7 +7,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sertool.errors import SertoolError
 from sertool.io.atomic import atomic_write
+from sertool.io.csvfile import read_csv
+from sertool.io.scan import ScanSkips
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -15,6 +18,23 @@ EXIT_USAGE = 2
 EXIT_TOO_MANY_FAILURES = 3
 
 FAILURE_COLUMNS = ("id", "path", "stage", "error")
+WARNING_COLUMNS = ("id", "path", "stage", "warning")
+
+
+def _earlier_warnings(path: Path) -> list[list[str]]:
+    """The rows of an earlier warnings file, in :data:`WARNING_COLUMNS` order.
+
+    Raises
+    ------
+    SertoolError
+        The file is damaged: unreadable, not UTF-8 CSV, or without those columns.
+    """
+    header, records = read_csv(path, fix="the file only lists warnings")
+    missing = [c for c in WARNING_COLUMNS if c not in header]
+    if missing:
+        raise SertoolError(f"{path}: not a warnings file (no {', '.join(missing)} column)")
+    columns = [header.index(c) for c in WARNING_COLUMNS]
+    return [[row[i] for i in columns] for _, row in records]
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,8 @@ class RunReport:
     #: Items scored with input-check flags (``predict``'s flags column): flag name -> items, and items with any.
     flags: dict[str, int] = field(default_factory=dict)
     flagged: int = 0
+    #: What folder scans passed over (files of no audio format, hidden ones, unreadable folders).
+    scan: ScanSkips = field(default_factory=ScanSkips)
 
     def fail(self, id: str, path: str | os.PathLike, stage: str, error: BaseException | str) -> None:
         """Record that item ``id`` failed at ``stage``."""
@@ -73,28 +95,36 @@ class RunReport:
         counts = ", ".join(f"{name} {count}" for name, count in ordered)
         return f"{command}: {self.flagged} of {self.ok} {what} flagged ({counts}); see the flags column"
 
-    def write_warnings(self, path: str | os.PathLike, *, keep=lambda row: False) -> Path | None:
+    def write_warnings(self, path: str | os.PathLike, *, keep=None) -> Path | None:
         """Write the warnings as CSV (id, path, stage, warning) atomically.
 
         Rows of an earlier file for which ``keep(row)`` is true (items this run
-        skipped because an earlier run did them) are kept; the file is
-        removed when nothing is left.
+        skipped because an earlier run did them) are kept (None: none are);
+        the file is removed when nothing is left. A damaged earlier file (not
+        UTF-8 CSV, other columns) is replaced by this run's warnings, and a
+        warning saying so is added to :attr:`warnings` (shown, not written).
         """
         path = Path(path)
         self.warnings_path = None
         rows = [[w.id, w.path, w.stage, w.error] for w in self.warnings]
-        if path.exists():
-            with open(path, newline="", encoding="utf-8") as fh:
-                rows = [[r["id"], r["path"], r["stage"], r["warning"]] for r in csv.DictReader(fh) if keep(r)] + rows
+        damage = None
+        if keep is not None and path.exists():
+            try:
+                rows = [row for row in _earlier_warnings(path) if keep(dict(zip(WARNING_COLUMNS, row)))] + rows
+            except SertoolError as exc:  # the earlier file is replaced by this run's warnings
+                damage = (f"{exc}; it was replaced by this run's warnings (those of files done by earlier runs are "
+                          "lost: rerun with --no-resume / --overwrite to see them again)")
         if not rows:
             path.unlink(missing_ok=True)
-            return None
-        with atomic_write(path) as fh:
-            writer = csv.writer(fh)
-            writer.writerow(("id", "path", "stage", "warning"))
-            writer.writerows(rows)
-        self.warnings_path = path
-        return path
+        else:
+            with atomic_write(path) as fh:
+                writer = csv.writer(fh)
+                writer.writerow(WARNING_COLUMNS)
+                writer.writerows(rows)
+            self.warnings_path = path
+        if damage:
+            self.warn("", path, "resume", damage)  # shown on stderr; not in the file
+        return self.warnings_path
 
     @property
     def failed(self) -> int:
@@ -141,9 +171,11 @@ class RunReport:
         """The one summary line every command prints on stderr, in one format:
 
         ``<command>: <ok> <done>, <skipped> <skipped>, <failed> failed -> <target> (<seconds> s)``,
-        e.g. ``extract mfcc: 958 extracted, 0 up to date, 2 failed -> feats/m.mfcc-57afd75a.h5 (1.6 s)``.
+        e.g. ``extract mfcc: 958 extracted, 0 up to date, 2 failed -> feats/m.mfcc-57afd75a.h5 (1.6 s)``,
+        then what folder scans passed over (``; 3 files skipped (not audio: .txt 2, .json 1)``).
         """
         text = f"{command}: {self.ok} {done}, {self.skipped} {skipped}, {self.failed} failed"
         if target is not None:
             text += f" -> {target}"
-        return text + (f" ({seconds:.1f} s)" if seconds is not None else "")
+        text += f" ({seconds:.1f} s)" if seconds is not None else ""
+        return text + (f"; {self.scan.text()}" if self.scan.total else "")
