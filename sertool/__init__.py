@@ -8,7 +8,8 @@ One call per command (:mod:`sertool.api`): :func:`prepare`, :func:`extract`,
 :func:`augment`, :func:`train`, :func:`evaluate`, :func:`predict` (in
 memory), :func:`predict_files` (into CSV), :func:`stream` (a live stream),
 :func:`export`, :func:`fuse`, :func:`compare`, :func:`crosscorpus`, :func:`store_describe`,
-:func:`store_merge`; the configs they would use, :func:`feature_config` and
+:func:`store_merge`, :func:`report` (an HTML page of evaluated runs), :func:`timeline` (a picture of
+``predict --segments`` output); the configs they would use, :func:`feature_config` and
 :func:`train_setup`; the registries :func:`model_names`, :func:`feature_names`,
 :func:`feature_presets`, :func:`corpus_names`. Their result types, and
 :func:`load_audio`, :class:`FeatureStore`, :class:`Checkpoint`,
@@ -21,8 +22,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     **{name: "sertool.api" for name in (
         "prepare", "extract", "augment", "train", "evaluate", "predict", "predict_files", "stream", "export",
-        "fuse", "compare", "crosscorpus", "store_describe", "store_merge", "feature_config", "train_setup",
-        "model_names", "feature_names", "feature_presets", "corpus_names")},
+        "fuse", "compare", "crosscorpus", "store_describe", "store_merge", "report", "timeline", "feature_config",
+        "train_setup", "model_names", "feature_names", "feature_presets", "corpus_names")},
     # result types of the calls above
     "PrepareResult": "sertool.corpora",
     "ExtractResult": "sertool.extraction.pipeline",
@@ -33,6 +34,8 @@ _EXPORTS = {
     "CrossCorpusResult": "sertool.scoring.crosscorpus",
     "Predictions": "sertool.inference.predict",
     "StreamResult": "sertool.inference.stream",
+    "ReportResult": "sertool.scoring.html_report",
+    "TimelineResult": "sertool.scoring.timeline",
     **{name: "sertool.api.results" for name in (
         "Comparison", "ExportResult", "MergeResult", "StoreDescription", "TrainSetup")},
     # building blocks
@@ -41,7 +44,7 @@ _EXPORTS = {
     "Checkpoint": "sertool.models.checkpoint",
     **{name: "sertool.errors" for name in (
         "SertoolError", "ConfigError", "CorpusError", "ManifestError", "AudioError", "FeatureError", "StoreError",
-        "CheckpointError", "ExportError")},
+        "CheckpointError", "ExportError", "UntrustedCodeError")},
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -21,13 +21,15 @@ from sertool.cli.fuse import fuse
 from sertool.cli.options import pcm_format_choices
 from sertool.cli.predict import predict
 from sertool.cli.prepare import prepare
+from sertool.cli.report import report
 from sertool.cli.store import store
 from sertool.cli.stream import stream
+from sertool.cli.timeline import timeline
 from sertool.cli.train import train
 
 #: Every command (``sertool --help`` lists them by name).
 COMMANDS = (prepare, extract, store, augment, train, evaluate, compare, crosscorpus, fuse, predict, stream,
-            export)
+            export, report, timeline)
 
 for _command in COMMANDS:
     cli.add_command(_command)

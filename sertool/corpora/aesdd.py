@@ -68,7 +68,7 @@ def prepare(corpus_dir: Path, *, report: RunReport) -> list[Utterance]:
         letter, or the same recording twice.
     """
     corpus_dir = require_dir(corpus_dir, EXPECTED)
-    files = audio_files(corpus_dir, recursive=True)
+    files = audio_files(corpus_dir, recursive=True, report=report)
     if not files:
         raise CorpusError(f"{corpus_dir}: no .wav or .flac files; expected {EXPECTED}")
     rows = [_row(path) for path in files]

@@ -121,7 +121,7 @@ def prepare(corpus_dir: Path, *, report: RunReport) -> list[Utterance]:
     corpus_dir = require_dir(corpus_dir, EXPECTED)
     rows, letters, gender_codes = [], {}, {}
     for number, folder in _emotion_dirs(corpus_dir).items():
-        for path in audio_files(folder):
+        for path in audio_files(folder, report=report):
             row, gender_code = _row(path, number)
             letters.setdefault(row.extra["code"], path)
             gender_codes.setdefault(gender_code, path)

@@ -102,7 +102,7 @@ def prepare(corpus_dir: Path, *, report: RunReport) -> list[Utterance]:
         raise CorpusError(f"{corpus_dir}: no word folders 0-6; expected {EXPECTED}")
     rows, levels = [], {}
     for folder in folders:
-        for path in audio_files(folder):
+        for path in audio_files(folder, report=report):
             rows.append(_row(path, folder.name))
             levels.setdefault(rows[-1].extra["level"], path)
     if not rows:

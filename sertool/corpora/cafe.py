@@ -76,7 +76,7 @@ def prepare(corpus_dir: Path, *, report: RunReport) -> list[Utterance]:
         folder).
     """
     corpus_dir = require_dir(corpus_dir, EXPECTED)
-    files = audio_files(corpus_dir, recursive=True)  # AIFF included: a format libsndfile reads
+    files = audio_files(corpus_dir, recursive=True, report=report)  # AIFF included: a format libsndfile reads
     if not files:
         raise CorpusError(f"{corpus_dir}: no .wav, .flac or .aiff files; expected {EXPECTED}")
     rows = [_row(path) for path in files]

@@ -18,7 +18,7 @@ def require_dir(corpus_dir: Path, expected: str) -> Path:
     return corpus_dir
 
 
-def audio_files(folder: Path, *, recursive: bool = False, report: RunReport | None = None) -> list[Path]:
+def audio_files(folder: Path, *, report: RunReport | None, recursive: bool = False) -> list[Path]:
     """Audio files under ``folder`` (:func:`sertool.io.audio.find_audio`: links followed, broken links listed).
 
     What the scan passes over (files of no audio format, hidden ones,

@@ -70,7 +70,7 @@ def prepare(corpus_dir: Path, *, report: RunReport) -> list[Utterance]:
     audio_dir = corpus_dir / "AudioWAV"
     if not audio_dir.is_dir():
         raise CorpusError(f"{corpus_dir}: no 'AudioWAV' folder; expected {EXPECTED}")
-    files = audio_files(audio_dir)
+    files = audio_files(audio_dir, report=report)
     if not files:
         raise CorpusError(f"{audio_dir}: no .wav or .flac files; expected {EXPECTED}")
     rows, found = [], {"emotion": {}, "sentence": {}, "level": {}}

@@ -44,7 +44,7 @@ def prepare(corpus_dir: Path, *, report: RunReport) -> list[Utterance]:
     wav_dir = corpus_dir / "wav"
     if not wav_dir.is_dir():
         raise CorpusError(f"{corpus_dir}: no 'wav' folder; expected {EXPECTED}")
-    files = audio_files(wav_dir)
+    files = audio_files(wav_dir, report=report)
     if not files:
         raise CorpusError(f"{wav_dir}: no .wav or .flac files; expected {EXPECTED}")
     rows, codes, speakers = [], {}, {}

@@ -125,7 +125,7 @@ def prepare(corpus_dir: Path, *, report: RunReport) -> list[Utterance]:
             raise CorpusError(f"{speaker_dir}: speaker folder {speaker_dir.name} is outside 0001-0020; "
                               f"expected {EXPECTED}")
         texts = read_transcript(speaker_dir / f"{speaker_dir.name}.txt", language_of(speaker_dir.name))
-        for path in audio_files(speaker_dir, recursive=True):
+        for path in audio_files(speaker_dir, recursive=True, report=report):
             rows.append(_row(path, speaker_dir, texts))
             emotions.setdefault(rows[-1].extra["code"], path)
     check_labels(emotions, EMOTION_CODES, "emotion folder",

@@ -91,7 +91,7 @@ def prepare(corpus_dir: Path, *, report: RunReport) -> list[Utterance]:
         word, or the same recording twice.
     """
     corpus_dir = require_dir(corpus_dir, EXPECTED)
-    files = audio_files(corpus_dir, recursive=True)
+    files = audio_files(corpus_dir, recursive=True, report=report)
     human = [path for path in files if not _synthetic(path, corpus_dir)]
     if len(human) < len(files):
         report.skip(len(files) - len(human))

@@ -50,7 +50,7 @@ def prepare(corpus_dir: Path, *, report: RunReport) -> list[Utterance]:
     rows, codes = [], {}
     for actor_dir in actor_dirs:
         actor = _ACTOR_DIR.match(actor_dir.name).group(1)
-        for path in audio_files(actor_dir):
+        for path in audio_files(actor_dir, report=report):
             m = _NAME.match(path.stem)
             if not m:
                 raise CorpusError(f"{path}: file name is not MM-VV-EE-II-SS-RR-AA; expected {EXPECTED}")

@@ -72,7 +72,7 @@ def prepare(corpus_dir: Path, *, report: RunReport) -> list[Utterance]:
         a file name found twice, or one speaker id with two names.
     """
     corpus_dir = require_dir(corpus_dir, EXPECTED)
-    files = audio_files(corpus_dir, recursive=True)
+    files = audio_files(corpus_dir, recursive=True, report=report)
     if not files:
         raise CorpusError(f"{corpus_dir}: no .wav or .flac files; expected {EXPECTED}")
     rows, codes = [], {}
