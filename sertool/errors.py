@@ -44,9 +44,13 @@ class ExportError(SertoolError):
     """A model cannot be exported, or an exported file cannot be used."""
 
 
+class UntrustedCodeError(SertoolError):
+    """A checkpoint, export or config names code (or a model folder) to run, and ``trust_code`` was not given."""
+
+
 #: Every error kind, root first (the names :mod:`sertool` exports).
 ERROR_KINDS = ("SertoolError", "ConfigError", "CorpusError", "ManifestError", "AudioError", "FeatureError",
-               "StoreError", "CheckpointError", "ExportError")
+               "StoreError", "CheckpointError", "ExportError", "UntrustedCodeError")
 
 
 def optional_import(module: str, needed_by: str, extra: str, error: type[SertoolError] = ConfigError):

@@ -96,7 +96,7 @@ def extract(manifest: PathLike, *, features: str, output: PathLike, settings: di
             config: PathLike | None = None, jobs: int = 1, overwrite: bool = False, max_failures: int = 0,
             progress: bool | None = False, checkpoint_seconds: float = 30.0,
             shard: str | tuple[int, int] | None = None, scheduler: str | None = None,
-            export_csv: PathLike | None = None):
+            export_csv: PathLike | None = None, trust_code: bool = False):
     """Compute features for every manifest row into an HDF5 store (``sertool extract``).
 
     Parameters
@@ -123,6 +123,9 @@ def extract(manifest: PathLike, *, features: str, output: PathLike, settings: di
         A Dask scheduler address (``tcp://host:8786``) whose workers compute the features.
     export_csv
         Also write the utterance-level features as CSV here (``id, label, speaker, <feature names>``).
+    trust_code
+        Allow settings that name code to run: an ``embedding`` provider ``python`` (a function to import and
+        call), ``torchscript`` or ``onnx`` (a model file); refused without it.
 
     Returns
     -------
@@ -136,6 +139,8 @@ def extract(manifest: PathLike, *, features: str, output: PathLike, settings: di
         Unknown preset or setting, a bad ``shard``, or a missing Dask install.
     ManifestError
         The manifest is missing or malformed.
+    UntrustedCodeError
+        Settings that name code, without ``trust_code``.
     StoreError
         The store cannot be written.
     SertoolError
@@ -149,7 +154,8 @@ def extract(manifest: PathLike, *, features: str, output: PathLike, settings: di
         shard = parse_shard(shard)
     result = extract_manifest(manifest, features=features, output=output, settings=_settings(config, settings),
                               jobs=jobs, overwrite=overwrite, max_failures=max_failures, progress=progress,
-                              checkpoint_seconds=checkpoint_seconds, shard=shard, scheduler=scheduler)
+                              checkpoint_seconds=checkpoint_seconds, shard=shard, scheduler=scheduler,
+                              trust_code=trust_code)
     if export_csv is None or not result.store_path.exists():
         return result
     return dataclasses.replace(result, csv_rows=write_csv(result.store_path, manifest, export_csv))

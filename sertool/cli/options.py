@@ -187,7 +187,14 @@ def raw_pcm_options(prefix: str, default: str):
     return apply
 
 
-def trust_code_option(help_text: str):
+#: The one rule for code named by a file (:mod:`sertool.features.trust`), as every command's --trust-code says it.
+TRUST_CODE_HELP = ("Run code that a checkpoint, export or --config/--set names (an embedding provider python, "
+                   "torchscript or onnx; a TorchScript export) and load the Hugging Face folder an ssl checkpoint "
+                   "names. Refused without it.")
+
+
+def trust_code_option(help_text: str = TRUST_CODE_HELP):
+    """``--trust-code`` (``trust_code``): allow what :mod:`sertool.features.trust` gates."""
     return click.option("--trust-code", is_flag=True, help=help_text)
 
 

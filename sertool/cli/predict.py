@@ -50,8 +50,7 @@ def _model_and_inputs(checkpoint: str | None, inputs: tuple[str, ...]) -> tuple[
 @click.option("--speaker-regex", default=None,
               help="Speaker-normalised models: regex on each file's path whose first group is the speaker "
                    "(manifest inputs use their speaker column).")
-@trust_code_option("Allow a checkpoint whose features import a Python function or load a TorchScript/ONNX file, "
-                   "or a TorchScript export (a TorchScript program).")
+@trust_code_option()
 @max_failures_option()
 @progress_option()
 @click.pass_context

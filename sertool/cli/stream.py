@@ -25,7 +25,7 @@ from sertool.cli.options import device_option, raw_pcm_options, trust_code_optio
               help="Hop between windows in seconds (default: window / 2).")
 @raw_pcm_options("", "WAV stream, e.g. from arecord or ffmpeg")
 @device_option()
-@trust_code_option("Allow a checkpoint whose features run code, or a TorchScript export.")
+@trust_code_option()
 def stream(checkpoint, output, window, hop, rate, pcm_format, channels, device, trust_code):
     """Score a live stream on stdin: one CSV row per window, written as soon as the window's audio is in.
 

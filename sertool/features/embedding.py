@@ -26,6 +26,7 @@ replacing a model file in place, rerun ``extract`` with ``--overwrite``.
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -91,7 +92,10 @@ class EmbeddingExtractor(FeatureExtractor):
                 import onnxruntime  # heavy, optional: only for this provider
             except ImportError:
                 raise ConfigError("provider onnx needs onnxruntime: pip install onnxruntime") from None
-            return onnxruntime.InferenceSession(c.path, providers=["CPUExecutionProvider"])
+            try:
+                return onnxruntime.InferenceSession(c.path, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # onnxruntime raises its own exception types for a file it cannot load
+                raise ConfigError(f"{c.path}: not a loadable ONNX model ({str(exc).splitlines()[0][:120]})") from None
         return _entry_point(c.path)
 
     @cached_property
@@ -101,8 +105,24 @@ class EmbeddingExtractor(FeatureExtractor):
 
     @cached_property
     def dim(self) -> int:
+        """Length of the vector, from one run of the provider on a second of low noise (ConfigError if it fails)."""
         probe = np.random.default_rng(0).standard_normal(self.sample_rate).astype(np.float32) * 0.01
-        return int(self._embed(probe).shape[0])
+        try:
+            vector = self._embed(probe)
+        except (ConfigError, FeatureError):
+            raise
+        except Exception as exc:  # a user model failing on the probe: its config is unusable, not one file
+            raise ConfigError(f"{self._name}: failed on a second of noise ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); check the model") from None
+        if vector.shape[0] == 0:
+            raise ConfigError(f"{self._name}: returned an empty vector; it must return one number per dimension")
+        return int(vector.shape[0])
+
+    @property
+    def _name(self) -> str:
+        """The provider and its model, for messages (``python embedding 'pkg.mod:fn'``)."""
+        c = self.config
+        return f"{c.provider} embedding" + (f" {c.path!r}" if c.path else "")
 
     def _embed(self, samples):
         c = self.config
@@ -157,7 +177,21 @@ def _entry_point(spec: str):
         raise ConfigError(f"cannot load {spec!r} ({exc}); check that the module is importable") from None
     if not callable(function):
         raise ConfigError(f"{spec!r} is not callable")
+    _check_signature(function, spec)
     return function
+
+
+def _check_signature(function, spec: str) -> None:
+    """ConfigError unless ``function`` can be called as ``function(samples, sample_rate)``."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # a builtin without a signature: its first call will tell
+        return
+    try:
+        signature.bind(np.zeros(1, np.float32), 16000)
+    except TypeError:
+        raise ConfigError(f"python provider {spec!r} takes {signature}; it must take (samples, sample_rate) and "
+                          "return a vector") from None
 
 
 add_preset("resemblyzer", "embedding",

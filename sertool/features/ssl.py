@@ -70,13 +70,75 @@ _IDENTITIES: dict[tuple, str] = {}
 WHISPER_HOP, WHISPER_WINDOW = 160, 400
 
 
-def folder_identity(folder: str | os.PathLike) -> str:
-    """``<sha256 of the configs, 16 hex>-<sha256 of the weights, 16 hex>`` of a model folder (cached per mtime)."""
+#: config.json keys the extractor reads, by kind of encoder: key -> whether it is a list of counts (else one count).
+WAVEFORM_KEYS = {"num_hidden_layers": False, "hidden_size": False, "conv_kernel": True, "conv_stride": True}
+MEL_KEYS = {"encoder_layers": False, "d_model": False, "max_source_positions": False, "num_mel_bins": False}
+#: config.json keys that ask transformers to import code from the folder or the Hub (never honoured here).
+REMOTE_CODE_KEYS = ("auto_map", "custom_pipelines")
+
+
+def _read_json(path: Path, folder: Path) -> dict:
+    """A JSON object file of a model folder; ConfigError naming it when unreadable or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path}: not readable JSON ({type(exc).__name__}); restore the model folder {folder}") \
+            from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a JSON object; restore the model folder {folder}")
+    return data
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def check_model_folder(folder: str | os.PathLike) -> dict:
+    """The parsed ``config.json`` of a usable encoder folder; ConfigError naming the folder otherwise.
+
+    Usable: a folder holding ``config.json`` (a JSON object of a :data:`MODEL_TYPES` model, no
+    :data:`REMOTE_CODE_KEYS`, every key the extractor reads a positive whole number or a list of them),
+    a weight file (:data:`WEIGHT_FILES`), and, when present, a JSON-object ``preprocessor_config.json``.
+    """
     folder = Path(folder)
-    config = folder / "config.json"
-    if not config.is_file():
+    if not folder.exists():
+        raise ConfigError(f"{folder}: model folder not found; --set model=PATH must be a local Hugging Face model "
+                          "folder (config.json + model.safetensors or pytorch_model.bin)")
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: not a folder; --set model=PATH must be a Hugging Face model folder "
+                          "(config.json + model.safetensors or pytorch_model.bin), not a file in it")
+    if not (folder / "config.json").is_file():
         raise ConfigError(f"{folder}: no config.json; --set model=PATH must be a Hugging Face model folder "
                           "(config.json + model.safetensors or pytorch_model.bin), copied onto this machine")
+    config = _read_json(folder / "config.json", folder)
+    remote = [k for k in REMOTE_CODE_KEYS if config.get(k)]
+    if remote:
+        raise ConfigError(f"{folder}: config.json asks for code from the folder or the Hub ({', '.join(remote)}); "
+                          "sertool runs only model types transformers ships and never remote code")
+    model_type = config.get("model_type")
+    if model_type not in MODEL_TYPES:
+        raise ConfigError(f"{folder}: model_type {model_type!r} is not an encoder this extractor runs "
+                          f"({', '.join(MODEL_TYPES)})")
+    for key, is_list in (MEL_KEYS if model_type in MEL_TYPES else WAVEFORM_KEYS).items():
+        value = config.get(key)
+        if not (isinstance(value, list) and value and all(map(_is_count, value)) if is_list else _is_count(value)):
+            raise ConfigError(f"{folder}: config.json key {key!r} must be a positive whole number"
+                              f"{' list' if is_list else ''}, not {value!r}; restore the model folder")
+    if model_type not in MEL_TYPES and len(config["conv_kernel"]) != len(config["conv_stride"]):
+        raise ConfigError(f"{folder}: config.json conv_kernel and conv_stride differ in length; restore the folder")
+    if (folder / "preprocessor_config.json").is_file():
+        _read_json(folder / "preprocessor_config.json", folder)
+    return config
+
+
+def folder_identity(folder: str | os.PathLike) -> str:
+    """``<sha256 of the configs, 16 hex>-<sha256 of the weights, 16 hex>`` of a model folder (cached per mtime).
+
+    The folder is checked first (:func:`check_model_folder`).
+    """
+    folder = Path(folder)
+    check_model_folder(folder)
+    config = folder / "config.json"
     weights = next((folder / w for w in WEIGHT_FILES if (folder / w).is_file()), None)
     if weights is None:
         raise ConfigError(f"{folder}: no {' or '.join(WEIGHT_FILES)}; copy the model's weight file into the folder")
@@ -141,12 +203,13 @@ class SslExtractor(FeatureExtractor):
 
     @cached_property
     def model_config(self) -> dict:
-        return json.loads((Path(self.config.model) / "config.json").read_text())
+        """The folder's ``config.json``, checked (:func:`check_model_folder`)."""
+        return check_model_folder(self.config.model)
 
     @cached_property
     def _normalise(self) -> bool:
         pre = Path(self.config.model) / "preprocessor_config.json"
-        return bool(json.loads(pre.read_text()).get("do_normalize", True)) if pre.is_file() else True
+        return bool(_read_json(pre, Path(self.config.model)).get("do_normalize", True)) if pre.is_file() else True
 
     @property
     def is_whisper(self) -> bool:
@@ -211,21 +274,24 @@ class SslExtractor(FeatureExtractor):
     def encoder(self):
         """The ``transformers`` model in eval mode (loaded once, local files only, no remote code)."""
         transformers = optional_import("transformers", "ssl features", "ssl")
-        model_type = self.model_config.get("model_type")
-        if model_type not in MODEL_TYPES:
-            raise ConfigError(f"{self.config.model}: model_type {model_type!r} is not an encoder this "
-                              f"extractor runs ({', '.join(MODEL_TYPES)})")
         self._layer_index  # noqa: B018 - a bad layer fails before the weights load
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
-        if self.is_whisper:  # the audio-classification class holds the encoder only: decoder weights never load
-            model = transformers.WhisperForAudioClassification.from_pretrained(
-                self.config.model, local_files_only=True, trust_remote_code=False).encoder
-        else:
-            model = transformers.AutoModel.from_pretrained(self.config.model, local_files_only=True,
-                                                           trust_remote_code=False)
+        try:
+            model = self._load_encoder(transformers)
+        except Exception as exc:  # transformers raises many types for damaged weights or configs
+            raise ConfigError(f"{self.config.model}: transformers cannot load the model ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); restore the folder") from None
         self._device = torch_device(self.config.device)
         return model.to(self._device).eval()
+
+    def _load_encoder(self, transformers):
+        """The folder's encoder: local files only, no remote code; Whisper's encoder without its decoder."""
+        if self.is_whisper:  # the audio-classification class holds the encoder only: decoder weights never load
+            return transformers.WhisperForAudioClassification.from_pretrained(
+                self.config.model, local_files_only=True, trust_remote_code=False).encoder
+        return transformers.AutoModel.from_pretrained(self.config.model, local_files_only=True,
+                                                      trust_remote_code=False)
 
     @cached_property
     def _mel(self):

@@ -157,8 +157,11 @@ class Scorer:
         return frame_windows(feats, duration, self.plan)
 
     def probabilities(self, windows: list[np.ndarray]) -> np.ndarray:
-        """``(N, C)`` float32 probabilities of normalised ``windows`` (each ``(t_i, D)``), in bounded batches."""
-        return self.runner.probabilities(windows, self.batch_size)
+        """``(N, C)`` float32 probabilities of normalised ``windows`` (each ``(t_i, D)``), in bounded batches.
+
+        CheckpointError naming the model file when any is NaN or infinite (the model overflows on this input).
+        """
+        return self.checkpoint.check_scores(self.runner.probabilities(windows, self.batch_size))
 
     def score_features(self, feats: np.ndarray, duration: float, spans: list[Span] | None = None, key: str = "",
                        normaliser: Normaliser | None = None) -> Scored:

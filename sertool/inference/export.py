@@ -27,7 +27,8 @@ Not every model exports to ONNX (its registry entry's ``onnx_unsupported`` says 
 export to TorchScript (traced). Loading a TorchScript file runs the TorchScript
 program inside it, so scoring one needs ``trust_code``; an ONNX file is a
 graph of standard operators run by onnxruntime, and one that names any other
-operator domain is refused.
+operator domain, keeps weights outside its folder, or holds NaN weights is
+refused (:mod:`sertool.inference.exported_file` reads and checks the file).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ import json
 import logging
 import os
 import warnings
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,16 +51,14 @@ from sertool.inference.bundled import bundled_export
 from sertool.inference.runner import WINDOW_BATCH, WindowRunner, calibrated
 from sertool.io.atomic import atomic_path
 from sertool.models import build_model_config, model_spec
+from sertool.inference.exported_file import FORMAT, FORMAT_VERSION, is_exported, read_metadata  # noqa: F401
 from sertool.models.checkpoint import Checkpoint
+from sertool.models.targets import destandardise
 from sertool.runtime.process import torch_threads
 
-FORMAT = "sertool-export"
-FORMAT_VERSION = 1
 #: The largest |probability difference| between the export and the checkpoint's model that is accepted.
 TOLERANCE = 1e-4
 SUFFIXES = {".onnx": "onnx", ".pt": "torchscript"}
-#: Operator domains an ONNX file may use besides those of functions defined inside it (the standard ones).
-ONNX_DOMAINS = ("", "ai.onnx", "ai.onnx.ml")
 #: Frames of the example input the graph is traced with (about 3 s at 10 ms frames).
 EXAMPLE_FRAMES = 300
 
@@ -93,6 +91,20 @@ def _graph(checkpoint: Checkpoint):
             logits = self.model(feats, lengths)
             return logits, torch.softmax(calibrated(logits, self.temperature), dim=-1)
 
+    class RegressionGraph(torch.nn.Module):
+        def __init__(self, model, mean, std):
+            super().__init__()
+            self.model = model
+            self.register_buffer("mean", torch.from_numpy(mean))
+            self.register_buffer("std", torch.from_numpy(std))
+
+        def forward(self, feats):
+            lengths = torch.full((feats.shape[0],), feats.shape[1], dtype=torch.long)
+            outputs = self.model(feats, lengths)
+            return outputs, destandardise(outputs, self.mean, self.std)
+
+    if checkpoint.is_regression:  # the second output holds the predicted values (named "probabilities" too)
+        return RegressionGraph(checkpoint.build_model(), *checkpoint.target_scale()).eval()
     return Graph(checkpoint.build_model(), checkpoint.temperature).eval()
 
 
@@ -119,7 +131,18 @@ def _metadata(checkpoint: Checkpoint, source: Path | None, utterance_level: bool
         "calibration": _plain(checkpoint.calibration or {"method": "none", "temperature": 1.0}),
         "checkpoint_sha256": _sha256(source) if source is not None else None,
         "metrics": _plain(checkpoint.metrics or {}),
+        **(_regression_metadata(checkpoint) if checkpoint.is_regression else {}),
     }
+
+
+def _regression_metadata(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The task fields of a regression model's export, and what its outputs hold."""
+    return {"task": "regression", "targets": list(checkpoint.targets),
+            "target_mean": [float(v) for v in checkpoint.target_mean],
+            "target_std": [float(v) for v in checkpoint.target_std],
+            "outputs": "logits: float32 (batch, targets), standardised; probabilities: float32 (batch, targets), the "
+                       "predicted values = logits * target_std + target_mean, targets in the order of 'targets' "
+                       "(a regression model: no classes, 'labels' is empty)"}
 
 
 def _plain(value):
@@ -186,7 +209,7 @@ def export_checkpoint(checkpoint, output: str | os.PathLike, *, source: str | os
             _write_onnx(graph, example, utterance_level, metadata, tmp)
         else:
             _write_torchscript(graph, example, metadata, tmp)
-        runner = ExportRunner(fmt, tmp, threads=1, num_classes=len(checkpoint.labels))
+        runner = ExportRunner(fmt, tmp, threads=1, num_classes=len(checkpoint.outputs))
         difference = 0.0
         with torch.no_grad():
             for feats in checks:
@@ -241,50 +264,6 @@ def _write_torchscript(graph, example, metadata: dict, path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- reading
-def is_exported(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is an exported model (.onnx, or a TorchScript archive with sertool.json)."""
-    path = Path(path)
-    if path.suffix.lower() == ".onnx":
-        return True
-    if not path.is_file() or not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.endswith("/extra/sertool.json") or name == "extra/sertool.json" for name in archive.namelist())
-
-
-def _read_metadata(path: Path, session=None) -> tuple[str, dict]:
-    """``(format, metadata)`` of an exported file; with an onnxruntime ``session`` of it (a trusted file, e.g. a
-    bundled one), its metadata is read from the session, without importing onnx or checking operator domains."""
-    if not path.is_file():
-        raise ExportError(f"{path}: exported model not found; write one with `sertool export CHECKPOINT -o {path.name}`")
-    if session is not None:
-        text, fmt = session.get_modelmeta().custom_metadata_map.get("sertool"), "onnx"
-    elif path.suffix.lower() == ".onnx":
-        onnx = _import("onnx")
-        try:
-            model = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:
-            raise ExportError(f"{path}: not a readable ONNX file ({type(exc).__name__}); export it again") from None
-        local = {function.domain for function in model.functions}
-        domains = sorted({op.domain for op in model.opset_import} - set(ONNX_DOMAINS) - local)
-        if domains:
-            raise ExportError(f"{path}: uses operator domain(s) {', '.join(domains)} beyond the standard ones; "
-                              "refused (use a model written by `sertool export`)")
-        text = {p.key: p.value for p in model.metadata_props}.get("sertool")
-        fmt = "onnx"
-    else:
-        with zipfile.ZipFile(path) as archive:
-            names = [n for n in archive.namelist() if n.endswith("extra/sertool.json")]
-            text = archive.read(names[0]).decode() if names else None
-        fmt = "torchscript"
-    if not text:
-        raise ExportError(f"{path}: no sertool metadata inside; export the model with `sertool export`")
-    metadata = json.loads(text)
-    if metadata.get("format") != FORMAT or int(metadata.get("format_version", 0)) > FORMAT_VERSION:
-        raise ExportError(f"{path}: not a sertool export of a version this sertool reads; export it again")
-    return fmt, metadata
-
-
 @dataclass
 class ExportedModel(Checkpoint):
     """An exported file as a checkpoint: its metadata, and ``build_model()`` giving its runner."""
@@ -308,7 +287,7 @@ class ExportedModel(Checkpoint):
         """The runner of the exported graph (a :class:`~sertool.inference.runner.WindowRunner` itself)."""
         session, self.session = self.session, None
         return ExportRunner(self.export_format, self.path, threads=self.threads, min_frames=self.min_frames,
-                            num_classes=len(self.labels), input_frames=self.input_frames, session=session)
+                            num_classes=len(self.outputs), input_frames=self.input_frames, session=session)
 
     def code_references(self) -> list[str]:
         refs = super().code_references()
@@ -325,29 +304,30 @@ def load_exported(path: str | os.PathLike, *, session=None) -> ExportedModel:
     path
         The exported file.
     session
-        An onnxruntime session of a trusted ONNX file (see :func:`_read_metadata`); its runner reuses it.
+        An onnxruntime session of a trusted ONNX file (see :func:`~sertool.inference.exported_file.read_metadata`);
+        its runner reuses it.
 
     Raises
     ------
     ExportError
-        A missing or unreadable file, foreign operator domains, or missing sertool metadata.
+        A missing or unreadable file, foreign operator domains, external data outside its folder, NaN or
+        infinite weights (ONNX), or missing or malformed sertool metadata.
     """
     path = Path(path)
-    fmt, meta = _read_metadata(path, session)
-    try:
-        frames = meta.get("input_frames")
-        return ExportedModel(
-            model=meta["model"], model_config=meta["model_config"], feature_set=meta["feature_set"],
-            feature_config=meta["feature_config"], labels=list(meta["labels"]),
-            norm_mean=np.asarray(meta["norm_mean"], np.float32), norm_std=np.asarray(meta["norm_std"], np.float32),
-            train_config={}, state_dict={}, metrics=meta.get("metrics", {}),
-            utterance_feature_config=meta.get("utterance_feature_config") or {},
-            norm=meta.get("norm") or {"mode": "global"}, calibration=meta.get("calibration") or {},
-            path=path, export_format=fmt,
-            min_frames=int(meta.get("min_frames", 1)), input_frames=int(frames) if frames else None,
-            session=session)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ExportError(f"{path}: its sertool metadata lacks or garbles {exc}; export the model again") from None
+    fmt, meta = read_metadata(path, session)
+    frames = meta.get("input_frames")
+    exported = ExportedModel(
+        model=meta["model"], model_config=meta["model_config"], feature_set=meta["feature_set"],
+        feature_config=meta["feature_config"], labels=list(meta["labels"]),
+        norm_mean=np.asarray(meta["norm_mean"], np.float32), norm_std=np.asarray(meta["norm_std"], np.float32),
+        train_config={}, state_dict={}, metrics=meta.get("metrics") or {},
+        utterance_feature_config=meta.get("utterance_feature_config") or {},
+        norm=meta.get("norm") or {"mode": "global"}, calibration=meta.get("calibration") or {},
+        path=path, export_format=fmt, min_frames=meta.get("min_frames", 1), input_frames=frames, session=session,
+        task=meta.get("task", "classification"), targets=list(meta.get("targets") or []),
+        target_mean=list(meta.get("target_mean") or []), target_std=list(meta.get("target_std") or []))
+    exported.source = str(path)
+    return exported
 
 
 def load_scoring_model(path: str | os.PathLike, device: str | None = None) -> Checkpoint:
@@ -378,8 +358,7 @@ def load_scoring_model(path: str | os.PathLike, device: str | None = None) -> Ch
 
 def _checked_bundled_export(export: Path, checkpoint: Path) -> ExportedModel | None:
     """``export`` loaded through onnxruntime, or None when it was not written from ``checkpoint`` (stale)."""
-    ort = _import("onnxruntime")
-    session = ort.InferenceSession(str(export), ort.SessionOptions(), providers=["CPUExecutionProvider"])
+    session = _onnx_session(export, None)
     exported = load_exported(export, session=session)
     meta = json.loads(session.get_modelmeta().custom_metadata_map["sertool"])
     return exported if meta.get("checkpoint_sha256") == _sha256(checkpoint) else None
@@ -417,17 +396,9 @@ class ExportRunner(WindowRunner):
         if fmt == "onnx" and session is not None and not threads:
             self._session = session
         elif fmt == "onnx":
-            ort = _import("onnxruntime")
-            options = ort.SessionOptions()
-            if threads:
-                options.intra_op_num_threads = threads
-            self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self._session = _onnx_session(self.path, threads)
         else:
-            import torch  # torch: heavy, loaded only when a model runs
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
-                self._module = torch.jit.load(str(path), map_location="cpu").eval()
+            self._module = _torchscript_module(self.path)
 
     def to(self, device) -> "ExportRunner":
         """This runner, which scores on the CPU only (ExportError for another device)."""
@@ -461,6 +432,37 @@ class ExportRunner(WindowRunner):
 
         with torch.no_grad():
             return self._module(torch.from_numpy(feats))[1].numpy()
+
+
+def _onnx_session(path: Path, threads: int | None):
+    """An onnxruntime CPU session of ``path``; ExportError (one line) when onnxruntime cannot load it."""
+    ort = _import("onnxruntime")
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for a graph it cannot load
+        raise ExportError(f"{path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:160]}); export the model "
+                          "again") from None
+
+
+def _torchscript_module(path: Path):
+    """The TorchScript program in ``path`` (runs its code: only after ``trust_code``), its weights checked finite."""
+    import torch  # torch: heavy, loaded only when a model runs
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
+            module = torch.jit.load(str(path), map_location="cpu").eval()
+    except Exception as exc:  # TorchScript raises RuntimeError and others for a damaged archive
+        raise ExportError(f"{path}: not a loadable TorchScript model ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); export it again") from None
+    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            raise ExportError(f"{path}: weight {name!r} holds NaN or infinite values: the file is damaged; export "
+                              "the model again")
+    return module
 
 
 def fit_length(window: np.ndarray, frames: int) -> np.ndarray:
