@@ -10,6 +10,10 @@ and ``source_id = <id>``, so every split keeps a copy with its source.
 Randomness comes from ``numpy.random.default_rng([seed, crc32(id), copy])``:
 the same seed gives byte-identical files whatever the order or ``--jobs``.
 Files already written are kept, so an interrupted run resumes.
+
+Each augmentation holds the whole recording (and a copy or two of it), so a
+recording longer than :data:`MAX_SECONDS` is not augmented: it gets a
+failure row telling to cut it first, instead of exhausting memory.
 """
 
 from __future__ import annotations
@@ -24,10 +28,15 @@ import soxr
 
 from sertool.io.atomic import atomic_path
 from sertool.io.audio import AUDIO_SUFFIXES, audio_info, load_audio
-from sertool.errors import ConfigError, SertoolError
+from sertool.errors import AudioError, ConfigError, SertoolError
 from sertool.io.manifest import Utterance, read_manifest, write_manifest
 from sertool.io.progress import progress_bar
 from sertool.io.report import RunReport
+
+
+#: Longest recording (s) augmented: every augmentation holds all of it at once (4 h of 16 kHz audio is 0.9 GB as
+#: float32, and white noise adds two float64 copies). Read at run time.
+MAX_SECONDS = 1800.0
 
 
 def _power(x: np.ndarray) -> float:
@@ -226,7 +235,7 @@ def augment_manifest(manifest, output, audio_dir, augmentations: list[tuple[obje
                 if path.exists():
                     report.skip()
                 else:
-                    sr = _native_rate(utt.path)
+                    sr = _usable_rate(utt.path)
                     samples = load_audio(utt.path, sr=sr)
                     out = np.clip(aug(samples, sr, _rng(seed, utt.id, copy, aug.tag)), -1.0, 1.0)
                     with atomic_path(path) as tmp:
@@ -240,9 +249,21 @@ def augment_manifest(manifest, output, audio_dir, augmentations: list[tuple[obje
     return report
 
 
-def _native_rate(path) -> int:
-    """The file's own sample rate (an AudioError naming the file when it is not readable audio)."""
-    return audio_info(path).sample_rate
+def _usable_rate(path) -> int:
+    """The file's own sample rate.
+
+    Raises
+    ------
+    AudioError
+        The file is not readable audio (named in the message).
+        Also when the recording is longer than :data:`MAX_SECONDS`.
+    """
+    info = audio_info(path)
+    if info.duration > MAX_SECONDS:
+        raise AudioError(f"{path}: {info.duration / 60:.1f} min of audio is too long to augment (limit "
+                         f"{MAX_SECONDS / 60:g} min: every augmentation holds the whole recording); cut it into "
+                         "pieces first, e.g. `sertool prepare ... --vad-split DIR`")
+    return info.sample_rate
 
 
 def plan_augmentations(*, white_noise=(), noise_dir=None, snr_range=(5.0, 20.0), speed=(), pitch=(), gain=(),

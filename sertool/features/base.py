@@ -31,6 +31,16 @@ scale alike. The level is the whole input's: a long file decoded block by
 block is measured in a first pass (its features equal the whole file's), and
 such an extractor cannot follow a live stream (``streams_live`` is False), so
 ``sertool stream`` scores each window as a clip, scaled to its own level.
+
+Long files: :meth:`FeatureExtractor.extract_file` decodes a file longer than
+:data:`sertool.io.audio.STREAM_SECONDS` block by block when the extractor
+declares ``streams_files`` (the spectral ones, ``mfcc_stats`` included):
+memory then holds one block of audio and the feature matrix, whatever the
+file's length, and the features equal the whole file's to float rounding.
+Extractors that need all the audio at once (openSMILE, ``stack``,
+``embedding``, ``ssl``) refuse files longer than :data:`WHOLE_FILE_SECONDS`
+with a one-line error (a failure row in ``extract``): their memory grows with
+the file (openSMILE's by about 33 MB a minute, 8 GB for 4 hours).
 """
 
 from __future__ import annotations
@@ -39,15 +49,16 @@ import abc
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 import numpy as np
 
 from sertool.configs import dataclass_from_dict, toml_value
-from sertool.errors import ConfigError, FeatureError
+from sertool.errors import ConfigError, FeatureError, SertoolError
 from sertool.features import dsp
-from sertool.io.audio import load_audio
+from sertool.io import audio  # read as audio.STREAM_SECONDS: tests and tools may tune it at run time
 
 #: extractor type name -> FeatureExtractor subclass (filled by @register).
 EXTRACTORS: dict[str, type["FeatureExtractor"]] = {}
@@ -64,6 +75,10 @@ class Preset:
 
 #: preset name -> Preset. Every extractor type is also a preset of itself.
 PRESETS: dict[str, Preset] = {}
+
+#: Files longer than this (s) are refused by extractors that cannot stream a file (``streams_files`` False):
+#: they hold all of its audio, and openSMILE grows by about 33 MB per minute of it. Read at run time.
+WHOLE_FILE_SECONDS = 1800.0
 
 #: Values of the ``gain`` option (see the module docstring).
 GAINS = ("none", "speech_rms")
@@ -138,6 +153,11 @@ class FeatureExtractor(abc.ABC):
     streams_live : bool
         :meth:`feature_blocks` reads its blocks once (no whole-file pass), so
         it can follow a live stream. Default False.
+    streams_files : bool
+        :meth:`extract_file` computes the features of a file longer than
+        :data:`sertool.io.audio.STREAM_SECONDS` from its decoded blocks
+        (:meth:`extract_long_file`), in memory that does not grow with the
+        audio, equal to :meth:`extract` of all of it. Default: :attr:`streams`.
     sample_rate : int
         Rate in Hz that :meth:`extract` expects (a property, from the config).
     min_duration : float
@@ -276,12 +296,85 @@ class FeatureExtractor(abc.ABC):
         """
         raise FeatureError(f"{self.name} cannot yield feature blocks; use extract()")
 
+    @property
+    def streams_files(self) -> bool:
+        """Whether :meth:`extract_file` streams long files (see the class docstring); default :attr:`streams`."""
+        return self.streams
+
     def extract_file(self, path) -> np.ndarray:
         """Features of the audio file ``path``, decoded at :attr:`sample_rate`; as :meth:`extract`.
 
-        Raises AudioError (naming the file) for audio that cannot be used.
+        A file longer than :data:`sertool.io.audio.STREAM_SECONDS` goes to
+        :meth:`extract_long_file` when the extractor :attr:`streams_files`;
+        otherwise it is decoded whole, up to :data:`WHOLE_FILE_SECONDS`.
+
+        Raises
+        ------
+        AudioError
+            Audio that cannot be used (the file is named).
+        FeatureError
+            A file too long for an extractor that holds all of its audio (the file is named).
         """
-        return self.extract(load_audio(path, sr=self.sample_rate, min_duration=self.min_duration), self.sample_rate)
+        seconds = _header_seconds(path)
+        if seconds > audio.STREAM_SECONDS and self.streams_files:
+            return self.extract_long_file(path, seconds)
+        if seconds > WHOLE_FILE_SECONDS:
+            raise FeatureError(
+                f"{path}: {seconds / 60:.1f} min of audio is too long for {self.name}, which holds the whole file "
+                f"in memory (limit {WHOLE_FILE_SECONDS / 60:g} min); cut it into pieces first (e.g. `sertool "
+                "prepare ... --vad-split DIR`), or use a feature set that streams long files (mfcc, logmel, "
+                "mfcc_stats)")
+        return self.extract_decoded(path)
+
+    def extract_decoded(self, path) -> np.ndarray:
+        """:meth:`extract` of all of ``path``'s audio, decoded at once (AudioError naming the file when unusable)."""
+        samples = audio.load_audio(path, sr=self.sample_rate, min_duration=self.min_duration)
+        return self.extract(samples, self.sample_rate)
+
+    def extract_long_file(self, path, seconds: float) -> np.ndarray:
+        """Features of the long file ``path`` (``seconds`` long by its header), decoded block by block.
+
+        This default hands the blocks to :meth:`extract_stream`; extractors
+        whose :attr:`streams_files` differs from :attr:`streams` override it.
+
+        Raises
+        ------
+        AudioError, FeatureError
+            As :meth:`extract_file`.
+        """
+        return self.extract_stream(audio.stream_audio(path, sr=self.sample_rate))
+
+
+def _header_seconds(path) -> float:
+    """Duration in seconds of ``path`` by its header, at most what its bytes can hold; 0.0 when unreadable.
+
+    A damaged or hostile header (a FLAC claiming 2^36 samples in a few KB) is
+    believed only up to :data:`sertool.io.audio.MAX_SAMPLES_PER_BYTE` samples
+    per byte of the file; an unreadable one is left to decoding, which says why.
+    """
+    try:
+        info = audio.audio_info(path)
+        size = os.stat(path).st_size
+    except (SertoolError, OSError):
+        return 0.0
+    return min(info.duration, size * audio.MAX_SAMPLES_PER_BYTE / (info.sample_rate * max(1, info.channels)))
+
+
+def gather_rows(blocks: Iterable[np.ndarray], expected: int, dim: int) -> np.ndarray:
+    """Consecutive float32 row ``blocks`` ``(frames, dim)`` joined into one ``(total, dim)`` array.
+
+    The array is allocated once for ``expected`` rows (grown if more come, trimmed if fewer), so the rows
+    are never held twice as a list and a concatenation would hold them.
+    """
+    out, filled = np.empty((max(0, expected), dim), np.float32), 0
+    for block in blocks:
+        if filled + block.shape[0] > out.shape[0]:
+            grown = np.empty((max(filled + block.shape[0], out.shape[0] * 5 // 4), dim), np.float32)
+            grown[:filled] = out[:filled]
+            out = grown
+        out[filled:filled + block.shape[0]] = block
+        filled += block.shape[0]
+    return out[:filled]
 
 
 def register(cls: type[FeatureExtractor]) -> type[FeatureExtractor]:

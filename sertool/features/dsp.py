@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sertool.errors import AudioError
+
 
 def hz_to_mel(freqs: np.ndarray, *, htk: bool = False) -> np.ndarray:
     """Hz -> mel, HTK formula or Slaney's (linear below 1 kHz, log above); as librosa."""
@@ -185,6 +187,98 @@ def deltas(feats: np.ndarray, *, order: int, width: int = 9) -> np.ndarray:
 
     mode = "interp" if feats.shape[0] >= width else "nearest"
     return savgol_filter(feats, width, deriv=order, polyorder=order, axis=0, mode=mode).astype(np.float32)
+
+
+def with_deltas(feats: np.ndarray, *, order: int, width: int = 9) -> np.ndarray:
+    """``[feats | delta 1 | ... | delta order]`` float32 ``(num_frames, dim * (1 + order))`` (:func:`deltas`)."""
+    return np.concatenate([feats] + [deltas(feats, order=k, width=width) for k in range(1, order + 1)], axis=1)
+
+
+def streamed_deltas(blocks, *, order: int, width: int = 9):
+    """:func:`with_deltas` of consecutive frame ``blocks`` ``(frames, dim)``, yielded block by block.
+
+    The blocks' rows joined equal :func:`with_deltas` of all the frames joined
+    (the same filter over the same frames, so to float rounding). Each block
+    is filtered with ``width - 1`` frames kept from before it; a row is
+    yielded once the ``width // 2`` frames after it have arrived, and the
+    last rows (the filter's end fit) when the blocks end.
+    """
+    half = width // 2
+    held, start = None, 0  # frames kept (the context before the next row to yield, then the rows not yet yielded)
+    for block in blocks:
+        held = block if held is None else np.concatenate([held, block])
+        stop = held.shape[0] - half
+        if held.shape[0] >= width and stop > start:
+            yield with_deltas(held, order=order, width=width)[start:stop]
+            keep = max(0, stop - 2 * half)  # rows before this are no longer in any later row's window
+            held, start = held[keep:], stop - keep
+    if held is not None and held.shape[0] > start:
+        yield with_deltas(held, order=order, width=width)[start:]
+
+
+def carried_frames(blocks, *, pad: int, hop_length: int, transform, sr: int, min_seconds: float):
+    """Yield ``(rows, samples seen so far)`` of the frames of consecutive sample ``blocks`` at ``sr``, as they complete.
+
+    ``pad`` zeros are added at both ends (a centred STFT's padding);
+    ``transform(samples)`` returns ``(row blocks, complete frames)`` of the
+    samples it is given, and the samples the next frame still needs are
+    carried over to the next block. AudioError when less than ``min_seconds``
+    (or nothing) arrives.
+    """
+    buffer, total = np.zeros(pad, np.float32), 0  # the left padding
+    for block in blocks:
+        total += block.shape[0]
+        buffer = np.concatenate([buffer, np.asarray(block, dtype=np.float32)])
+        rows, count = transform(buffer)
+        for row in rows:
+            yield row, total
+        buffer = buffer[count * hop_length:]  # what the next frame still needs
+    if total < min_seconds * sr or total == 0:
+        raise AudioError(f"{total / sr:.3f} s of audio is shorter than the {min_seconds:.3f} s needed; remove it or "
+                         "use a shorter analysis window")
+    for row in transform(np.concatenate([buffer, np.zeros(pad, np.float32)]))[0]:
+        yield row, total
+
+
+def metered(blocks, meter: "LevelMeter | None"):
+    """``blocks``, each pushed into ``meter`` on the way (as they are when ``meter`` is None)."""
+    for block in blocks:
+        if meter is not None:
+            meter.push(block)
+        yield block
+
+
+class RunningMoments:
+    """Mean and standard deviation per column of rows that arrive block by block (float64, Chan et al.'s merge).
+
+    ``moments.push(rows)`` for each ``(n, dim)`` block; :attr:`mean` and
+    :attr:`std` (population, as ``numpy.std``) then equal those of the
+    joined rows to float rounding, without keeping them.
+    """
+
+    def __init__(self, dim: int):
+        self.count = 0
+        self.mean = np.zeros(dim)
+        self._m2 = np.zeros(dim)
+
+    def push(self, rows: np.ndarray) -> None:
+        """Add the rows ``(n, dim)``."""
+        n = rows.shape[0]
+        if n == 0:
+            return
+        rows = np.asarray(rows, dtype=np.float64)
+        block_mean = rows.mean(axis=0)
+        block_m2 = np.square(rows - block_mean).sum(axis=0)
+        total = self.count + n
+        delta = block_mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self._m2 = self._m2 + block_m2 + np.square(delta) * (self.count * n / total)
+        self.count = total
+
+    @property
+    def std(self) -> np.ndarray:
+        """Population standard deviation per column (zeros before any row)."""
+        return np.sqrt(self._m2 / max(1, self.count))
 
 
 # ------------------------------------------------------------------ speech level (gain invariance, input checks)

@@ -21,6 +21,9 @@ at ``sample_rate`` (rounded). ``fmax = 0`` means the Nyquist frequency,
 first (:mod:`sertool.features.base`): block by block, the level comes from
 a first pass (``feature_blocks``) or scales the kept power-mel matrix
 (``extract_stream``, exact since mel power scales as gain**power).
+Long files (over ``STREAM_SECONDS``): decoded and computed block by block,
+deltas too, after a first pass for ``top_db`` and the level (``long_rows``);
+memory holds a block of audio and the result (``mfcc_stats``: running moments).
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ from functools import cached_property
 
 import numpy as np
 
-from sertool.errors import AudioError, ConfigError, FeatureError
+from sertool.errors import ConfigError, FeatureError
 from sertool.features import dsp
-from sertool.features.base import FeatureConfig, FeatureExtractor, add_preset, check_gain, register
-from sertool.io.audio import load_audio
+from sertool.features.base import (FeatureConfig, FeatureExtractor, add_preset, check_gain, gather_rows,
+                                   register)
+from sertool.io import audio
 
 WINDOWS = ("hann", "hamming", "blackman", "boxcar", "bartlett")
 
@@ -215,11 +219,11 @@ class _SpectralExtractor(FeatureExtractor):
         self.check_input(samples, sr)
         return self._finish(self.log_mel(self.levelled(samples)))
 
-    def extract_file(self, path) -> np.ndarray:
+    def extract_decoded(self, path) -> np.ndarray:
         """As the base class, but decodes straight into the STFT's zero padding when there is one."""
         if self.config.pad_mode != "constant":
-            return super().extract_file(path)
-        padded = load_audio(path, sr=self.sample_rate, min_duration=self.min_duration, pad=self._pad)
+            return super().extract_decoded(path)
+        padded = audio.load_audio(path, sr=self.sample_rate, min_duration=self.min_duration, pad=self._pad)
         if self.gain != "none":  # the level of the samples alone (the padding is no part of the recording)
             factor = self.level_factor(padded[self._pad:padded.shape[0] - self._pad])
             np.multiply(padded, np.float32(factor), out=padded)
@@ -244,27 +248,9 @@ class _SpectralExtractor(FeatureExtractor):
         return self.streams_blocks and not whole_file
 
     def _power_mel_blocks(self, blocks):
-        """Power mel rows ``(frames, n_mels)`` of consecutive sample ``blocks``, frame by frame as the STFT allows.
-
-        The centred STFT's zero padding is added at both ends; the ``n_fft -
-        hop`` samples a next frame needs are carried over between blocks.
-        Yields ``(mel block, samples seen so far)``.
-        """
-        c = self.config
-        buffer = np.zeros(self._pad, np.float32)  # the centred STFT's left padding
-        total = 0
-        for block in blocks:
-            total += block.shape[0]
-            buffer = np.concatenate([buffer, np.asarray(block, dtype=np.float32)])
-            mels, count = self._power_mel_of(buffer)
-            for mel in mels:
-                yield mel, total
-            buffer = buffer[count * c.hop_length:]  # what the next frame still needs
-        if total < self.min_duration * self.sample_rate or total == 0:
-            raise AudioError(f"{total / self.sample_rate:.3f} s of audio is shorter than the "
-                             f"{self.min_duration:.3f} s needed; remove it or use a shorter analysis window")
-        for mel in self._power_mel_of(np.concatenate([buffer, np.zeros(self._pad, np.float32)]))[0]:
-            yield mel, total
+        """Yield ``(power mel rows (frames, n_mels), samples seen so far)`` of consecutive sample ``blocks``."""
+        return dsp.carried_frames(blocks, pad=self._pad, hop_length=self.config.hop_length,
+                                  transform=self._power_mel_of, sr=self.sample_rate, min_seconds=self.min_duration)
 
     def _log(self, mel: np.ndarray, floor=None) -> np.ndarray:
         """The configured log of power ``mel`` in place; ``floor``: the whole file's ``max dB - top_db``."""
@@ -288,7 +274,7 @@ class _SpectralExtractor(FeatureExtractor):
         if not self.streams:
             raise FeatureError(f"{self.name} with pad_mode {self.config.pad_mode!r} cannot stream; use extract()")
         meter = dsp.LevelMeter(self.sample_rate) if self.gain != "none" else None
-        pieces = [mel for mel, _ in self._power_mel_blocks(_metered(blocks, meter))]
+        pieces = [mel for mel, _ in self._power_mel_blocks(dsp.metered(blocks, meter))]
         mel = np.concatenate(pieces) if pieces else np.zeros((0, self.config.n_mels), np.float32)
         del pieces
         if meter is not None:  # mel power scales as gain ** power
@@ -305,6 +291,12 @@ class _SpectralExtractor(FeatureExtractor):
         """
         if not self.streams_blocks:
             raise FeatureError(f"{self.name} cannot yield feature blocks (deltas need context); use extract()")
+        floor, blocks = self._scaled_blocks(open_blocks)
+        for mel, total in self._power_mel_blocks(blocks):
+            yield self._finish(self._log(mel, floor=floor)), total
+
+    def _scaled_blocks(self, open_blocks):
+        """``(top_db floor or None, blocks scaled to the speech level)``, after a first pass (two numbers) if needed."""
         c = self.config
         floor, factor = None, 1.0
         if c.log == "db" and c.top_db > 0 or self.gain != "none":
@@ -313,8 +305,32 @@ class _SpectralExtractor(FeatureExtractor):
         blocks = open_blocks()
         if factor != 1.0:
             blocks = (np.asarray(b, dtype=np.float32) * np.float32(factor) for b in blocks)
-        for mel, total in self._power_mel_blocks(blocks):
-            yield self._finish(self._log(mel, floor=floor)), total
+        return floor, blocks
+
+    @property
+    def streams_files(self) -> bool:
+        """Whether long files are computed block by block (constant padding: deltas and statistics too)."""
+        return self.config.pad_mode == "constant"
+
+    def extract_long_file(self, path, seconds: float) -> np.ndarray:
+        """Features of the long file ``path`` (``seconds`` by its header), block by block (:meth:`long_rows`)."""
+        c = self.config
+        expected = dsp.num_frames(int(round(seconds * c.sample_rate)), n_fft=c.n_fft, hop_length=c.hop_length,
+                                  center=c.center) + 2  # resampling may add a sample
+        return gather_rows(self.long_rows(lambda: audio.stream_audio(path, sr=self.sample_rate)), expected, self.dim)
+
+    def long_rows(self, open_blocks):
+        """Yield the frame rows (deltas included: :func:`dsp.streamed_deltas`) of ``open_blocks()``'s samples.
+
+        As :meth:`feature_blocks`; ``open_blocks`` is called twice when a first pass is needed.
+        """
+        c = self.config
+        floor, blocks = self._scaled_blocks(open_blocks)
+        columns = (self._columns(self._log(mel, floor=floor)) for mel, _ in self._power_mel_blocks(blocks))
+        if c.delta_order:
+            columns = dsp.streamed_deltas(columns, order=c.delta_order, width=c.delta_width)
+        for rows in columns:
+            yield self._checked(rows)
 
     def _first_pass(self, blocks) -> tuple[float | None, float]:
         """``(peak dB of the unscaled log mel or None without top_db, gain factor)`` of one pass over ``blocks``."""
@@ -325,7 +341,7 @@ class _SpectralExtractor(FeatureExtractor):
                 meter.push(block)
             return None, dsp.speech_level_gain(meter.powers())
         peak = None
-        for mel, _ in self._power_mel_blocks(_metered(blocks, meter)):
+        for mel, _ in self._power_mel_blocks(dsp.metered(blocks, meter)):
             top = self._log(mel, floor=-np.inf).max()
             peak = top if peak is None else max(peak, top)
         return peak, 1.0 if meter is None else dsp.speech_level_gain(meter.powers())
@@ -335,24 +351,18 @@ class _SpectralExtractor(FeatureExtractor):
         c = self.config
         feats = self._columns(logmel)
         if c.delta_order:
-            feats = np.concatenate(
-                [feats] + [dsp.deltas(feats, order=k, width=c.delta_width) for k in range(1, c.delta_order + 1)],
-                axis=1,
-            )
+            feats = dsp.with_deltas(feats, order=c.delta_order, width=c.delta_width)
+        return self._checked(feats)
+
+    def _checked(self, feats: np.ndarray) -> np.ndarray:
+        """Frame rows (deltas included) clipped, as contiguous float32; FeatureError unless finite."""
+        c = self.config
         if c.clip > 0:
             np.clip(feats, -c.clip, c.clip, out=feats)
         feats = np.ascontiguousarray(feats, dtype=np.float32)
         if not np.isfinite(feats).all():
             raise FeatureError(f"{self.name} produced non-finite values; check the audio")
         return feats
-
-
-def _metered(blocks, meter: "dsp.LevelMeter | None"):
-    """``blocks``, each pushed into ``meter`` on the way (as they are when ``meter`` is None)."""
-    for block in blocks:
-        if meter is not None:
-            meter.push(block)
-        yield block
 
 
 class _CepstralMixin:
@@ -477,3 +487,10 @@ class MfccStatsExtractor(_CepstralMixin, _SpectralExtractor):
     def _finish(self, logmel):
         frames = super()._finish(logmel)
         return np.concatenate([frames.mean(axis=0), frames.std(axis=0)])[None, :].astype(np.float32)
+
+    def extract_long_file(self, path, seconds: float) -> np.ndarray:
+        """[mean | std] of the frame rows of a long file, accumulated block by block (no frame matrix kept)."""
+        moments = dsp.RunningMoments(self.dim // 2)  # the frame rows' columns
+        for rows in self.long_rows(lambda: audio.stream_audio(path, sr=self.sample_rate)):
+            moments.push(rows)
+        return np.concatenate([moments.mean, moments.std])[None, :].astype(np.float32)
