@@ -10,7 +10,7 @@ import click
 from sertool import api
 from sertool.cli.app import log, log_warnings
 from sertool.cli.options import (LazyChoice, config_file_options, jobs_option, max_failures_option, overrides,
-                                 progress_option)
+                                 progress_option, trust_code_option)
 from sertool.runtime.process import SINGLE_THREAD_ENV, tune_allocator
 
 #: Feature config values with an option of their own: field -> (type, help).
@@ -79,13 +79,16 @@ def _feature_choices() -> list[str]:
 @click.option("--checkpoint-every", "checkpoint_seconds", default=30.0, show_default=True, metavar="SECONDS",
               help="Make finished work durable this often (a kill -9 loses at most this much).")
 @progress_option()
+@trust_code_option()
 @click.pass_context
 def extract(ctx, manifest, features, output, config_file, sets, scheduler, shard, jobs, overwrite, max_failures,
-            print_config, list_features, export_csv, checkpoint_seconds, progress, **options):
+            print_config, list_features, export_csv, checkpoint_seconds, progress, trust_code, **options):
     """Compute features for every row of MANIFEST into an HDF5 store in --output.
 
-    The store is named <manifest>.<features>-<config hash>.h5; its path is
-    printed on stdout. Files unchanged since the last run are skipped; a
+    The store is named <manifest>.<features>-<config hash>.h5 (with a tag of
+    the manifest's path, <manifest>-<tag>.<features>-<config hash>.h5, when
+    another manifest of that name already has a store in --output); its path
+    is printed on stdout. Files unchanged since the last run are skipped; a
     changed config writes a new store. Config values come from the feature
     set's defaults, then --config, then --set and the options below.
     """
@@ -100,7 +103,7 @@ def extract(ctx, manifest, features, output, config_file, sets, scheduler, shard
     result = api.extract(manifest, features=features, output=output, settings=settings, config=config_file,
                          jobs=jobs, overwrite=overwrite, max_failures=max_failures, progress=progress,
                          checkpoint_seconds=checkpoint_seconds, shard=shard, scheduler=scheduler,
-                         export_csv=export_csv)
+                         export_csv=export_csv, trust_code=trust_code)
     _report(result, features, export_csv, time.monotonic() - start)
     if result.store_path.exists():
         click.echo(str(result.store_path))
@@ -112,6 +115,8 @@ def _report(result, features: str, export_csv: str | None, seconds: float) -> No
     from sertool.extraction.pipeline import summary  # loaded by the run already; kept off `sertool --help`
 
     log(summary(features, result.report, result.store_path, seconds))
+    if result.note:
+        log(f"  {result.note}")
     if result.merged:
         log(f"  {result.merged} entries copied from the --shard stores beside it (they can be deleted now)")
     if result.failures_path:

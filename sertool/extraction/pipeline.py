@@ -32,7 +32,7 @@ from sertool.io.atomic import atomic_write
 from sertool.io.manifest import read_manifest
 from sertool.io.progress import progress_bar
 from sertool.io.report import RunReport
-from sertool.store.identity import SourceIdentity, store_path
+from sertool.store.identity import SourceIdentity
 
 #: ``current_store``, ``failures_path_for`` and ``summary`` are re-exported for callers of this module.
 __all__ = ["ExtractResult", "current_store", "export_csv", "extract_manifest", "failures_path_for", "summary"]
@@ -49,6 +49,9 @@ class ExtractResult:
     merged: int = 0
     #: rows written by ``sertool.extract(..., export_csv=PATH)`` (None: no CSV asked for)
     csv_rows: int | None = None
+    #: set when another manifest of the same file name holds the plain store name in the folder (see
+    #: :mod:`sertool.store.naming`): says which store this manifest's features went to instead
+    note: str | None = None
 
 
 @dataclass
@@ -64,6 +67,8 @@ class _Plan:
     digest: str | None
     request: str
     config_hash: str
+    #: why the store is not at its plain name (:func:`sertool.store.naming.owned_store_path`), or None
+    note: str | None = None
 
 
 @contextlib.contextmanager
@@ -146,7 +151,7 @@ def extract_manifest(manifest: str | os.PathLike, *, features: str, output: str 
                      settings: dict[str, Any] | None = None, jobs: int = 1, overwrite: bool = False,
                      max_failures: int = 0, progress: bool | None = None,
                      checkpoint_seconds: float = 30.0, shard: tuple[int, int] | None = None,
-                     scheduler: str | None = None) -> ExtractResult:
+                     scheduler: str | None = None, trust_code: bool = False) -> ExtractResult:
     """Extract the feature preset ``features`` for every utterance of ``manifest`` into a store in ``output``.
 
     Parameters
@@ -156,9 +161,12 @@ def extract_manifest(manifest: str | os.PathLike, *, features: str, output: str 
     features
         A preset name (``mfcc``, ``lightsernet_mfcc``, ...).
     output
-        Folder of the store ``<manifest stem>.<features>-<hash8>.h5``.
-    settings
-        Config values replacing the preset's defaults (``{"n_mfcc": 20}``).
+        Folder of the store ``<manifest stem>.<features>-<hash8>.h5`` (``<manifest stem>-<tag>.<features>-
+        <hash8>.h5`` when another manifest of the same file name holds that name: see
+        :mod:`sertool.store.naming` and ``ExtractResult.note``).
+    settings, trust_code
+        Config values replacing the preset's defaults (``{"n_mfcc": 20}``); values that name code to run
+        (:mod:`sertool.features.trust`) are refused (UntrustedCodeError) unless ``trust_code``.
     jobs
         Processes computing features: this one and ``jobs - 1`` workers.
     overwrite
@@ -202,11 +210,10 @@ def extract_manifest(manifest: str | os.PathLike, *, features: str, output: str 
     if shard is not None:
         utterances = utterances[shard[0]::shard[1]]
     sources = identities([(u.id, str(u.path)) for u in utterances], report)
-    from sertool.features import build_extractor  # numpy (librosa, opensmile): not needed by an up-to-date rerun
     from sertool.store.shards import merge_stores  # numpy, h5py: not needed by an up-to-date rerun
     from sertool.store.writer import StoreWriter  # numpy, h5py: not needed by an up-to-date rerun
 
-    extractor = build_extractor(features, settings)
+    extractor = _extractor(features, settings, trust_code)
     plan = _plan(manifest, features, output, settings, extractor.config.config_hash(), sources, report,
                  shard=shard, overwrite=overwrite)
     with StoreWriter(plan.path, _store_attrs(extractor, features, manifest), overwrite=overwrite,
@@ -222,19 +229,31 @@ def extract_manifest(manifest: str | os.PathLike, *, features: str, output: str 
     return _finish(plan, writer, report, output, {utt_id for utt_id, _ in tasks}, merged)
 
 
+def _extractor(features: str, settings: dict[str, Any] | None, trust_code: bool):
+    """The extractor of preset ``features`` with ``settings``; UntrustedCodeError if they name code, untrusted."""
+    from sertool.features import build_extractor  # numpy (librosa, opensmile): not needed by an up-to-date rerun
+    from sertool.features.trust import named_code, require_trust  # (with sertool.features, as above)
+
+    extractor = build_extractor(features, settings)  # builds the config only: nothing named is imported yet
+    require_trust(named_code(extractor.config), f"--features {features} (its --config / --set values)",
+                  trust_code=trust_code)
+    return extractor
+
+
 def _plan(manifest: Path, features: str, output, settings, config_hash: str,
           sources: dict[str, tuple[str, SourceIdentity]], report: RunReport, *, shard: tuple[int, int] | None,
           overwrite: bool) -> _Plan:
     """The store (or shard store) this run writes, the shard stores it may copy from, and its stamp's digest."""
+    from sertool.store.naming import owned_store_path  # h5py: not needed by an up-to-date rerun
     from sertool.store.shards import shard_path, shard_paths  # numpy, h5py: not needed by an up-to-date rerun
 
-    path = store_path(output, manifest, features, config_hash)
+    path, note = owned_store_path(output, manifest, features, config_hash)
     shards = [] if shard is not None or overwrite else shard_paths(path)
     if shard is not None:
         path = shard_path(path, *shard)
     text = digest(config_hash, sources) if not report.failed and shard is None else None
     return _Plan(path, shards, path.exists() and not overwrite, text, request_key(manifest, features, settings),
-                 config_hash)
+                 config_hash, note)
 
 
 def _store_attrs(extractor, features: str, manifest: Path) -> dict:
@@ -254,7 +273,8 @@ def _compute(writer, extractor, tasks: list[tuple[str, str]], sources: dict, rep
         for utt_id, feats, error, notes in _results(extractor, tasks, jobs, scheduler):
             check_terminated()  # an item interrupted by a signal is not recorded (its rerun redoes it)
             if error is None:
-                writer.add(utt_id, feats, sources[utt_id][1])
+                error = _store_entry(writer, utt_id, feats, sources[utt_id][1])
+            if error is None:
                 report.done()
                 for note in notes:
                     report.warn(utt_id, paths[utt_id], "decode", note)
@@ -262,6 +282,20 @@ def _compute(writer, extractor, tasks: list[tuple[str, str]], sources: dict, rep
                 report.fail(utt_id, paths[utt_id], "extract", error)
                 writer.remove(utt_id)  # features of the file's old content are stale now
             bar.update()
+
+
+def _store_entry(writer, utt_id: str, feats, identity: SourceIdentity) -> str | None:
+    """Add one entry to ``writer``: None when stored, else why this entry alone could not be (a failure row).
+
+    Errors of the store itself (a full disk, a failed write) still stop the run, keeping the finished entries.
+    """
+    from sertool.store.writer import EntryError  # h5py: loaded by the run already
+
+    try:
+        writer.add(utt_id, feats, identity)
+    except EntryError as exc:
+        return str(exc)
+    return None
 
 
 def _results(extractor, tasks: list[tuple[str, str]], jobs: int, scheduler: str | None) -> Iterator[tuple]:
@@ -281,10 +315,10 @@ def _finish(plan: _Plan, writer, report: RunReport, output, redone: set[str], me
     if not plan.existed and not writer.index and report.failed:  # every file failed: leave no empty store behind
         path.unlink(missing_ok=True)
         path.with_name(f".{path.name}.lock").unlink(missing_ok=True)
-        return ExtractResult(path, report, report.write_failures(failures_path_for(path)))
+        return ExtractResult(path, report, report.write_failures(failures_path_for(path)), note=plan.note)
     if plan.digest is not None and not report.failed:
         write_stamp(path, plan.digest)
         remember_request(output, plan.request, path.name, plan.config_hash)
     failures = report.write_failures(failures_path_for(path))
     report.write_warnings(path.with_name(path.stem + ".warnings.csv"), keep=lambda row: row["id"] not in redone)
-    return ExtractResult(path, report, failures, merged)
+    return ExtractResult(path, report, failures, merged, note=plan.note)

@@ -135,7 +135,7 @@ def write_stamp(store: Path, text: str | None) -> None:
 
 def request_key(manifest: Path, features: str, settings) -> str:
     """What was asked (manifest, feature preset, settings, sertool version), as a 16-digit hex hash."""
-    text = json.dumps([__version__, manifest.name, features, settings or {}], sort_keys=True, default=str)
+    text = json.dumps([__version__, str(manifest.resolve()), features, settings or {}], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -58,8 +58,7 @@ def decode(source: "Path | Clip", sr: int, min_duration: float, on_warning=None)
     """
     if not isinstance(source, Clip):
         return audio.load_audio(source, sr=sr, min_duration=min_duration, on_warning=on_warning)
-    if source.sample_rate <= 0:
-        raise AudioError(f"{source}: sample rate {source.sample_rate} Hz must be positive")
+    audio.check_rate(source.sample_rate, str(source), "pass the samples' real rate")  # 1 Hz -> 16 kHz: 16000x memory
     samples = audio.pcm_to_float(source.samples)  # integer PCM (as scipy.io.wavfile returns it) scaled to [-1, 1]
     if samples.ndim == 2:
         samples = samples.mean(axis=1)  # (N, channels), as soundfile returns it

@@ -23,10 +23,15 @@ import numpy as np
 import soundfile as sf
 
 from sertool.errors import AudioError
-from sertool.io.pcm import PCM_FORMATS, pcm_to_float, raw_format  # noqa: F401 (PCM_FORMATS, pcm_to_float: re-exported)
+from sertool.io.pcm import MAX_RATE, MIN_RATE, PCM_FORMATS, check_rate, pcm_to_float, raw_format  # noqa: F401
+from sertool.io.scan import AUDIO_SUFFIXES, find_audio  # noqa: F401 (re-exported: the folder scan)
 
-#: File suffixes treated as audio when scanning folders (lower case).
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+#: A header's length is trusted for one allocation only up to this many samples per byte of the file (FLAC of
+#: speech: about 1; a lossy file or a FLAC of silence can hold more, and is then decoded block by block).
+MAX_SAMPLES_PER_BYTE = 64
+#: Frames per read when a file is decoded block by block: memory then follows the samples actually decoded,
+#: whatever length the header claims.
+BLOCK_FRAMES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -46,31 +51,6 @@ def _decode_error(path: Path, exc: BaseException) -> AudioError:
         f"{path}: cannot decode audio ({reason}); "
         "check that it is a real WAV/FLAC/OGG/MP3 file or remove it"
     )
-
-
-def find_audio(folder: str | os.PathLike, *, recursive: bool = True) -> list[Path]:
-    """Audio files (by suffix, any case) under ``folder``, sorted; hidden files and folders skipped.
-
-    Symbolic links are followed (a folder reached twice, as through a link
-    loop, is walked once). Links that resolve to no file (dangling, or a loop)
-    are listed too, so that the caller reports them instead of skipping them.
-    """
-    folder = Path(folder)
-    found: list[Path] = []
-    seen: set[str] = set()
-    for root, dirs, names in os.walk(folder, followlinks=True):
-        real = os.path.realpath(root)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
-        for name in names:
-            path = Path(root) / name
-            if path.suffix.lower() in AUDIO_SUFFIXES and not name.startswith(".") and (path.is_file()
-                                                                                      or path.is_symlink()):
-                found.append(path)
-    return sorted(found)
 
 
 def _check_exists(path: Path) -> None:
@@ -105,6 +85,7 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
         raise _decode_error(path, exc) from None
     if info.frames <= 0:
         raise AudioError(f"{path}: no audio samples in the file; remove it or re-export it")
+    check_rate(info.samplerate, str(path))
     return AudioInfo(info.frames / info.samplerate, int(info.samplerate), int(info.channels))
 
 
@@ -130,10 +111,44 @@ def _drflac():
     return (ffi, lib) if hasattr(lib, "ma_dr_flac_open_file") else None
 
 
+def _trusted(path: Path, frames: int, channels: int) -> bool:
+    """Whether a header's ``frames`` may be allocated at once: plausible for the bytes the file holds.
+
+    A damaged or hostile header (a FLAC claiming 2^36 samples in a few KB) is decoded block by block
+    instead, and reported as truncated when it decodes short.
+    """
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False
+    return 0 < frames * max(1, channels) <= size * MAX_SAMPLES_PER_BYTE
+
+
+def _read_blocks(read, channels: int, *, mono: bool = False) -> np.ndarray:
+    """float32 samples from ``read(count) -> (frames, channels)``, called until it returns a short block.
+
+    Memory follows the samples decoded, never a header's claim. ``(frames, channels)``, or with ``mono``
+    ``(frames,)``: each block mixed down as it arrives.
+    """
+    blocks = []
+    while True:
+        data = read(BLOCK_FRAMES)
+        if data.shape[0] and mono:
+            blocks.append(data[:, 0].copy() if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32))
+        elif data.shape[0]:
+            blocks.append(data.copy())  # not a view: a short last block must not keep a full block's memory
+        if data.shape[0] < BLOCK_FRAMES:
+            break
+    if blocks:
+        return np.concatenate(blocks)
+    return np.zeros(0 if mono else (0, channels), np.float32)
+
+
 def _decode_flac(path: Path, pad: int) -> tuple[np.ndarray, np.ndarray | None, int, int] | None:
     """``(mono samples, padded array or None, native rate, header frames)`` via dr_flac; None: use libsndfile.
 
-    A mono file is decoded straight into the middle of the padded array.
+    A mono file whose header's length is plausible (:func:`_trusted`) is decoded straight into the middle of
+    the padded array; a file whose header claims more than its bytes can hold, block by block.
     """
     drflac = _drflac()
     if drflac is None:
@@ -146,13 +161,19 @@ def _decode_flac(path: Path, pad: int) -> tuple[np.ndarray, np.ndarray | None, i
         frames, channels, rate = int(handle.totalPCMFrameCount), int(handle.channels), int(handle.sampleRate)
         if frames == 0:  # length not in the header (allowed in FLAC): let libsndfile stream it
             return None
+        check_rate(rate, str(path))
+
+        def read(count: int) -> np.ndarray:
+            data = np.empty((count, channels), np.float32)
+            return data[:int(lib.ma_dr_flac_read_pcm_frames_f32(handle, count, ffi.from_buffer("float[]", data)))]
+
+        if not _trusted(path, frames, channels):
+            return _read_blocks(read, channels, mono=True), None, rate, frames
         if channels == 1:
             samples, padded = _read_into_padded(frames, pad, lambda out: int(
                 lib.ma_dr_flac_read_pcm_frames_f32(handle, frames, ffi.from_buffer("float[]", out))))
             return samples, padded, rate, frames
-        data = np.empty((frames, channels), np.float32)
-        got = int(lib.ma_dr_flac_read_pcm_frames_f32(handle, frames, ffi.from_buffer("float[]", data)))
-        return data[:got].mean(axis=1, dtype=np.float32), None, rate, frames
+        return read(frames).mean(axis=1, dtype=np.float32), None, rate, frames
     finally:
         lib.ma_dr_flac_close(handle)
 
@@ -160,7 +181,8 @@ def _decode_flac(path: Path, pad: int) -> tuple[np.ndarray, np.ndarray | None, i
 def _decode(path: Path, sr: int, pad: int) -> tuple[np.ndarray, np.ndarray | None, int, bool, int]:
     """``(mono samples, padded array holding them or None, native rate, integer PCM?, header frames)``.
 
-    Raises AudioError for files no decoder reads.
+    Raises AudioError for files no decoder reads, and for a sample rate outside :data:`MIN_RATE` ...
+    :data:`MAX_RATE` (:func:`sertool.io.pcm.check_rate`).
     """
     if path.suffix.lower() == ".flac":
         fast = _decode_flac(path, pad)
@@ -168,14 +190,29 @@ def _decode(path: Path, sr: int, pad: int) -> tuple[np.ndarray, np.ndarray | Non
             samples, padded, rate, frames = fast
             return samples, padded, rate, True, frames
     try:
-        with sf.SoundFile(str(path)) as fh:
-            native_sr, integer_pcm, frames = fh.samplerate, fh.subtype.startswith("PCM"), fh.frames
-            if fh.channels == 1 and native_sr == sr:
-                samples, padded = _read_into_padded(fh.frames, pad, lambda out: fh.read(out=out).shape[0])
-                return samples, padded, native_sr, integer_pcm, frames
-            data = fh.read(dtype="float32", always_2d=True)
-    except Exception as exc:
+        fh = sf.SoundFile(str(path))
+    except Exception as exc:  # libsndfile raises several types for bad files
         raise _decode_error(path, exc) from None
+    with fh:
+        check_rate(fh.samplerate, str(path))
+        try:
+            return _decode_soundfile(path, fh, sr, pad)
+        except MemoryError:
+            raise  # load_audio says so
+        except Exception as exc:  # noqa: BLE001 - libsndfile's read errors are not one type
+            raise _decode_error(path, exc) from None
+
+
+def _decode_soundfile(path: Path, fh, sr: int, pad: int) -> tuple[np.ndarray, np.ndarray | None, int, bool, int]:
+    """:func:`_decode` of an open :class:`soundfile.SoundFile` (its header's length trusted only when plausible)."""
+    native_sr, integer_pcm, frames = fh.samplerate, fh.subtype.startswith("PCM"), fh.frames
+    if not _trusted(path, frames, fh.channels):
+        samples = _read_blocks(lambda count: fh.read(count, dtype="float32", always_2d=True), fh.channels, mono=True)
+        return samples, None, native_sr, integer_pcm, frames
+    if fh.channels == 1 and native_sr == sr:
+        samples, padded = _read_into_padded(frames, pad, lambda out: fh.read(out=out).shape[0])
+        return samples, padded, native_sr, integer_pcm, frames
+    data = fh.read(dtype="float32", always_2d=True)
     samples = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
     return samples, None, native_sr, integer_pcm, frames
 
@@ -246,16 +283,17 @@ def load_audio(path: str | os.PathLike, *, sr: int = 16000, min_duration: float 
     """
     path = Path(path)
     _check_exists(path)
-    samples, padded, native_sr, integer_pcm, announced = _decode(path, sr, pad)
+    try:
+        samples, padded, native_sr, integer_pcm, announced = _decode(path, sr, pad)
+    except MemoryError:
+        raise _memory_error(path, sr) from None
     if samples.shape[0] == 0:
         raise AudioError(f"{path}: no audio samples in the file; remove it or re-export it")
     _report_truncation(truncation_message(path, samples.shape[0], announced, native_sr), on_warning)
     if not integer_pcm and not np.isfinite(samples).all():  # integer PCM is always finite
         raise AudioError(f"{path}: audio contains NaN or infinite samples; re-export it from the source")
     if native_sr != sr:
-        import soxr  # soxr: heavy, loaded only when a file needs resampling
-
-        samples = soxr.resample(samples, native_sr, sr, quality="HQ")
+        samples = _resample(path, samples, native_sr, sr)
     if samples.shape[0] < min_duration * sr or samples.shape[0] == 0:
         raise AudioError(
             f"{path}: {samples.shape[0] / sr:.3f} s of audio is shorter than the "
@@ -266,6 +304,21 @@ def load_audio(path: str | os.PathLike, *, sr: int = 16000, min_duration: float 
     if pad:
         return np.pad(np.asarray(samples, dtype=np.float32), pad)
     return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def _memory_error(path: Path, sr: int) -> AudioError:
+    return AudioError(f"{path}: not enough memory to decode this file at {sr} Hz; split it into shorter files (or "
+                      "free memory) and rerun")
+
+
+def _resample(path: Path, samples: np.ndarray, native_sr: int, sr: int) -> np.ndarray:
+    """``samples`` at ``native_sr`` Hz resampled to ``sr`` with soxr's high-quality filter (AudioError: no memory)."""
+    import soxr  # soxr: heavy, loaded only when a file needs resampling
+
+    try:
+        return soxr.resample(samples, native_sr, sr, quality="HQ")
+    except MemoryError:
+        raise _memory_error(path, sr) from None
 
 
 #: Files longer than this are decoded and turned into features block by block by ``predict`` (memory then
@@ -338,6 +391,7 @@ def _flac_reader(path: Path):
 def _stream_blocks(path: Path, read, native_sr: int, announced: int, integer_pcm: bool, *, sr: int,
                    block_seconds: float, on_warning) -> Iterator[np.ndarray]:
     """The blocks of :func:`stream_audio` from ``read(frames) -> (frames, channels) float32``."""
+    check_rate(native_sr, str(path))
     resampler = None
     if native_sr != sr:
         import soxr  # soxr: heavy, loaded only when a stream needs resampling
@@ -375,12 +429,29 @@ def decode_bytes(data: bytes, *, name: str = "-", rate: int | None = None, fmt: 
         raise AudioError(f"{name}: no audio bytes arrived on stdin; pipe a WAV file in, e.g. "
                          "`ffmpeg -i talk.mp4 -f wav - | sertool predict -`")
     if rate is None:
-        try:
-            samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
-        except Exception as exc:  # libsndfile's errors are not one type
-            raise AudioError(f"{name}: not a WAV/FLAC/OGG stream ({str(exc).splitlines()[0][:80]}); for raw PCM "
-                             "pass --rate (and --format, --channels)") from None
-        return np.ascontiguousarray(samples), int(rate)
+        return _decode_container(data, name)
     pcm = raw_format(rate, fmt, channels, name)
     usable = len(data) - len(data) % pcm.frame_bytes  # a torn last frame (the writer stopped mid-sample) is dropped
     return pcm.samples(data[:usable]), pcm.rate
+
+
+def _decode_container(data: bytes, name: str) -> tuple[np.ndarray, int]:
+    """:func:`decode_bytes` of a WAV/FLAC/OGG stream: its rate checked, its header's length trusted only when
+    the bytes can hold it (else read block by block)."""
+    try:
+        fh = sf.SoundFile(io.BytesIO(data))
+    except Exception as exc:  # libsndfile's errors are not one type
+        raise AudioError(f"{name}: not a WAV/FLAC/OGG stream ({str(exc).splitlines()[0][:80]}); for raw PCM "
+                         "pass --rate (and --format, --channels)") from None
+    with fh:
+        check_rate(fh.samplerate, name, "the stream's header is damaged: re-encode it")
+        try:
+            if 0 < fh.frames * fh.channels <= len(data) * MAX_SAMPLES_PER_BYTE:
+                samples = fh.read(dtype="float32", always_2d=True)
+            else:
+                samples = _read_blocks(lambda count: fh.read(count, dtype="float32", always_2d=True), fh.channels)
+        except Exception as exc:  # noqa: BLE001 - libsndfile's read errors (MemoryError included) are not one type
+            raise AudioError(f"{name}: cannot decode the stream ({str(exc).splitlines()[0][:80]}); re-encode it, "
+                             "e.g. with ffmpeg -f wav -") from None
+        rate = fh.samplerate
+    return np.ascontiguousarray(samples[:, 0] if samples.shape[1] == 1 else samples), int(rate)

@@ -33,6 +33,32 @@ WAV_DTYPES = {(tag, bits): dtype for dtype, tag, bits in SAMPLE_FORMATS.values()
 READ_BYTES = 1 << 16
 #: A WAV fmt chunk is 16, 18 or 40 bytes; a larger size means a damaged header.
 MAX_FMT_BYTES = 1024
+#: Sample rates read as audio, in Hz (files, streams, raw PCM). A header outside is damaged or hostile:
+#: resampling "1 Hz" audio to 16 kHz would multiply its samples (and memory) by 16000.
+MIN_RATE, MAX_RATE = 1000, 768000
+
+
+def check_rate(rate: int, name: str, fix: str = "the header is damaged: re-export the file") -> int:
+    """``rate`` when it is within :data:`MIN_RATE` ... :data:`MAX_RATE` Hz, else AudioError naming ``name``.
+
+    Parameters
+    ----------
+    rate
+        Sample rate in Hz, as a header (or an option) gives it.
+    name
+        The file or stream, for the message.
+    fix
+        What to do about it, for the message.
+
+    Raises
+    ------
+    AudioError
+        "<name>: sample rate 1 Hz is not audio (sertool reads 1000 ... 768000 Hz); <fix>".
+    """
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(f"{name}: sample rate {rate} Hz is not audio (sertool reads {MIN_RATE} ... {MAX_RATE} Hz); "
+                         f"{fix}")
+    return int(rate)
 
 
 def pcm_to_float(samples) -> np.ndarray:
@@ -92,12 +118,13 @@ def raw_format(rate: int, fmt: str = "s16le", channels: int = 1, name: str = "-"
     Raises
     ------
     AudioError
-        An unknown format, or a rate or channel count below 1.
+        An unknown format, a channel count below 1, or a rate outside :data:`MIN_RATE` ... :data:`MAX_RATE`.
     """
     if fmt not in PCM_FORMATS:
         raise AudioError(f"{name}: PCM format {fmt!r} must be one of {', '.join(PCM_FORMATS)}")
-    if rate < 1 or channels < 1:
-        raise AudioError(f"{name}: --rate {rate} and --channels {channels} must be positive")
+    if channels < 1:
+        raise AudioError(f"{name}: --channels {channels} must be positive")
+    check_rate(rate, name, "give the rate of the PCM with --rate")
     return PcmFormat(int(rate), int(channels), PCM_FORMATS[fmt])
 
 
@@ -182,6 +209,7 @@ def _wav_format(body: bytes, name: str) -> PcmFormat:
         raise AudioError(f"{name}: WAV sample format {tag}/{bits}-bit with {channels} channel(s) at {rate} Hz "
                          f"({block_align} bytes per frame) is not supported; convert it with ffmpeg -f wav "
                          "-acodec pcm_s16le -")
+    check_rate(rate, name, "the WAV header is damaged: re-encode the stream with ffmpeg -f wav -")
     return PcmFormat(rate, channels, dtype)
 
 

@@ -49,7 +49,16 @@ def write_index(h5, index: dict[str, SourceIdentity]) -> None:
     g = h5.create_group("index")
     ids = list(index)
     g.create_dataset("id", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
-    g.create_dataset("source_path", data=np.array([index[i].path for i in ids], dtype=object),
+    g.create_dataset("source_path", data=np.array([_storable(index[i].path) for i in ids], dtype=object),
                      dtype=h5py.string_dtype())
     g.create_dataset("source_size", data=np.array([index[i].size for i in ids], dtype=np.int64))
     g.create_dataset("source_mtime_ns", data=np.array([index[i].mtime_ns for i in ids], dtype=np.int64))
+
+
+def _storable(path: str) -> str:
+    """``path`` as HDF5 can store it: what is not valid UTF-8 (a file name's odd bytes) or NUL becomes ``?``.
+
+    The path is informative only (:class:`SourceIdentity` compares size and mtime), so a lossy copy is enough
+    and a checkpoint never fails on a file name.
+    """
+    return path.encode("utf-8", "replace").decode("utf-8").replace("\x00", "?")

@@ -134,12 +134,32 @@ def merge_files(stores: list, output: str | os.PathLike) -> int:
     Raises
     ------
     StoreError
-        No stores given, a store unreadable, configs that differ, or an output
-        that cannot be written.
+        No stores given, a store unreadable, configs that differ, an id that two
+        of the stores hold for different audio (nothing is written then), or an
+        output that cannot be written.
     """
     if not stores:
         raise StoreError("no stores to merge")
+    _check_no_clash(stores)
     with FeatureStore(stores[0]) as first:
         attrs = {k: v for k, v in first.attrs.items() if k not in ("format", "format_version", "sertool_version")}
     with StoreWriter(output, attrs) as writer:
         return merge_stores(stores, writer)
+
+
+def _check_no_clash(stores: list) -> None:
+    """StoreError when two of ``stores`` hold one id for different audio (e.g. two manifests of one name).
+
+    The same id for the same audio (size and mtime), as overlapping shards hold, is fine.
+    """
+    seen: dict[str, tuple[SourceIdentity, str]] = {}
+    for source in stores:
+        with FeatureStore(source) as store:
+            index = store.index()
+        for utt_id, identity in index.items():
+            earlier = seen.setdefault(utt_id, (identity, str(source)))
+            if earlier[0] != identity:
+                raise StoreError(f"{source} and {earlier[1]} both hold id {utt_id!r}, for different audio "
+                                 f"({identity.path or '?'} and {earlier[0].path or '?'}); merging them would keep "
+                                 "one and drop the other: merge stores whose ids differ (rename the ids in one "
+                                 "manifest and extract it again)")

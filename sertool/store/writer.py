@@ -27,6 +27,34 @@ from sertool.store.reader import FeatureStore
 RESERVE_BYTES = 1 << 20
 
 
+class EntryError(StoreError):
+    """One entry cannot be stored (its id is no HDF5 name, or its array does not fit the store).
+
+    The store and every other entry are unaffected: callers record a failure
+    for that utterance and go on.
+    """
+
+
+def check_entry_id(utt_id) -> None:
+    """EntryError unless ``utt_id`` can name an entry: a non-empty UTF-8 string, not ``.``, no ``/`` or NUL byte.
+
+    HDF5 cuts a name at a NUL byte (``a\\x00b`` would overwrite entry ``a``)
+    and reads ``/`` as a path, so such ids are refused before anything is written.
+    """
+    reason = None
+    if not isinstance(utt_id, str) or not utt_id or utt_id == ".":
+        reason = "it is empty or '.'"
+    elif "\x00" in utt_id or "/" in utt_id:
+        reason = "it contains a NUL byte or '/'"
+    else:
+        try:
+            utt_id.encode("utf-8")
+        except UnicodeEncodeError:
+            reason = "it is not valid UTF-8"
+    if reason:
+        raise EntryError(f"id {utt_id!r} cannot name a store entry ({reason}); rename it in the manifest")
+
+
 class StoreWriter:
     """The single writer of a store: locks it, adds entries, checkpoints, commits.
 
@@ -142,18 +170,19 @@ class StoreWriter:
 
         Raises
         ------
+        EntryError
+            This entry only: an id HDF5 cannot use as a name (see :func:`check_entry_id`), an array of the
+            wrong dtype or shape, or one HDF5 refuses. Nothing of it is left in the store; every other
+            entry is kept.
         StoreError
-            Wrong dtype or shape, a full disk, or a write that failed (the store keeps its last checkpoint).
+            A full disk, or a write that failed (the store keeps its last checkpoint).
         """
-        if feats.dtype not in (np.float32, np.float16) or feats.ndim != 2 or feats.shape[1] != int(self.attrs["dim"]):
-            rows = "one row (1, dim) per file" if self.attrs.get("level") == "utterance" else "(frames, dim)"
-            raise StoreError(f"{utt_id}: features of shape {feats.shape} {feats.dtype} do not fit a store of dim "
-                             f"{self.attrs['dim']}; an extractor must return float32 (or float16) {rows}, with the dim it "
-                             "reported on its first file")
+        check_entry_id(utt_id)
+        self._check_array(utt_id, feats)
         h5py = h5py_module()
         self._open_copy()
         self._check_space(feats.nbytes)
-        failure = space = dset = None
+        failure = rejected = space = dset = None
         try:
             if utt_id in self.index and utt_id in self._feats:  # a changed file: replace its entry
                 del self._feats[utt_id]
@@ -162,16 +191,42 @@ class StoreWriter:
             kind = h5py.h5t.IEEE_F16LE if feats.dtype == np.float16 else h5py.h5t.IEEE_F32LE  # ssl dtype=float16
             dset = h5py.h5d.create(self._feats.id, utt_id.encode(), kind, space)
             dset.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(feats))
-        except OSError as exc:
+        except OSError as exc:  # the file itself failed (disk, size limit): the copy cannot be trusted
             failure = OSError(exc.errno, exc.strerror)
+        except Exception as exc:  # noqa: BLE001 - HDF5 refused this entry only (ValueError, TypeError, ...)
+            rejected = " ".join(str(exc).split()) or type(exc).__name__
+        # Outside the except blocks, so no traceback keeps HDF5 handles alive past the file's close
+        # (freeing them afterwards segfaulted).
+        space = dset = None
         if failure is not None:
-            # Outside the except block, so no traceback keeps HDF5 handles alive past the file's close
-            # (freeing them afterwards segfaulted).
-            space = dset = None
             self._abandon_copy(failure)
+        if rejected is not None:
+            self._drop_entry(utt_id)
+            raise EntryError(f"id {utt_id!r}: HDF5 cannot store this entry ({rejected}); the other entries are "
+                             "kept")
         self.index[utt_id] = identity
         if time.monotonic() - self._last_checkpoint >= self._interval:
             self.checkpoint()
+
+    def _check_array(self, utt_id: str, feats) -> None:
+        """EntryError unless ``feats`` is a float32 (or float16) ``(rows, dim)`` array of this store's dim."""
+        if (isinstance(feats, np.ndarray) and feats.dtype in (np.float32, np.float16) and feats.ndim == 2
+                and feats.shape[1] == int(self.attrs["dim"])):
+            return
+        rows = "one row (1, dim) per file" if self.attrs.get("level") == "utterance" else "(frames, dim)"
+        shape = f"{feats.shape} {feats.dtype}" if isinstance(feats, np.ndarray) else type(feats).__name__
+        raise EntryError(f"{utt_id}: features of shape {shape} do not fit a store of dim {self.attrs['dim']}; an "
+                         f"extractor must return float32 (or float16) {rows}, with the dim it reported on its "
+                         "first file")
+
+    def _drop_entry(self, utt_id: str) -> None:
+        """Forget ``utt_id`` after a refused write: its index row, and any part of it HDF5 created."""
+        self.index.pop(utt_id, None)
+        try:
+            if utt_id in self._feats:
+                del self._feats[utt_id]
+        except Exception:  # noqa: BLE001 - an odd name HDF5 cannot look up: the checkpoint drops orphans anyway
+            pass
 
     def remove(self, utt_id: str) -> None:
         """Drop ``utt_id`` from the store (no-op when absent); durable at the next checkpoint."""
@@ -195,6 +250,8 @@ class StoreWriter:
         self._interval = max(self.checkpoint_seconds, 20 * (time.monotonic() - start))
         self._h5 = h5py_module().File(self.tmp_path, "r+")
         self._feats = self._h5["feats"]
+        if "manifest" in self.attrs:  # a store taken over by a moved manifest records where it is now
+            self._h5.attrs["manifest"] = self.attrs["manifest"]
 
     def checkpoint(self) -> None:
         """Make every entry written so far durable: close the copy and rename it over the store.
