@@ -27,7 +27,8 @@ import soundfile as sf
 import soxr
 
 from sertool.io.atomic import atomic_path
-from sertool.io.audio import AUDIO_SUFFIXES, audio_info, load_audio
+from sertool.io.audio import audio_info, load_audio
+from sertool.io.scan import ScanSkips, find_audio
 from sertool.errors import AudioError, ConfigError, SertoolError
 from sertool.io.manifest import Utterance, read_manifest, write_manifest
 from sertool.io.progress import progress_bar
@@ -52,9 +53,12 @@ def _scale_to_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.nd
 
 
 def _files(folder: str) -> list[Path]:
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    """Audio files under ``folder`` (every format the decoders read; hidden files left out); ConfigError for none."""
+    skips = ScanSkips()
+    files = find_audio(Path(folder), recursive=True, skips=skips)
     if not files:
-        raise ConfigError(f"{folder}: no audio files (.wav/.flac/.ogg/.mp3) found")
+        raise ConfigError(f"{folder}: no audio files found ({skips.text() or 'the folder is empty'}); "
+                          "give a folder of noise or impulse-response recordings")
     return files
 
 

@@ -24,7 +24,7 @@ import soundfile as sf
 
 from sertool.errors import AudioError
 from sertool.io.pcm import MAX_RATE, MIN_RATE, PCM_FORMATS, check_rate, pcm_to_float, raw_format  # noqa: F401
-from sertool.io.scan import AUDIO_SUFFIXES, find_audio  # noqa: F401 (re-exported: the folder scan)
+from sertool.io.scan import audio_suffixes, find_audio  # noqa: F401 (re-exported: the folder scan)
 
 #: A header's length is trusted for one allocation only up to this many samples per byte of the file (FLAC of
 #: speech: about 1; a lossy file or a FLAC of silence can hold more, and is then decoded block by block).

@@ -17,12 +17,12 @@ it cannot read (named), for the summary line of ``prepare`` and ``predict``.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import soundfile as sf
 
 #: libsndfile major format (a key of ``soundfile.available_formats()``) -> the suffixes its files carry.
 FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {
@@ -37,8 +37,14 @@ NOT_SCANNED = {"RAW": "no header", "MAT4": ".mat: Matlab data", "MAT5": ".mat: M
                "HTK": ".htk: feature files", "MPC2K": ".mpc: Musepack"}
 
 
+@functools.lru_cache(maxsize=1)
 def audio_suffixes() -> tuple[str, ...]:
-    """The lower-case suffixes of every format the installed decoders read, sorted."""
+    """The lower-case suffixes of every format the installed decoders read, sorted.
+
+    Asked of libsndfile on first use (soundfile loads numpy: an up-to-date ``extract`` never needs it).
+    """
+    import soundfile as sf
+
     formats = sf.available_formats()
     suffixes = {s for name in formats for s in FORMAT_SUFFIXES.get(name, ())}
     if "OGG" in formats and "OPUS" in sf.available_subtypes("OGG"):
@@ -46,8 +52,13 @@ def audio_suffixes() -> tuple[str, ...]:
     return tuple(sorted(suffixes))
 
 
-#: File suffixes treated as audio when scanning folders (lower case).
-AUDIO_SUFFIXES = audio_suffixes()
+
+
+def __getattr__(name: str):
+    """``AUDIO_SUFFIXES``: :func:`audio_suffixes`, computed on first use."""
+    if name == "AUDIO_SUFFIXES":
+        return audio_suffixes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 #: The reason counted for a file whose name has no suffix.
 NO_SUFFIX = "(no suffix)"
 
@@ -109,7 +120,7 @@ def _keep_file(path: Path, skips: ScanSkips | None) -> bool:
     reason = None
     if path.name.startswith("."):
         reason = "hidden"
-    elif path.suffix.lower() not in AUDIO_SUFFIXES:
+    elif path.suffix.lower() not in audio_suffixes():
         reason = path.suffix.lower() or NO_SUFFIX
     elif not (path.is_file() or path.is_symlink()):  # a broken link is listed: the caller reports it
         reason = "not a regular file"
