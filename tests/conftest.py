@@ -7,8 +7,10 @@ suite passes on a user's machine.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pytest
@@ -21,6 +23,63 @@ EMODB = SHARED_DATA / "emodb-2s"
 
 needs_ravdess = pytest.mark.skipif(not RAVDESS.is_dir(), reason="../shared/data/ravdess not available")
 needs_emodb = pytest.mark.skipif(not EMODB.is_dir(), reason="../shared/data/emodb-2s not available")
+
+
+#: A wait that sees no progress for this long is a hang: the test fails instead of waiting forever. Only a guard:
+#: no test asserts how fast something happens, so a loaded machine makes the tests slower, never red.
+HANG_SECONDS = 600
+
+
+def wait_for(ready: Callable[[], bool], proc: subprocess.Popen | None = None, *, what: str = "progress",
+             poll_seconds: float = 0.01) -> bool:
+    """Poll until ``ready()`` is true, or until ``proc`` has exited; wait on events, never on wall-clock estimates.
+
+    Parameters
+    ----------
+    ready
+        The event: a file appearing, a row written, an entry stored.
+    proc
+        The process doing the work; None to wait on ``ready`` alone.
+    what
+        Names the event in the failure message.
+    poll_seconds
+        Pause between two looks.
+
+    Returns
+    -------
+    bool
+        True once ``ready()`` is true; False when ``proc`` exited without it.
+
+    Raises
+    ------
+    AssertionError
+        ``ready()`` stayed false for :data:`HANG_SECONDS` while ``proc`` ran: a hang.
+    """
+    deadline = time.monotonic() + HANG_SECONDS
+    while not ready():
+        if proc is not None and proc.poll() is not None:
+            return bool(ready())  # a last look: the event may have come just before the exit
+        assert time.monotonic() < deadline, f"no {what} in {HANG_SECONDS} s: a hang"
+        time.sleep(poll_seconds)
+    return True
+
+
+def stored_entries(folder: Path) -> int | None:
+    """Entries in the feature store of ``folder`` as of its last checkpoint (0 before there is one).
+
+    Checkpoints rename a finished copy over the store, so a reader sees a whole
+    store; None when a rename raced with the open (look again at the next poll).
+    """
+    from sertool.errors import StoreError
+    from sertool.store.reader import FeatureStore
+
+    for path in folder.glob("*.h5") if folder.exists() else ():
+        try:
+            with FeatureStore(path) as store:
+                return len(store)
+        except (StoreError, OSError):
+            return None
+    return 0
 
 
 def tone(seconds: float = 1.0, sr: int = 16000, freq: float = 220.0, channels: int = 1, seed: int = 0) -> np.ndarray:

@@ -8,7 +8,8 @@ results on a ``multiprocessing.Queue``, whose feeder thread sends them
 while the worker computes the next chunk (5 % idle).
 
 A worker that dies (out of memory, killed) is noticed within
-``poll_seconds`` and raises :class:`~sertool.errors.SertoolError`; an
+``poll_seconds`` and raises :class:`~sertool.errors.SertoolError`; a
+parent that dies (kill -9) takes its workers with it, even busy ones; an
 exception inside ``function`` is raised in the parent as RuntimeError with
 the worker's traceback, and the worker goes on with the next chunk; leaving
 the ``with`` block (normally, or on Ctrl-C or an error) stops every worker.
@@ -17,8 +18,10 @@ the ``with`` block (normally, or on Ctrl-C or an error) stops every worker.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import signal
+import threading
 import traceback
 from typing import Any, Callable
 
@@ -34,24 +37,28 @@ class _Crash:
         self.text = text
 
 
+def _exit_with(parent) -> None:
+    """Worker thread: end this process at once when ``parent`` dies (kill -9), even in the middle of a chunk.
+
+    Nobody would read the results, and a chunk can run for minutes (a long file).
+    """
+    parent.join()
+    os._exit(1)
+
+
 def _main(initializer: Callable[..., Any], initargs: tuple, function: Callable[[Any], Any], tasks, results) -> None:
     """Worker loop: ``results.put(function(chunk))`` for every chunk until the stop marker.
 
-    Returns, too, within a second of the parent dying (kill -9): nobody
-    would read the results.
+    The process ends, too, as soon as the parent dies, busy or not.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # terminate() ends a worker at once, whatever the parent set
-    initializer(*initargs)
     parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent,), name="sertool-parent-watch", daemon=True).start()
+    initializer(*initargs)
     while True:
-        try:
-            chunk = tasks.get(timeout=1.0)
-        except queue.Empty:
-            if parent is not None and not parent.is_alive():
-                results.cancel_join_thread()  # its unread results must not keep this process alive
-                return
-            continue
+        chunk = tasks.get()
         if chunk is _STOP:
             return
         try:

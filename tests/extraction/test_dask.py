@@ -12,19 +12,26 @@ from sertool.extraction.pipeline import extract_manifest
 from sertool.io.manifest import write_manifest
 from sertool.io.report import RunReport
 from sertool.store.reader import FeatureStore
-from tests.conftest import write_pitch_corpus
+from tests.conftest import HANG_SECONDS, write_pitch_corpus
 
 distributed = pytest.importorskip("distributed")
 
 
+#: Dask's own clocks made hang guards: on a loaded machine a worker may take long to start and connect.
+PATIENT = {"distributed.comm.timeouts.connect": f"{HANG_SECONDS}s", "distributed.comm.timeouts.tcp": f"{HANG_SECONDS}s"}
+
+
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=40) as local:
+    import dask
+
+    with dask.config.set(PATIENT), distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                                            dashboard_address=None, silence_logs=40) as local:
         yield local.scheduler_address
 
 
-def test_a_cluster_writes_the_store_of_a_local_run(cluster, tmp_path):
+def test_a_cluster_writes_the_store_of_a_local_run(cluster, tmp_path, monkeypatch):
+    monkeypatch.setattr("sertool.extraction.dask_backend.CONNECT_TIMEOUT", f"{HANG_SECONDS}s")  # a guard, not a bound
     write_pitch_corpus(tmp_path / "audio", speakers=3, clips=4, seconds=0.6, speaker_step=12, clip_step=3)
     rows = folder.prepare(tmp_path / "audio", report=RunReport(), speaker_regex=r"/(spk\d)_")
     manifest = write_manifest(rows, tmp_path / "m.csv")

@@ -7,17 +7,16 @@ import select
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
 
 from sertool.errors import SertoolError
 from sertool.runtime.workers import Workers
+from tests.conftest import HANG_SECONDS, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-#: Workers notice a dead parent within a second; waiting this long for one to exit means it never will.
-ORPHAN_SECONDS = 60
 
 
 def _nothing() -> None:
@@ -34,8 +33,10 @@ def _die_on_minus_one(chunk: list[int]) -> list[int]:
     return chunk
 
 
-def _sleep(chunk: list[float]) -> list[float]:
-    time.sleep(chunk[0])
+def _block(chunk: list[str]) -> list[str]:
+    """Busy until killed: creates the file ``chunk[0]`` (the test's sign that the work began), then never returns."""
+    Path(chunk[0]).touch()
+    threading.Event().wait()
     return chunk
 
 
@@ -84,40 +85,56 @@ def test_an_exception_in_a_worker_reaches_the_parent_with_its_traceback():
         assert workers.get() == [0.5]
 
 
-def test_leaving_early_stops_every_worker():
+def test_leaving_early_stops_every_worker(tmp_path):
+    started = [tmp_path / "0", tmp_path / "1"]
     with pytest.raises(KeyboardInterrupt, match="Ctrl-C while busy"):
-        with Workers(2, _sleep, initializer=_nothing, start_method="fork") as workers:
-            workers.submit([30.0])
-            workers.submit([30.0])
+        with Workers(2, _block, initializer=_nothing, start_method="fork") as workers:
+            for path in started:
+                workers.submit([str(path)])
             processes = list(workers._processes)
+            wait_for(lambda: all(p.exists() for p in started), what="start of both chunks")  # both workers busy
             raise KeyboardInterrupt("Ctrl-C while busy")
     assert not any(p.is_alive() for p in processes)
 
 
 KILLED_PARENT = """
-import sys, time
-from tests.runtime.test_workers import _sleep, _nothing
+import signal, sys
+from tests.runtime.test_workers import _block, _nothing
 from sertool.runtime.workers import Workers
-workers = Workers(2, _sleep, initializer=_nothing, start_method="fork").start()
+workers = Workers(2, _block, initializer=_nothing, start_method=sys.argv[1]).start()
+for path in sys.argv[2:]:
+    workers.submit([path])
 print(*[p.pid for p in workers._processes], flush=True)
-time.sleep(60)
+signal.pause()  # until the test kills it
 """
 
 
-def test_workers_exit_when_their_parent_is_killed():
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_PARENT], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    pids = [int(pid) for pid in proc.stdout.readline().split()]
-    assert len(pids) == 2 and not any(_gone(pid) for pid in pids)
-    exits = [os.pidfd_open(pid) for pid in pids]  # readable once the process has exited
+@pytest.mark.parametrize("start_method,busy", [("fork", False), ("fork", True), ("spawn", True)],
+                         ids=["idle", "busy", "busy-spawn"])
+def test_workers_exit_when_their_parent_is_killed(tmp_path, start_method, busy):
+    """Idle workers, and busy ones in the middle of a chunk that would never end: none outlives a kill -9."""
+    started = [tmp_path / "0", tmp_path / "1"] if busy else []
+    stderr = tmp_path / "stderr.txt"  # also the killed parent's resource tracker's, which warns about its semaphores
+    with stderr.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, start_method, *map(str, started)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=err, text=True)
     try:
-        proc.send_signal(signal.SIGKILL)
+        pids = [int(pid) for pid in proc.stdout.readline().split()]
+        assert len(pids) == 2 and not any(_gone(pid) for pid in pids), stderr.read_text()
+        assert wait_for(lambda: all(p.exists() for p in started), proc, what="start of both chunks")
+        exits = [os.pidfd_open(pid) for pid in pids]  # readable once the process has exited
+    finally:
+        proc.kill()
         proc.wait()
+    try:
         running = set(exits)
-        while running:  # each wait ends when a worker exits, or fails after ORPHAN_SECONDS without one
-            ready, _, _ = select.select(list(running), [], [], ORPHAN_SECONDS)
+        while running:  # each wait ends when a worker exits; the timeout is only a hang guard
+            ready, _, _ = select.select(list(running), [], [], HANG_SECONDS)
             assert ready, "orphaned workers kept running"
             running -= set(ready)
     finally:
         for fd in exits:
+            if fd in running:
+                signal.pidfd_send_signal(fd, signal.SIGKILL)  # a failed test leaves no orphan behind
             os.close(fd)
     assert all(_gone(pid) for pid in pids)

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from sertool.scoring.evaluate import evaluate_run
 from sertool.extraction.pipeline import extract_manifest
 from sertool.io.manifest import write_manifest
 from sertool.io.report import RunReport
-from tests.conftest import write_pitch_corpus
+from tests.conftest import HANG_SECONDS, wait_for, write_pitch_corpus
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without torch.distributed")
 TORCHRUN = Path(sys.executable).with_name("torchrun")
@@ -53,7 +52,7 @@ def torchrun(corpus, out: Path, epochs: int, *, background: bool = False):
     if background:
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=HANG_SECONDS)
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 
@@ -69,9 +68,7 @@ def kill_after_epochs(corpus, out: Path, epochs: int, finished: int) -> Path:
     """Start a 2-process run, SIGKILL the whole job once ``finished`` epochs are logged; returns the log's path."""
     job = torchrun(corpus, out, epochs, background=True)
     log = out / "fold-0" / "train_log.csv"
-    deadline = time.monotonic() + 240
-    while _log_rows(log) < finished and job.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: _log_rows(log) >= finished, job, what=f"{finished} epochs logged")  # (a hang guard only)
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
     return log
