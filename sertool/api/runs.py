@@ -22,13 +22,16 @@ def _quiet(message: str) -> None:
 
 
 def train_setup(model: str = "light_sernet", *, recipe: str = "default", settings: dict[str, Any] | None = None,
-                model_settings: dict[str, Any] | None = None, config: PathLike | None = None) -> TrainSetup:
+                model_settings: dict[str, Any] | None = None, config: PathLike | None = None,
+                regression: bool = False) -> TrainSetup:
     """The model and training configs :func:`train` would use (``sertool train --print-config``).
 
     Parameters
     ----------
     model, recipe, settings, model_settings, config
         As for :func:`train`.
+    regression
+        Training values (:func:`train`'s ``targets``): the loss defaults to ``ccc`` instead of ``ce``.
 
     Returns
     -------
@@ -45,6 +48,8 @@ def train_setup(model: str = "light_sernet", *, recipe: str = "default", setting
     model_values, train_values = load_train_toml(config) if config else ({}, {})
     model_values.update(model_settings or {})
     train_values.update(settings or {})
+    if regression and train_values.get("loss") is None:
+        train_values["loss"] = "ccc"
     train_config = build_train_config(train_values, model=model, recipe=recipe)
     spec = model_spec(model)
     return TrainSetup(model, recipe, spec.level, spec.features, model_values,
@@ -57,7 +62,8 @@ def train(manifest: PathLike | Sequence[PathLike], store: PathLike, *, output: P
           recipe: str = "default", settings: dict[str, Any] | None = None,
           model_settings: dict[str, Any] | None = None, config: PathLike | None = None,
           utterance_store: PathLike | None = None, labels: str | Sequence[str] | None = None,
-          label_map: Sequence[str] | dict[str, str] | None = None, log: Log | None = None):
+          label_map: Sequence[str] | dict[str, str] | None = None, targets: str | Sequence[str] | None = None,
+          log: Log | None = None):
     """Train one model per fold of a speaker-independent protocol (``sertool train``).
 
     Parameters
@@ -86,6 +92,10 @@ def train(manifest: PathLike | Sequence[PathLike], store: PathLike, *, output: P
         comma-separated names; other rows are left out.
     label_map
         Rename labels first: ``["excited=happy"]`` or ``{"excited": "happy"}``.
+    targets
+        Regression: learn these numeric manifest columns (names, or comma-separated text, e.g.
+        ``["arousal", "valence"]``) instead of the labels, with models that do regression (networks, mlp,
+        svr, ridge); the loss defaults to ``ccc``. Every row needs a number in each column.
     log
         Called with each progress line (default: silent).
 
@@ -105,14 +115,15 @@ def train(manifest: PathLike | Sequence[PathLike], store: PathLike, *, output: P
     """
     from sertool.training.trainer import train_run  # numpy (torch when a model trains): kept off `sertool --help`
 
-    setup = train_setup(model, recipe=recipe, settings=settings, model_settings=model_settings, config=config)
+    setup = train_setup(model, recipe=recipe, settings=settings, model_settings=model_settings, config=config,
+                        regression=bool(targets))
     try:
         return train_run(manifest, store, model=model, output=output, protocol=protocol, folds=folds,
                          fold=fold, valid_speakers=valid_speakers,
                          test_speakers=list(test_speakers) if test_speakers else None, split_column=split_column,
                          model_settings=setup.model_settings, utterance_store=utterance_store,
                          train_config=setup.train_config, label_set=labels, label_map=label_map,
-                         log=log or _quiet)
+                         targets=targets, log=log or _quiet)
     finally:
         distributed.stop()
 
@@ -120,7 +131,7 @@ def train(manifest: PathLike | Sequence[PathLike], store: PathLike, *, output: P
 def evaluate(run: PathLike, *, manifest: PathLike | None = None, store: PathLike | None = None,
              on: tuple[PathLike, PathLike] | None = None, label_map: dict[str, str] | PathLike | None = None,
              selection: str | None = None, output: PathLike | None = None, device: str = "cpu",
-             log: Log | None = None):
+             allow_missing_folds: bool = False, log: Log | None = None):
     """Score every fold of a run on its test speakers, or with ``on`` on another corpus (``sertool evaluate``).
 
     Parameters
@@ -139,6 +150,9 @@ def evaluate(run: PathLike, *, manifest: PathLike | None = None, store: PathLike
         Results folder (default: the run folder, or ``RUN/cross-<manifest>`` with ``on``).
     device
         ``"cpu"``, ``"cuda"`` or ``"auto"`` (not with ``on``).
+    allow_missing_folds
+        Score the folds there are when some of the run's folds have no checkpoint; the result's
+        ``folds_scored`` / ``folds_total`` (and metrics.csv) say how many. Default: an error naming them.
     log
         Called with each progress line (default: silent).
 
@@ -146,14 +160,18 @@ def evaluate(run: PathLike, *, manifest: PathLike | None = None, store: PathLike
     -------
     sertool.scoring.evaluate.EvaluationResult
         ``folds``: fold name (``fold-0`` ..., ``pooled``, ``mean``, ``std``) -> scores
-        (``UA``, ``WA``, ``macro_F1``, per-class arrays, ``ci`` for pooled); ``labels``; ``out_dir``.
+        (``UA``, ``WA``, ``macro_F1``, per-class arrays, ``test_classes``, ``ci`` for pooled); ``labels``;
+        ``out_dir``; ``folds_scored`` of ``folds_total`` (``partial`` when fewer).
 
     Raises
     ------
     ConfigError
         ``label_map`` without ``on``, only one of ``manifest`` and ``store``, or an unknown selection.
     CheckpointError
-        A fold's checkpoint is missing or unreadable.
+        A fold's checkpoint is unreadable.
+    SertoolError
+        Folds of the run without a checkpoint (unless ``allow_missing_folds``), or a damaged run file
+        (run.json, split.csv, ...): the message names the file and the command that rewrites it.
     StoreError
         The store does not match the run's features.
     """
@@ -163,31 +181,46 @@ def evaluate(run: PathLike, *, manifest: PathLike | None = None, store: PathLike
 
     if (manifest is None) != (store is None):
         raise ConfigError("give both manifest and store, or neither")
+    if read_run_info(run).get("task") == "regression":
+        return _evaluate_regression(run, manifest=manifest, store=store, on=on, selection=selection, output=output,
+                                    device=device, allow_missing_folds=allow_missing_folds, log=log)
     if on is None:
         if label_map is not None:
             raise ConfigError("label_map goes with on=(manifest, store)")
         if manifest is None and _per_fold_classes(run):
             from sertool.scoring.loco import evaluate_shared_classes  # numpy: kept off `sertool --help`
 
-            return evaluate_shared_classes(run, output=output, selection=selection, log=log or _quiet)
+            return evaluate_shared_classes(run, output=output, selection=selection, log=log or _quiet,
+                                           allow_missing_folds=allow_missing_folds)
         return evaluate_run(run, manifest, store, output=output, selection=selection, log=log or _quiet,
-                            device=device)
+                            device=device, allow_missing_folds=allow_missing_folds)
     if label_map is not None and not isinstance(label_map, dict):
         label_map = read_label_map(label_map)
     return evaluate_cross_corpus(run, on[0], on[1], label_map=label_map, output=output, selection=selection,
-                                 log=log or _quiet)
+                                 log=log or _quiet, allow_missing_folds=allow_missing_folds)
+
+
+def _evaluate_regression(run: PathLike, *, on, log, **options):
+    """:func:`evaluate` of a regression run (:mod:`sertool.scoring.regression`); ConfigError for ``on``."""
+    from sertool.scoring.regression import evaluate_regression_run  # numpy: kept off `sertool --help`
+
+    if on is not None:
+        raise ConfigError(f"{run}: a regression run (train --target); cross-corpus evaluation (--on) scores classes "
+                          f"only: score the other corpus with `sertool predict {run}/fold-<i>/checkpoint.pt MANIFEST` "
+                          "(pred_<target> columns)")
+    return evaluate_regression_run(run, options.pop("manifest"), options.pop("store"), log=log or _quiet, **options)
 
 
 def _per_fold_classes(run: PathLike) -> bool:
-    """Whether the run's folds are scored over the classes each shares with its test set (``--protocol loco``)."""
-    try:
-        return read_run_info(run).get("protocol") == "loco"
-    except (OSError, ValueError):  # evaluate_run reports an unreadable run.json
-        return False
+    """Whether the run's folds are scored over the classes each shares with its test set (``--protocol loco``).
+
+    A damaged run.json raises :class:`~sertool.training.runs.DamagedRunFile`, naming it.
+    """
+    return read_run_info(run).get("protocol") == "loco"
 
 
 def fuse(runs: Sequence[PathLike], *, output: PathLike, weights: Sequence[float] | None = None,
-         grid_step: float = 0.1, log: Log | None = None):
+         grid_step: float = 0.1, allow_missing_folds: bool = False, log: Log | None = None):
     """Late fusion of runs trained on the same folds (``sertool fuse``).
 
     Parameters
@@ -200,6 +233,8 @@ def fuse(runs: Sequence[PathLike], *, output: PathLike, weights: Sequence[float]
         One per run (normalised to sum 1); default: fitted per fold on its validation speakers.
     grid_step
         Step of the weight grid searched on the validation speakers.
+    allow_missing_folds
+        Fuse the folds every run has finished when some have no checkpoint (default: an error naming them).
     log
         Called with each progress line (default: silent).
 
@@ -211,12 +246,13 @@ def fuse(runs: Sequence[PathLike], *, output: PathLike, weights: Sequence[float]
     Raises
     ------
     SertoolError
-        Fewer than two runs, runs on different folds or labels, or weights of the wrong length.
+        Fewer than two runs, runs on different folds or labels, folds without a checkpoint (unless
+        ``allow_missing_folds``), damaged run files, or weights of the wrong length.
     """
     from sertool.scoring.fuse import fuse_runs  # numpy: kept off `sertool --help`
 
     return fuse_runs(list(runs), output, weights=list(weights) if weights else None, grid_step=grid_step,
-                     log=log or _quiet)
+                     log=log or _quiet, allow_missing_folds=allow_missing_folds)
 
 
 def compare(runs: Sequence[PathLike], *, output: PathLike | None = None) -> Comparison:
@@ -237,7 +273,7 @@ def compare(runs: Sequence[PathLike], *, output: PathLike | None = None) -> Comp
     Raises
     ------
     SertoolError
-        A run that was not evaluated, or unreadable results.
+        A run that was not evaluated, or a damaged metrics.csv / predictions.csv (naming ``evaluate`` as the fix).
     """
     from sertool.scoring.compare import compare_runs, markdown, write_csv  # numpy: kept off `sertool --help`
 

@@ -10,6 +10,7 @@ from sertool.cli.options import device_option, train_choice
 from sertool.io.report import RunReport
 
 SCORE_FILES = "metrics.csv, confusion.csv, predictions.csv, confusion.png, confusion_folds.png, reliability.png"
+REGRESSION_FILES = "metrics.csv, predictions.csv, scatter_<target>.png"
 
 
 @click.command()
@@ -24,9 +25,15 @@ SCORE_FILES = "metrics.csv, confusion.csv, predictions.csv, confusion.png, confu
                    "RUN_DIR/cross-<manifest>).")
 @click.option("--label-map", type=click.Path(dir_okay=False, exists=True), default=None,
               help="--on: CSV of 'from,to' rows mapping the other corpus's labels to the model's.")
+@click.option("--allow-missing-folds", is_flag=True,
+              help="Score the folds there are when some folds the run trained have lost their checkpoint (default: "
+                   "an error naming them); the summary and metrics.csv (folds_scored, folds_total) say how many.")
 @device_option()
-def evaluate(run_dir, manifest, store, output, selection, cross, label_map, device):
+def evaluate(run_dir, manifest, store, output, selection, cross, label_map, allow_missing_folds, device):
     """Score each fold of RUN_DIR on its test speakers: WA, UA, macro-F1, ECE, Brier, confusion.
+
+    A regression run (train --target) gets CCC, Pearson, MAE and RMSE per target with bootstrap intervals,
+    predictions.csv with true_/pred_ columns and a scatter_<target>.png per target.
 
     MANIFEST and STORE default to those the run was trained on. Probabilities
     are calibrated (each fold's temperature, fitted on its validation
@@ -39,11 +46,19 @@ def evaluate(run_dir, manifest, store, output, selection, cross, label_map, devi
     if label_map and not cross:
         raise click.UsageError("--label-map goes with --on MANIFEST STORE")
     result = api.evaluate(run_dir, manifest=manifest, store=store, on=cross, label_map=label_map,
-                          selection=selection, output=output, device=device, log=log)
-    from sertool.scoring.evaluate import summary_table  # numpy: heavy (loaded by the run already)
+                          selection=selection, output=output, device=device, allow_missing_folds=allow_missing_folds,
+                          log=log)
+    from sertool.scoring import evaluate as classes, regression  # numpy: heavy (loaded by the run already)
 
-    log(summary_table(result))
+    log((regression if result.task == "regression" else classes).summary_table(result))
     report = RunReport()
     report.done(len([k for k in result.folds if k not in ("pooled", "mean", "std")]))
-    log(report.line("evaluate", done="fold(s) scored", skipped="skipped", target=result.out_dir)
-        + f" ({SCORE_FILES})")
+    if result.partial:  # the run's folds without a checkpoint, scored by nobody
+        report.skip(result.folds_total - result.folds_scored)
+    files = REGRESSION_FILES if result.task == "regression" else SCORE_FILES
+    log(report.line("evaluate", done="fold(s) scored",
+                    skipped="not scored (no checkpoint)" if result.partial else "skipped", target=result.out_dir)
+        + f" ({files})")
+    if result.partial:
+        log(f"PARTIAL: {result.folds_scored} of {result.folds_total} folds scored: these are not the run's "
+            "cross-validated scores until its other folds are trained and scored")

@@ -18,7 +18,10 @@ from sertool.cli.options import floats
               help="One weight per run (normalised to sum 1); default: fitted per fold on its validation speakers.")
 @click.option("--grid-step", default=0.1, show_default=True, type=float,
               help="Step of the weight grid searched on the validation speakers.")
-def fuse(runs, output, weights, grid_step):
+@click.option("--allow-missing-folds", is_flag=True,
+              help="Fuse the folds every run has finished when some have no checkpoint (default: an error naming "
+                   "them); evaluating the fused run then says how many of the runs' folds it scores.")
+def fuse(runs, output, weights, grid_step, allow_missing_folds):
     """Late fusion of RUNS trained on the same folds: weighted mean of their class probabilities.
 
     Writes OUT/run.json and OUT/fold-<i>/{checkpoint.pt, split.csv}; then
@@ -27,6 +30,6 @@ def fuse(runs, output, weights, grid_step):
     """
     start = time.monotonic()
     result = api.fuse(runs, output=output, weights=floats(weights, "--weights") if weights else None,
-                      grid_step=grid_step, log=log)
+                      grid_step=grid_step, allow_missing_folds=allow_missing_folds, log=log)
     log(f"fuse: {len(runs)} runs, {len(result.weights)} fold(s) -> {output} ({time.monotonic() - start:.0f} s); "
         f"next: sertool evaluate {output}")

@@ -81,6 +81,10 @@ def setting_options(command):
 @click.option("--test-speakers", default=None, help="holdout: comma-separated test speakers.")
 @click.option("--split-column", default="split", show_default=True, help="column: manifest column to split by.")
 @label_options
+@click.option("--target", "targets", multiple=True, metavar="COLUMN",
+              help="Regression: learn this numeric manifest column instead of the labels (e.g. arousal); repeatable "
+                   "or comma-separated (--target arousal,valence,dominance). Models: networks, mlp, svr, ridge; "
+                   "--loss ccc (default) or mse.")
 @click.option("--utterance-store", type=click.Path(dir_okay=False), default=None,
               help="Utterance-level store (e.g. a speaker embedding) appended after MSCNN-SPU's pooling.")
 @config_file_options("TOML with [model] and [train] tables (see --print-config).",
@@ -91,7 +95,8 @@ def setting_options(command):
 @click.option("--print-config", "print_config", is_flag=True,
               help="Print --model's config and its --recipe's train config as TOML and exit.")
 def train(inputs, model, output, protocol, folds, fold, valid_speakers, test_speakers, split_column,
-          label_set, label_map, utterance_store, config_file, sets, recipe, print_config, betas, **settings):
+          label_set, label_map, targets, utterance_store, config_file, sets, recipe, print_config, betas,
+          **settings):
     """Train a model on MANIFEST with features from STORE, one model per fold.
 
     Several manifests train together (multi-corpus): speakers become
@@ -108,7 +113,7 @@ def train(inputs, model, output, protocol, folds, fold, valid_speakers, test_spe
     model_settings = overrides(sets)
     if print_config:
         click.echo(api.train_setup(model, recipe=recipe, settings=settings, model_settings=model_settings,
-                                   config=config_file).to_toml(), nl=False)
+                                   config=config_file, regression=bool(targets)).to_toml(), nl=False)
         return
     manifests, store = manifests_and_store(inputs, output)
     sigterm_exits()
@@ -118,7 +123,7 @@ def train(inputs, model, output, protocol, folds, fold, valid_speakers, test_spe
                         valid_speakers=valid_speakers, test_speakers=comma_list(test_speakers),
                         split_column=split_column, recipe=recipe, settings=settings, model_settings=model_settings,
                         config=config_file, utterance_store=utterance_store, labels=label_set,
-                        label_map=list(label_map) or None, log=log)
+                        label_map=list(label_map) or None, targets=list(targets) or None, log=log)
     _report(results, model, output, time.monotonic() - start)
 
 
@@ -127,7 +132,7 @@ def _report(results: list, model: str, output: str, seconds: float) -> None:
     if not distributed.world().is_main:
         return
     for r in results:
-        log(f"  fold {r.fold.index}: valid UA {r.valid_ua:.3f} (best epoch {r.best_epoch} "
+        log(f"  fold {r.fold.index}: valid {r.score_name} {r.valid_ua:.3f} (best epoch {r.best_epoch} "
             f"of {r.epochs_run}){' (already done)' if r.skipped else f', {r.seconds:.0f} s'}")
     report = RunReport()
     report.done(sum(not r.skipped for r in results))

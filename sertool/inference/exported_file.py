@@ -129,9 +129,9 @@ def check_metadata(metadata, path) -> None:
     missing = [k for k in EXPORT_REQUIRED if k not in metadata]
     if missing:
         raise ExportError(f"{path}: its sertool metadata lacks {', '.join(missing)}; export the model again")
+    check_task(metadata, str(path), ExportError)
     check_fields(metadata, {**EXPORT_SCHEMA, "labels": labels_rule(metadata, EXPORT_SCHEMA["labels"])}, str(path),
                  ExportError, "export metadata field")
-    check_task(metadata, str(path), ExportError)
     check_statistics(metadata["norm_mean"], metadata["norm_std"], metadata.get("norm"), str(path), ExportError)
 
 

@@ -22,6 +22,7 @@ from sertool.inference.windows import CROP_TOLERANCE
 from sertool.io.audio import TruncatedAudioWarning
 from sertool.io.manifest import read_manifest
 from sertool.models.checkpoint import Checkpoint
+from sertool.models.targets import is_regression
 from sertool.runtime.process import blas_threads, torch_threads
 
 
@@ -34,7 +35,8 @@ class Predictions:
     names
         Each input's path, or ``"<array i>"`` for samples passed in memory.
     labels
-        Predicted class of each input (length N).
+        Predicted class of each input (length N; empty for a regression model, whose ``probabilities`` hold the
+        predicted values of its targets, ``classes``).
     probabilities
         ``(N, C)`` float32 class probabilities (mean over the input's windows),
         columns in the order of ``classes``.
@@ -140,7 +142,7 @@ def predict_audio(checkpoint, audio, *, speakers: list[str] | None = None, speak
     for message in {m for scorer in scorers for notes in scorer.notes.values() for m in notes}:
         category = UserWarning if message.startswith(SET_NOTE) else TruncatedAudioWarning
         warnings.warn(message, category, stacklevel=3)
-    return _predictions(entries, outcomes, tuple(checkpoint.labels))
+    return _predictions(entries, outcomes, checkpoint.outputs)
 
 
 def _is_manifest(item) -> bool:
@@ -195,8 +197,8 @@ def _predictions(entries: list[Entry], outcomes: dict, classes: tuple[str, ...])
     scored = [outcomes[e.key] for e in entries]
     probabilities = np.stack([np.mean([p for _, p in windows], axis=0) for _, windows in scored]).astype(np.float32)
     return Predictions(names=[str(e.source) for e in entries],
-                       labels=[classes[k] for k in probabilities.argmax(axis=1)],
-                       probabilities=probabilities, classes=classes,
+                       labels=[] if is_regression(classes) else [classes[k] for k in probabilities.argmax(axis=1)],
+                       probabilities=probabilities, classes=tuple(classes),
                        durations=np.array([d for d, _ in scored], dtype=np.float64),
                        windows=[[(a, b, p) for (a, b), p in windows] for _, windows in scored],
                        ids=[e.utterance.id if e.utterance is not None else str(e.source) for e in entries])

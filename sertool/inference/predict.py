@@ -146,7 +146,7 @@ class _Job:
             raise SertoolError(f"{checkpoint_path}: this model normalises features per speaker (trained with --norm "
                                "speaker), so predict needs each file's speaker: pass a manifest CSV with a speaker "
                                "column, or --speaker-regex REGEX whose first group is the speaker in the path")
-        return cls(checkpoint_path, entries, scorers, weights, list(checkpoint.labels), segments, speakers, jobs,
+        return cls(checkpoint_path, entries, scorers, weights, checkpoint.outputs, segments, speakers, jobs,
                    any(e.utterance is not None for e in entries), scan)
 
     @property

@@ -2,7 +2,8 @@
 
 Columns: ``path``, then for manifest inputs ``id, speaker, label`` (so
 scores and metrics need no join), then with segments ``start, end`` (s),
-then ``predicted, confidence, p_<class>..., duration, flags, error``.
+then ``predicted, confidence, p_<class>..., duration, flags, error`` (a regression model: ``pred_<target>...``
+in place of ``predicted, confidence, p_<class>...``, :mod:`sertool.models.targets`).
 ``evaluate`` writes the manifest layout and adds ``fold`` after it.
 Probabilities have 4 decimals (``evaluate``: 5), times 3; a failed input
 has an empty prediction and its error. ``flags``: the input checks of the
@@ -22,6 +23,7 @@ import numpy as np
 
 from sertool.errors import SertoolError
 from sertool.io.atomic import atomic_write
+from sertool.models.targets import PRED_PREFIX, is_regression
 
 #: Columns a manifest input adds after ``path``, so scores and metrics need no join.
 MANIFEST_COLUMNS = ("id", "speaker", "label")
@@ -40,6 +42,8 @@ def header(labels: list[str], segments: bool, manifest: bool = False) -> list[st
         Add :data:`MANIFEST_COLUMNS` after ``path``.
     """
     lead = ["path", *(MANIFEST_COLUMNS if manifest else ()), *(("start", "end") if segments else ())]
+    if is_regression(labels):  # a regression model: one predicted value per target
+        return lead + [f"{PRED_PREFIX}{t}" for t in labels] + ["duration", "flags", "error"]
     return lead + ["predicted", "confidence", *(f"p_{c}" for c in labels), "duration", "flags", "error"]
 
 
@@ -50,8 +54,10 @@ def score_row(path, probs: np.ndarray, duration: float, labels: list[str], span=
     ``extra``: the manifest columns' values, when the layout has them; ``decimals``: of the probabilities
     (``evaluate`` keeps 5, which its fused-run checks compare); ``flags``: the input checks' flag names.
     """
-    k = int(np.argmax(probs))
     lead = [] if span is None else [f"{span[0]:.3f}", f"{span[1]:.3f}"]
+    if is_regression(labels):  # ``probs`` are the predicted values of the targets
+        return [str(path), *extra, *lead, *(f"{v:.{decimals}f}" for v in probs), f"{duration:.3f}", ";".join(flags), ""]
+    k = int(np.argmax(probs))
     return [str(path), *extra, *lead, labels[k], f"{probs[k]:.{decimals}f}", *(f"{p:.{decimals}f}" for p in probs),
             f"{duration:.3f}", ";".join(flags), ""]
 
@@ -73,7 +79,7 @@ def rows_for(path, duration: float, windows, labels: list[str], segments: bool, 
 
 def error_row(path, error: str, labels: list[str], segments: bool, extra=()) -> list[str]:
     """The row of an input that could not be scored: no prediction, and ``error``."""
-    blanks = (2 if segments else 0) + 2 + len(labels) + 2
+    blanks = (2 if segments else 0) + (0 if is_regression(labels) else 2) + len(labels) + 2
     return [str(path), *extra, *[""] * blanks, error]
 
 

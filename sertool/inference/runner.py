@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from sertool.inference.folding import fold_batch_norms
+from sertool.models.targets import destandardise
 from sertool.runtime.process import inference_autocast, torch_device
 
 #: Windows sent through the model together (peak memory is bounded by this, not by the input's length).
@@ -98,14 +99,17 @@ class TorchRunner(WindowRunner):
     (``T = 1``: the logits as they are, not divided).
     """
 
-    def __init__(self, model, device, num_classes: int, temperature: float = 1.0):
+    def __init__(self, model, device, num_classes: int, temperature: float = 1.0, target_scale=None):
         self.model, self.device, self.num_classes = model.to(device).eval(), device, num_classes
         self.temperature = float(temperature)
+        self.target_scale = target_scale  # regression: (mean, std) (K,); the outputs are values, not probabilities
 
     def batch_probabilities(self, batch: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         import torch  # torch: heavy, loaded only when a model runs
 
         logits = forward(self.model, torch.from_numpy(batch), torch.from_numpy(lengths), self.device)
+        if self.target_scale is not None:
+            return destandardise(logits.cpu().numpy(), *self.target_scale).astype(np.float32)
         return torch.softmax(calibrated(logits, self.temperature), dim=-1).cpu().numpy()
 
 
@@ -143,8 +147,9 @@ def build_runner(checkpoint, device: str = "cpu") -> WindowRunner:
     model = checkpoint.build_model()
     if isinstance(model, WindowRunner):  # an exported graph runs itself (on the CPU: no torch needed to say so)
         return model.to(device if device == "cpu" else torch_device(device))
-    return TorchRunner(fold_batch_norms(model.eval()), torch_device(device), len(checkpoint.labels),
-                       temperature=checkpoint.temperature)
+    return TorchRunner(fold_batch_norms(model.eval()), torch_device(device), len(checkpoint.outputs),
+                       temperature=checkpoint.temperature,
+                       target_scale=checkpoint.target_scale() if checkpoint.is_regression else None)
 
 
 def fuse(member_probabilities: list[np.ndarray], weights: list[float]) -> np.ndarray:

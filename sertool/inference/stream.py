@@ -154,7 +154,7 @@ def stream_scores(checkpoint, fh: BinaryIO, out: TextIO, *, window: float | None
     if pcm is None:
         pcm, length = read_wav_header(fh, name)
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header(list(scorer.checkpoint.labels), True))
+    writer.writerow(header(scorer.checkpoint.outputs, True))
     out.flush()
     checks = InputChecks(scorer.source.sample_rate, pcm.rate, None, scorer.source.train_range)
     blocks = _Counted(sample_blocks(fh, pcm, scorer.source.sample_rate, length), checks)
@@ -180,7 +180,7 @@ class _LiveRows:
 
     def __init__(self, scorer: Scorer, writer, out: TextIO):
         self.scorer, self.writer, self.out = scorer, writer, out
-        self.labels = list(scorer.checkpoint.labels)
+        self.labels = scorer.checkpoint.outputs
         self.sr = scorer.source.sample_rate
         self.rows = self.flagged = 0
         self.checks: InputChecks | None = None

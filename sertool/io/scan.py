@@ -43,7 +43,7 @@ def audio_suffixes() -> tuple[str, ...]:
 
     Asked of libsndfile on first use (soundfile loads numpy: an up-to-date ``extract`` never needs it).
     """
-    import soundfile as sf
+    import soundfile as sf  # loads numpy: only on the first scan, never on an up-to-date extract
 
     formats = sf.available_formats()
     suffixes = {s for name in formats for s in FORMAT_SUFFIXES.get(name, ())}

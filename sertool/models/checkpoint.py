@@ -314,8 +314,8 @@ def check_payload(data, where: str) -> None:
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise CheckpointError(f"{where}: checkpoint lacks field(s) {', '.join(missing)}; retrain or re-save it")
-    check_fields(data, {**SCHEMA, "labels": labels_rule(data, SCHEMA["labels"])}, where)
     check_task(data, where)
+    check_fields(data, {**SCHEMA, "labels": labels_rule(data, SCHEMA["labels"])}, where)
     _check_names(data, where)
     check_statistics(data["norm_mean"], data["norm_std"], data.get("norm"), where)
     _check_weights(data["state_dict"], where)
@@ -354,14 +354,18 @@ def _floats(values) -> np.ndarray:
 
 
 def _check_names(data: dict, where: str) -> None:
-    """CheckpointError unless the model and the feature types are ones this sertool has."""
+    """CheckpointError unless the model and the feature types are ones this sertool has.
+
+    An empty feature config (a checkpoint of a model trained on features computed elsewhere, written from
+    Python) names no type and passes; scoring audio with it then fails with its own message.
+    """
     if data["model"] != FUSION and data["model"] not in MODELS:
         raise CheckpointError(f"{where}: model {data['model']!r} is not one this sertool has "
                               f"({', '.join(sorted(MODELS))}); upgrade sertool, or use a checkpoint written by "
                               "`sertool train`")
     configs = [] if data["model"] == FUSION else [data["feature_config"]]
     for config in configs + [c for c in [data.get("utterance_feature_config")] if c]:
-        if config.get("type") not in EXTRACTORS:
+        if config and config.get("type") not in EXTRACTORS:
             raise CheckpointError(f"{where}: feature type {config.get('type')!r} is not one this sertool has "
                                   f"({', '.join(sorted(EXTRACTORS))}); use a checkpoint written by `sertool train`")
 

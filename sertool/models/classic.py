@@ -167,8 +167,31 @@ class _Fitted(nn.Module):
         return config, state, rows
 
 
+def add_kernel_buffers(module: nn.Module, config, *, input_dim: int, outputs: int) -> None:
+    """The buffers of a fitted linear or RBF kernel machine with ``outputs`` outputs, zero until loaded.
+
+    Linear: ``coef`` (outputs, D). RBF: ``support`` (config.support_vectors, D), ``dual_coef``
+    (outputs, support_vectors) and ``gamma`` (). Both: ``intercept`` (outputs,).
+    """
+    if config.kernel == "linear":
+        module.register_buffer("coef", torch.zeros(outputs, input_dim))
+    else:
+        module.register_buffer("support", torch.zeros(config.support_vectors, input_dim))
+        module.register_buffer("dual_coef", torch.zeros(outputs, config.support_vectors))
+        module.register_buffer("gamma", torch.zeros(()))
+    module.register_buffer("intercept", torch.zeros(outputs))
+
+
+def kernel_outputs(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Outputs (B, outputs) of the kernel machine in ``module``'s buffers for vectors ``x`` (B, D)."""
+    if module.config.kernel == "linear":
+        return x @ module.coef.T + module.intercept
+    kernel = torch.exp(-module.gamma * torch.cdist(x.double(), module.support.double()).pow(2)).float()
+    return kernel @ module.dual_coef.T + module.intercept
+
+
 @register_model("svm", SvmConfig, level="utterance", features=UTTERANCE_FEATURES, trainer="fit",
-                recipe={"norm": "speaker"}, paper_recipe={"norm": "global"})
+                tasks=("classification",), recipe={"norm": "speaker"}, paper_recipe={"norm": "global"})
 class Svm(_Fitted):
     """Support vector machine (linear or RBF, one-vs-rest) on utterance-level features."""
 
@@ -176,20 +199,11 @@ class Svm(_Fitted):
 
     def __init__(self, config: SvmConfig, *, input_dim: int, num_classes: int):
         super().__init__(config, input_dim=input_dim, num_classes=num_classes)
-        if config.kernel == "linear":
-            self.register_buffer("coef", torch.zeros(num_classes, input_dim))
-        else:
-            self.register_buffer("support", torch.zeros(config.support_vectors, input_dim))
-            self.register_buffer("dual_coef", torch.zeros(num_classes, config.support_vectors))
-            self.register_buffer("gamma", torch.zeros(()))
-        self.register_buffer("intercept", torch.zeros(num_classes))
+        add_kernel_buffers(self, config, input_dim=input_dim, outputs=num_classes)
 
     def decision(self, x: torch.Tensor) -> torch.Tensor:
         """One-vs-rest decision values (B, C) of vectors ``x`` (B, D)."""
-        if self.config.kernel == "linear":
-            return x @ self.coef.T + self.intercept
-        kernel = torch.exp(-self.gamma * torch.cdist(x.double(), self.support.double()).pow(2)).float()
-        return kernel @ self.dual_coef.T + self.intercept
+        return kernel_outputs(self, x)
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.decision(_vector(feats)) / self.temperature
@@ -246,7 +260,7 @@ class _OneVsRest:
 
 
 @register_model("logreg", LogregConfig, level="utterance", features=UTTERANCE_FEATURES, trainer="fit",
-                recipe={"norm": "speaker"}, paper_recipe={"norm": "global"})
+                tasks=("classification",), recipe={"norm": "speaker"}, paper_recipe={"norm": "global"})
 class Logreg(_Fitted):
     """Multinomial logistic regression on utterance-level features."""
 

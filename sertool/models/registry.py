@@ -56,6 +56,9 @@ class ModelSpec:
     fixed_frames: bool = False
     #: it accepts an utterance-level vector (``train --utterance-store``) in its config's ``speaker_dim`` last columns
     takes_utterance_vector: bool = False
+    #: what it learns: ``classification`` (class probabilities) and/or ``regression`` (``train --target``: values
+    #: of numeric columns, its head emitting one value per target)
+    tasks: tuple[str, ...] = ("classification", "regression")
 
     def input_frames(self, config) -> int | None:
         """The fixed input length of a model built from ``config``.
@@ -74,7 +77,7 @@ class ModelSpec:
 
 
 #: Modules of sertool.models that register the built-in models when imported.
-BUILTIN_FAMILIES = ("classic", "drn_mhsa", "light_sernet", "mscnn_spu", "parallel_resnet_transformer", "ssl_head",
+BUILTIN_FAMILIES = ("classic", "regressors", "drn_mhsa", "light_sernet", "mscnn_spu", "parallel_resnet_transformer", "ssl_head",
                     "transformer_integration")
 
 
@@ -194,6 +197,16 @@ def build_model(name: str, config, *, input_dim: int, num_classes: int, stored: 
     return model_spec(name).cls(config, input_dim=input_dim, num_classes=num_classes)
 
 
-def model_names() -> list[str]:
-    """Every registered model name, sorted."""
-    return sorted(MODELS)
+def model_names(task: str | None = None) -> list[str]:
+    """Every registered model name (that does ``task``, when given), sorted."""
+    return sorted(name for name, spec in MODELS.items() if task is None or task in spec.tasks)
+
+
+def check_task(name: str, task: str) -> None:
+    """ConfigError unless model ``name`` does ``task``, naming the models that do."""
+    spec = model_spec(name)
+    if task not in spec.tasks:
+        option = " (train --target)" if task == "regression" else ""
+        fitting = [n for n in model_names(task) if MODELS[n].level == spec.level]  # those reading the same store
+        raise ConfigError(f"model {name!r} does not do {task}{option}; on {spec.level}-level features use one of: "
+                          f"{', '.join(fitting or model_names(task))}")

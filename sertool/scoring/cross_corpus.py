@@ -15,10 +15,9 @@ import numpy as np
 
 from sertool.errors import SertoolError
 from sertool.io.manifest import read_manifest
-from sertool.models.checkpoint import Checkpoint
 from sertool.scoring.evaluate import (EvaluationResult, _add_summaries, _temperature, _write_outputs, fold_scores,
-                                      prediction_row, score_ids)
-from sertool.training.runs import checkpoint_name, fold_dirs, read_run_info
+                                      load_fold_checkpoint, prediction_row, score_ids)
+from sertool.training.runs import checkpoint_name, finished_folds, read_run_info
 
 
 def read_label_map(path) -> dict[str, str]:
@@ -67,7 +66,8 @@ def _common_labels(run_dir, checkpoints) -> list[str]:
 
 
 def evaluate_cross_corpus(run_dir, manifest, store, *, label_map: dict[str, str] | None = None, output=None,
-                          selection: str | None = None, batch_size: int = 64, log=lambda m: None) -> EvaluationResult:
+                          selection: str | None = None, batch_size: int = 64, log=lambda m: None,
+                          allow_missing_folds: bool = False) -> EvaluationResult:
     """Score every fold's model of ``run_dir`` on all utterances of another corpus (``manifest`` + ``store``).
 
     Utterances whose label the model does not know are listed and left out; the model's classes the corpus
@@ -86,7 +86,7 @@ def evaluate_cross_corpus(run_dir, manifest, store, *, label_map: dict[str, str]
         Corpus label -> model label; identity when absent.
     output
         Folder of the files :func:`evaluate_run` writes; default ``RUN_DIR/cross-<manifest stem>``.
-    selection, batch_size, log
+    selection, batch_size, log, allow_missing_folds
         As for :func:`evaluate_run`.
 
     Returns
@@ -97,19 +97,52 @@ def evaluate_cross_corpus(run_dir, manifest, store, *, label_map: dict[str, str]
     Raises
     ------
     SertoolError
-        A fused run, unlabelled rows, or no row with a label of the model.
+        A fused run, folds without a checkpoint, damaged run files, unlabelled rows, or fewer than two
+        classes shared by the corpus and the model.
     """
     run_dir = Path(run_dir)
-    if read_run_info(run_dir).get("members"):
+    info = read_run_info(run_dir)
+    if info.get("members"):
         raise SertoolError(f"{run_dir}: cross-corpus evaluation of a fused run is not supported; evaluate its "
                            "members with --on")
     output = Path(output or run_dir / f"cross-{Path(manifest).stem}")
     output.mkdir(parents=True, exist_ok=True)
     name = checkpoint_name(selection)
-    checkpoints = [(d, Checkpoint.load(d / name)) for d in fold_dirs(run_dir, name)]
+    finished, total = finished_folds(run_dir, name, info=info, allow_missing=allow_missing_folds, log=log)
+    checkpoints = [(d, load_fold_checkpoint(d / name, run_dir, info)) for d in finished]
     labels = _common_labels(run_dir, checkpoints)
-    label_map = label_map or {}
     utterances = read_manifest(manifest)
+    ids, mapped, model_labels, labels = _shared_rows(manifest, utterances, labels, label_map or {}, log)
+    index = {c: k for k, c in enumerate(labels)}
+    truth = np.array([index[mapped[i]] for i in ids])
+    per_fold, all_probs = {}, []
+    for fold_dir, ckpt in checkpoints:
+        probs = score_ids(ckpt, ids, utterances=utterances, stores=[(store, None)], batch_size=batch_size)
+        probs = over_shared_classes(probs, model_labels, labels)
+        fold_name = fold_dir.name.split("-")[1]
+        per_fold[fold_name] = fold_scores(truth, probs, len(labels)) | _temperature(ckpt)
+        log(f"fold {fold_name} model: UA {per_fold[fold_name]['UA']:.3f} WA {per_fold[fold_name]['WA']:.3f} "
+            f"on {len(ids)} utterances of {Path(manifest).name}")
+        all_probs.append(probs)
+    ensemble = np.mean(all_probs, axis=0)
+    _add_summaries(per_fold, truth, ensemble, len(labels), scored=len(finished), total=total)
+    by_id = {u.id: u for u in utterances}
+    rows = [prediction_row(by_id[i], p, labels, labels[t], "ensemble") for i, p, t in zip(ids, ensemble, truth)]
+    _write_outputs(output, per_fold, labels, rows, title=f"{run_dir.name} on {Path(manifest).stem}")
+    return EvaluationResult(per_fold, labels, output, len(finished), total)
+
+
+def _shared_rows(manifest, utterances, labels: list[str], label_map: dict[str, str], log):
+    """The ids scored on another corpus and the classes they share with the model.
+
+    Returns ``(ids, mapped, model_labels, labels)``: the utterances whose (mapped) label the model knows, id ->
+    mapped label, the model's classes, and the classes both share (in the model's order).
+
+    Raises
+    ------
+    SertoolError
+        Unlabelled rows, no row of a model class, or fewer than two shared classes.
+    """
     unlabelled = [u.id for u in utterances if not u.label]
     if unlabelled:
         raise SertoolError(f"{manifest}: {len(unlabelled)} rows have no label (e.g. {unlabelled[0]!r}); "
@@ -124,23 +157,10 @@ def evaluate_cross_corpus(run_dir, manifest, store, *, label_map: dict[str, str]
         raise SertoolError(f"{manifest}: no utterance has a label of the model ({', '.join(labels)}); "
                            "pass --label-map FROM,TO rows")
     model_labels, labels = labels, [c for c in labels if c in {mapped[i] for i in ids}]
+    if len(labels) < 2:  # renormalised over one class, every utterance would be scored right
+        raise SertoolError(f"{manifest}: shares only class {labels[0]} with the model ({', '.join(model_labels)}); "
+                           "cross-corpus UA needs two or more shared classes: map labels with --label-map")
     if len(labels) < len(model_labels):
         log(f"scored over the {len(labels)} classes {Path(manifest).name} shares with the model (probabilities "
             f"renormalised over them); not in it: {', '.join(c for c in model_labels if c not in labels)}")
-    index = {c: k for k, c in enumerate(labels)}
-    truth = np.array([index[mapped[i]] for i in ids])
-    per_fold, all_probs = {}, []
-    for fold_dir, ckpt in checkpoints:
-        probs = score_ids(ckpt, ids, utterances=utterances, stores=[(store, None)], batch_size=batch_size)
-        probs = over_shared_classes(probs, model_labels, labels)
-        fold_name = fold_dir.name.split("-")[1]
-        per_fold[fold_name] = fold_scores(truth, probs, len(labels)) | _temperature(ckpt)
-        log(f"fold {fold_name} model: UA {per_fold[fold_name]['UA']:.3f} WA {per_fold[fold_name]['WA']:.3f} "
-            f"on {len(ids)} utterances of {Path(manifest).name}")
-        all_probs.append(probs)
-    ensemble = np.mean(all_probs, axis=0)
-    _add_summaries(per_fold, truth, ensemble, len(labels))
-    by_id = {u.id: u for u in utterances}
-    rows = [prediction_row(by_id[i], p, labels, labels[t], "ensemble") for i, p, t in zip(ids, ensemble, truth)]
-    _write_outputs(output, per_fold, labels, rows, title=f"{run_dir.name} on {Path(manifest).stem}")
-    return EvaluationResult(per_fold, labels, output)
+    return ids, mapped, model_labels, labels

@@ -36,10 +36,9 @@ from sertool.errors import ConfigError, SertoolError
 from sertool.io.atomic import atomic_path, atomic_write
 from sertool.io.manifest import Utterance, write_manifest
 from sertool.metrics import bootstrap_ci
-from sertool.models.checkpoint import Checkpoint
 from sertool.scoring.cross_corpus import over_shared_classes
-from sertool.scoring.evaluate import BOOTSTRAP_RESAMPLES, fold_scores, score_ids
-from sertool.training.runs import SPLIT_FILE, fold_dirs, read_split
+from sertool.scoring.evaluate import BOOTSTRAP_RESAMPLES, fold_scores, load_fold_checkpoint, score_ids
+from sertool.training.runs import SPLIT_FILE, finished_folds, read_split, read_split_rows
 
 #: The row of the leave-one-corpus-out models.
 ALL_OTHERS = "all others"
@@ -209,22 +208,38 @@ def cell_parts(runs_dir: Path, train: str, test: str, test_ids: list[str], corpu
     """
     if train == ALL_OTHERS:
         name = "loco"
-        folds = [(d, read_split(d / "split.csv")["test"]) for d in fold_dirs(runs_dir / name)]
+        folds = [(d, read_split(d / "split.csv")["test"]) for d in complete_folds(runs_dir / name)]
         parts = [(d / "checkpoint.pt", ids) for d, ids in folds if ids and corpus_of.get(ids[0]) == test]
         if not parts:
             raise SertoolError(f"{runs_dir / name}: no finished fold tests {test}; rerun crosscorpus to train it")
         return parts, name
     if train == test:
         name = f"cv-{file_name(train)}"
-        return [(d / "checkpoint.pt", read_split(d / "split.csv")["test"]) for d in fold_dirs(runs_dir / name)], name
+        folds = complete_folds(runs_dir / name)
+        return [(d / "checkpoint.pt", read_split(d / "split.csv")["test"]) for d in folds], name
     name = f"train-{file_name(train)}"
-    return [(fold_dirs(runs_dir / name)[0] / "checkpoint.pt", test_ids)], name
+    return [(complete_folds(runs_dir / name)[0] / "checkpoint.pt", test_ids)], name
+
+
+def complete_folds(run_dir: Path) -> list[Path]:
+    """The fold folders of a run of the matrix, every fold finished; SertoolError naming the ones that are not.
+
+    Raises
+    ------
+    SertoolError
+        A fold without ``checkpoint.pt`` (or none at all), or a damaged run.json.
+    """
+    missing: list[str] = []
+    finished, total = finished_folds(run_dir, allow_missing=True, log=missing.append)
+    if len(finished) < total:
+        raise SertoolError(f"{run_dir}: {total - len(finished)} of its {total} folds have no checkpoint.pt; rerun "
+                           "the same `sertool crosscorpus` command: it resumes and trains them")
+    return finished
 
 
 def trained_classes(checkpoint) -> set[str]:
     """The labels of the training rows of the fold holding ``checkpoint`` (its ``split.csv``)."""
-    with open(Path(checkpoint).parent / SPLIT_FILE, newline="", encoding="utf-8") as fh:
-        return {row["label"] for row in csv.DictReader(fh) if row["role"] == "train"}
+    return {row["label"] for row in read_split_rows(Path(checkpoint).parent / SPLIT_FILE) if row["role"] == "train"}
 
 
 def score_cell(parts, rows: list[Utterance], store) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -254,7 +269,7 @@ def score_cell(parts, rows: list[Utterance], store) -> tuple[np.ndarray, np.ndar
         Fold models with different classes, or a store without some rows.
     """
     by_id = {u.id: u for u in rows}
-    loaded = [(Checkpoint.load(path), ids) for path, ids in parts]
+    loaded = [(load_fold_checkpoint(path, Path(path).parent.parent), ids) for path, ids in parts]
     model_labels = list(loaded[0][0].labels)
     if any(list(ckpt.labels) != model_labels for ckpt, _ in loaded):
         raise SertoolError(f"{parts[0][0]}: the fold models of this cell have different classes; retrain the run")

@@ -36,8 +36,11 @@ from sertool.inference.runner import fuse
 from sertool.io.manifest import read_manifest
 from sertool.metrics import confusion, scores
 from sertool.models.checkpoint import FUSION, Checkpoint
-from sertool.scoring.evaluate import score_ids
-from sertool.training.runs import atomic_json, fold_dirs, read_run_info, read_split
+from sertool.scoring.evaluate import load_fold_checkpoint, score_ids
+from sertool.training.runs import atomic_json, finished_folds, fold_index, read_run_info, read_split, rewrite_hint
+
+#: run.json keys a member run must have
+MEMBER_KEYS = ("manifest", "store", "labels")
 
 
 @dataclass
@@ -72,7 +75,8 @@ def fit_weights(member_probs: list[np.ndarray], truth: np.ndarray, *, step: floa
     return best, best_key[0]
 
 
-def _member_runs(run_dirs: list[Path]) -> list[dict]:
+def _member_runs(run_dirs: list[Path], allow_missing_folds: bool, log) -> list[dict]:
+    """Each run's folder, run.json and finished folds; SertoolError for a run that cannot be a member."""
     members = []
     for run in run_dirs:
         info = read_run_info(run)
@@ -80,7 +84,14 @@ def _member_runs(run_dirs: list[Path]) -> list[dict]:
             raise SertoolError(f"{run}: no run.json; fuse runs written by `sertool train`")
         if info.get("members"):
             raise SertoolError(f"{run}: is itself a fused run; fuse its members instead")
-        members.append({"run": str(Path(run).resolve()), "info": info, "folds": fold_dirs(run)})
+        if info.get("task") == "regression":
+            raise SertoolError(f"{run}: a regression run (train --target); fuse combines class probabilities and does "
+                               "not fuse regression runs yet: compare them with `sertool compare` instead")
+        lacking = [k for k in MEMBER_KEYS if k not in info]
+        if lacking:
+            raise SertoolError(f"{run}/run.json is damaged (no {', '.join(lacking)}); {rewrite_hint(run, info)}")
+        folds, total = finished_folds(run, info=info, allow_missing=allow_missing_folds, log=log)
+        members.append({"run": str(Path(run).resolve()), "info": info, "folds": folds, "total": total})
     return members
 
 
@@ -119,7 +130,7 @@ def _check_not_refit(members: list[dict], checkpoints: list) -> None:
 
 
 def fuse_runs(run_dirs, output, *, weights: list[float] | None = None, grid_step: float = 0.1,
-              log=lambda m: None) -> FusionResult:
+              log=lambda m: None, allow_missing_folds: bool = False) -> FusionResult:
     """Fuse the runs ``run_dirs`` into the run folder ``output`` (see the module docstring).
 
     Parameters
@@ -131,6 +142,10 @@ def fuse_runs(run_dirs, output, *, weights: list[float] | None = None, grid_step
     weights, grid_step, log
         One weight per run (normalised to sum 1; default: fitted per fold on a grid of step ``grid_step``);
         ``log`` is called with each progress line.
+    allow_missing_folds
+        Fuse the folds every run has finished when some of the runs' folds have no checkpoint (the fused
+        run's run.json keeps the runs' fold count, so its evaluation says how many it scores); default: an
+        error naming them.
 
     Returns
     -------
@@ -140,13 +155,14 @@ def fuse_runs(run_dirs, output, *, weights: list[float] | None = None, grid_step
     Raises
     ------
     SertoolError
-        Fewer than two runs, runs on different folds or labels, or weights of the wrong length.
+        Fewer than two runs, runs on different folds or labels, folds without a checkpoint, damaged run
+        files, or weights of the wrong length.
     """
     run_dirs = [Path(r) for r in run_dirs]
     if len(run_dirs) < 2:
         raise ConfigError("fuse needs at least two runs")
     weights = _normalised_weights(weights, len(run_dirs))
-    members = _member_runs(run_dirs)
+    members = _member_runs(run_dirs, allow_missing_folds, log)
     _check_same_folds(members)
     output = Path(output)
     if output.resolve() in {Path(m["run"]) for m in members}:
@@ -160,7 +176,7 @@ def fuse_runs(run_dirs, output, *, weights: list[float] | None = None, grid_step
     stores = [(m["info"]["store"], m["info"].get("utterance_store")) for m in members]
     all_weights, all_ua = [], []
     for k, fold0 in enumerate(members[0]["folds"]):
-        checkpoints = [Checkpoint.load(m["folds"][k] / "checkpoint.pt") for m in members]
+        checkpoints = [load_fold_checkpoint(m["folds"][k] / "checkpoint.pt", m["run"], m["info"]) for m in members]
         _check_not_refit(members, checkpoints)
         valid_ids = read_split(fold0 / "split.csv")["valid"]
         fold_weights, ua = weights, float("nan")
@@ -186,9 +202,17 @@ def fuse_runs(run_dirs, output, *, weights: list[float] | None = None, grid_step
         log(f"{fold0.name}: weights {', '.join(f'{w:.2f}' for w in fold_weights)} (valid UA {ua:.3f})")
         all_weights.append(fold_weights)
         all_ua.append(ua)
+    _write_run_info(output, members, labels, grid_step)
+    return FusionResult(output, all_weights, all_ua)
+
+
+def _write_run_info(output: Path, members: list[dict], labels: list[str], grid_step: float) -> None:
+    """The fused run's ``run.json``: its members, their manifest, protocol and folds."""
+    info0 = members[0]["info"]
     atomic_json(output / "run.json", {
-        "manifest": info0["manifest"], "protocol": info0.get("protocol"), "folds": info0.get("folds"),
+        "manifest": info0["manifest"], "protocol": info0.get("protocol"),
+        "folds": info0.get("folds") or members[0]["total"],
+        "folds_requested": [fold_index(d) for d in members[0]["folds"]],
         "model": FUSION, "labels": labels, "grid_step": grid_step,
         "members": [{"run": m["run"], "model": m["info"].get("model"), "store": m["info"]["store"],
                      "utterance_store": m["info"].get("utterance_store")} for m in members]})
-    return FusionResult(output, all_weights, all_ua)

@@ -19,12 +19,10 @@ import numpy as np
 
 from sertool.errors import SertoolError
 from sertool.io.manifest import read_manifest
-from sertool.models.checkpoint import Checkpoint
 from sertool.scoring.cross_corpus import over_shared_classes
 from sertool.scoring.evaluate import (EvaluationResult, _add_summaries, _temperature, _write_outputs, fold_scores,
-                                      prediction_row, run_stores, score_ids)
-from sertool.scoring.plots import plot_training_curves
-from sertool.training.runs import checkpoint_name, fold_dirs, read_run_info, read_split
+                                      load_fold_checkpoint, plot_curves, prediction_row, run_stores, score_ids)
+from sertool.training.runs import checkpoint_name, finished_folds, read_run_info, read_split
 
 
 def _fold_part(fold_dir: Path, checkpoint, test_ids: list[str], by_id: dict, stores, batch_size: int, log):
@@ -32,8 +30,9 @@ def _fold_part(fold_dir: Path, checkpoint, test_ids: list[str], by_id: dict, sto
     model_labels = list(checkpoint.labels)
     test_labels = {by_id[i].label for i in test_ids}
     shared = [c for c in model_labels if c in test_labels]
-    if not shared:
-        log(f"{fold_dir.name}: its test corpus shares no class with the model; skipped")
+    if len(shared) < 2:  # one shared class: every utterance is "right" once renormalised over it
+        log(f"{fold_dir.name}: its test corpus shares {len(shared)} class(es) with the model "
+            f"({', '.join(shared) or 'none'}); UA needs two or more: skipped")
         return None
     kept = [i for i in test_ids if by_id[i].label in shared]
     left_out = sorted(test_labels - set(shared))
@@ -47,7 +46,7 @@ def _fold_part(fold_dir: Path, checkpoint, test_ids: list[str], by_id: dict, sto
 
 
 def evaluate_shared_classes(run_dir, *, output=None, batch_size: int = 64, selection: str | None = None,
-                            log=lambda m: None) -> EvaluationResult:
+                            log=lambda m: None, allow_missing_folds: bool = False) -> EvaluationResult:
     """Evaluate every finished fold of ``run_dir`` over the classes its model and its test set share.
 
     Parameters
@@ -62,6 +61,8 @@ def evaluate_shared_classes(run_dir, *, output=None, batch_size: int = 64, selec
         ``best``, ``average`` or ``last``: score that checkpoint instead of ``checkpoint.pt``.
     log
         Called with each progress line.
+    allow_missing_folds
+        Score the folds there are when some of the run's folds have no checkpoint (default: an error).
 
     Returns
     -------
@@ -71,7 +72,8 @@ def evaluate_shared_classes(run_dir, *, output=None, batch_size: int = 64, selec
     Raises
     ------
     SertoolError
-        No run.json, or no fold with test utterances of a class its model knows.
+        No run.json, folds without a checkpoint, damaged run files, or no fold whose test utterances share
+        two classes or more with its model.
     """
     run_dir = Path(run_dir)
     output = Path(output or run_dir)
@@ -81,16 +83,17 @@ def evaluate_shared_classes(run_dir, *, output=None, batch_size: int = 64, selec
         raise SertoolError(f"{run_dir}: no run.json; evaluate a run trained by `sertool train`")
     by_id = {u.id: u for u in read_manifest(run_info["manifest"])}
     stores = run_stores(run_info)
-    finished = fold_dirs(run_dir, checkpoint_name(selection))
+    finished, total = finished_folds(run_dir, checkpoint_name(selection), info=run_info,
+                                     allow_missing=allow_missing_folds, log=log)
     parts = {}
     for fold_dir in finished:
-        checkpoint = Checkpoint.load(fold_dir / checkpoint_name(selection))
+        checkpoint = load_fold_checkpoint(fold_dir / checkpoint_name(selection), run_dir, run_info)
         part = _fold_part(fold_dir, checkpoint, read_split(fold_dir / "split.csv")["test"], by_id, stores,
                           batch_size, log)
         if part is not None:
             parts[_fold_name(fold_dir, part[1], by_id)] = (*part, _temperature(checkpoint))
     if not parts:
-        raise SertoolError(f"{run_dir}: no fold has test utterances of a class its model knows")
+        raise SertoolError(f"{run_dir}: no fold has test utterances of two or more classes its model knows")
     labels = sorted({c for shared, *_ in parts.values() for c in shared})
     per_fold, truth, probs, rows = {}, [], [], []
     for name, (shared, kept, fold_probs, fold_truth, temperature) in parts.items():
@@ -103,11 +106,11 @@ def evaluate_shared_classes(run_dir, *, output=None, batch_size: int = 64, selec
         probs.append(wide_probs)
         rows += [prediction_row(by_id[i], p, labels, by_id[i].label, name) for i, p in zip(kept, wide_probs)]
     truth, probs = np.concatenate(truth), np.concatenate(probs)
-    _add_summaries(per_fold, truth, probs, len(labels))
+    _add_summaries(per_fold, truth, probs, len(labels), scored=len(finished), total=total)
     title = f"{run_dir.name} ({run_info.get('model', '?')}, shared classes per fold)"
     _write_outputs(output, per_fold, labels, rows, title=title)
-    plot_training_curves(finished, output / "training_curves.png", title=title)
-    return EvaluationResult(per_fold, labels, output)
+    plot_curves(finished, output / "training_curves.png", title=title, log=log)
+    return EvaluationResult(per_fold, labels, output, len(finished), total)
 
 
 def _fold_name(fold_dir: Path, kept: list[str], by_id: dict) -> str:

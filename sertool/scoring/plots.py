@@ -129,11 +129,12 @@ def plot_training_curves(fold_dirs: list[Path], path: Path, *, title: str = "") 
 
     fig = Figure(figsize=(13, 3.8))
     axes = fig.subplots(1, 3)
+    score = "valid_CCC" if any("valid_CCC" in rows[0] for rows in logs.values()) else "valid_UA"  # regression: CCC
     for name, rows in logs.items():
         epochs = [int(r["epoch"]) for r in rows]
-        for ax, key in zip(axes, ("train_loss", "valid_loss", "valid_UA")):
-            ax.plot(epochs, [float(r[key]) for r in rows], label=name, linewidth=1.2)
-    for ax, label in zip(axes, ("training loss", "validation loss", "validation UA")):
+        for ax, key in zip(axes, ("train_loss", "valid_loss", score)):
+            ax.plot(epochs, [float(r[key]) for r in rows if key in r], label=name, linewidth=1.2)
+    for ax, label in zip(axes, ("training loss", "validation loss", f"validation {score[6:]}")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -142,3 +143,37 @@ def plot_training_curves(fold_dirs: list[Path], path: Path, *, title: str = "") 
     fig.tight_layout()
     _save_figure(fig, path, dpi=110)
     return True
+
+
+def plot_scatter(true: np.ndarray, pred: np.ndarray, folds: np.ndarray, path: Path, *, title: str = "",
+                 what: str = "value") -> None:
+    """Predicted against true values as a PNG: one colour per fold, and the identity line (a perfect model).
+
+    Parameters
+    ----------
+    true, pred
+        ``(N,)`` true and predicted values of one regression target.
+    folds
+        ``(N,)`` the fold (name) that scored each item.
+    path
+        The PNG.
+    title, what
+        The figure's title, and the target's name on the axes.
+    """
+    from matplotlib.figure import Figure  # matplotlib: heavy (~0.5 s), loaded only when a plot is drawn
+
+    fig = Figure(figsize=(5.6, 5.2))
+    ax = fig.subplots()
+    for fold in sorted(set(folds.tolist()), key=lambda f: (len(f), f)):
+        pick = folds == fold
+        ax.scatter(true[pick], pred[pick], s=14, alpha=0.7, label=f"fold {fold}")
+    low = float(min(true.min(), pred.min())) if len(true) else 0.0
+    high = float(max(true.max(), pred.max())) if len(true) else 1.0
+    ax.plot([low, high], [low, high], color="black", linewidth=1, linestyle="--", label="predicted = true")
+    ax.set_xlabel(f"true {what}")
+    ax.set_ylabel(f"predicted {what}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save_figure(fig, path, dpi=110)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sertool.errors import SertoolError
 from sertool.io.webpage import Page, esc, table
-from sertool.training.runs import LOG_FILE, SPLIT_FILE
+from sertool.training.runs import LOG_FILE, SPLIT_FILE, fold_index, read_split_rows, read_train_log
 
 #: Pictures ``sertool evaluate`` draws, in the order the page shows them, with their captions.
 EVALUATE_FIGURES = {
@@ -74,17 +74,18 @@ def _read_csv(path: Path) -> list[dict]:
 
 
 def fold_dirs(run_dir: Path) -> list[Path]:
-    """Fold folders with a split.csv, in fold order."""
-    dirs = [d for d in run_dir.glob("fold-*") if (d / SPLIT_FILE).is_file()]
-    return sorted(dirs, key=lambda d: (len(d.name), d.name))
+    """Fold folders (``fold-<i>``, stray names such as ``fold-old`` left out) with a split.csv, in fold order."""
+    dirs = [d for d in run_dir.glob("fold-*") if fold_index(d) is not None and (d / SPLIT_FILE).is_file()]
+    return sorted(dirs, key=fold_index)
 
 
 def _fold_config(fold_dir: Path) -> dict:
     path = fold_dir / "config.json"
     try:
-        return json.loads(path.read_text()) if path.is_file() else {}
+        config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except (OSError, ValueError):
         return {}
+    return config if isinstance(config, dict) else {}
 
 
 def data_section(page: Page, run_dir: Path, info: dict, folds: list[Path]) -> None:
@@ -92,7 +93,7 @@ def data_section(page: Page, run_dir: Path, info: dict, folds: list[Path]) -> No
     page.add("<h3>Data</h3>")
     rows = {}
     for d in folds:
-        for r in _read_csv(d / SPLIT_FILE):
+        for r in read_split_rows(d / SPLIT_FILE, run_dir):
             rows.setdefault(r["id"], (r.get("speaker", ""), r.get("label", "")))
     manifests = info.get("manifests") or ([info["manifest"]] if info.get("manifest") else [])
     facts = [["model", info.get("model", "?")], ["manifest(s)", ", ".join(map(str, manifests)) or "?"],
@@ -168,7 +169,7 @@ def protocol_section(page: Page, info: dict, folds: list[Path]) -> None:
     for d in folds:
         config = _fold_config(d)
         speakers = config.get("speakers", {})
-        log = _read_csv(d / LOG_FILE) if (d / LOG_FILE).is_file() else []
+        log = read_train_log(d / LOG_FILE)
         rows.append([d.name, config.get("fold_name", ""), _speakers(speakers.get("train", [])),
                      _speakers(speakers.get("valid", [])), _speakers(speakers.get("test", [])),
                      " / ".join(str(config.get(k, "?")) for k in ("train", "valid", "test")),

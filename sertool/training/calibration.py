@@ -177,6 +177,8 @@ def fold_calibration(setup, model, *, model_config=None) -> dict:
         The checkpoint's ``calibration`` field (module docstring); ``T = 1`` without validation speakers or
         for a model refit on them.
     """
+    if getattr(setup, "regression", None) is not None:
+        return {**IDENTITY, "valid_utterances": 0, "reason": "regression (values, not probabilities)"}
     if getattr(model_config or setup.model_config, "refit", False):
         return {**IDENTITY, "valid_utterances": 0, "reason": "refit on the validation speakers"}
     if not len(setup.valid_set):

@@ -77,12 +77,13 @@ def write_checkpoint(setup, name: str, model, metrics: dict, *, model_config=Non
     if info.get("train_duration_s"):  # [1st, 99th percentile] s of the training clips (predict's short/long flags)
         metrics = {**metrics, "train_duration_s": info["train_duration_s"]}
     calibration = fold_calibration(setup, model, model_config=model_config)
+    task = setup.regression.checkpoint_fields() if setup.regression is not None else {"labels": setup.labels}
     Checkpoint(model=setup.model_name, model_config=dataclasses.asdict(model_config or setup.model_config),
-               feature_set=info["feature_set"], feature_config=info["feature_config"], labels=setup.labels,
+               feature_set=info["feature_set"], feature_config=info["feature_config"], **task,
                train_config=dataclasses.asdict(setup.train_config), state_dict=weights(model), metrics=metrics,
                utterance_feature_config=info["utterance_feature_config"], calibration=calibration,
                **setup.normaliser.checkpoint_fields(info["input_dim"])).save(setup.out_dir / name)
-    if name == "checkpoint.pt":
+    if name == "checkpoint.pt" and setup.regression is None:  # a regression model has no calibration
         _record_calibration(setup, calibration)
 
 
@@ -112,20 +113,22 @@ def save_state(path: Path, payload: dict, fingerprint: dict, *, finished: bool) 
         torch.save({**payload, "fingerprint": fingerprint, "finished": finished}, tmp)
 
 
-def append_log(path: Path, row: list) -> None:
+def append_log(path: Path, row: list, columns=LOG_COLUMNS) -> None:
     """Append one epoch's row to ``train_log.csv`` (header first in a new file), synced to disk.
 
     Parameters
     ----------
     path : Path
     row : list
-        Values in the order of :data:`~sertool.training.runs.LOG_COLUMNS`.
+        Values in the order of ``columns``.
+    columns : tuple of str
+        The header: :data:`~sertool.training.runs.LOG_COLUMNS`, or ``REGRESSION_LOG_COLUMNS``.
     """
     new = not path.exists()
     with open(path, "a", newline="") as fh:
         w = csv.writer(fh)
         if new:
-            w.writerow(LOG_COLUMNS)
+            w.writerow(columns)
         w.writerow(row)
         fh.flush()
         os.fsync(fh.fileno())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from sertool.models import model_spec
+from sertool.training import regression
 from sertool.training.checkpoints import save_state, write_checkpoint, write_fit_log
 from sertool.training.data import utterance_matrix
 from sertool.training.folds import FoldResult, FoldSetup
@@ -27,6 +28,8 @@ def fit_fold(setup: FoldSetup) -> FoldResult:
     FoldResult
         ``valid_ua`` of the chosen C; ``best_epoch`` and ``epochs_run`` are 0.
     """
+    if setup.regression is not None:  # svr, ridge: fitted to the targets' values
+        return regression.fit_fold(setup)
     begin = time.monotonic()
     x, y = utterance_matrix(setup.train_set)
     xv, yv = utterance_matrix(setup.valid_set)

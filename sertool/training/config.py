@@ -19,7 +19,9 @@ from sertool.models import recipe as model_recipe
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("onecycle", "cosine", "step", "constant")
-LOSSES = ("ce", "focal")
+LOSSES = ("ce", "focal", "mse", "ccc")
+#: losses of class probabilities (a classifier); ``mse`` and ``ccc`` are those of values (``train --target``)
+CLASSIFICATION_LOSSES = ("ce", "focal")
 BALANCES = ("none", "loss", "sampler", "corpus")
 SELECTIONS = ("best", "average", "last")
 DEVICES = ("auto", "cpu", "cuda")
@@ -79,7 +81,8 @@ class TrainConfig:
     lr_decay_start: int = _option(50, "step: first epoch of decay.")
     lr_decay_every: int = _option(20, "step: epochs between decays.")
     lr_decay_factor: float = _option(math.exp(-0.15), "step: factor per decay.")
-    loss: str = _option("ce", "Loss: cross-entropy or focal.", LOSSES)
+    loss: str = _option("ce", "Loss: cross-entropy or focal (classes); mse or ccc (1 - CCC, the mean over targets) "
+                        "for regression targets (default there: ccc).", LOSSES)
     focal_gamma: float = 2.0
     label_smoothing: float = 0.1
     mixup: float = _option(0.0, "Mixup with Beta(ALPHA, ALPHA); 0 = off.")

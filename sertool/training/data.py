@@ -145,9 +145,10 @@ class SpecAugment:
 
 
 def collate(batch):
-    """Pad to the longest item: ``feats (B, T, D)``, ``lengths (B,)``, ``labels (B,)``."""
+    """Pad to the longest item: ``feats (B, T, D)``, ``lengths (B,)``, ``labels (B,)`` (regression: ``(B, K)``)."""
     lengths = torch.tensor([x.shape[0] for x, _ in batch], dtype=torch.long)
     feats = torch.zeros(len(batch), int(lengths.max()), batch[0][0].shape[1])
     for b, (x, _) in enumerate(batch):
         feats[b, : x.shape[0]] = x
-    return feats, lengths, torch.tensor([y for _, y in batch], dtype=torch.long)
+    targets = [y for _, y in batch]  # class indices (int64), or regression values: lists of floats (float32)
+    return feats, lengths, torch.tensor(targets, dtype=torch.long if isinstance(targets[0], int) else torch.float32)

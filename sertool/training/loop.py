@@ -18,13 +18,14 @@ from sertool.metrics import confusion, scores
 from sertool.models import build_model
 from sertool.models.common import fast_layout, focal_loss
 from sertool.models.contract import decay_kernels
-from sertool.training import distributed
+from sertool.training import distributed, regression
 from sertool.training.checkpoints import (accumulate, append_log, save_state, truncate_log, weights,
                                           write_checkpoint)
 from sertool.training.config import TrainConfig
 from sertool.training.data import collate
 from sertool.training.device import autocast, resolved_precision
 from sertool.training.folds import FoldResult, FoldSetup
+from sertool.training.runs import LOG_COLUMNS, REGRESSION_LOG_COLUMNS
 
 
 def _epoch_seed(config: TrainConfig, epoch: int) -> int:
@@ -209,6 +210,8 @@ def validate(setup: FoldSetup, model, loss_fn) -> tuple[dict, float]:
     tuple of (dict, float)
         Scores (``UA``, ``WA``, ...) and the mean loss; nan when the fold has no validation utterances.
     """
+    if setup.regression is not None:  # CCC and RMSE in the two score slots (training.regression)
+        return regression.validate(setup, model, loss_fn)
     if not len(setup.valid_set):
         return {"UA": float("nan"), "WA": float("nan")}, float("nan")
     probs, truth, loss = evaluate_loader(model, _loader(setup, setup.valid_set), setup.device, loss_fn)
@@ -299,7 +302,8 @@ def write_checkpoints(setup: FoldSetup, model, best: dict, average: dict, epochs
         write_checkpoint(setup, f"checkpoint-{name}.pt", candidate, metrics)
         if name == chosen:
             write_checkpoint(setup, "checkpoint.pt", candidate, metrics)
-    setup.log(f"fold {setup.fold.index}: valid UA " + ", ".join(f"{k} {v:.3f}" for k, v in uas.items())
+    setup.log(f"fold {setup.fold.index}: valid {score_names(setup)[0]} "
+              + ", ".join(f"{k} {v:.3f}" for k, v in uas.items())
               + f"; checkpoint.pt = {chosen}")
     return uas.get(chosen, float("nan"))
 
@@ -343,13 +347,15 @@ def _record_epoch(setup: FoldSetup, model, optimiser, epoch: int, train_loss: fl
         average = {"sum": accumulate(average["sum"], model), "count": average["count"] + 1}
     seconds = time.monotonic() - tick
     append_log(setup.log_path, [epoch, f"{train_loss:.5f}", f"{valid_loss:.5f}", f"{valid['UA']:.4f}",
-                                f"{valid['WA']:.4f}", f"{config.lr_at(epoch):.3g}", f"{seconds:.2f}"])
+                                f"{valid['WA']:.4f}", f"{config.lr_at(epoch):.3g}", f"{seconds:.2f}"],
+               REGRESSION_LOG_COLUMNS if setup.regression is not None else LOG_COLUMNS)
     save_state(setup.state_path, {"model": model.state_dict(), "optimiser": optimiser.state_dict(),
                                   "epoch": epoch, "best_ua": best["ua"], "best_epoch": best["epoch"],
                                   "best_weights": best["weights"], "average_sum": average["sum"],
                                   "average_count": average["count"]}, setup.fingerprint, finished=False)
-    setup.log(f"fold {setup.fold.index} epoch {epoch}: train loss {train_loss:.3f}, valid UA {valid['UA']:.3f} "
-              f"WA {valid['WA']:.3f} (best {best['ua']:.3f} @ {best['epoch']}), {seconds:.1f} s")
+    first, second = score_names(setup)
+    setup.log(f"fold {setup.fold.index} epoch {epoch}: train loss {train_loss:.3f}, valid {first} {valid['UA']:.3f} "
+              f"{second} {valid['WA']:.3f} (best {best['ua']:.3f} @ {best['epoch']}), {seconds:.1f} s")
     return best, average
 
 
@@ -370,7 +376,8 @@ def sgd_fold(setup: FoldSetup, state: dict | None) -> FoldResult:
     main = distributed.world().is_main
     model, trained = _build(setup)
     opt = optimiser(model, config)
-    loss_fn = loss_function(config, class_counts(setup))
+    loss_fn = regression.regression_loss(config) if setup.regression is not None \
+        else loss_function(config, class_counts(setup))
     start_epoch, best, average = _resume(setup, model, opt, state)
     begin, epoch = time.monotonic(), start_epoch - 1
     for epoch in range(start_epoch, config.epochs + 1):
@@ -390,4 +397,10 @@ def sgd_fold(setup: FoldSetup, state: dict | None) -> FoldResult:
         save_state(setup.state_path, {"epoch": epoch, "best_ua": best["ua"], "best_epoch": best["epoch"]},
                    setup.fingerprint, finished=True)
     best_epoch, selected = distributed.broadcast((best["epoch"], selected))
-    return FoldResult(setup.fold, setup.out_dir, best_epoch, selected, epoch, time.monotonic() - begin, False)
+    return FoldResult(setup.fold, setup.out_dir, best_epoch, selected, epoch, time.monotonic() - begin, False,
+                      score_name=score_names(setup)[0])
+
+
+def score_names(setup: FoldSetup) -> tuple[str, str]:
+    """What the fold's two validation scores are: ``UA``, ``WA``; or ``CCC``, ``RMSE`` for a regression fold."""
+    return regression.SCORE_NAMES if setup.regression is not None else ("UA", "WA")

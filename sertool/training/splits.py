@@ -11,7 +11,8 @@ hold original recordings.
 Protocols:
 
 - ``loso``: leave one speaker out, every speaker is the test set once.
-- ``speaker-kfold``: ``folds`` groups of whole speakers (default 5).
+- ``speaker-kfold``: ``folds`` groups of whole speakers (default 5), of about equal file counts
+  (:func:`balanced_groups`; speakers of equal counts are dealt round robin in a seeded shuffled order).
 - ``session``: one fold per value of the ``session`` column (IEMOCAP LOSO).
 - ``holdout``: one fold, ``test_speakers`` named.
 - ``column``: one fold from a manifest column (default ``split``) holding
@@ -108,6 +109,35 @@ def make_folds(utts: list[Utterance], protocol: str, *, folds: int = 5, valid_sp
                                  test_speakers=test_speakers, split_column=split_column, seed=seed, warn=warn)]
 
 
+def balanced_groups(shuffled: list[str], counts: dict[str, int], folds: int) -> list[list[str]]:
+    """Speakers in ``folds`` groups of about equal file counts (``speaker-kfold``).
+
+    Speakers go, most files first (ties in their ``shuffled`` order), each to the group with the fewest files
+    so far (ties: the lowest group index). With equal counts this is ``shuffled[i::folds]``, the round robin.
+
+    Parameters
+    ----------
+    shuffled
+        Speaker names in the seeded shuffled order.
+    counts
+        Speaker -> its number of files.
+    folds
+        Number of groups.
+
+    Returns
+    -------
+    list of list of str
+        Each group's speakers, sorted.
+    """
+    groups: list[list[str]] = [[] for _ in range(folds)]
+    sizes = [0] * folds
+    for speaker in sorted(shuffled, key=lambda s: -counts[s]):  # a stable sort: ties keep the shuffled order
+        smallest = min(range(folds), key=lambda k: (sizes[k], k))
+        groups[smallest].append(speaker)
+        sizes[smallest] += counts[speaker]
+    return [sorted(g) for g in groups]
+
+
 def _make_folds(utts, protocol, *, folds, valid_speakers, test_speakers, split_column, seed, warn) -> list[Fold]:
     rng = random.Random(seed)
     if protocol == "random":
@@ -125,7 +155,7 @@ def _make_folds(utts, protocol, *, folds, valid_speakers, test_speakers, split_c
             raise ConfigError(f"--folds {folds}: need between 2 and {len(names)} (the number of speakers)")
         shuffled = names[:]
         rng.shuffle(shuffled)
-        groups = [sorted(shuffled[i::folds]) for i in range(folds)]
+        groups = balanced_groups(shuffled, {s: len(speakers[s]) for s in names}, folds)
         return [_fold(i, "+".join(g), g, speakers, valid_speakers, rng) for i, g in enumerate(groups)]
     if protocol == "session":
         sessions = defaultdict(set)

@@ -37,17 +37,20 @@ from sertool.features.normalise import check_mode, speaker_trust
 from sertool.inference.flags import duration_range
 from sertool.io.manifest import Utterance, write_manifest
 from sertool.models import MODELS, build_model_config, model_spec
+from sertool.models.registry import check_task
 from sertool.runtime.process import torch_threads
 from sertool.store.reader import FeatureStore
 from sertool.training import distributed
 from sertool.training.config import (  # noqa: F401  (re-exported: api, cli and tests import them from here)
-    BALANCES, DEVICES, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES, SELECTIONS, TrainConfig, build_train_config,
-    load_train_toml,
+    BALANCES, CLASSIFICATION_LOSSES, DEVICES, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES, SELECTIONS, TrainConfig,
+    build_train_config, load_train_toml,
 )
 from sertool.training.device import native_bf16, resolved_precision  # noqa: F401  (re-exported)
-from sertool.training.folds import FoldResult, fingerprint, resume_state, set_up_fold
-from sertool.training.runs import LOG_COLUMNS, RUN_FILE, atomic_json, fold_dir, read_run_info  # noqa: F401
+from sertool.training.folds import FoldResult, fingerprint, restore_split, resume_state, set_up_fold
+from sertool.training.runs import (LOG_COLUMNS, RUN_FILE, DamagedRunFile, atomic_json, fold_dir,  # noqa: F401
+                                   read_run_info)
 from sertool.training.splits import Fold, make_folds
+from sertool.training.targets import TargetScale, parse_targets, target_values, values_digest
 
 
 def _store_hashes(*paths) -> list[str]:
@@ -61,7 +64,8 @@ def _store_hashes(*paths) -> list[str]:
 
 def train_fold(fold: Fold, *, utterances: list[Utterance], store: Path, model: str,
                model_config, train_config: TrainConfig, labels: list[str], output: Path,
-               utterance_store: Path | None = None, log: Callable[[str], None] = lambda m: None) -> FoldResult:
+               utterance_store: Path | None = None, log: Callable[[str], None] = lambda m: None,
+               targets: dict | None = None) -> FoldResult:
     """Train one fold into ``output``, resuming from its ``state.pt`` when present.
 
     Parameters
@@ -78,13 +82,15 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store: Path, model: s
         Its config.
     train_config : TrainConfig
     labels : list of str
-        Class names, sorted; class index = position.
+        Class names, sorted; class index = position (regression: the target names).
     output : Path
         The fold's folder (created).
     utterance_store : Path, optional
         Utterance-level store whose vector is appended to every frame.
     log : callable
         Progress messages.
+    targets : dict, optional
+        Regression: id -> values of the ``labels`` columns (:func:`~sertool.training.targets.target_values`).
 
     Returns
     -------
@@ -99,15 +105,20 @@ def train_fold(fold: Fold, *, utterances: list[Utterance], store: Path, model: s
     output.mkdir(parents=True, exist_ok=True)
     found = fingerprint(fold, model, model_config, train_config, labels, _store_hashes(store, utterance_store),
                         {u.id: u for u in utterances})
-    state = distributed.broadcast(resume_state(output, found) if distributed.world().is_main else None)
-    if isinstance(state, str):  # rank 0 found another run in the folder: every rank stops with its message
+    if targets is not None:  # the values learnt are part of the run: other values are another run
+        found |= {"targets": list(labels), "target_values": values_digest(targets)}
+    state = distributed.broadcast(resume_state(output, found, log) if distributed.world().is_main else None)
+    if isinstance(state, str):  # rank 0 found another run or a damaged state in the folder: every rank stops
         raise SertoolError(state)
     if state is not None and state.get("finished"):
+        if distributed.world().is_main:  # a damaged or deleted split.csv is written again (evaluate reads it)
+            restore_split(output, fold, {u.id: u for u in utterances}, log)
         log(f"fold {fold.index}: already finished (best epoch {state['best_epoch']}), skipped")
-        return FoldResult(fold, output, state["best_epoch"], state["best_ua"], state["epoch"], 0.0, True)
+        return FoldResult(fold, output, state["best_epoch"], state["best_ua"], state["epoch"], 0.0, True,
+                          score_name="CCC" if targets is not None else "UA")
     setup = set_up_fold(fold, utterances=utterances, store=store, model=model,
                         model_config=model_config, train_config=train_config, labels=labels, output=output,
-                        utterance_store=utterance_store, found=found, log=log)
+                        utterance_store=utterance_store, found=found, log=log, targets=targets)
     by_id = {u.id: u for u in utterances}  # the training clips' duration range, for predict's short/long flags
     setup.info["train_duration_s"] = duration_range(by_id[i].duration for i in fold.train)
     with torch_threads(train_config.threads):  # the caller's thread count comes back afterwards
@@ -166,13 +177,22 @@ def _model_config(model: str, store, utterance_store, settings: dict | None):
     return build_model_config(model, overrides)
 
 
-def _labels(manifest, utterances: list[Utterance]) -> list[str]:
-    """Sorted class names; SertoolError when some rows have no label."""
+def _labels(manifest, utterances: list[Utterance], *, selected: bool = False) -> list[str]:
+    """Sorted class names; SertoolError when some rows have no label, ConfigError for fewer than two classes.
+
+    ``selected``: the rows are what a label selection (``--labels`` / ``--label-map``) kept, named in the message.
+    """
     unlabelled = [u.id for u in utterances if not u.label]
     if unlabelled:
         raise SertoolError(f"{manifest}: {len(unlabelled)} rows have no label (e.g. {unlabelled[0]!r}); "
                            "training needs labels")
-    return sorted({u.label for u in utterances})
+    labels = sorted({u.label for u in utterances})
+    if len(labels) < 2:
+        kept = " the --labels / --label-map selection keeps" if selected else ""
+        raise ConfigError(f"{manifest}: every row{kept} is of class {', '.join(labels) or '(none)'}; a classifier "
+                          "needs two classes or more: train on a manifest with more classes"
+                          + (" or change --labels" if selected else ""))
+    return labels
 
 
 def _fold_labels(fold: Fold, utterances: list[Utterance], labels: list[str], protocol: str, log, *,
@@ -182,13 +202,15 @@ def _fold_labels(fold: Fold, utterances: list[Utterance], labels: list[str], pro
     A leave-one-corpus-out fold learns the classes its training rows have; validation rows of other
     classes are left out of model selection (they cannot be predicted). Any other fold lacking
     training utterances of a class of the run is a ConfigError for a ``fitted`` (classic) model and a
-    logged warning for a network; every fold needs two classes or more. Returns ``(fold, labels)``.
+    logged warning for a network; every fold needs two classes or more in training, and in validation when it
+    has validation utterances (they choose the epoch or C and the calibration). Returns ``(fold, labels)``.
     """
     by_id = {u.id: u for u in utterances}
     own = sorted({by_id[i].label for i in fold.train})
     if len(own) < 2:
         raise ConfigError(f"fold {fold.index} ({fold.name}): its training utterances have {len(own)} class(es) "
                           f"({', '.join(own)}); a classifier needs two or more: use other folds or more data")
+    _check_valid_classes(fold, by_id, own if protocol == "loco" else labels)
     if protocol != "loco":
         if own != labels:
             message = (f"fold {fold.index} ({fold.name}): no training utterance of class(es) "
@@ -203,6 +225,15 @@ def _fold_labels(fold: Fold, utterances: list[Utterance], labels: list[str], pro
         log(f"fold {fold.index} ({fold.name}): learns the {len(own)} classes of its training corpora "
             f"({', '.join(own)})")
     return replace(fold, valid=valid), own
+
+
+def _check_valid_classes(fold: Fold, by_id: dict, labels: list[str]) -> None:
+    """ConfigError when the fold's validation utterances (of ``labels``) are all of one class."""
+    valid = sorted({by_id[i].label for i in fold.valid if by_id[i].label in labels})
+    if len(valid) == 1:
+        raise ConfigError(f"fold {fold.index} ({fold.name}): every validation utterance is of class {valid[0]}, so "
+                          "the epoch (or C) and the calibration would be chosen on one class: change --valid-speakers "
+                          "or --seed (--protocol column: give the valid rows two classes or more)")
 
 
 def _read_rows(manifest, label_set, label_map, log) -> Combined:
@@ -231,17 +262,27 @@ def _check_settings(model: str, train_config: TrainConfig, utterances: list[Utte
         log(f"warning: {doubt}")
 
 
-def _claim_run_dir(output: Path, run_info: dict, world) -> None:
-    """Check ``output`` holds no other run, then write its ``run.json`` (rank 0)."""
+def _claim_run_dir(output: Path, run_info: dict, world, log) -> None:
+    """Check ``output`` holds no other run, then write its ``run.json`` (rank 0).
+
+    ``folds_requested`` (the folds ``train`` was asked for: all, or ``--fold``'s) joins those of earlier
+    calls, so ``evaluate`` tells a fold never trained from one that was trained and lost.
+    """
     output.mkdir(parents=True, exist_ok=True)
-    earlier = read_run_info(output)
-    keys = ("manifest", "store", "utterance_store", "model", "manifests", "label_selection")
+    try:
+        earlier = read_run_info(output)
+    except DamagedRunFile as exc:  # each fold's state.pt still guards its settings, features and data
+        log(f"warning: {str(exc).split('; ')[0]}: writing it again")
+        earlier = {}
+    keys = ("manifest", "store", "utterance_store", "model", "manifests", "label_selection", "targets")
     changed = [k for k in keys if earlier and k in earlier and earlier.get(k) != run_info.get(k)]
     if changed:
         raise SertoolError(f"{output}: holds a run with another {', '.join(changed)} ({earlier[changed[0]]}); use a "
                            "new -o folder or delete it to start over")
+    requested = sorted(set(run_info["folds_requested"]) | set(earlier.get("folds_requested", [])))
     if world.is_main:
-        atomic_json(output / RUN_FILE, {**run_info, **({"processes": world.size} if world.active else {})})
+        atomic_json(output / RUN_FILE, {**run_info, "folds_requested": requested,
+                                        **({"processes": world.size} if world.active else {})})
 
 
 def _run_manifest(combined: Combined, output: Path) -> Path:
@@ -265,17 +306,15 @@ def train_run(manifest, store, *, model: str, output, protocol: str = "speaker-k
               folds: int = 5, fold: int | None = None, valid_speakers: int = 2,
               test_speakers: list[str] | None = None, split_column: str = "split",
               model_settings: dict | None = None, train_config: TrainConfig | None = None,
-              utterance_store=None, label_set=None, label_map=None,
+              utterance_store=None, label_set=None, label_map=None, targets=None,
               log: Callable[[str], None] = lambda m: None) -> list[FoldResult]:
     """Split ``manifest`` by ``protocol`` and train every fold (or only ``fold``).
 
     Parameters
     ----------
-    manifest : str, Path or list of them
-        Labelled manifest CSV(s); several are trained together with speakers named per corpus
-        (:mod:`sertool.corpora.combine`).
-    store : str or Path
-        A feature store holding every row of the manifest(s) (``sertool store merge`` joins stores).
+    manifest, store : str or Path
+        Labelled manifest CSV(s) (several: trained together, speakers named per corpus,
+        :mod:`sertool.corpora.combine`), and a store of every row (``sertool store merge`` joins stores).
     label_set, label_map
         Keep only these labels (a name of :data:`sertool.corpora.labels.LABEL_SETS` or a list), after
         renaming by ``label_map`` (``FROM=TO`` items or a dict).
@@ -287,12 +326,12 @@ def train_run(manifest, store, *, model: str, output, protocol: str = "speaker-k
         The split (:func:`sertool.training.splits.make_folds`).
     fold : int, optional
         Train only this fold (0-based).
-    model_settings : dict, optional
-        Model config overrides (field name -> value).
-    train_config : TrainConfig, optional
-        Default: the model's default recipe.
+    model_settings, train_config : dict, TrainConfig, optional
+        Model config overrides; default: the model's default recipe (``loss`` ``ccc`` for ``targets``).
     utterance_store : str or Path, optional
         Utterance-level store (models with ``takes_utterance_vector``).
+    targets : str or list of str, optional
+        Regression: numeric manifest columns (names, or comma-separated text) learnt instead of the labels.
     log : callable
         Progress messages (rank 0 only under DDP).
 
@@ -305,14 +344,17 @@ def train_run(manifest, store, *, model: str, output, protocol: str = "speaker-k
     SertoolError
         Bad protocol settings, unlabelled rows, a store without features for
         some rows, or a run folder holding a different run.
+    ConfigError
+        Fewer than two classes in the rows trained on, in a fold's training rows or in its validation rows;
+        for ``targets``, :func:`check_regression`'s errors (raised before any fold trains).
     """
-    train_config = train_config or build_train_config(model=model)
+    names = parse_targets(targets)
+    train_config = train_config or build_train_config({"loss": "ccc"} if names else None, model=model)
     world = distributed.start(train_config.device)  # a no-op unless launched by torchrun / srun
     if not world.is_main:
         log = lambda message: None  # noqa: E731 - rank 0 alone reports
-    combined = _read_rows(manifest, label_set, label_map, log)
+    combined, labels, values = _what_to_learn(manifest, label_set, label_map, model, train_config, names, log)
     utterances = combined.rows
-    labels = _labels(combined.manifests[0] if len(combined.manifests) == 1 else "the manifests", utterances)
     check_store_kind(model, store, norm=train_config.norm)
     model_config = _model_config(model, store, utterance_store, model_settings)
     all_folds = make_folds(utterances, protocol, folds=folds, valid_speakers=valid_speakers,
@@ -320,24 +362,74 @@ def train_run(manifest, store, *, model: str, output, protocol: str = "speaker-k
     if fold is not None and not 0 <= fold < len(all_folds):
         raise ConfigError(f"--fold {fold}: this protocol has folds 0-{len(all_folds) - 1}")
     _check_settings(model, train_config, utterances, log)
+    chosen = [f for f in all_folds if fold is None or f.index == fold]
+    planned = _plan_folds(chosen, utterances, labels, protocol, model, values, log)  # every fold checked first
     output = Path(output)
     manifest = _run_manifest(combined, output)
     _claim_run_dir(output, {"manifest": str(Path(manifest).resolve()), "store": str(Path(store).resolve()),
                             **_data_info(combined, label_set, label_map), "protocol": protocol,
-                            "folds": len(all_folds), "model": model, "labels": labels, "norm": train_config.norm,
+                            "folds": len(all_folds), "folds_requested": [f.index for f, _ in planned],
+                            "model": model, **_task_info(labels, names), "norm": train_config.norm,
                             "utterance_store": str(Path(utterance_store).resolve()) if utterance_store else None},
-                   world)
+                   world, log)
     _write_run_manifest(combined, Path(manifest), world)
     results = []
-    for f in all_folds:
-        if fold is not None and f.index != fold:
-            continue
-        f, fold_labels = _fold_labels(f, utterances, labels, protocol, log,
-                                      fitted=model_spec(model).trainer == "fit")
+    for f, fold_labels in planned:
         log(f"fold {f.index} ({f.name}): {len(f.train)} train, {len(f.valid)} valid, {len(f.test)} test utterances")
         results.append(train_fold(f, utterances=utterances, store=Path(store), model=model,
                                   model_config=model_config, train_config=train_config, labels=fold_labels,
-                                  output=fold_dir(output, f.index),
+                                  output=fold_dir(output, f.index), targets=values,
                                   utterance_store=Path(utterance_store) if utterance_store else None, log=log))
     distributed.barrier()  # the files rank 0 wrote are complete before any rank goes on
     return results
+
+
+def _what_to_learn(manifest, label_set, label_map, model: str, train_config: TrainConfig, targets: list[str], log):
+    """The rows read, and what the model learns of them: ``(rows, labels or target names, target values or None)``."""
+    combined = _read_rows(manifest, label_set, label_map, log)
+    where = combined.manifests[0] if len(combined.manifests) == 1 else "the manifests"
+    if targets:
+        return combined, targets, check_regression(model, train_config, where, combined.rows, targets)
+    return combined, _labels(where, combined.rows, selected=combined.changed and len(combined.manifests) == 1), None
+
+
+def _task_info(labels: list[str], targets: list[str]) -> dict:
+    """run.json's ``labels`` (classes), or for a regression run no labels, its ``task`` and ``targets``."""
+    return {"labels": [], "task": "regression", "targets": targets} if targets else {"labels": labels}
+
+
+def _plan_folds(folds: list[Fold], utterances: list[Utterance], labels: list[str], protocol: str, model: str,
+                values: dict | None, log) -> list[tuple[Fold, list[str]]]:
+    """``(fold, what it learns)`` per fold: its classes (:func:`_fold_labels`), or the targets (their training
+    rows checked: two or more, no constant target)."""
+    if values is not None:
+        for f in folds:
+            TargetScale.fit(labels, values, f.train, f"fold {f.index} ({f.name})")
+            flat = [t for k, t in enumerate(labels) if len({float(values[i][k]) for i in f.valid}) == 1]
+            if flat:
+                log(f"warning: fold {f.index} ({f.name}): every validation utterance has one {', '.join(flat)} value, "
+                    "so its validation CCC is undefined (counted as 0) and cannot choose the epoch or C: change "
+                    "--valid-speakers or --seed")
+        return [(f, labels) for f in folds]
+    fitted = model_spec(model).trainer == "fit"
+    return [_fold_labels(f, utterances, labels, protocol, log, fitted=fitted) for f in folds]
+
+
+def check_regression(model: str, train_config: TrainConfig, manifest, utterances: list[Utterance],
+                     targets: list[str]) -> dict:
+    """The target values of a regression run (:func:`~sertool.training.targets.target_values`), its settings checked.
+
+    Raises
+    ------
+    ConfigError
+        A model that does no regression (naming those that do), a classification loss, or class balancing.
+    ManifestError
+        A missing column, or a row without a number in it.
+    """
+    check_task(model, "regression")
+    if train_config.loss in CLASSIFICATION_LOSSES:
+        raise ConfigError(f"--loss {train_config.loss} is a loss of classes; with --target use --loss ccc (default) "
+                          "or --loss mse")
+    if train_config.balance != "none":
+        raise ConfigError(f"--balance {train_config.balance} balances classes; a --target run has none: drop it")
+    return target_values(manifest, utterances, targets)

@@ -39,7 +39,7 @@ from sertool.scoring.evaluate import evaluate_run
 from sertool.io.webpage import browser_command, find_browser
 from sertool.scoring.html_report import write_report
 from sertool.training.trainer import build_train_config, train_run
-from tests.conftest import FAST_TRAINING, tone
+from tests.conftest import FAST_TRAINING, HANG_SECONDS, tone
 
 #: Labels that would run or fetch something if a report pasted them in as markup.
 HOSTILE = {"low": "<script>alert(1)</script>", "high": '<img src="http://x.invalid/a.png">'}
@@ -296,7 +296,7 @@ _PROBE = """<script>window.addEventListener("load", function () {
 
 def _browser(*options: str, tmp: Path) -> subprocess.CompletedProcess:
     return subprocess.run(browser_command(find_browser(), tmp / "profile", *options), capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=HANG_SECONDS)
 
 
 def _probe(page: Path, tmp: Path) -> dict:

@@ -81,8 +81,12 @@ def test_labels_and_map_leave_rows_out_and_the_run_keeps_its_rows(tmp_path):
     assert json.loads((run / "run.json").read_text())["labels"] == ["angry", "sad"]
     assert {u.label for u in read_manifest(run / "manifest.csv")} == {"angry", "sad"}
     result = CliRunner().invoke(cli, ["train", str(manifest), str(store), "-m", "logreg", "-o", str(run),
-                                      "--protocol", "loso", "--valid-speakers", "1", "--labels", "big4"])
+                                      "--protocol", "loso", "--valid-speakers", "1", "--map", "low=happy",
+                                      "--map", "high=angry", "--labels", "big4"])
     assert result.exit_code == 1 and "another" in result.output  # another label selection: another run
+    result = CliRunner().invoke(cli, ["train", str(manifest), str(store), "-m", "logreg", "-o", str(run),
+                                      "--protocol", "loso", "--valid-speakers", "1", "--labels", "big4"])
+    assert result.exit_code == 1 and "(none)" in result.output  # no class left: refused before the folder
 
 
 def test_a_fold_without_training_utterances_of_a_class_is_an_error(tmp_path):
