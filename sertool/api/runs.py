@@ -141,15 +141,16 @@ def evaluate(run: PathLike, *, manifest: PathLike | None = None, store: PathLike
     manifest, store
         Score these instead of the manifest and store the run was trained on (give both or neither).
     on
-        ``(manifest, store)`` of another corpus: cross-corpus evaluation.
+        ``(manifest, store)`` of another corpus: cross-corpus evaluation (a regression run scores the rows with
+        a number in each of its target columns, which the other manifest must have under the same names).
     label_map
-        With ``on``: ``{other label: model label}`` or a CSV of ``from,to`` rows.
+        With ``on``: ``{other label: model label}`` or a CSV of ``from,to`` rows (not for a regression run).
     selection
         ``"best"``, ``"average"`` or ``"last"``: score that checkpoint instead of ``checkpoint.pt``.
     output
         Results folder (default: the run folder, or ``RUN/cross-<manifest>`` with ``on``).
     device
-        ``"cpu"``, ``"cuda"`` or ``"auto"`` (not with ``on``).
+        ``"cpu"``, ``"cuda"`` or ``"auto"`` (not with ``on``, except for a regression run).
     allow_missing_folds
         Score the folds there are when some of the run's folds have no checkpoint; the result's
         ``folds_scored`` / ``folds_total`` (and metrics.csv) say how many. Default: an error naming them.
@@ -182,8 +183,9 @@ def evaluate(run: PathLike, *, manifest: PathLike | None = None, store: PathLike
     if (manifest is None) != (store is None):
         raise ConfigError("give both manifest and store, or neither")
     if read_run_info(run).get("task") == "regression":
-        return _evaluate_regression(run, manifest=manifest, store=store, on=on, selection=selection, output=output,
-                                    device=device, allow_missing_folds=allow_missing_folds, log=log)
+        return _evaluate_regression(run, manifest=manifest, store=store, on=on, label_map=label_map,
+                                    selection=selection, output=output, device=device,
+                                    allow_missing_folds=allow_missing_folds, log=log)
     if on is None:
         if label_map is not None:
             raise ConfigError("label_map goes with on=(manifest, store)")
@@ -200,15 +202,19 @@ def evaluate(run: PathLike, *, manifest: PathLike | None = None, store: PathLike
                                  log=log or _quiet, allow_missing_folds=allow_missing_folds)
 
 
-def _evaluate_regression(run: PathLike, *, on, log, **options):
-    """:func:`evaluate` of a regression run (:mod:`sertool.scoring.regression`); ConfigError for ``on``."""
-    from sertool.scoring.regression import evaluate_regression_run  # numpy: kept off `sertool --help`
+def _evaluate_regression(run: PathLike, *, on, label_map, log, **options):
+    """:func:`evaluate` of a regression run (:mod:`sertool.scoring.regression`), or with ``on`` on another corpus
+    (:func:`sertool.scoring.cross_corpus.evaluate_regression_cross_corpus`); ConfigError for a ``label_map``."""
+    from sertool.scoring.cross_corpus import evaluate_regression_cross_corpus  # numpy: kept off `sertool --help`
+    from sertool.scoring.regression import evaluate_regression_run  # numpy too
 
+    if label_map is not None:
+        raise ConfigError(f"{run}: a regression run (train --target) has no class labels to map; drop --label-map "
+                          "(the other manifest needs columns named as the run's targets)")
+    manifest, store = options.pop("manifest"), options.pop("store")
     if on is not None:
-        raise ConfigError(f"{run}: a regression run (train --target); cross-corpus evaluation (--on) scores classes "
-                          f"only: score the other corpus with `sertool predict {run}/fold-<i>/checkpoint.pt MANIFEST` "
-                          "(pred_<target> columns)")
-    return evaluate_regression_run(run, options.pop("manifest"), options.pop("store"), log=log or _quiet, **options)
+        return evaluate_regression_cross_corpus(run, on[0], on[1], log=log or _quiet, **options)
+    return evaluate_regression_run(run, manifest, store, log=log or _quiet, **options)
 
 
 def _per_fold_classes(run: PathLike) -> bool:
@@ -223,10 +229,13 @@ def fuse(runs: Sequence[PathLike], *, output: PathLike, weights: Sequence[float]
          grid_step: float = 0.1, allow_missing_folds: bool = False, log: Log | None = None):
     """Late fusion of runs trained on the same folds (``sertool fuse``).
 
+    Classifiers fuse their calibrated class probabilities; regression runs (``train --target``, same targets)
+    their predicted values, weights chosen by the mean validation CCC over the targets.
+
     Parameters
     ----------
     runs
-        Two or more trained run folders.
+        Two or more trained run folders (all classifiers, or all regression runs of the same targets).
     output
         Folder of the fused run (``run.json``, ``fold-<i>/checkpoint.pt``).
     weights
@@ -241,12 +250,14 @@ def fuse(runs: Sequence[PathLike], *, output: PathLike, weights: Sequence[float]
     Returns
     -------
     sertool.scoring.fuse.FusionResult
-        ``out_dir``, per-fold ``weights`` and their ``valid_ua``.
+        ``out_dir``, per-fold ``weights`` and their ``valid_ua`` (the mean CCC of regression runs:
+        ``score_name``).
 
     Raises
     ------
     SertoolError
-        Fewer than two runs, runs on different folds or labels, folds without a checkpoint (unless
+        Fewer than two runs, runs on different folds or labels, regression runs mixed with classifiers or of
+        other targets, folds without a checkpoint (unless
         ``allow_missing_folds``), damaged run files, or weights of the wrong length.
     """
     from sertool.scoring.fuse import fuse_runs  # numpy: kept off `sertool --help`

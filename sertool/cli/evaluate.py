@@ -33,7 +33,8 @@ def evaluate(run_dir, manifest, store, output, selection, cross, label_map, allo
     """Score each fold of RUN_DIR on its test speakers: WA, UA, macro-F1, ECE, Brier, confusion.
 
     A regression run (train --target) gets CCC, Pearson, MAE and RMSE per target with bootstrap intervals,
-    predictions.csv with true_/pred_ columns and a scatter_<target>.png per target.
+    predictions.csv with true_/pred_ columns and a scatter_<target>.png per target; with --on, the other
+    manifest needs columns named as its targets (rows without a number there are left out).
 
     MANIFEST and STORE default to those the run was trained on. Probabilities
     are calibrated (each fold's temperature, fitted on its validation

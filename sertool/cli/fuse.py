@@ -24,6 +24,9 @@ from sertool.cli.options import floats
 def fuse(runs, output, weights, grid_step, allow_missing_folds):
     """Late fusion of RUNS trained on the same folds: weighted mean of their class probabilities.
 
+    Regression runs (train --target, same targets) fuse their predicted values, the weights chosen by the mean
+    validation CCC over the targets; regression and classification runs do not mix.
+
     Writes OUT/run.json and OUT/fold-<i>/{checkpoint.pt, split.csv}; then
     `sertool evaluate OUT` and `sertool predict OUT/fold-<i>/checkpoint.pt`
     work as for any run (each member computes its own features).

@@ -7,8 +7,9 @@
 - exported graphs (:class:`sertool.inference.export.ExportRunner`, ONNX or
   TorchScript) take no padding: :attr:`WindowRunner.accepts_padding` is
   False and each batch holds windows of one length.
-- :func:`fuse`: the one fusion weighting (a fused model's probabilities are
-  the weighted sum of its members'), used by predict, evaluate and fuse.
+- :func:`fuse`: the one fusion weighting (a fused model's probabilities, or
+  a regression fusion's values, are the weighted sum of its members'), used
+  by predict, evaluate and fuse.
 - :func:`evaluate_loader`: a torch model over a DataLoader (training's validation).
 """
 
@@ -153,7 +154,11 @@ def build_runner(checkpoint, device: str = "cpu") -> WindowRunner:
 
 
 def fuse(member_probabilities: list[np.ndarray], weights: list[float]) -> np.ndarray:
-    """The fused probabilities: the weighted sum of the members' (each ``(N, C)`` or ``(C,)``; weights sum to 1)."""
+    """The fused probabilities: the weighted sum of the members' (each ``(N, C)`` or ``(C,)``; weights sum to 1).
+
+    Members of a regression fusion give predicted values ``(N, K)`` on the targets' scale (each destandardised by
+    its own runner); their weighted sum is the fused model's values.
+    """
     return sum(w * np.asarray(p) for w, p in zip(weights, member_probabilities))
 
 

@@ -3,6 +3,11 @@
 Utterances whose label the model does not know are left out (``--label-map`` renames them first); the
 model's classes the corpus lacks are dropped, and the probabilities renormalised over the shared
 classes (:func:`over_shared_classes`), the usual cross-corpus definition of UA.
+
+A regression run (``train --target``) scores every row of the other corpus with a number in each of the run's
+target columns (the other manifest must have columns of the same names); its fold models and their ensemble
+(the mean of their values) get CCC, Pearson, MAE and RMSE per target
+(:func:`evaluate_regression_cross_corpus`).
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sertool.errors import SertoolError
-from sertool.io.manifest import read_manifest
+from sertool.errors import ManifestError, SertoolError
+from sertool.io.manifest import COLUMNS, read_manifest
 from sertool.scoring.evaluate import (EvaluationResult, _add_summaries, _temperature, _write_outputs, fold_scores,
                                       load_fold_checkpoint, prediction_row, score_ids)
+from sertool.scoring.regression import add_summaries, target_scores, write_outputs
 from sertool.training.runs import checkpoint_name, finished_folds, read_run_info
+from sertool.training.targets import target_values
 
 
 def read_label_map(path) -> dict[str, str]:
@@ -57,7 +64,11 @@ def over_shared_classes(probs: np.ndarray, labels: list[str], shared: list[str])
 
 
 def _common_labels(run_dir, checkpoints) -> list[str]:
-    """The classes every fold's model knows; SertoolError when they differ (a ``--protocol loco`` run)."""
+    """The classes every fold's model knows; SertoolError when they differ (a ``--protocol loco`` run), or for
+    a regression run."""
+    if any(c.is_regression for _, c in checkpoints):
+        raise SertoolError(f"{run_dir}: a regression run (train --target); score it on another corpus with "
+                           "evaluate_regression_cross_corpus (`sertool evaluate RUN --on MANIFEST STORE` does)")
     labels = list(checkpoints[0][1].labels)
     if any(list(c.labels) != labels for _, c in checkpoints):
         raise SertoolError(f"{run_dir}: its folds' models know different classes (a --protocol loco run); score one "
@@ -101,15 +112,8 @@ def evaluate_cross_corpus(run_dir, manifest, store, *, label_map: dict[str, str]
         classes shared by the corpus and the model.
     """
     run_dir = Path(run_dir)
-    info = read_run_info(run_dir)
-    if info.get("members"):
-        raise SertoolError(f"{run_dir}: cross-corpus evaluation of a fused run is not supported; evaluate its "
-                           "members with --on")
-    output = Path(output or run_dir / f"cross-{Path(manifest).stem}")
-    output.mkdir(parents=True, exist_ok=True)
-    name = checkpoint_name(selection)
-    finished, total = finished_folds(run_dir, name, info=info, allow_missing=allow_missing_folds, log=log)
-    checkpoints = [(d, load_fold_checkpoint(d / name, run_dir, info)) for d in finished]
+    output, checkpoints, total = _fold_models(run_dir, manifest, output, selection, allow_missing_folds, log)
+    finished = [d for d, _ in checkpoints]
     labels = _common_labels(run_dir, checkpoints)
     utterances = read_manifest(manifest)
     ids, mapped, model_labels, labels = _shared_rows(manifest, utterances, labels, label_map or {}, log)
@@ -130,6 +134,113 @@ def evaluate_cross_corpus(run_dir, manifest, store, *, label_map: dict[str, str]
     rows = [prediction_row(by_id[i], p, labels, labels[t], "ensemble") for i, p, t in zip(ids, ensemble, truth)]
     _write_outputs(output, per_fold, labels, rows, title=f"{run_dir.name} on {Path(manifest).stem}")
     return EvaluationResult(per_fold, labels, output, len(finished), total)
+
+
+def _fold_models(run_dir: Path, manifest, output, selection, allow_missing_folds: bool, log):
+    """``(output folder, [(fold folder, checkpoint)], the run's fold count)``; SertoolError for a fused run."""
+    info = read_run_info(run_dir)
+    if info.get("members"):
+        raise SertoolError(f"{run_dir}: cross-corpus evaluation of a fused run is not supported; evaluate its "
+                           "members with --on")
+    output = Path(output or run_dir / f"cross-{Path(manifest).stem}")
+    output.mkdir(parents=True, exist_ok=True)
+    name = checkpoint_name(selection)
+    finished, total = finished_folds(run_dir, name, info=info, allow_missing=allow_missing_folds, log=log)
+    return output, [(d, load_fold_checkpoint(d / name, run_dir, info)) for d in finished], total
+
+
+def evaluate_regression_cross_corpus(run_dir, manifest, store, *, output=None, selection: str | None = None,
+                                     batch_size: int = 64, device: str = "cpu", log=lambda m: None,
+                                     allow_missing_folds: bool = False) -> EvaluationResult:
+    """Score every fold's model of a regression run on the rows of another corpus that have its target values.
+
+    Parameters
+    ----------
+    run_dir
+        A regression run folder (``train --target``; not a fused one).
+    manifest, store
+        The other corpus's manifest CSV, with columns named as the run's targets, and its feature store. Rows
+        without a number in every target column are left out (logged); augmented copies too.
+    output, selection, batch_size, device, log, allow_missing_folds
+        As for :func:`evaluate_cross_corpus` (``device``: ``"cpu"``, ``"cuda"`` or ``"auto"``).
+
+    Returns
+    -------
+    EvaluationResult
+        ``task`` ``regression``: per fold model ``<metric>_<target>`` and ``CCC``; ``pooled`` is their ensemble
+        (the mean of their values, with bootstrap intervals); ``mean``/``std`` over the fold models. Writes
+        metrics.csv, predictions.csv (fold ``ensemble``) and scatter_<target>.png
+        (:func:`sertool.scoring.regression.write_outputs`).
+
+    Raises
+    ------
+    ManifestError
+        The manifest lacks a target column, or no row has a number in every one.
+    SertoolError
+        A fused run, folds of other targets, folds without a checkpoint, or damaged run files.
+    """
+    run_dir = Path(run_dir)
+    output, checkpoints, total = _fold_models(run_dir, manifest, output, selection, allow_missing_folds, log)
+    targets = list(checkpoints[0][1].targets)
+    if any(not c.is_regression or list(c.targets) != targets for _, c in checkpoints):
+        raise SertoolError(f"{run_dir}: not a regression run whose folds all predict the same targets; evaluate a "
+                           "classifier with evaluate_cross_corpus, or retrain the run")
+    utterances = read_manifest(manifest)
+    ids, true = target_rows(manifest, utterances, targets, log)
+    per_fold, preds = {}, []
+    for fold_dir, ckpt in checkpoints:
+        pred = score_ids(ckpt, ids, utterances=utterances, stores=[(store, None)], batch_size=batch_size,
+                         device=device).astype(np.float64)
+        fold = fold_dir.name.split("-")[1]
+        per_fold[fold] = target_scores(true, pred, targets)
+        log(f"fold {fold} model: " + ", ".join(f"CCC {t} {per_fold[fold][f'CCC_{t}']:.3f}" for t in targets)
+            + f" on {len(ids)} utterances of {Path(manifest).name}")
+        preds.append(pred)
+    ensemble = np.mean(preds, axis=0)
+    add_summaries(per_fold, true, ensemble, targets, scored=len(checkpoints), total=total)
+    by_id = {u.id: u for u in utterances}
+    scored = [(i, by_id[i].speaker, "ensemble", t, p) for i, t, p in zip(ids, true, ensemble)]
+    write_outputs(output, per_fold, targets, scored, title=f"{run_dir.name} on {Path(manifest).stem}")
+    return EvaluationResult(per_fold, targets, output, len(checkpoints), total, task="regression")
+
+
+def target_rows(manifest, utterances, targets: list[str], log=lambda m: None) -> tuple[list[str], np.ndarray]:
+    """The ids of the rows (not augmented copies) with a number in every column of ``targets``, and their values.
+
+    Returns
+    -------
+    tuple
+        ``(ids, values (N, K) float64)``; rows with an empty or non-numeric target cell are left out (logged).
+
+    Raises
+    ------
+    ManifestError
+        A column of ``targets`` the manifest lacks (naming it and the columns there are), or no row left.
+    """
+    present = {k for u in utterances for k in u.extra} | (set(COLUMNS) - {"id", "path"})
+    missing = [t for t in targets if t not in present]
+    if missing:
+        extra = sorted({k for u in utterances for k in u.extra})
+        raise ManifestError(f"{manifest}: no column {missing[0]!r}, a target of the run ({', '.join(targets)}); its "
+                            f"extra columns: {', '.join(extra) or 'none'}; name the other corpus's column "
+                            f"{missing[0]!r} (same scale as the training corpus's)")
+    ids, values, left_out = [], [], []
+    for u in utterances:
+        if u.source_id:
+            continue
+        try:
+            values.append(target_values(manifest, [u], targets)[u.id])
+        except ManifestError:  # an empty or non-numeric cell: the row has no truth to score against
+            left_out.append(u.id)
+            continue
+        ids.append(u.id)
+    if left_out:
+        log(f"left out {len(left_out)} row(s) of {Path(manifest).name} without a number in every target column "
+            f"({', '.join(targets)}; e.g. {left_out[0]!r})")
+    if not ids:
+        raise ManifestError(f"{manifest}: no row has a number in every target column ({', '.join(targets)}); "
+                            "fill them in")
+    return ids, np.stack(values)
 
 
 def _shared_rows(manifest, utterances, labels: list[str], label_map: dict[str, str], log):

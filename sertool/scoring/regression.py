@@ -49,6 +49,16 @@ def _pooled(true: np.ndarray, pred: np.ndarray, targets: list[str]) -> dict:
     return target_scores(true, pred, targets) | {"ci": ci}
 
 
+def add_summaries(per_fold: dict, true: np.ndarray, pred: np.ndarray, targets: list[str], *, scored: int,
+                  total: int) -> None:
+    """Add ``pooled`` (scores of ``pred`` against ``true`` (N, K), bootstrap intervals, ``folds_scored`` of
+    ``folds_total``), then ``mean`` and ``std`` over the folds already in ``per_fold``."""
+    fold_names = list(per_fold)
+    per_fold["pooled"] = _pooled(true, pred, targets) | {"folds_scored": scored, "folds_total": total}
+    for label, reduce in (("mean", np.mean), ("std", np.std)):
+        per_fold[label] = {k: float(reduce([per_fold[f][k] for f in fold_names])) for k in per_fold[fold_names[0]]}
+
+
 def _score_folds(run_dir: Path, finished: list[Path], name: str, run_info: dict, *, utterances, manifest, stores,
                  batch_size: int, device: str, log) -> tuple[dict, list[str], list]:
     """Per fold (its name -> scores), the targets, and the scored rows ``(id, speaker, fold, true (K,), pred (K,))``."""
@@ -107,18 +117,19 @@ def evaluate_regression_run(run_dir, manifest=None, store=None, *, output=None, 
         raise SertoolError(f"{run_dir}: no fold has test utterances (trained with --protocol all?); "
                            "evaluate a cross-validated run instead")
     true, pred = np.stack([r[3] for r in scored]), np.stack([r[4] for r in scored]).astype(np.float64)
-    fold_names = list(per_fold)
-    per_fold["pooled"] = _pooled(true, pred, targets) | {"folds_scored": len(finished), "folds_total": total}
-    for label, reduce in (("mean", np.mean), ("std", np.std)):
-        per_fold[label] = {k: float(reduce([per_fold[f][k] for f in fold_names])) for k in per_fold[fold_names[0]]}
+    add_summaries(per_fold, true, pred, targets, scored=len(finished), total=total)
     title = f"{run_dir.name} ({run_info.get('model', '?')})"
-    _write_outputs(output, per_fold, targets, scored, title=title)
+    write_outputs(output, per_fold, targets, scored, title=title)
     plot_curves(finished, output / "training_curves.png", title=title, log=log)
     return EvaluationResult(per_fold, targets, output, len(finished), total, task="regression")
 
 
-def _write_outputs(out_dir: Path, per_fold: dict, targets: list[str], scored: list, *, title: str) -> None:
-    """metrics.csv, predictions.csv and one scatter PNG per target."""
+def write_outputs(out_dir: Path, per_fold: dict, targets: list[str], scored: list, *, title: str) -> None:
+    """metrics.csv, predictions.csv and one scatter PNG per target.
+
+    ``scored``: the rows of predictions.csv, ``(id, speaker, fold, true (K,), pred (K,))``; the scatter colours
+    points by their fold and titles each target with the ``pooled`` CCC of ``per_fold``.
+    """
     rows = []
     for fold, s in per_fold.items():
         for key, value in s.items():

@@ -77,8 +77,8 @@ def test_the_cli_and_api_evaluate_a_regression_run(two_targets, tmp_path):
     assert out.exit_code == 0, out.output
     assert "CCC pitch" in out.output and "scatter_<target>.png" in out.output
     assert api.evaluate(run, output=tmp_path / "api").folds["pooled"]["CCC_pitch"] > 0.8
-    with pytest.raises(ConfigError, match="a regression run .*--on"):
-        api.evaluate(run, on=(str(run / "x.csv"), str(run / "x.h5")))
+    with pytest.raises(ConfigError, match="a regression run .*--label-map"):
+        api.evaluate(run, on=(str(run / "x.csv"), str(run / "x.h5")), label_map={"a": "b"})
     with pytest.raises(SertoolError, match="a regression model .*evaluate_regression_run"):
         evaluate_run(run, output=tmp_path / "classic")
 
@@ -115,7 +115,9 @@ def test_regression_and_classification_runs_do_not_mix_in_compare(two_targets, p
         api.compare([tmp_path / "reg", tmp_path / "cls"])
 
 
-def test_fuse_refuses_regression_runs_in_one_line(two_targets, tmp_path):
-    run, _ = two_targets
-    with pytest.raises(SertoolError, match="a regression run .*does not fuse regression runs"):
-        api.fuse([run, run], output=tmp_path / "fused")
+def test_fuse_refuses_a_regression_run_with_a_classifier_in_one_line(two_targets, pitch_corpus, tmp_path):
+    run, _ = two_targets  # fusing regression runs: tests/scoring/test_regression_fuse.py
+    train_run(pitch_corpus.manifest, pitch_corpus.vectors, model="logreg", output=tmp_path / "cls", protocol="loso",
+              valid_speakers=1, train_config=build_train_config({"norm": "global"}, model="logreg"))
+    with pytest.raises(SertoolError, match="a classification run, but .* is a regression run"):
+        api.fuse([run, tmp_path / "cls"], output=tmp_path / "fused")
