@@ -229,7 +229,7 @@ def preset_store(corpus):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", __import__("sertool.models", fromlist=["model_names"]).model_names())
+@pytest.mark.parametrize("name", __import__("sertool.models", fromlist=["model_names"]).model_names("classification"))
 def test_every_model_on_its_own_features_trains_evaluates_and_predicts(corpus, preset_store, tmp_path, name):
     """Each registered model, on its registry's default feature preset, through train, evaluate and predict."""
     root, manifest, _ = corpus
@@ -248,11 +248,12 @@ def test_every_model_on_its_own_features_trains_evaluates_and_predicts(corpus, p
     with torch.no_grad():
         torch.testing.assert_close(model(feats, lengths), ckpt.build_model()(feats, lengths))  # weights restored
     assert_evaluation_consistent(tmp_path / "r", evaluate_run(tmp_path / "r"))
+    trust = spec.features == "ssl"  # an ssl checkpoint names an encoder folder: loaded only when trusted
     report = predict_files(ckpt_path, [root / "audio" / "high" / "spk0_0.wav", root / "audio" / "low"],
-                           tmp_path / "p.csv")
+                           tmp_path / "p.csv", trust_code=trust)
     assert report.ok == 17 and report.failed == 0
     report = predict_files(ckpt_path, [root / "audio" / "low" / "spk1_0.wav"], tmp_path / "s.csv", segments=True,
-                           window=0.5, hop=0.25)
+                           window=0.5, hop=0.25, trust_code=trust)
     rows = list(csv.DictReader(open(tmp_path / "s.csv")))
     assert report.ok == 1 and len(rows) >= 3
     starts, ends = [float(r["start"]) for r in rows], [float(r["end"]) for r in rows]
@@ -345,12 +346,13 @@ def test_predict_works_for_a_checkpoint_of_every_feature_set(corpus, preset_stor
               valid_speakers=1, train_config=TrainConfig(**{**FAST, "epochs": 1, "norm": "global"}))
     ckpt = tmp_path / "r" / "fold-0" / "checkpoint.pt"
     assert Checkpoint.load(ckpt).feature_set == name
-    report = predict_files(ckpt, [root / "audio" / "low"], tmp_path / "p.csv")
+    trust = name == "ssl"  # an ssl checkpoint names an encoder folder: loaded only when trusted
+    report = predict_files(ckpt, [root / "audio" / "low"], tmp_path / "p.csv", trust_code=trust)
     rows = list(csv.DictReader(open(tmp_path / "p.csv")))
     assert report.ok == 16 and len(rows) == 16 and all(not r["error"] for r in rows)
     assert all(abs(float(r["p_high"]) + float(r["p_low"]) - 1) < 1e-3 for r in rows)
     report = predict_files(ckpt, [root / "audio" / "low" / "spk0_0.wav"], tmp_path / "s.csv", segments=True,
-                           window=0.5, hop=0.25)
+                           window=0.5, hop=0.25, trust_code=trust)
     segments = list(csv.DictReader(open(tmp_path / "s.csv")))
     assert report.ok == 1 and len(segments) >= 3 and float(segments[-1]["end"]) <= 1.0 + 1e-6
 

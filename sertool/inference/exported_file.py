@@ -137,7 +137,11 @@ def check_metadata(metadata, path) -> None:
 
 # --------------------------------------------------------------------------- the ONNX graph
 def _check_onnx_graph(model, path: Path) -> None:
-    """ExportError for foreign operator domains, external data outside ``path``'s folder, or non-finite weights."""
+    """ExportError for foreign operator domains, external data outside ``path``'s folder, or NaN weights.
+
+    Infinite values pass: exporters store attention masks and clamps as ``-inf`` / ``inf`` constants; damaged
+    bytes (``0xff...``) read as NaN.
+    """
     local = {function.domain for function in model.functions}
     domains = sorted({op.domain for op in model.opset_import} - set(ONNX_DOMAINS) - local)
     if domains:
@@ -149,7 +153,7 @@ def _check_onnx_graph(model, path: Path) -> None:
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             _load_external(tensor, path, onnx)
         values = onnx.numpy_helper.to_array(tensor)
-        if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+        if np.issubdtype(values.dtype, np.floating) and np.isnan(values).any():  # -inf is a real constant (masks)
             raise ExportError(f"{path}: weight {tensor.name or '(unnamed)'!r} holds NaN or infinite values: the file "
                               "is damaged; export the model again")
 

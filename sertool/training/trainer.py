@@ -42,8 +42,8 @@ from sertool.runtime.process import torch_threads
 from sertool.store.reader import FeatureStore
 from sertool.training import distributed
 from sertool.training.config import (  # noqa: F401  (re-exported: api, cli and tests import them from here)
-    BALANCES, CLASSIFICATION_LOSSES, DEVICES, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES, SELECTIONS, TrainConfig,
-    build_train_config, load_train_toml,
+    BALANCES, CLASSIFICATION_LOSSES, DEVICES, LOSSES, OPTIMIZERS, PRECISIONS, REGRESSION_LOSSES, SCHEDULES,
+    SELECTIONS, TrainConfig, build_train_config, load_train_toml,
 )
 from sertool.training.device import native_bf16, resolved_precision  # noqa: F401  (re-exported)
 from sertool.training.folds import FoldResult, fingerprint, restore_split, resume_state, set_up_fold
@@ -390,6 +390,10 @@ def _what_to_learn(manifest, label_set, label_map, model: str, train_config: Tra
     where = combined.manifests[0] if len(combined.manifests) == 1 else "the manifests"
     if targets:
         return combined, targets, check_regression(model, train_config, where, combined.rows, targets)
+    check_task(model, "classification")  # svr, ridge: regression only (they need --target)
+    if train_config.loss in REGRESSION_LOSSES:
+        raise ConfigError(f"--loss {train_config.loss} is a loss of numeric targets: add --target COLUMN, or use "
+                          "--loss ce / focal for classes")
     return combined, _labels(where, combined.rows, selected=combined.changed and len(combined.manifests) == 1), None
 
 

@@ -184,6 +184,10 @@ def test_bad_regression_settings_are_one_line_errors(pitch_corpus, pitched, tmp_
         _train(pitched, pitch_corpus.vectors, "mlp", tmp_path / "c", settings={"loss": "ce"})
     with pytest.raises(ConfigError, match="--balance sampler balances classes"):
         _train(pitched, pitch_corpus.vectors, "mlp", tmp_path / "d", settings={"balance": "sampler"})
+    with pytest.raises(ConfigError, match="model 'ridge' does not do classification.*logreg"):
+        _train(pitched, pitch_corpus.vectors, "ridge", tmp_path / "e", targets=())  # no --target: classes
+    with pytest.raises(ConfigError, match="--loss ccc is a loss of numeric targets: add --target"):
+        _train(pitched, pitch_corpus.vectors, "mlp", tmp_path / "f", targets=())
     with pytest.raises(ConfigError, match="given twice"):
         parse_targets(["a,b", "a"])
     assert parse_targets(["arousal,valence", "dominance"]) == ["arousal", "valence", "dominance"]
