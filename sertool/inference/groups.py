@@ -21,7 +21,7 @@ import numpy as np
 from sertool.errors import SertoolError
 from sertool.features.normalise import MIN_SET_UTTERANCES, MIN_SPEAKER_UTTERANCES, set_of_files, speaker_normaliser
 from sertool.inference.engine import Scorer
-from sertool.inference.inputs import expand_inputs, file_speakers
+from sertool.inference.inputs import expand_inputs, path_speakers
 from sertool.inference.runner import fuse
 from sertool.inference.sources import Clip
 from sertool.io.manifest import read_manifest
@@ -90,7 +90,7 @@ def entry_speakers(entries: list[Entry], speaker_regex: str | None) -> dict:
 
     Entries with neither are left out. Raises SertoolError for a regex that does not compile or has no group.
     """
-    by_path = file_speakers([], [e.source for e in entries if not isinstance(e.source, Clip)], speaker_regex)
+    by_path = path_speakers([e.source for e in entries if not isinstance(e.source, Clip)], speaker_regex)
     speakers = {}
     for e in entries:
         speaker = (e.utterance.speaker if e.utterance is not None else "") or by_path.get(str(e.source))

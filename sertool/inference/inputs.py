@@ -51,36 +51,29 @@ def expand_inputs(inputs: Iterable[str | os.PathLike], *, skips: ScanSkips | Non
     return unique
 
 
-def manifest_rows(inputs) -> dict:
-    """str(path) -> :class:`~sertool.io.manifest.Utterance` for the rows of the manifest (.csv) inputs."""
-    return {str(u.path): u for item in map(Path, inputs) if _is_manifest(item) for u in read_manifest(item)}
+def path_speakers(files: list[Path], speaker_regex: str | None) -> dict[str, str]:
+    """str(path) -> speaker: ``speaker_regex``'s first group in the path; files it does not match are left out.
 
-
-def file_speakers(inputs, files: list[Path], speaker_regex: str | None) -> dict[str, str]:
-    """str(path) -> speaker, from the ``speaker`` column of manifest inputs, else ``speaker_regex``'s first group.
-
-    Files with neither are left out (their rows become errors when speakers are needed).
+    (A manifest row's own ``speaker`` column comes first: :func:`sertool.inference.groups.entry_speakers`.)
 
     Raises
     ------
     SertoolError
         A regex that does not compile or has no group.
     """
-    speakers: dict[str, str] = {}
-    for item in map(Path, inputs):
-        if _is_manifest(item):
-            speakers.update({str(u.path): u.speaker for u in read_manifest(item) if u.speaker})
-    if speaker_regex:
-        try:
-            pattern = re.compile(speaker_regex)
-        except re.error as exc:
-            raise SertoolError(f"--speaker-regex {speaker_regex!r} is not a valid regex ({exc})") from None
-        if pattern.groups < 1:
-            raise SertoolError(f"--speaker-regex {speaker_regex!r} needs a group, e.g. '(Actor_\\d+)/'")
-        for f in files:
-            match = pattern.search(f.as_posix())
-            if match and str(f) not in speakers:
-                speakers[str(f)] = match.group(1)
+    if not speaker_regex:
+        return {}
+    try:
+        pattern = re.compile(speaker_regex)
+    except re.error as exc:
+        raise SertoolError(f"--speaker-regex {speaker_regex!r} is not a valid regex ({exc})") from None
+    if pattern.groups < 1:
+        raise SertoolError(f"--speaker-regex {speaker_regex!r} needs a group, e.g. '(Actor_\\d+)/'")
+    speakers = {}
+    for f in files:
+        match = pattern.search(f.as_posix())
+        if match:
+            speakers[str(f)] = match.group(1)
     return speakers
 
 
@@ -116,25 +109,3 @@ def as_sources(audio) -> list:
             raise ConfigError(f"audio item {i} is a {type(item).__name__}; give a path or a (samples, "
                               "sample_rate) pair with samples a numpy array")
     return sources
-
-
-def speaker_map(sources: list, audio, speakers, speaker_regex) -> dict[str, str]:
-    """str(source) -> speaker of ``predict_audio``'s inputs, for a speaker-normalised checkpoint.
-
-    Raises
-    ------
-    ConfigError
-        ``speakers`` of the wrong length, or no speaker found for any input.
-    """
-    if speakers is not None:
-        if len(speakers) != len(sources):
-            raise ConfigError(f"speakers has {len(speakers)} entries for {len(sources)} inputs; give one per input")
-        return {str(s): str(spk) for s, spk in zip(sources, speakers)}
-    paths = [s for s in sources if not isinstance(s, Clip)]
-    items = [audio] if isinstance(audio, (str, os.PathLike)) else [a for a in audio if not _is_pair(a)] \
-        if isinstance(audio, (list, tuple)) and not _is_pair(audio) else []
-    found = file_speakers(items, paths, speaker_regex)
-    if not found:
-        raise ConfigError("this model normalises features per speaker (trained with --norm speaker): pass "
-                          "speakers=[one per input], a manifest with a speaker column, or speaker_regex")
-    return found
