@@ -6,7 +6,7 @@ Not a sertool recipe: a research probe run before building one. It reads the eGe
 validation speakers together, as no setting is chosen here) and reports the pooled CCC and Pearson's r over
 the four test folds, and each fold's CCC.
 
-Rows (per-speaker statistics: each speaker's own mean/std, no labels):
+Rows (per-speaker statistics, sertool's ``--norm speaker``: each speaker's own mean/std, no labels):
 
 - ridge (alpha 10) and SVR (rbf, C 1, epsilon 0.1 and 0.3);
 - the same SVR with its output rescaled: a linear map onto the training target's mean and std, fitted on
@@ -33,21 +33,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sertool.features.normalise import fit_normaliser  # noqa: E402
 from sertool.io.manifest import read_manifest  # noqa: E402
 from sertool.metrics import concordance  # noqa: E402
 from sertool.store.reader import FeatureStore  # noqa: E402
 from sertool.training.splits import make_folds  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-
-
-def speaker_standardised(x: np.ndarray, speakers: np.ndarray) -> np.ndarray:
-    """Each speaker's rows ``(N, D)`` standardised with that speaker's own mean and std."""
-    out = np.empty_like(x)
-    for s in np.unique(speakers):
-        rows = speakers == s
-        out[rows] = (x[rows] - x[rows].mean(0)) / (x[rows].std(0) + 1e-5)
-    return out
 
 
 def rescaled(make, z, y, speakers, train, test) -> np.ndarray:
@@ -87,7 +79,8 @@ def main(argv=None) -> None:
     ids = [u.id for u in utts]
     y = np.array([level[i] for i in ids])
     speakers = np.array([u.speaker for u in utts])
-    z = speaker_standardised(np.nan_to_num(np.stack([store[i][0] for i in ids]).astype(np.float64)), speakers)
+    speaker_norm = fit_normaliser("speaker", store, utts, train_ids=ids)  # what `train --norm speaker` applies
+    z = np.stack([speaker_norm(i, store[i])[0] for i in ids]).astype(np.float64)
     row = {i: k for k, i in enumerate(ids)}
     folds = [(np.array([row[i] for i in f.train + f.valid]), np.array([row[i] for i in f.test]))
              for f in make_folds(utts, "speaker-kfold", folds=4, valid_speakers=2, seed=0)]
