@@ -58,7 +58,7 @@ def train_setup(model: str = "light_sernet", *, recipe: str = "default", setting
 
 def train(manifest: PathLike | Sequence[PathLike], store: PathLike, *, output: PathLike,
           model: str = "light_sernet", protocol: str = "speaker-kfold", folds: int = 5, fold: int | None = None,
-          valid_speakers: int = 2, test_speakers: Sequence[str] | None = None, split_column: str = "split",
+          valid_speakers: float = 2, test_speakers: Sequence[str] | None = None, split_column: str = "split",
           recipe: str = "default", settings: dict[str, Any] | None = None,
           model_settings: dict[str, Any] | None = None, config: PathLike | None = None,
           utterance_store: PathLike | None = None, labels: str | Sequence[str] | None = None,
@@ -298,7 +298,7 @@ def compare(runs: Sequence[PathLike], *, output: PathLike | None = None) -> Comp
 
 
 def crosscorpus(manifests: Sequence[PathLike], store: PathLike, *, output: PathLike, model: str = "light_sernet",
-                folds: int = 4, valid_speakers: int = 2, recipe: str = "default",
+                folds: int = 4, valid_speakers: float = 2, recipe: str = "default",
                 settings: dict[str, Any] | None = None, model_settings: dict[str, Any] | None = None,
                 config: PathLike | None = None, labels: str | Sequence[str] | None = None,
                 label_map: Sequence[str] | dict[str, str] | None = None, log: Log | None = None):

@@ -8,7 +8,8 @@ import click
 
 from sertool import api
 from sertool.cli.app import log, sigterm_exits
-from sertool.cli.options import config_file_options, label_options, manifests_and_store, overrides, registry_choice
+from sertool.cli.options import (config_file_options, label_options, manifests_and_store, overrides, registry_choice,
+                                 valid_speakers_option)
 from sertool.cli.train import setting_options
 from sertool.io.report import RunReport
 
@@ -19,8 +20,8 @@ from sertool.io.report import RunReport
               help="Model of every run (svm / logreg on egemaps_functionals are fast).")
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="Folder of the matrix and its runs.")
 @click.option("--folds", default=4, show_default=True, help="Diagonal: speaker folds within each corpus.")
-@click.option("--valid-speakers", default=2, show_default=True,
-              help="Training speakers held out (per training corpus) to choose the epoch (or C).")
+@valid_speakers_option("Training speakers held out (per training corpus) to choose the epoch (or C): a count, "
+                       "or a share of each corpus's training files below 1.")
 @label_options
 @config_file_options("TOML with [model] and [train] tables (see sertool train --print-config).",
                      "Model config value; repeatable.")

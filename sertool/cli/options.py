@@ -93,6 +93,28 @@ def device_option(default: str | None = "cpu"):
 
 
 # --------------------------------------------------------------------------- common options
+class ValidSpeakers(click.ParamType):
+    """``--valid-speakers``: a count of speakers (an integer >= 0) or a share of the training files (0 < x < 1)."""
+
+    name = "N|SHARE"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if number >= 1 and number == int(number) or number == 0:
+            return int(number)
+        if 0 < number < 1:
+            return number
+        self.fail(f"{value!r} is neither a speaker count (0, 1, 2, ...) nor a share of the training files "
+                  "between 0 and 1 (e.g. 0.2)", param, ctx)
+
+
+def valid_speakers_option(help_text: str):
+    return click.option("--valid-speakers", type=ValidSpeakers(), default=2, show_default=True, help=help_text)
+
+
 def max_failures_option():
     return click.option("--max-failures", default=0, show_default=True, help=MAX_FAILURES_HELP)
 

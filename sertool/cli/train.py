@@ -9,7 +9,8 @@ import click
 from sertool import api
 from sertool.cli.app import log, sigterm_exits
 from sertool.cli.options import (comma_list, config_file_options, device_option, floats, label_options,
-                                 manifests_and_store, overrides, registry_choice, train_choice)
+                                 manifests_and_store, overrides, registry_choice, train_choice,
+                                 valid_speakers_option)
 from sertool.io.report import RunReport
 from sertool.training import distributed
 
@@ -76,8 +77,8 @@ def setting_options(command):
 @click.option("-p", "--protocol", default="speaker-kfold", show_default=True, type=registry_choice("protocol"))
 @click.option("--folds", default=5, show_default=True, help="speaker-kfold: number of folds.")
 @click.option("--fold", type=int, default=None, help="Train only this fold (0-based).")
-@click.option("--valid-speakers", default=2, show_default=True,
-              help="Training speakers held out per fold to choose the epoch (or C).")
+@valid_speakers_option("Training speakers held out per fold to choose the epoch (or C): a count, or a share "
+                       "of the training files below 1 (0.2: speakers holding about a fifth of them).")
 @click.option("--test-speakers", default=None, help="holdout: comma-separated test speakers.")
 @click.option("--split-column", default="split", show_default=True, help="column: manifest column to split by.")
 @label_options

@@ -8,6 +8,10 @@ source (the ``random`` protocol groups them with it explicitly); they are
 training material only and are dropped from validation and test sets, which
 hold original recordings.
 
+``valid_speakers`` is a count of speakers (default 2), or, below 1, a share of the training files
+(``0.2``: speakers holding about a fifth of the training files), so a corpus of very unequal speakers neither
+loses a quarter of its training data to one large validation speaker nor chooses on a dozen files.
+
 Protocols:
 
 - ``loso``: leave one speaker out, every speaker is the test set once.
@@ -65,23 +69,49 @@ def _by_speaker(utts: list[Utterance]) -> dict[str, list[Utterance]]:
     return dict(sorted(groups.items()))
 
 
-def _pick_valid(train_speakers: list[str], utts_by_speaker, count: int, rng: random.Random) -> list[str]:
-    """``count`` validation speakers from the training speakers, alternating genders when known."""
-    if len(train_speakers) <= count:
-        raise ConfigError(f"only {len(train_speakers)} training speakers: cannot hold out {count} for validation; "
-                          "use fewer --valid-speakers")
+def _valid_order(train_speakers: list[str], utts_by_speaker, rng: random.Random) -> list[str]:
+    """The training speakers in the order validation draws them: shuffled, alternating genders when known."""
     by_gender = defaultdict(list)
     for s in train_speakers:
         by_gender[utts_by_speaker[s][0].gender or "?"].append(s)
     for speakers in by_gender.values():
         rng.shuffle(speakers)
     pools = [by_gender[g] for g in sorted(by_gender)]
-    picked = []
-    while len(picked) < count:
-        for pool in pools:
-            if pool and len(picked) < count:
-                picked.append(pool.pop())
-    return sorted(picked)
+    order = []
+    while any(pools):
+        order += [pool.pop() for pool in pools if pool]
+    return order
+
+
+def _pick_valid(train_speakers: list[str], utts_by_speaker, count: float, rng: random.Random) -> list[str]:
+    """Validation speakers drawn from the training speakers, alternating genders when known.
+
+    ``count`` >= 1 (or 0): that many speakers. ``0 < count < 1``: a share of the training FILES: speakers are
+    taken in the drawn order, skipping any whose files would take the held-out share above 1.25 x ``count``,
+    until the share is reached (at least one speaker, the smallest when every one is too large).
+    """
+    if 0 < count < 1:
+        return _pick_share(train_speakers, utts_by_speaker, count, rng)
+    count = int(count)
+    if len(train_speakers) <= count:
+        raise ConfigError(f"only {len(train_speakers)} training speakers: cannot hold out {count} for validation; "
+                          "use fewer --valid-speakers")
+    return sorted(_valid_order(train_speakers, utts_by_speaker, rng)[:count])
+
+
+def _pick_share(train_speakers: list[str], utts_by_speaker, share: float, rng: random.Random) -> list[str]:
+    if len(train_speakers) < 2:
+        raise ConfigError(f"only {len(train_speakers)} training speaker(s): cannot hold out a share of them for "
+                          "validation; use --valid-speakers 0")
+    files = {s: len(utts_by_speaker[s]) for s in train_speakers}
+    goal, picked, held = share * sum(files.values()), [], 0
+    for s in _valid_order(train_speakers, utts_by_speaker, rng):
+        if held + files[s] <= 1.25 * goal:
+            picked.append(s)
+            held += files[s]
+        if held >= goal:
+            break
+    return sorted(picked or [min(train_speakers, key=lambda s: (files[s], s))])
 
 
 def _fold(index, name, test_speakers, speakers, valid_count, rng) -> Fold:
@@ -92,7 +122,7 @@ def _fold(index, name, test_speakers, speakers, valid_count, rng) -> Fold:
                 ids(sorted(test_speakers)))
 
 
-def make_folds(utts: list[Utterance], protocol: str, *, folds: int = 5, valid_speakers: int = 2,
+def make_folds(utts: list[Utterance], protocol: str, *, folds: int = 5, valid_speakers: float = 2,
                test_speakers: list[str] | None = None, split_column: str = "split", seed: int = 0,
                warn=None) -> list[Fold]:
     """Split ``utts`` by ``protocol`` (see the module docstring).

@@ -303,7 +303,7 @@ def _write_run_manifest(combined: Combined, path: Path, world) -> None:
 
 
 def train_run(manifest, store, *, model: str, output, protocol: str = "speaker-kfold",
-              folds: int = 5, fold: int | None = None, valid_speakers: int = 2,
+              folds: int = 5, fold: int | None = None, valid_speakers: float = 2,
               test_speakers: list[str] | None = None, split_column: str = "split",
               model_settings: dict | None = None, train_config: TrainConfig | None = None,
               utterance_store=None, label_set=None, label_map=None, targets=None,

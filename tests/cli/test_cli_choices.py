@@ -7,9 +7,10 @@ import sys
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from sertool.cli.main import cli
-from sertool.cli.options import LazyChoice
+from sertool.cli.options import LazyChoice, ValidSpeakers
 
 
 def _choice_params(group: click.Group, prefix: str = ""):
@@ -91,3 +92,15 @@ def test_every_command_module_stays_small():
 
     for path in Path(sertool.cli.__file__).parent.glob("*.py"):
         assert len(path.read_text().splitlines()) <= 500, path.name
+
+
+@pytest.mark.parametrize("text,value", [("0", 0), ("2", 2), ("3.0", 3), ("0.2", 0.2)])
+def test_valid_speakers_takes_a_count_or_a_share(text, value):
+    assert ValidSpeakers().convert(text, None, None) == value
+    assert isinstance(ValidSpeakers().convert(text, None, None), type(value))
+
+
+@pytest.mark.parametrize("text", ["1.5", "-1", "two", "nan"])
+def test_valid_speakers_refuses_what_is_neither(text):
+    result = CliRunner().invoke(cli, ["train", "m.csv", "--valid-speakers", text, "-o", "run"])
+    assert result.exit_code == 2 and "neither a speaker count" in result.output

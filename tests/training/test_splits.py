@@ -131,3 +131,35 @@ def test_loco_needs_corpora():
         make_folds([replace(u, corpus="a") for u in rows], "loco")
     with pytest.raises(ConfigError, match="appears in corpora 'a' and 'b'"):
         make_folds([replace(u, corpus="ab"[k % 2]) for k, u in enumerate(rows)], "loco")
+
+
+def unequal_corpus():
+    """Speakers of very unequal file counts: s0 holds 60 files, s1..s9 hold 4 each (96 in all)."""
+    return [Utterance(id=f"s{s}_{i}", path=Path("x"), label="ab"[i % 2], speaker=f"s{s}", gender="mf"[s % 2])
+            for s in range(10) for i in range(60 if s == 0 else 4)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_valid_share_holds_about_that_share_of_training_files(seed):
+    rows = unequal_corpus()
+    for fold in make_folds(rows, "speaker-kfold", folds=3, valid_speakers=0.2, seed=seed):
+        training_files = len(fold.train) + len(fold.valid)
+        share = len(fold.valid) / training_files
+        assert 0 < share <= 0.25 + 1e-9, (fold.name, share)  # never the one 60-file speaker when it overshoots
+        assert share >= 0.2 or len(fold.train) + len(fold.valid) < 40  # reached unless too few small speakers
+        assert not speakers_of(fold.valid, rows) & speakers_of(fold.train + fold.test, rows)
+
+
+def test_valid_count_order_is_unchanged_by_the_share_option():
+    rows = corpus()
+    by_count = make_folds(rows, "speaker-kfold", folds=4, valid_speakers=2, seed=5)
+    assert [len(speakers_of(f.valid, rows)) for f in by_count] == [2, 2, 2, 2]
+    by_share = make_folds(rows, "speaker-kfold", folds=4, valid_speakers=0.3, seed=5)
+    for count, share in zip(by_count, by_share):  # 6 training speakers of 6 files: a 0.3 share is 2 speakers
+        assert count.valid == share.valid
+
+
+def test_valid_share_needs_two_training_speakers():
+    rows = corpus(speakers=2)
+    with pytest.raises(ConfigError, match="--valid-speakers 0"):
+        make_folds(rows, "loso", valid_speakers=0.2)
