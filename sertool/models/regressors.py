@@ -1,6 +1,6 @@
-"""Classic regressors on utterance-level features: ``svr`` and ``ridge`` (``train --target``).
+"""Classic regressors on utterance-level features: ``svr``, ``ridge``, ``logreg_mean`` (``train --target``).
 
-Both are fitted with scikit-learn (trainer ``"fit"``) on standardised targets (one column per target,
+All are fitted with scikit-learn (trainer ``"fit"``) on standardised targets (one column per target,
 :mod:`sertool.models.targets`), and, as the classic classifiers of :mod:`sertool.models.classic`, their fitted
 arrays become buffers of a small torch module: checkpoints hold tensors only, load with
 ``weights_only=True`` (no pickle) and score (and export) through the same path as every other model. The
@@ -9,6 +9,12 @@ module's output is the standardised prediction (B, K); the checkpoint's target s
 - ``svr``: one epsilon-SVR per target, ``kernel`` ``rbf`` (default) or ``linear``. An RBF model keeps the
   union of the targets' support vectors and a dual coefficient matrix (K, n_support).
 - ``ridge``: multi-output ridge regression (L2 strength ``alpha``).
+- ``logreg_mean``: for ordinal targets of a few distinct values (BAVED's level 0/1/2, RAVDESS intensity): a
+  multinomial logistic regression over the target's distinct values, predicting their mean under its class
+  probabilities (one per target; at most ``max_values`` distinct values).
+- ``rescale`` (default on) maps the outputs onto the training targets' spread, from the chosen model's
+  predictions on the validation speakers (:meth:`_FittedRegressor._spread_map`); ``refit`` fits the chosen
+  model again on training and validation speakers together.
 - ``C`` / ``alpha`` 0 (the default) chooses the value on the fold's validation speakers: the highest mean
   CCC over the targets (an undefined CCC, of validation values all equal, counts as 0; ties go to the lower
   RMSE, then to the first value of the grid); ``train_log.csv`` holds one row per value.
@@ -30,6 +36,7 @@ from sertool.models.registry import register_model
 UTTERANCE_FEATURES = "egemaps_functionals"
 SVR_C_GRID = (0.1, 1.0, 10.0)
 RIDGE_ALPHA_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
+LOGREG_C_GRID = (0.01, 0.1, 1.0)
 RECIPE = {"norm": "speaker"}
 PAPER_RECIPE = {"norm": "global"}
 
@@ -49,6 +56,8 @@ class SvrConfig:
     C_grid: tuple[float, ...] = SVR_C_GRID
     gamma: float = 0.0
     epsilon: float = 0.1
+    rescale: bool = True
+    refit: bool = False
     support_vectors: int = 0
 
     def __post_init__(self):
@@ -69,6 +78,8 @@ class RidgeConfig:
 
     alpha: float = 0.0
     alpha_grid: tuple[float, ...] = RIDGE_ALPHA_GRID
+    rescale: bool = True
+    refit: bool = False
 
     def __post_init__(self):
         _positive("alpha_grid", self.alpha_grid)
@@ -102,23 +113,67 @@ class _FittedRegressor(nn.Module):
         """Choose the config value on the validation rows (unless given), fit on the training rows.
 
         ``x`` (N, D), ``x_valid`` (M, D): normalised features; ``y`` (N, K), ``y_valid`` (M, K): standardised
-        targets. RMSE in the rows is in standardised units (target std = 1).
+        targets. RMSE in the rows is in standardised units (target std = 1). With ``rescale`` the chosen
+        model's outputs are mapped onto the training targets' spread (:meth:`_spread_map`); with ``refit`` it
+        is then fitted again on training and validation rows together, keeping the value and the map.
         """
+        chosen, fitted, rows = cls._choose(x, y, x_valid, y_valid, config, log)
+        config = replace(config, **{cls.config_field: chosen})
+        fitted = fitted or cls._fitted(config, x, y)
+        scale, shift = cls._spread_map(config, cls._predict(fitted, x_valid) if len(y_valid) else None, log)
+        if config.refit and len(y_valid):
+            x, y = np.concatenate([x, x_valid]), np.concatenate([y, y_valid])
+            fitted = cls._fitted(config, x, y)
+        config, state = cls._arrays(fitted, config, x)
+        return config, cls._mapped(state, scale, shift), rows
+
+    @classmethod
+    def _choose(cls, x, y, x_valid, y_valid, config, log):
+        """``(value, fitted model or None, rows)``: the grid value of the highest mean validation CCC."""
         given = getattr(config, cls.config_field)
         grid = [given] if given > 0 else list(config.grid)
         if len(grid) > 1 and len(y_valid) == 0:
             raise ConfigError(f"{cls.name}: {cls.config_field}=0 chooses it on validation speakers, but this fold "
                               f"has none; set it (e.g. --set {cls.config_field}={grid[0]:g})")
-        rows, best, chosen = [], (-np.inf, -np.inf), grid[0]
+        rows, best, chosen, kept = [], (-np.inf, -np.inf), grid[0], None
         for value in grid if len(y_valid) else []:
-            pred = cls._predict(cls._fitted(replace(config, **{cls.config_field: value}), x, y), x_valid)
+            fitted = cls._fitted(replace(config, **{cls.config_field: value}), x, y)
+            pred = cls._predict(fitted, x_valid)
             ccc, rmse = mean_ccc(y_valid, pred), float(np.sqrt(np.mean((pred - y_valid) ** 2)))
             rows.append((value, ccc, rmse))
             log(f"  {cls.name} {cls.config_field}={value:g}: valid CCC {ccc:.3f} RMSE {rmse:.3f} (standardised)")
             if (round(ccc, 12), round(-rmse, 12)) > best:  # equal CCC (e.g. undefined: 0): the lower RMSE
-                best, chosen = (round(ccc, 12), round(-rmse, 12)), value
-        config = replace(config, **{cls.config_field: chosen})
-        return (*cls._arrays(cls._fitted(config, x, y), config, x), rows)
+                best, chosen, kept = (round(ccc, 12), round(-rmse, 12)), value, fitted
+        return chosen, kept, rows
+
+    @classmethod
+    def _spread_map(cls, config, valid_pred: np.ndarray | None, log) -> tuple[np.ndarray, np.ndarray]:
+        """``(scale, shift)`` (K,) mapping outputs onto the training targets' spread (mean 0, std 1).
+
+        A least-squares fit (SVR, ridge) predicts values of smaller spread than its targets, which CCC
+        penalises; ``scale = 1 / std`` and ``shift = -mean / std`` of the predictions on the validation rows
+        (never the test fold) undo that. Identity without ``rescale``, with fewer than 2 validation rows, or
+        for a target whose validation predictions are constant.
+        """
+        if valid_pred is None or not getattr(config, "rescale", False) or len(valid_pred) < 2:
+            return np.ones(1), np.zeros(1)
+        std, mean = valid_pred.std(axis=0), valid_pred.mean(axis=0)
+        spread = std > 1e-8
+        scale = np.where(spread, 1 / np.where(spread, std, 1), 1.0)
+        shift = np.where(spread, -mean * scale, 0.0)
+        log(f"  {cls.name} output map (validation predictions onto the targets' spread): scale "
+            f"{' '.join(f'{v:.3f}' for v in scale)}, shift {' '.join(f'{v:.3f}' for v in shift)}")
+        return scale, shift
+
+    @staticmethod
+    def _mapped(state: dict, scale: np.ndarray, shift: np.ndarray) -> dict:
+        """``state`` whose outputs are ``output * scale + shift``: the map folded into the linear output layer."""
+        scale_t, shift_t = torch.tensor(scale, dtype=torch.float32), torch.tensor(shift, dtype=torch.float32)
+        for name in ("coef", "dual_coef"):
+            if name in state:
+                state[name] = state[name] * scale_t[:, None]
+        state["intercept"] = state["intercept"] * scale_t + shift_t
+        return state
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.predict(feats[:, 0])  # utterance-level stores hold one row per utterance
@@ -196,3 +251,87 @@ class Ridge(_FittedRegressor):
         coef = np.asarray(model.coef_).reshape(-1, x.shape[1])
         return config, {"coef": torch.tensor(coef, dtype=torch.float32),
                         "intercept": torch.tensor(np.atleast_1d(model.intercept_), dtype=torch.float32)}
+
+
+@dataclass(frozen=True)
+class LogregMeanConfig:
+    """Settings of ``logreg_mean``; ``levels`` (the most distinct values of a target) is set by fitting."""
+
+    C: float = 0.0
+    C_grid: tuple[float, ...] = LOGREG_C_GRID
+    max_values: int = 20
+    max_iter: int = 2000
+    rescale: bool = True
+    refit: bool = False
+    levels: int = 2
+
+    def __post_init__(self):
+        _positive("C_grid", self.C_grid)
+        if self.C < 0 or self.max_values < 2:
+            raise ConfigError("logreg_mean C must be >= 0 and max_values >= 2")
+
+    @property
+    def grid(self) -> tuple[float, ...]:
+        return self.C_grid
+
+
+@register_model("logreg_mean", LogregMeanConfig, level="utterance", features=UTTERANCE_FEATURES, trainer="fit",
+                tasks=("regression",), recipe=RECIPE, paper_recipe=PAPER_RECIPE)
+class LogregMean(_FittedRegressor):
+    """The mean of a target's distinct values under a multinomial logistic regression's probabilities.
+
+    Buffers: ``weight`` (K, V, D) and ``bias`` (K, V) of the K targets' classifiers over at most V = ``levels``
+    values (a target of fewer values pads with a bias of -1e4, probability 0), ``values`` (K, V) the
+    standardised values (the output map folded in).
+    """
+
+    def __init__(self, config: LogregMeanConfig, *, input_dim: int, num_classes: int):
+        super().__init__(config, input_dim=input_dim, num_classes=num_classes)
+        self.register_buffer("weight", torch.zeros(num_classes, config.levels, input_dim))
+        self.register_buffer("bias", torch.zeros(num_classes, config.levels))
+        self.register_buffer("values", torch.zeros(num_classes, config.levels))
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised predictions (B, K) of vectors ``x`` (B, D)."""
+        targets, levels, dim = self.weight.shape
+        logits = (x @ self.weight.reshape(targets * levels, dim).T).unflatten(-1, (targets, levels)) + self.bias
+        return (torch.softmax(logits, dim=-1) * self.values).sum(-1)
+
+    @staticmethod
+    def _fitted(config: LogregMeanConfig, x: np.ndarray, y: np.ndarray) -> list:
+        from sklearn.linear_model import LogisticRegression  # heavy (scipy, ~2 s): only when fitted
+
+        fitted = []
+        for k in range(y.shape[1]):
+            values, codes = np.unique(np.round(y[:, k], 6), return_inverse=True)
+            if len(values) > config.max_values:
+                raise ConfigError(f"logreg_mean: target {k + 1} has {len(values)} distinct values (more than "
+                                  f"max_values {config.max_values}); it is for ordinal levels: use svr or ridge")
+            model = LogisticRegression(C=config.C, max_iter=config.max_iter).fit(x, codes)
+            fitted.append((model, values[model.classes_]))
+        return fitted
+
+    @staticmethod
+    def _predict(fitted: list, x: np.ndarray) -> np.ndarray:
+        return np.stack([m.predict_proba(x) @ values for m, values in fitted], axis=1)
+
+    @classmethod
+    def _arrays(cls, fitted: list, config: LogregMeanConfig, x: np.ndarray):
+        levels = max(len(values) for _, values in fitted)
+        weight = np.zeros((len(fitted), levels, x.shape[1]))
+        bias, table = np.full((len(fitted), levels), -1e4), np.zeros((len(fitted), levels))
+        for k, (model, values) in enumerate(fitted):
+            coef, intercept = model.coef_, model.intercept_
+            if len(values) == 2:  # scikit-learn keeps one row for two classes: logits (0, w.x + b)
+                coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
+            weight[k, :len(values)], bias[k, :len(values)], table[k, :len(values)] = coef, intercept, values
+        as_tensor = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+        return replace(config, levels=levels), {"weight": as_tensor(weight), "bias": as_tensor(bias),
+                                                "values": as_tensor(table)}
+
+    @staticmethod
+    def _mapped(state: dict, scale: np.ndarray, shift: np.ndarray) -> dict:
+        """The output map on the values: probabilities sum to 1, so the mapped mean is the mean of mapped values."""
+        state["values"] = (state["values"] * torch.tensor(scale, dtype=torch.float32)[:, None]
+                           + torch.tensor(shift, dtype=torch.float32)[:, None])
+        return state

@@ -212,13 +212,13 @@ def _normalised_weights(weights: list[float] | None, members: int) -> list[float
     return [w / sum(weights) for w in weights]
 
 
-def _check_checkpoints(members: list[dict], checkpoints: list, task: FusionTask) -> None:
-    """SertoolError when a member's checkpoint was refit on the validation speakers the weights are fitted on, or
-    predicts other targets than its run.json says."""
+def _check_checkpoints(members: list[dict], checkpoints: list, task: FusionTask, weights_given: bool) -> None:
+    """SertoolError when a member's checkpoint was refit on the validation speakers the weights would be fitted on
+    (given weights fit nothing there), or predicts other targets than its run.json says."""
     for m, c in zip(members, checkpoints):
-        if c.model_config.get("refit"):
+        if c.model_config.get("refit") and not weights_given:
             raise SertoolError(f"{m['run']}: its {c.model} was refit on the validation speakers, which fit the "
-                               "fusion weights; retrain it without --set refit=true")
+                               "fusion weights; retrain it without --set refit=true, or give --weights")
         if c.is_regression != (task.score_name == "CCC") or list(c.targets) != task.fields.get("targets", []):
             raise SertoolError(f"{c.source}: its model's outputs ({', '.join(c.outputs)}) differ from its run.json's; "
                                f"the run is damaged: {rewrite_hint(m['run'], m['info'])}")
@@ -271,8 +271,9 @@ def fuse_runs(run_dirs, output, *, weights: list[float] | None = None, grid_step
     all_weights, all_scores = [], []
     for k, fold0 in enumerate(members[0]["folds"]):
         checkpoints = [load_fold_checkpoint(m["folds"][k] / "checkpoint.pt", m["run"], m["info"]) for m in members]
-        _check_checkpoints(members, checkpoints, task)
-        valid_ids = read_split(fold0 / "split.csv")["valid"]
+        _check_checkpoints(members, checkpoints, task, weights is not None)
+        refit = any(c.model_config.get("refit") for c in checkpoints)
+        valid_ids = [] if refit else read_split(fold0 / "split.csv")["valid"]  # refit: no unseen validation rows
         if not valid_ids and weights is None:
             raise ConfigError(f"{fold0}: no validation speakers to fit fusion weights on; pass --weights")
         fold_weights, score = weights, float("nan")

@@ -88,7 +88,8 @@ def _pick_valid(train_speakers: list[str], utts_by_speaker, count: float, rng: r
 
     ``count`` >= 1 (or 0): that many speakers. ``0 < count < 1``: a share of the training FILES: speakers are
     taken in the drawn order, skipping any whose files would take the held-out share above 1.25 x ``count``,
-    until the share is reached (at least one speaker, the smallest when every one is too large).
+    until the share is reached; when the speakers under that cap hold too little, the smallest larger
+    speaker alone is held out instead if its file count is closer to the share.
     """
     if 0 < count < 1:
         return _pick_share(train_speakers, utts_by_speaker, count, rng)
@@ -111,7 +112,14 @@ def _pick_share(train_speakers: list[str], utts_by_speaker, share: float, rng: r
             held += files[s]
         if held >= goal:
             break
-    return sorted(picked or [min(train_speakers, key=lambda s: (files[s], s))])
+    # too few speakers under the cap (the small ones test in this fold): the closer of them and the smallest
+    # larger speaker alone, so a fold neither chooses on a handful of files nor loses more than it must
+    larger = [s for s in train_speakers if s not in picked and files[s] > 1.25 * goal]
+    options = [picked] + ([[min(larger, key=lambda s: (files[s], s))]] if larger else [])
+    best = min(options, key=lambda group: abs(sum(files[s] for s in group) - goal) if group else goal + 1)
+    if len(best) == len(train_speakers):
+        raise ConfigError(f"--valid-speakers {share}: the held-out share would take every training speaker")
+    return sorted(best)
 
 
 def _fold(index, name, test_speakers, speakers, valid_count, rng) -> Fold:

@@ -92,6 +92,31 @@ def test_an_exported_regression_model_scores_identically(regression_runs, tmp_pa
                 assert float(x[column]) == pytest.approx(float(y[column]), abs=1e-3)
 
 
+def test_an_exported_logreg_mean_model_scores_identically(pitch_corpus, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import re
+
+    def levels(u):  # a 3-level target and a 2-level one: the second pads its classifier
+        index = int(re.search(r"spk\d_(\d)", str(u.path)).group(1))
+        return "0" if "/low/" in str(u.path) else str(1 + index % 2)
+
+    manifest = with_targets(pitch_corpus.manifest, tmp_path / "m.csv", level=levels,
+                            high=lambda u: "0" if "/low/" in str(u.path) else "1")
+    train_run(manifest, pitch_corpus.vectors, model="logreg_mean", output=tmp_path / "run", targets="level,high",
+              protocol="loso", valid_speakers=1, fold=0,
+              train_config=build_train_config({"norm": "global", "loss": "ccc"}, model="logreg_mean"))
+    checkpoint = tmp_path / "run" / "fold-0" / "checkpoint.pt"
+    assert Checkpoint.load(checkpoint).model_config["levels"] == 3
+    out = CliRunner().invoke(cli, ["export", str(checkpoint), "-o", str(tmp_path / "m.onnx")])
+    assert out.exit_code == 0, out.output
+    _predict(checkpoint, manifest, "-o", tmp_path / "a.csv")
+    _predict(tmp_path / "m.onnx", manifest, "-o", tmp_path / "b.csv")
+    a, b = list(csv.DictReader(open(tmp_path / "a.csv"))), list(csv.DictReader(open(tmp_path / "b.csv")))
+    for x, y in zip(a, b, strict=True):
+        assert float(x["pred_level"]) == pytest.approx(float(y["pred_level"]), abs=1e-3)
+        assert float(x["pred_high"]) == pytest.approx(float(y["pred_high"]), abs=1e-3)
+
+
 def test_rows_of_a_regression_model():
     targets = Targets(["arousal", "valence"])
     assert header(targets, False) == ["path", "pred_arousal", "pred_valence", "duration", "flags", "error"]

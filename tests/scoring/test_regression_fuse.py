@@ -130,6 +130,15 @@ def test_predict_of_a_fused_checkpoint_gives_the_weighted_mean_of_the_members(me
             assert float(row[f"pred_{t}"]) == pytest.approx(expected, rel=1e-4, abs=1e-3)
 
 
+def test_refit_members_fuse_only_with_given_weights(members, pitch_corpus, tmp_path):
+    ridge, _, manifest = members
+    refit = _train(manifest, pitch_corpus.vectors, "ridge", tmp_path / "refit", model_settings={"refit": True})
+    out = CliRunner().invoke(cli, ["fuse", str(ridge), str(refit), "-o", str(tmp_path / "fitted")])
+    assert out.exit_code == 1 and "refit on the validation speakers" in out.output and "--weights" in out.output
+    fused = api.fuse([ridge, refit], output=tmp_path / "given", weights=[1, 1])
+    assert fused.weights == [[0.5, 0.5]] * 3 and all(np.isnan(fused.valid_ua))  # no unseen validation rows to score on
+
+
 def test_fuse_refuses_mixed_runs_and_other_targets_in_one_line(members, pitch_corpus, tmp_path):
     ridge, _, manifest = members
     classes = tmp_path / "cls"

@@ -105,6 +105,64 @@ def test_the_svr_module_reproduces_sklearn(kernel):
     assert rows == []  # C given: nothing chosen on validation
 
 
+def test_the_logreg_mean_module_reproduces_sklearns_expected_value():
+    from sklearn.linear_model import LogisticRegression
+
+    from sertool.models import build_model_config
+    from sertool.models.regressors import LogregMean
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((90, 4)).astype(np.float32)
+    y = np.stack([np.digitize(x[:, 0], [-0.5, 0.5]) * 1.0, (x[:, 1] > 0) * 2.0 - 1], axis=1)  # 3 and 2 levels
+    config = build_model_config("logreg_mean", {"C": 1.0})
+    config, state, _ = LogregMean.fit(x, y, x[:0], y[:0], config=config, num_classes=2)
+    assert config.levels == 3
+    model = LogregMean(config, input_dim=4, num_classes=2)
+    model.load_state_dict(state)
+    with torch.no_grad():
+        ours = model(torch.from_numpy(x)[:, None], torch.ones(90, dtype=torch.long)).numpy()
+    reference = [LogisticRegression(C=1.0, max_iter=2000).fit(x, y[:, k]) for k in range(2)]
+    expected = np.stack([m.predict_proba(x) @ m.classes_ for m in reference], axis=1)
+    np.testing.assert_allclose(ours, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["svr", "ridge", "logreg_mean"])
+def test_the_output_map_gives_validation_predictions_the_training_spread(name):
+    from sertool.models import build_model_config, model_spec
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((160, 6)).astype(np.float32)
+    y = np.digitize(x[:, :1] + 0.8 * rng.standard_normal((160, 1)), [-0.6, 0.6]).astype(np.float64)
+    y = (y - y[:120].mean()) / y[:120].std()  # standardised on the training rows, as train does
+    cls = model_spec(name).cls
+
+    def outputs(**settings):
+        config = build_model_config(name, settings)
+        config, state, _ = cls.fit(x[:120], y[:120], x[120:], y[120:], config=config, num_classes=1)
+        model = cls(config, input_dim=6, num_classes=1)
+        model.load_state_dict(state)
+        with torch.no_grad():
+            return model(torch.from_numpy(x)[:, None], torch.ones(160, dtype=torch.long)).numpy()[:, 0]
+
+    raw, mapped = outputs(rescale=False), outputs()
+    assert raw[120:].std() < 0.9  # a least-squares or probability-mean fit shrinks its spread
+    assert mapped[120:].mean() == pytest.approx(0, abs=1e-4) and mapped[120:].std() == pytest.approx(1, rel=1e-3)
+    np.testing.assert_allclose(mapped, (raw - raw[120:].mean()) / raw[120:].std(), atol=1e-4)  # one affine map
+    refit = outputs(refit=True)
+    assert not np.allclose(refit, mapped, atol=1e-3)  # fitted again with the validation rows
+
+
+def test_logreg_mean_refuses_a_continuous_target(pitch_corpus, pitched, tmp_path):
+    with pytest.raises(ConfigError, match="logreg_mean: target 1 has .* distinct values .* use svr or ridge"):
+        _train(pitched, pitch_corpus.vectors, "logreg_mean", tmp_path / "r", fold=0, model_settings={"max_values": 4})
+
+
+def test_logreg_mean_learns_ordinal_levels(pitch_corpus, pitched, tmp_path):
+    levels = with_targets(pitched, tmp_path / "levels.csv", level=lambda u: "0" if "/low/" in str(u.path) else "2")
+    _train(levels, pitch_corpus.vectors, "logreg_mean", tmp_path / "r", targets=("level",))
+    assert _pooled_ccc(tmp_path / "r")["level"] > 0.8
+
+
 def test_a_frame_level_network_learns_a_target(cue_frames, pitched, tmp_path):
     settings = {"epochs": 12, "batch_size": 4, "lr": 3e-3, "selection": "best", "specaugment": False}
     _train(pitched, cue_frames, "light_sernet", tmp_path / "r", settings=settings, fold=0)
