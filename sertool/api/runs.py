@@ -301,8 +301,9 @@ def crosscorpus(manifests: Sequence[PathLike], store: PathLike, *, output: PathL
                 folds: int = 4, valid_speakers: float = 2, recipe: str = "default",
                 settings: dict[str, Any] | None = None, model_settings: dict[str, Any] | None = None,
                 config: PathLike | None = None, labels: str | Sequence[str] | None = None,
-                label_map: Sequence[str] | dict[str, str] | None = None, log: Log | None = None):
-    """A training-corpus x test-corpus matrix of UA with 95 % intervals (``sertool crosscorpus``).
+                label_map: Sequence[str] | dict[str, str] | None = None,
+                targets: str | Sequence[str] | None = None, log: Log | None = None):
+    """A training-corpus x test-corpus matrix of UA (or CCC) with 95 % intervals (``sertool crosscorpus``).
 
     Off the diagonal, a model trained on all of one corpus (protocol ``all``) scores all of another; on it,
     ``folds``-fold speaker cross-validation within the corpus; an ``all others`` row holds the ``loco``
@@ -318,8 +319,9 @@ def crosscorpus(manifests: Sequence[PathLike], store: PathLike, *, output: PathL
         A feature store holding every row (``store_merge`` joins per-corpus stores).
     output
         The folder of ``matrix.csv``, ``matrix.md``, ``matrix.png``, ``data/`` and ``runs/``.
-    model, valid_speakers, recipe, settings, model_settings, config, labels, label_map
-        As for :func:`train`, for every run.
+    model, valid_speakers, recipe, settings, model_settings, config, labels, label_map, targets
+        As for :func:`train`, for every run. With ``targets`` every run is a regression run and each cell
+        holds the mean CCC over the targets (:mod:`sertool.scoring.crosscorpus_regression`).
     folds
         The diagonal's speaker folds.
     log
@@ -344,13 +346,17 @@ def crosscorpus(manifests: Sequence[PathLike], store: PathLike, *, output: PathL
     """
     from sertool.scoring.crosscorpus import build_matrix  # numpy: kept off `sertool --help`
 
-    train_setup(model, recipe=recipe, settings=settings, model_settings=model_settings, config=config)  # fail early
+    from sertool.training.targets import parse_targets  # with build_matrix above
+
+    columns = parse_targets(targets) if targets else None
+    train_setup(model, recipe=recipe, settings=settings, model_settings=model_settings, config=config,
+                regression=bool(columns))  # fail early
 
     def train_one(run_manifests: list, run_dir, protocol: str) -> list:
         return train(run_manifests[0] if len(run_manifests) == 1 else run_manifests, store, output=run_dir,
                      model=model, protocol=protocol, folds=folds, valid_speakers=valid_speakers, recipe=recipe,
                      settings=settings, model_settings=model_settings, config=config, labels=labels,
-                     label_map=label_map, log=log)
+                     label_map=label_map, targets=columns, log=log)
 
     return build_matrix(list(manifests), store, output=output, train=train_one, model=model, folds=folds,
-                        label_set=labels, label_map=label_map, log=log or _quiet)
+                        label_set=labels, label_map=label_map, targets=columns, log=log or _quiet)

@@ -23,15 +23,19 @@ from sertool.io.report import RunReport
 @valid_speakers_option("Training speakers held out (per training corpus) to choose the epoch (or C): a count, "
                        "or a share of each corpus's training files below 1.")
 @label_options
+@click.option("--target", "targets", multiple=True, metavar="COLUMN",
+              help="Regression: every run learns this numeric column (each manifest has it, same scale); "
+                   "repeatable or comma-separated. Cells hold the mean CCC over the targets.")
 @config_file_options("TOML with [model] and [train] tables (see sertool train --print-config).",
                      "Model config value; repeatable.")
 @click.option("--recipe", default="default", show_default=True, type=registry_choice("recipe"),
               help="Training recipe of the model.")
 @setting_options
-def crosscorpus(inputs, model, output, folds, valid_speakers, label_set, label_map, config_file, sets, recipe,
-                betas, **settings):
+def crosscorpus(inputs, model, output, folds, valid_speakers, label_set, label_map, targets, config_file, sets,
+                recipe, betas, **settings):
     """Train and score a cross-corpus matrix over the corpora of the MANIFESTs (rows: training corpus,
-    columns: test corpus), STORE holding every row (`sertool store merge`).
+    columns: test corpus), STORE holding every row (`sertool store merge`). With --target, a matrix of
+    regression runs whose cells hold CCC.
 
     Off the diagonal: a model trained on all of the row's corpus, scored on
     all of the column's. Diagonal: --folds speaker cross-validation within
@@ -47,7 +51,8 @@ def crosscorpus(inputs, model, output, folds, valid_speakers, label_set, label_m
     result = api.crosscorpus(manifests, store, output=output, model=model, folds=folds,
                              valid_speakers=valid_speakers, recipe=recipe,
                              settings={**overrides((), settings), **(betas or {})}, model_settings=overrides(sets),
-                             config=config_file, labels=label_set, label_map=list(label_map) or None, log=log)
+                             config=config_file, labels=label_set, label_map=list(label_map) or None,
+                             targets=list(targets) or None, log=log)
     click.echo((result.out_dir / "matrix.md").read_text(), nl=False)
     report = RunReport()
     report.done(result.trained)

@@ -37,6 +37,8 @@ from sertool.io.atomic import atomic_path, atomic_write
 from sertool.io.manifest import Utterance, write_manifest
 from sertool.metrics import bootstrap_ci
 from sertool.scoring.cross_corpus import over_shared_classes
+from sertool.scoring.crosscorpus_regression import COLUMNS as REGRESSION_COLUMNS
+from sertool.scoring.crosscorpus_regression import regression_cell, score_regression_cell
 from sertool.scoring.evaluate import BOOTSTRAP_RESAMPLES, fold_scores, load_fold_checkpoint, score_ids
 from sertool.training.runs import SPLIT_FILE, finished_folds, read_split, read_split_rows
 
@@ -65,6 +67,9 @@ class Cell:
         Expected calibration error (10 bins) and accuracy, over the shared classes.
     run
         The run folder behind the cell, relative to ``OUT``.
+
+    Regression runs (``--target``) fill ``UA`` with the mean CCC over the targets, ``classes`` with their
+    number and ``WA`` with the mean Pearson's r (:mod:`sertool.scoring.crosscorpus_regression`).
     """
 
     train: str
@@ -100,6 +105,8 @@ class CrossCorpusResult:
     out_dir: Path
     trained: int
     skipped: int
+    #: what the cells' ``UA`` holds: ``UA``, or ``CCC`` (the mean over the targets) for ``--target`` runs
+    score_name: str = "UA"
 
     def cell(self, train: str, test: str) -> Cell:
         """The cell of training corpus ``train`` (or :data:`ALL_OTHERS`) and test corpus ``test``."""
@@ -306,7 +313,7 @@ def selected_rows(data: dict[str, Path], label_set, label_map, log) -> list[Utte
 
 
 def score_matrix(data: dict[str, Path], runs_dir: Path, store, *, rows: list[Utterance],
-                 log=lambda m: None) -> list[Cell]:
+                 targets: list[str] | None = None, log=lambda m: None) -> list[Cell]:
     """Score every cell of the matrix from the finished runs in ``runs_dir``.
 
     Parameters
@@ -319,6 +326,8 @@ def score_matrix(data: dict[str, Path], runs_dir: Path, store, *, rows: list[Utt
         The feature store of every row.
     rows
         Every corpus's rows with the runs' label selection applied (:func:`selected_rows`).
+    targets
+        The target columns of regression runs (cells of CCC); None for classifiers.
     log
         Called with one line per cell.
 
@@ -338,44 +347,54 @@ def score_matrix(data: dict[str, Path], runs_dir: Path, store, *, rows: list[Utt
     for train in [*data, ALL_OTHERS]:
         for test in data:
             parts, run = cell_parts(runs_dir, train, test, originals[test], corpus_of)
-            truth, probs, shared = score_cell(parts, rows, store)
-            cell = cell_scores(train, test, truth, probs, f"runs/{run}")
+            if targets:
+                cell = regression_cell(Cell, train, test, *score_regression_cell(parts, rows, store, targets),
+                                       f"runs/{run}")
+                log(f"{train} -> {test}: CCC {cell.UA:.3f} [{cell.ci_low:.3f}, {cell.ci_high:.3f}], {cell.n} "
+                    f"utterances, Pearson {cell.WA:.3f}")
+            else:
+                truth, probs, shared = score_cell(parts, rows, store)
+                cell = cell_scores(train, test, truth, probs, f"runs/{run}")
+                log(f"{train} -> {test}: UA {cell.UA:.3f} [{cell.ci_low:.3f}, {cell.ci_high:.3f}], {cell.n} "
+                    f"utterances, {cell.classes} shared classes ({', '.join(shared)})"
+                    + (", fewer than 2: no UA" if cell.classes < 2 else ""))
             cells.append(cell)
-            log(f"{train} -> {test}: UA {cell.UA:.3f} [{cell.ci_low:.3f}, {cell.ci_high:.3f}], {cell.n} utterances, "
-                f"{cell.classes} shared classes ({', '.join(shared)})"
-                + (", fewer than 2: no UA" if cell.classes < 2 else ""))
     return cells
 
 
-def write_csv(cells: list[Cell], path: Path) -> None:
-    """``matrix.csv``: one row per cell, :data:`COLUMNS` (scores with 4 decimals, NaN as empty)."""
-    assert tuple(f.name for f in fields(Cell)) == COLUMNS
+def write_csv(cells: list[Cell], path: Path, columns: tuple[str, ...] = COLUMNS) -> None:
+    """``matrix.csv``: one row per cell, ``columns`` (:data:`COLUMNS`, or the regression names of the same
+    fields), scores with 4 decimals, NaN as empty."""
+    assert len(fields(Cell)) == len(columns)
     with atomic_write(path) as fh:
         writer = csv.writer(fh)
-        writer.writerow(COLUMNS)
+        writer.writerow(columns)
         for cell in cells:
             writer.writerow(["" if isinstance(v, float) and np.isnan(v) else f"{v:.4f}" if isinstance(v, float)
                              else v for v in astuple(cell)])
 
 
-def markdown(cells: list[Cell], corpora: list[str], *, folds: int) -> str:
-    """``matrix.md``: rows = training corpus (then :data:`ALL_OTHERS`), columns = test corpus, UA [low, high]."""
+def markdown(cells: list[Cell], corpora: list[str], *, folds: int, score_name: str = "UA") -> str:
+    """``matrix.md``: rows = training corpus (then :data:`ALL_OTHERS`), columns = test corpus, score [low, high]."""
     lines = ["| train \\ test | " + " | ".join(corpora) + " |", "|---" * (len(corpora) + 1) + "|"]
     for train in [*corpora, ALL_OTHERS]:
         row = {c.test: c for c in cells if c.train == train}
         texts = [f"{row[t].UA:.3f} [{row[t].ci_low:.3f}, {row[t].ci_high:.3f}]" if not np.isnan(row[t].UA)
                  else "n/a" for t in corpora]
         lines.append(f"| {'**' + train + '**' if train == ALL_OTHERS else train} | " + " | ".join(texts) + " |")
+    what = ("CCC (the mean over the targets" if score_name == "CCC" else "UA (mean per-class recall")
+    scope = ("Every manifest holds the target columns on the same scale (matrix.csv: n, targets, Pearson)."
+             if score_name == "CCC" else "Scores are over the classes the training and test sets share, "
+             "probabilities renormalised over them (matrix.csv: n, classes, ECE).")
     return "\n".join(lines + [
-        "", f"UA (mean per-class recall) with its 95 % bootstrap interval ({BOOTSTRAP_RESAMPLES} resamples of "
+        "", f"{what}) with its 95 % bootstrap interval ({BOOTSTRAP_RESAMPLES} resamples of "
         f"utterances). Diagonal: {folds}-fold speaker-independent cross-validation within the corpus, pooled. "
         "Off the diagonal: a model trained on all of the row's corpus, scored on all of the column's. "
-        f"{ALL_OTHERS}: trained on every other corpus (leave one corpus out). Scores are over the classes the "
-        "training and test sets share, probabilities renormalised over them (matrix.csv: n, classes, ECE)."])
+        f"{ALL_OTHERS}: trained on every other corpus (leave one corpus out). {scope}"])
 
 
-def plot_matrix(cells: list[Cell], corpora: list[str], path: Path, *, title: str) -> None:
-    """``matrix.png``: UA as a heatmap, UA and interval in each cell, the :data:`ALL_OTHERS` row set apart."""
+def plot_matrix(cells: list[Cell], corpora: list[str], path: Path, *, title: str, score_name: str = "UA") -> None:
+    """``matrix.png``: the score as a heatmap, it and its interval in each cell, :data:`ALL_OTHERS` set apart."""
     from matplotlib.figure import Figure  # matplotlib: heavy (~0.5 s); no pyplot: the caller's backend stays
     from matplotlib import colormaps  # with the Figure above: only when drawing
     from matplotlib.patches import Rectangle  # with the Figure above: only when drawing
@@ -401,14 +420,16 @@ def plot_matrix(cells: list[Cell], corpora: list[str], path: Path, *, title: str
     ax.set_xlabel("test corpus")
     ax.set_ylabel("training corpus")
     ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=ax, fraction=0.046, label="UA over the shared classes")
+    fig.colorbar(image, ax=ax, fraction=0.046,
+                 label="CCC, mean over the targets" if score_name == "CCC" else "UA over the shared classes")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
 
 
 def build_matrix(manifests: Sequence, store, *, output, train: TrainCall, model: str, folds: int = 4,
-                 label_set=None, label_map=None, log: Callable[[str], None] = lambda m: None) -> CrossCorpusResult:
+                 label_set=None, label_map=None, targets: list[str] | None = None,
+                 log: Callable[[str], None] = lambda m: None) -> CrossCorpusResult:
     """Train (or resume) the runs of the matrix, score every cell and write the outputs (module docstring).
 
     Parameters
@@ -427,6 +448,8 @@ def build_matrix(manifests: Sequence, store, *, output, train: TrainCall, model:
         The diagonal's folds (as given to ``train``), for the notes.
     label_set, label_map
         The label selection ``train`` applies (the test rows get the same).
+    targets
+        The target columns of regression runs (``train`` trains them; cells hold CCC); None for classifiers.
     log
         Progress lines.
 
@@ -442,12 +465,12 @@ def build_matrix(manifests: Sequence, store, *, output, train: TrainCall, model:
     output = Path(output)
     data = split_corpora(manifests, output / "data")
     log(f"corpora: {', '.join(data)}; {len(data) * (len(data) + 1)} cells")
-    rows = selected_rows(data, label_set, label_map, log)
+    rows = combine_manifests(list(data.values())).rows if targets else selected_rows(data, label_set, label_map, log)
     trained, skipped = _train_all(plan_runs(data), output / "runs", train, log)
-    cells = score_matrix(data, output / "runs", store, rows=rows, log=log)
-    corpora = list(data)
-    write_csv(cells, output / "matrix.csv")
-    (output / "matrix.md").write_text(markdown(cells, corpora, folds=folds) + "\n")
-    plot_matrix(cells, corpora, output / "matrix.png",
-                title=f"cross-corpus UA, {model} (rows: training corpus; boxed: {folds}-fold speaker CV)")
-    return CrossCorpusResult(cells, corpora, output, trained, skipped)
+    cells = score_matrix(data, output / "runs", store, rows=rows, targets=targets, log=log)
+    corpora, score = list(data), "CCC" if targets else "UA"
+    write_csv(cells, output / "matrix.csv", REGRESSION_COLUMNS if targets else COLUMNS)
+    (output / "matrix.md").write_text(markdown(cells, corpora, folds=folds, score_name=score) + "\n")
+    plot_matrix(cells, corpora, output / "matrix.png", score_name=score,
+                title=f"cross-corpus {score}, {model} (rows: training corpus; boxed: {folds}-fold speaker CV)")
+    return CrossCorpusResult(cells, corpora, output, trained, skipped, score)

@@ -167,3 +167,27 @@ def test_a_network_fills_the_matrix_too(matrix, tmp_path):
     assert all(0 <= c.UA <= 1 and c.classes == 2 for c in result.cells)
     with open(tmp_path / "mlp" / "runs" / "loco" / "fold-0" / "train_log.csv", newline="") as fh:
         assert [r["epoch"] for r in csv.DictReader(fh)] == ["1", "2"]  # trained by epochs: the network path
+
+
+def test_a_matrix_of_regression_runs_holds_ccc(matrix, tmp_path):
+    """--target: every run learns the level column (low 0, mid 0.5, high 1); cells hold the CCC."""
+    _, manifests, store = matrix
+    level = {"low": "0", "mid": "0.5", "high": "1"}
+    leveled = [write_manifest([replace(u, extra={**u.extra, "level": level[u.label]}) for u in read_manifest(m)],
+                              tmp_path / m.name) for m in manifests]
+    lines = []
+    result = sertool.crosscorpus(leveled, store, output=tmp_path / "out", model="ridge", folds=2, valid_speakers=1,
+                                 targets="level", settings={"threads": 1}, log=lines.append)
+    assert result.score_name == "CCC"
+    with open(tmp_path / "out" / "matrix.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["train", "test", "CCC", "ci_low", "ci_high", "n", "targets", "ECE", "Pearson", "run"]
+    assert len(rows) == 12 and all(r["targets"] == "1" for r in rows)
+    assert all(result.cell(c, c).UA > 0.5 for c in CORPORA)  # within a corpus the tone gives the level
+    cell = result.cell("north", "south")  # the same number as evaluate --on of the run behind it
+    evaluated = sertool.evaluate(tmp_path / "out" / "runs" / "train-north", on=(leveled[1], store),
+                                 output=tmp_path / "on")
+    assert cell.UA == pytest.approx(evaluated.folds["pooled"]["CCC_level"], abs=1e-4)
+    assert cell.ci_low <= cell.UA <= cell.ci_high and cell.n == 24
+    assert "CCC (the mean over the targets)" in (tmp_path / "out" / "matrix.md").read_text()
+    assert any(line.startswith("north -> south: CCC") for line in lines)
