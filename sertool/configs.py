@@ -116,6 +116,8 @@ def load_toml(path) -> dict[str, Any]:
         raise ConfigError(f"{path}: config file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc}); see `sertool extract --print-config NAME`") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
 
 
 def choices(config_cls, field_name: str) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from sertool.api.results import MergeResult, StoreDescription
 from sertool.configs import load_toml
+from sertool.errors import ConfigError
 from sertool.models import model_names as registered_models
 
 PathLike = str | os.PathLike
@@ -60,9 +61,16 @@ def prepare(corpus: str, root: PathLike, *, output: PathLike | None = None, labe
                             per_speaker=per_speaker, max_failures=max_failures, vad_split=vad_split)
 
 
-def _settings(config: PathLike | None, settings: dict[str, Any] | None) -> dict[str, Any]:
-    """A TOML file's values, then ``settings`` on top."""
+def _settings(config: PathLike | None, settings: dict[str, Any] | None, features: str) -> dict[str, Any]:
+    """A TOML file's values, then ``settings`` on top; ConfigError naming the file when its values are wrong."""
+    from sertool.features import build_config  # numpy: heavy, loaded only when a config is built
+
     values = load_toml(config) if config else {}
+    if values:
+        try:
+            build_config(features, values)
+        except ConfigError as exc:
+            raise ConfigError(f"{config}: {exc}") from None
     values.update(settings or {})
     return values
 
@@ -89,7 +97,7 @@ def feature_config(features: str, *, settings: dict[str, Any] | None = None, con
     """
     from sertool.features import build_config  # numpy: heavy, loaded only when a config is built
 
-    return build_config(features, _settings(config, settings))
+    return build_config(features, _settings(config, settings, features))
 
 
 def extract(manifest: PathLike, *, features: str, output: PathLike, settings: dict[str, Any] | None = None,
@@ -152,7 +160,7 @@ def extract(manifest: PathLike, *, features: str, output: PathLike, settings: di
 
     if isinstance(shard, str):
         shard = parse_shard(shard)
-    result = extract_manifest(manifest, features=features, output=output, settings=_settings(config, settings),
+    result = extract_manifest(manifest, features=features, output=output, settings=_settings(config, settings, features),
                               jobs=jobs, overwrite=overwrite, max_failures=max_failures, progress=progress,
                               checkpoint_seconds=checkpoint_seconds, shard=shard, scheduler=scheduler,
                               trust_code=trust_code)

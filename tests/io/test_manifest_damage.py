@@ -135,12 +135,10 @@ def test_a_damaged_warnings_file_is_replaced_on_resume_with_one_warning(scored, 
     assert not warnings.exists() or list(csv.DictReader(open(warnings, encoding="utf-8"))) == []
 
 
-_NOT_YET = pytest.mark.xfail(reason="sertool/configs.py (helper E's): a non-UTF-8 --config is a UnicodeDecodeError "
-                             "traceback; a wrong-typed value's error does not name the file", strict=False)
 TOML_CASES = [
     pytest.param("not_toml", b"n_mfcc = [\n", "invalid TOML", id="not_toml"),
-    pytest.param("latin1", "n_mfcc = 20 # f\u00fcr\n".encode("latin1"), "not UTF-8", id="latin1", marks=_NOT_YET),
-    pytest.param("wrong_type", b'n_mfcc = "twenty"\n', "n_mfcc", id="wrong_type", marks=_NOT_YET),
+    pytest.param("latin1", "n_mfcc = 20 # f\u00fcr\n".encode("latin1"), "not UTF-8", id="latin1"),
+    pytest.param("wrong_type", b'n_mfcc = "twenty"\n', "n_mfcc", id="wrong_type"),
 ]
 
 
