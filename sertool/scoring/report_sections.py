@@ -124,24 +124,30 @@ def _corpora(page: Page, run_dir: Path, info: dict, rows: dict) -> None:
 
 
 def _selection(log: list[dict], config: dict) -> str:
-    """What the fold's validation speakers chose: the epoch (networks) or C (classic models)."""
+    """What the fold's validation speakers chose: the epoch (networks) or C / alpha (classic models).
+
+    Classifiers' logs hold ``valid_UA``, regression runs' ``valid_CCC`` (and ``valid_RMSE_standardised``,
+    which breaks ties as the fit did).
+    """
     if not log:
         return "no training log"
+    score = "UA" if "valid_UA" in log[0] else "CCC"
     if "epoch" in log[0]:
         train = config.get("train_config", {})
-        best = max(log, key=lambda r: float(r["valid_UA"]))
+        best = max(log, key=lambda r: float(r[f"valid_{score}"]))
         chosen = train.get("selection", "?")
         what = {"best": f"the best epoch ({best['epoch']})", "last": f"the last epoch ({log[-1]['epoch']})",
                 "average": f"the mean weights of the last {train.get('average_last', '?')} epochs"}.get(chosen, chosen)
-        return (f"{len(log)} epochs; best validation UA {float(best['valid_UA']):.3f} at epoch {best['epoch']}; "
-                f"checkpoint.pt = {what}")
-    model = config.get("model_config", {})
-    if float(model.get("C", 0) or 0) > 0:
-        return f"C fixed at {model['C']:g}"
-    best = max(log, key=lambda r: float(r["valid_UA"]))  # first of the ties: the smaller C of the grid's order
-    grid = ", ".join(r["C"] for r in log)
+        return (f"{len(log)} epochs; best validation {score} {float(best[f'valid_{score}']):.3f} at epoch "
+                f"{best['epoch']}; checkpoint.pt = {what}")
+    model, field = config.get("model_config", {}), next(iter(log[0]))  # C or alpha: the log's first column
+    if float(model.get(field, 0) or 0) > 0:
+        return f"{field} fixed at {float(model[field]):g}"
+    # as the fit chose: the highest validation score, ties to the lower RMSE (regression), then the grid's order
+    row = max(log, key=lambda r: (float(r[f"valid_{score}"]), -float(r.get("valid_RMSE_standardised", 0))))
+    grid = ", ".join(r[field] for r in log)
     refit = "; refit on train + valid" if model.get("refit") else ""
-    return f"C = {best['C']} (validation UA {float(best['valid_UA']):.3f}) of {grid}{refit}"
+    return f"{field} = {row[field]} (validation {score} {float(row[f'valid_{score}']):.3f}) of {grid}{refit}"
 
 
 def _calibration(config: dict) -> str:
@@ -267,15 +273,10 @@ def cross_section(page: Page, run_dir: Path) -> None:
         return
     page.add("<h3>Cross-corpus</h3>")
     if cross:
-        rows = []
-        for d in cross:
-            pooled = read_metrics(d / "metrics.csv").get("pooled", {})
-            ci = (f" [{pooled['UA_ci95_low']:.3f}, {pooled['UA_ci95_high']:.3f}]" if "UA_ci95_low" in pooled else "")
-            support = sum(v for k, v in pooled.items() if k.startswith("support_"))
-            rows.append([d.name, _fmt(pooled.get("UA")) + ci, _fmt(pooled.get("WA")), _fmt(pooled.get("ECE")),
-                         f"{support:.0f}"])
+        rows = [_cross_row(d.name, read_metrics(d / "metrics.csv").get("pooled", {})) for d in cross]
         page.add("<p>Every fold's model on another corpus (<code>sertool evaluate RUN --on</code>), over the classes "
-                 "both share.</p>", table(["scored on", "UA [95 % CI]", "WA", "ECE", "utterances"], rows))
+                 "both share (regression runs: CCC, the mean over the targets; Pearson's r in place of WA).</p>",
+                 table(["scored on", "UA or CCC [95 % CI]", "WA or Pearson", "ECE", "utterances"], rows))
         for d in cross:
             for png in sorted(d.glob("*.png")):
                 page.figure(png, f"{d.name}: {EVALUATE_FIGURES.get(png.name, png.name)}")
@@ -286,7 +287,21 @@ def cross_section(page: Page, run_dir: Path) -> None:
         if rows:
             page.add(table(list(rows[0]), [list(r.values()) for r in rows], numeric_from=2))
         if (matrix_dir / "matrix.png").is_file():
-            page.figure(matrix_dir / "matrix.png", "UA per (train, test) corpus pair, with 95 % intervals.")
+            score = list(rows[0])[2] if rows else "UA"
+            page.figure(matrix_dir / "matrix.png", f"{score} per (train, test) corpus pair, with 95 % intervals.")
+
+
+def _cross_row(name: str, pooled: dict) -> list[str]:
+    """A row of the ``evaluate --on`` table: a classifier's UA, WA, ECE, or a regression run's CCC and Pearson."""
+    key = "UA" if "UA" in pooled else "CCC"
+    targets = [k[4:] for k in pooled if k.startswith("CCC_") and not k.endswith(("_low", "_high"))]
+    low = f"{key}_ci95_low" if key == "UA" else (f"CCC_{targets[0]}_ci95_low" if len(targets) == 1 else "")
+    ci = f" [{pooled[low]:.3f}, {pooled[low[:-3] + 'high']:.3f}]" if low in pooled else ""
+    pearson = [pooled[f"Pearson_{t}"] for t in targets if f"Pearson_{t}" in pooled]
+    second = pooled.get("WA") if key == "UA" else (sum(pearson) / len(pearson) if pearson else None)
+    support = sum(v for k, v in pooled.items() if k.startswith("support_"))
+    count = f"{support:.0f}" if support else "-"
+    return [name, _fmt(pooled.get(key)) + ci, _fmt(second), _fmt(pooled.get("ECE")), count]
 
 
 def other_figures(page: Page, run_dir: Path) -> None:

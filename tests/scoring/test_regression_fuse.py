@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -206,3 +208,19 @@ def test_evaluate_on_names_a_missing_target_column(members, other_corpus, tmp_pa
     api.fuse([ridge, svr], output=tmp_path / "fused", weights=[1, 1])
     with pytest.raises(SertoolError, match="fused run"):
         api.evaluate(tmp_path / "fused", on=(manifest, store))
+
+
+def test_the_report_shows_evaluate_on_of_a_regression_run_as_ccc(members, other_corpus, tmp_path):
+    from sertool.scoring.html_report import write_report
+
+    ridge, _, _ = members
+    run = tmp_path / "ridge"
+    shutil.copytree(ridge, run)
+    manifest, store = other_corpus
+    api.evaluate(run, output=run)
+    result = api.evaluate(run, on=(manifest, store), output=run / "cross-other")
+    pooled = result.folds["pooled"]
+    page = write_report([run], tmp_path / "r.html").output.read_text()  # a regression run's report: no KeyError
+    assert "UA or CCC [95 % CI]" in page and "cross-other" in page and f"{pooled['CCC']:.3f}" in page
+    chosen = Checkpoint.load(run / "fold-0" / "checkpoint.pt").model_config["alpha"]
+    assert re.search(rf"alpha = {chosen:g} \(validation CCC \d\.\d{{3}}\) of ", page)  # what validation chose
