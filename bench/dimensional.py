@@ -6,8 +6,9 @@ Every number comes from ``sertool`` commands run as a user would (prepare, extra
 - BAVED (Arabic words at three levels of expressed emotion: 0 low, 1 neutral, 2 high), the target
   the ``level`` column; RAVDESS actors 01-16, the target the ``intensity`` column (1 normal, 2 strong).
 - Protocol: ``--protocol speaker-kfold --folds 4`` (speakers split into 4 folds balanced by file count;
-  BAVED's speakers have 3 to 349 files), validation speakers drawn from each fold's training speakers
-  choose C / alpha / the epoch. Features: openSMILE eGeMAPS functionals (88 per utterance) for the
+  BAVED's speakers have 3 to 356 files), validation speakers holding about a fifth of each fold's
+  training files (``--valid-speakers 0.2``) choose C / alpha / the epoch and fit the classic regressors'
+  output map. Features: openSMILE eGeMAPS functionals (88 per utterance) for the
   classic models and the mlp, LIGHT-SERNET's MFCC frames for light_sernet.
 - Regression rows train on the number (``--target``) and report pooled CCC with its 95 % bootstrap
   interval (utterances resampled), Pearson's r and MAE; classification rows train on the levels as
@@ -16,13 +17,17 @@ Every number comes from ``sertool`` commands run as a user would (prepare, extra
 
 The recipe rows are all shown; which one is "best" is read off the cross-validated pooled score, the
 same folds for every row (no setting is chosen on a test fold: C, alpha and epochs are chosen on
-validation speakers inside each fold).
+validation speakers inside each fold). The fusion row averages two refit runs with equal weights fixed
+in advance (``sertool fuse --weights 1,1``), so it too chooses nothing per fold. light_sernet (about 15 s
+an epoch on 2 cores) runs only when named: ``--recipes "light_sernet (MFCC frames), CCC loss, speaker
+statistics"``.
 
 Usage::
 
-    python bench/dimensional.py [--data ../shared/data] [--work dimensional-work]
+    python bench/dimensional.py [--data ../shared/data] [--work dimensional-work] [--seed N]
 
-Writes bench/dimensional.csv and the ``dimensional`` tables in bench/README.md and README.md.
+Writes bench/dimensional.csv and the ``dimensional`` tables in bench/README.md and README.md; with
+``--seed N`` (other folds and validation speakers) only bench/dimensional-seed<N>.csv.
 """
 
 from __future__ import annotations
@@ -48,19 +53,30 @@ PROTOCOL = ["--protocol", "speaker-kfold", "--folds", "4"]
 #: corpus -> (folder under --data, preparer, target column, its class label per value)
 CORPORA = {"baved": ("baved", "baved", "level", {"0": "low", "1": "neutral", "2": "high"}),
            "ravdess": ("ravdess", "ravdess", "intensity", {"01": "normal", "02": "strong"})}
+#: validation speakers: about a fifth of each fold's training files (BAVED's speakers hold 3 to 356 files)
+VALID = ["--valid-speakers", "0.2"]
+SPEAKER = ["--norm", "speaker"]
+REFIT = ["--set", "refit=true"]
 #: recipe name -> (task, model, feature set, train options)
 RECIPES = {
     "ridge, global statistics": ("regression", "ridge", FEATURES, ["--norm", "global"]),
-    "ridge, speaker statistics": ("regression", "ridge", FEATURES, ["--norm", "speaker"]),
-    "svr (rbf), speaker statistics": ("regression", "svr", FEATURES, ["--norm", "speaker"]),
-    "mlp, CCC loss, speaker statistics": ("regression", "mlp", FEATURES, ["--norm", "speaker", "--loss", "ccc"]),
-    "mlp, MSE loss, speaker statistics": ("regression", "mlp", FEATURES, ["--norm", "speaker", "--loss", "mse"]),
+    "ridge, speaker statistics": ("regression", "ridge", FEATURES, SPEAKER),
+    "svr (rbf), speaker statistics": ("regression", "svr", FEATURES, SPEAKER),
+    "svr (rbf), speaker statistics, refit": ("regression", "svr", FEATURES, SPEAKER + REFIT),
+    "logreg_mean, speaker statistics": ("regression", "logreg_mean", FEATURES, SPEAKER),
+    "logreg_mean, speaker statistics, refit": ("regression", "logreg_mean", FEATURES, SPEAKER + REFIT),
+    "mlp, CCC loss, speaker statistics": ("regression", "mlp", FEATURES, SPEAKER + ["--loss", "ccc"]),
+    "mlp, MSE loss, speaker statistics": ("regression", "mlp", FEATURES, SPEAKER + ["--loss", "mse"]),
     "light_sernet (MFCC frames), CCC loss, speaker statistics": (
-        "regression", "light_sernet", "lightsernet_mfcc", ["--norm", "speaker", "--loss", "ccc"]),
+        "regression", "light_sernet", "lightsernet_mfcc", SPEAKER + ["--loss", "ccc"]),
     "logreg on the levels as classes, global statistics": ("classification", "logreg", FEATURES, ["--norm", "global"]),
-    "logreg on the levels as classes, speaker statistics": (
-        "classification", "logreg", FEATURES, ["--norm", "speaker"]),
+    "logreg on the levels as classes, speaker statistics": ("classification", "logreg", FEATURES, SPEAKER),
 }
+#: fusion name -> the recipes fused with equal weights (`sertool fuse --weights 1,1`: nothing chosen per fold)
+FUSIONS = {"fusion of svr and logreg_mean (both refit, speaker statistics), equal weights": (
+    "svr (rbf), speaker statistics, refit", "logreg_mean, speaker statistics, refit")}
+#: recipes left out unless named with --recipes (light_sernet: about 15 s an epoch here, an hour a corpus)
+OPT_IN = ("light_sernet (MFCC frames), CCC loss, speaker statistics",)
 
 
 def sertool(*args) -> None:
@@ -110,17 +126,32 @@ def class_ccc(run: Path, column: str, names: dict[str, str], manifest: Path) -> 
     return concordance(true, pred)
 
 
-def run_recipe(corpus: str, name: str, manifest: Path, work: Path) -> dict:
+def run_dir(corpus: str, name: str, work: Path, seed: int) -> Path:
+    task, model, _, options = RECIPES[name]
+    return work / "runs" / f"{corpus}-{task}-{model}-{'-'.join(o.strip('-') for o in options)}{seed or ''}"
+
+
+def run_recipe(corpus: str, name: str, manifest: Path, work: Path, seed: int) -> dict:
     task, model, features, options = RECIPES[name]
     store = store_of(manifest, features, work)
     column = CORPORA[corpus][2]
-    run = work / "runs" / f"{corpus}-{task}-{model}-{'-'.join(o.strip('-') for o in options)}"
-    # classes: 6 validation speakers (BAVED's 2 random ones are often a few files of one level, which the
-    # validation check refuses for classes); the test speakers of every fold are the same as the regression rows'
-    target = ["--target", column] if task == "regression" else ["--valid-speakers", "6"]
-    sertool("train", manifest, store, "-m", model, *target, *options, *PROTOCOL, "-o", run)
+    run = run_dir(corpus, name, work, seed)
+    target = ["--target", column] if task == "regression" else []
+    sertool("train", manifest, store, "-m", model, *target, *options, *PROTOCOL, *VALID, "--seed", seed, "-o", run)
     sertool("evaluate", run)
-    metrics = pooled(run)
+    return scores(corpus, name, task, run, manifest)
+
+
+def run_fusion(corpus: str, name: str, manifest: Path, work: Path, seed: int) -> dict:
+    run = work / "runs" / f"{corpus}-fusion-{len(FUSIONS[name])}{seed or ''}"
+    sertool("fuse", *(run_dir(corpus, member, work, seed) for member in FUSIONS[name]),
+            "--weights", ",".join("1" for _ in FUSIONS[name]), "-o", run)
+    sertool("evaluate", run)
+    return scores(corpus, name, "regression", run, manifest)
+
+
+def scores(corpus: str, name: str, task: str, run: Path, manifest: Path) -> dict:
+    metrics, column = pooled(run), CORPORA[corpus][2]
     if task == "regression":
         ccc = f"CCC_{column}"
         return {"corpus": corpus, "recipe": name, "task": task, "CCC": metrics[ccc],
@@ -148,21 +179,26 @@ def main(argv=None) -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--work", default="dimensional-work")
     parser.add_argument("--corpora", nargs="+", default=list(CORPORA), choices=list(CORPORA))
-    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--recipes", nargs="+", default=[r for r in RECIPES if r not in OPT_IN],
+                        choices=list(RECIPES))
+    parser.add_argument("--seed", type=int, default=0,
+                        help="Fold and validation seed; other than 0: bench/dimensional-seed<N>.csv, no tables")
     args = parser.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     results = []
     for corpus in args.corpora:
         manifest = prepare(corpus, Path(args.data), work)
-        results += [run_recipe(corpus, name, manifest, work) for name in args.recipes]
-    with open(HERE / "dimensional.csv", "w", newline="") as fh:
+        results += [run_recipe(corpus, name, manifest, work, args.seed) for name in args.recipes]
+        results += [run_fusion(corpus, name, manifest, work, args.seed) for name, members in FUSIONS.items()
+                    if set(members) <= set(args.recipes)]
+    with open(HERE / f"dimensional{f'-seed{args.seed}' if args.seed else ''}.csv", "w", newline="") as fh:
         fields = sorted({k for r in results for k in r})
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         writer.writerows({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()} for r in results)
     text = table(results)
-    for path in (HERE / "README.md", ROOT / "README.md"):
+    for path in (HERE / "README.md", ROOT / "README.md") if not args.seed else ():
         if not replace_section(path, "dimensional", text):
             print(f"{path}: no <!-- dimensional-table:start --> marker; table not written there")
     print(text)

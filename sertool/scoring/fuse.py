@@ -291,7 +291,8 @@ def fuse_runs(run_dirs, output, *, weights: list[float] | None = None, grid_step
         _fused_checkpoint(checkpoints, members, task, fold_weights, score,
                           {"grid_step": grid_step, "weights_given": weights is not None}).save(fold_dir / "checkpoint.pt")
         log(f"{fold0.name}: weights {', '.join(f'{w:.2f}' for w in fold_weights)} "
-            f"(valid {task.score_name} {score:.3f})")
+            + ("(no validation score: a member was refit on the validation speakers)" if refit
+               else f"(valid {task.score_name} {score:.3f})"))
         all_weights.append(fold_weights)
         all_scores.append(score)
     _write_run_info(output, members, task, grid_step)
