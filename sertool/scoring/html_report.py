@@ -100,19 +100,23 @@ def run_section(page: Page, run_dir: Path, index: int) -> None:
 
 
 def _compare_section(page: Page, runs: list[Path]) -> None:
-    """The table of ``sertool compare`` (paired bootstrap of each run's UA against the first)."""
-    from sertool.scoring.compare import COLUMNS, _cells, compare_runs  # numpy: only a report of several runs needs it
+    """The table of ``sertool compare`` (paired bootstrap of each run's UA, or CCC per target, against the first)."""
+    from sertool.scoring.compare import _cells, _columns, compare_runs  # numpy: only a report of several runs
 
-    page.add("<h2>Comparison</h2>", "<p>Pooled scores with 95 % intervals, fold mean and std of UA; UA_diff: each "
-             "run minus the first, bootstrapped <em>paired</em> (the same resampled test utterances score both "
-             "runs) when both scored the same utterances; p_not_better: share of resamples where the run is not "
-             "better than the first.</p>")
     try:
         rows = compare_runs(runs)
     except (SertoolError, KeyError) as exc:
+        page.add("<h2>Comparison</h2>")
         page.note(f"no comparison table: {exc}")
         return
-    page.add(table(list(COLUMNS), [_cells(r) for r in rows], numeric_from=2))
+    columns = _columns(rows)
+    score = "CCC" if "CCC" in columns else "UA"
+    page.add("<h2>Comparison</h2>", f"<p>Pooled scores with 95 % intervals, fold mean and std of {score}"
+             + (" (one row per run and target)" if score == "CCC" else "") + f"; {score}_diff: each run minus the "
+             "first, bootstrapped <em>paired</em> (the same resampled test utterances score both runs) when both "
+             "scored the same utterances; p_not_better: share of resamples where the run is not better than the "
+             "first.</p>")
+    page.add(table(list(columns), [_cells(r) for r in rows], numeric_from=2))
 
 
 def build_html(runs: list[Path], predictions: list[Path] = ()) -> Page:

@@ -88,6 +88,15 @@ def _fold_config(fold_dir: Path) -> dict:
     return config if isinstance(config, dict) else {}
 
 
+def _member_fold_config(members: list[dict], fold_name: str) -> dict:
+    """A fused run's fold: the first member's fold config (fusion needs the members' folds to be the same)."""
+    return _fold_config(Path(str(members[0].get("run", ""))) / fold_name) if members else {}
+
+
+def _fusion_choice(members: list[dict]) -> str:
+    return f"fusion of {', '.join(str(m.get('model', '?')) for m in members)} (each member chose its own)"
+
+
 def data_section(page: Page, run_dir: Path, info: dict, folds: list[Path]) -> None:
     """Manifests, corpora, speakers and label counts of the utterances the folds split."""
     page.add("<h3>Data</h3>")
@@ -96,8 +105,11 @@ def data_section(page: Page, run_dir: Path, info: dict, folds: list[Path]) -> No
         for r in read_split_rows(d / SPLIT_FILE, run_dir):
             rows.setdefault(r["id"], (r.get("speaker", ""), r.get("label", "")))
     manifests = info.get("manifests") or ([info["manifest"]] if info.get("manifest") else [])
+    members = info.get("members") or []  # a fused run: each member has its own store and normalisation
+    per_member = ", ".join(f"{m.get('model', '?')}: {m.get('store', '?')}" for m in members)
     facts = [["model", info.get("model", "?")], ["manifest(s)", ", ".join(map(str, manifests)) or "?"],
-             ["feature store", info.get("store", "?")], ["normalisation", info.get("norm", "?")],
+             ["feature store", per_member or info.get("store", "?")],
+             ["normalisation", "each member's own (see its run)" if members else info.get("norm", "?")],
              ["utterances in the folds", len(rows)], ["speakers", len({s for s, _ in rows.values()})]]
     if info.get("label_selection"):
         facts.append(["labels kept / renamed", json.dumps(info["label_selection"], sort_keys=True)])
@@ -172,14 +184,17 @@ def protocol_section(page: Page, info: dict, folds: list[Path]) -> None:
              "trained on) choose the epoch (networks) or C (classic models) and fit the softmax temperature that "
              "calibrates the probabilities; <code>sertool evaluate</code> scores its test speakers.</p>")
     rows = []
+    members = info.get("members") or []
     for d in folds:
-        config = _fold_config(d)
+        config = _fold_config(d) or _member_fold_config(members, d.name)
         speakers = config.get("speakers", {})
         log = read_train_log(d / LOG_FILE)
+        if members:  # a fused run: its members chose on validation; the fused checkpoint holds the weights
+            config, log = {**config, "calibration": {}}, []
         rows.append([d.name, config.get("fold_name", ""), _speakers(speakers.get("train", [])),
                      _speakers(speakers.get("valid", [])), _speakers(speakers.get("test", [])),
                      " / ".join(str(config.get(k, "?")) for k in ("train", "valid", "test")),
-                     _selection(log, config), _calibration(config)])
+                     _fusion_choice(members) if members else _selection(log, config), _calibration(config)])
     page.add(table(["fold", "name", "train speakers", "validation speakers", "test speakers",
                     "utterances train / valid / test", "chosen on validation", "calibration"], rows, numeric_from=9))
     first = _fold_config(folds[0]) if folds else {}

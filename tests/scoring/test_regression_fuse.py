@@ -224,3 +224,21 @@ def test_the_report_shows_evaluate_on_of_a_regression_run_as_ccc(members, other_
     assert "UA or CCC [95 % CI]" in page and "cross-other" in page and f"{pooled['CCC']:.3f}" in page
     chosen = Checkpoint.load(run / "fold-0" / "checkpoint.pt").model_config["alpha"]
     assert re.search(rf"alpha = {chosen:g} \(validation CCC \d\.\d{{3}}\) of ", page)  # what validation chose
+
+
+def test_the_report_of_regression_runs_compares_ccc_and_describes_a_fusion(members, tmp_path):
+    from sertool.scoring.html_report import write_report
+
+    ridge, svr, _ = members
+    fused = api.fuse([ridge, svr], output=tmp_path / "fused", weights=[1, 1]).out_dir
+    api.evaluate(fused, output=fused)
+    copies = []
+    for run in (ridge, svr):
+        copies.append(tmp_path / run.name)
+        shutil.copytree(run, copies[-1])
+        api.evaluate(copies[-1], output=copies[-1])
+    page = write_report([fused, *copies], tmp_path / "r.html").output.read_text()
+    assert "CCC_fold_mean" in page and "UA_fold_mean" not in page  # the regression compare table's columns
+    assert "one row per run and target" in page
+    assert "fusion of ridge, svr (each member chose its own)" in page
+    assert "? / ? / ?" not in page  # the fused folds' sizes come from the members' folds
