@@ -152,6 +152,9 @@ def read_segments(path) -> Segments:
     classes = [c[2:] for c in columns if c.startswith("p_")]
     scored = [r for r in rows if not r.get("error") and r.get("start")]
     targets = _targets(columns, scored)
+    failed = [r["error"] for r in rows if r.get("error")]
+    if not classes and not targets and not scored and failed:  # regression columns are known by their numbers
+        raise SertoolError(f"{path}: no scored window to draw ({failed[0]})")
     if not classes and not targets:
         raise SertoolError(f"{path}: no p_<class> or numeric prediction columns; give the CSV "
                            "`sertool predict --segments` wrote")

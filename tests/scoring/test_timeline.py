@@ -124,6 +124,9 @@ def test_bad_inputs_are_one_line_errors(segments, tmp_path):
     assert f"damaged.csv line 3: column '{columns[5]}' is '0.4x', not a number" in message
     failed = _write(tmp_path / "failed.csv", columns, [{"path": "/a.wav", "error": "decode: not audio"}])
     assert "no scored window to draw (decode: not audio)" in error(failed, "-o", tmp_path / "x.png")
+    failed_values = _write(tmp_path / "failed_values.csv", ["path", "start", "end", "pred_level", "duration", "flags",
+                                                            "error"], [{"path": "/a.wav", "error": "too few files"}])
+    assert "no scored window to draw (too few files)" in error(failed_values, "-o", tmp_path / "x.png")
     (tmp_path / "empty.csv").write_text("")
     assert "empty.csv: empty" in error(tmp_path / "empty.csv", "-o", tmp_path / "x.png")
     assert "no rows of that file; its 2 file(s):" in error(segments, "-o", tmp_path / "x.png", "--file", "nope.wav")
