@@ -465,7 +465,7 @@ def build_matrix(manifests: Sequence, store, *, output, train: TrainCall, model:
     output = Path(output)
     data = split_corpora(manifests, output / "data")
     log(f"corpora: {', '.join(data)}; {len(data) * (len(data) + 1)} cells")
-    rows = combine_manifests(list(data.values())).rows if targets else selected_rows(data, label_set, label_map, log)
+    rows = selected_rows(data, label_set, label_map, log)  # as the runs select them, --target runs too
     trained, skipped = _train_all(plan_runs(data), output / "runs", train, log)
     cells = score_matrix(data, output / "runs", store, rows=rows, targets=targets, log=log)
     corpora, score = list(data), "CCC" if targets else "UA"

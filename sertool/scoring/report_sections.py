@@ -311,7 +311,8 @@ def _cross_row(name: str, pooled: dict) -> list[str]:
     key = "UA" if "UA" in pooled else "CCC"
     targets = [k[4:] for k in pooled if k.startswith("CCC_") and not k.endswith(("_low", "_high"))]
     low = f"{key}_ci95_low" if key == "UA" else (f"CCC_{targets[0]}_ci95_low" if len(targets) == 1 else "")
-    ci = f" [{pooled[low]:.3f}, {pooled[low[:-3] + 'high']:.3f}]" if low in pooled else ""
+    high = low[:-3] + "high"
+    ci = f" [{pooled[low]:.3f}, {pooled[high]:.3f}]" if low in pooled and high in pooled else ""
     pearson = [pooled[f"Pearson_{t}"] for t in targets if f"Pearson_{t}" in pooled]
     second = pooled.get("WA") if key == "UA" else (sum(pearson) / len(pearson) if pearson else None)
     support = sum(v for k, v in pooled.items() if k.startswith("support_"))

@@ -93,6 +93,9 @@ def _pick_valid(train_speakers: list[str], utts_by_speaker, count: float, rng: r
     """
     if 0 < count < 1:
         return _pick_share(train_speakers, utts_by_speaker, count, rng)
+    if count < 0 or count != int(count):
+        raise ConfigError(f"--valid-speakers {count}: give a count (0, 1, 2, ...) or a share of the training files "
+                          "between 0 and 1")
     count = int(count)
     if len(train_speakers) <= count:
         raise ConfigError(f"only {len(train_speakers)} training speakers: cannot hold out {count} for validation; "
@@ -115,8 +118,8 @@ def _pick_share(train_speakers: list[str], utts_by_speaker, share: float, rng: r
     # too few speakers under the cap (the small ones test in this fold): the closer of them and the smallest
     # larger speaker alone, so a fold neither chooses on a handful of files nor loses more than it must
     larger = [s for s in train_speakers if s not in picked and files[s] > 1.25 * goal]
-    options = [picked] + ([[min(larger, key=lambda s: (files[s], s))]] if larger else [])
-    best = min(options, key=lambda group: abs(sum(files[s] for s in group) - goal) if group else goal + 1)
+    options = ([picked] if picked else []) + ([[min(larger, key=lambda s: (files[s], s))]] if larger else [])
+    best = min(options, key=lambda group: abs(sum(files[s] for s in group) - goal))
     if len(best) == len(train_speakers):
         raise ConfigError(f"--valid-speakers {share}: the held-out share would take every training speaker")
     return sorted(best)

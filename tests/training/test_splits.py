@@ -172,3 +172,18 @@ def test_valid_share_takes_a_large_speaker_when_the_small_ones_hold_too_little()
             for i in range(n)]
     fold = make_folds(rows, "holdout", test_speakers=["t"], valid_speakers=0.2, seed=0)[0]
     assert speakers_of(fold.valid, rows) == {"c"}  # 250 files is nearer 176 than the small speakers' 30
+
+
+def test_valid_share_never_holds_out_nobody():
+    """Two training speakers of 50 and 60 files: every one is above 1.25 x the 22-file share; the smaller goes."""
+    sizes = {"a": 50, "b": 60, "t": 10}
+    rows = [Utterance(id=f"{s}_{i}", path=Path("x"), label="ab"[i % 2], speaker=s) for s, n in sizes.items()
+            for i in range(n)]
+    fold = make_folds(rows, "holdout", test_speakers=["t"], valid_speakers=0.2, seed=0)[0]
+    assert speakers_of(fold.valid, rows) == {"a"}
+
+
+@pytest.mark.parametrize("count", [-1, 1.5])
+def test_a_bad_valid_count_from_python_is_refused(count):
+    with pytest.raises(ConfigError, match="give a count"):
+        make_folds(corpus(), "loso", valid_speakers=count)
