@@ -308,8 +308,10 @@ def plot_timeline(segments: Segments, files: list[str], output: Path, *, note: s
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles[::-1], labels[::-1], loc="upper right", fontsize=8, title="class", title_fontsize=8,
                    frameon=False)
-    fig.suptitle(f"{segments.path.name}: class probabilities over time (each window at its centre)", x=0.02,
-                 ha="left", fontsize=10)
+    drawn = " and ".join((["class probabilities"] if segments.classes else [])
+                         + (["predicted values"] if segments.targets else []))
+    fig.suptitle(f"{segments.path.name}: {drawn} over time (each window at its centre)", x=0.02, ha="left",
+                 fontsize=10)
     if note:
         fig.text(0.02, 0.005, note, fontsize=8, va="bottom")
     fig.tight_layout(rect=(0, 0.02 if note else 0, 0.9 if segments.classes else 1, 0.97))
