@@ -63,10 +63,10 @@ def prepare(corpus: str, root: PathLike, *, output: PathLike | None = None, labe
 
 def _settings(config: PathLike | None, settings: dict[str, Any] | None, features: str) -> dict[str, Any]:
     """A TOML file's values, then ``settings`` on top; ConfigError naming the file when its values are wrong."""
-    from sertool.features import build_config  # numpy: heavy, loaded only when a config is built
-
     values = load_toml(config) if config else {}
     if values:
+        from sertool.features import build_config  # numpy: heavy, loaded only when a file's values are checked
+
         try:
             build_config(features, values)
         except ConfigError as exc:

@@ -14,8 +14,9 @@ import click
 
 from sertool import api
 from sertool.configs import choices, parse_assignments
+from sertool.errors import ConfigError
 from sertool.models import RECIPES
-from sertool.training.splits import PROTOCOLS
+from sertool.training.splits import PROTOCOLS, valid_amount
 
 MAX_FAILURES_HELP = "Failed files tolerated before the exit code becomes 3."
 
@@ -100,15 +101,9 @@ class ValidSpeakers(click.ParamType):
 
     def convert(self, value, param, ctx):
         try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = float("nan")
-        if number >= 1 and number == int(number) or number == 0:
-            return int(number)
-        if 0 < number < 1:
-            return number
-        self.fail(f"{value!r} is neither a speaker count (0, 1, 2, ...) nor a share of the training files "
-                  "between 0 and 1 (e.g. 0.2)", param, ctx)
+            return valid_amount(value)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def valid_speakers_option(help_text: str):

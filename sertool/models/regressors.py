@@ -155,7 +155,7 @@ class _FittedRegressor(nn.Module):
         (never the test fold) undo that. Identity without ``rescale``, with fewer than 2 validation rows, or
         for a target whose validation predictions are constant.
         """
-        if valid_pred is None or not getattr(config, "rescale", False) or len(valid_pred) < 2:
+        if valid_pred is None or not config.rescale or len(valid_pred) < 2:
             return np.ones(1), np.zeros(1)
         std, mean = valid_pred.std(axis=0), valid_pred.mean(axis=0)
         spread = std > 1e-8

@@ -40,10 +40,11 @@ def score_regression_cell(parts, rows: list[Utterance], store, targets: list[str
         if not ckpt.is_regression or list(ckpt.targets) != list(targets):
             raise SertoolError(f"{path}: predicts {', '.join(ckpt.outputs)}, not the targets {', '.join(targets)}; "
                                "retrain the run")
-        values = target_values(f"corpus {by_id[ids[0]].corpus}" if ids else "", [by_id[i] for i in ids], targets)
-        truths.append(np.stack([values[i] for i in ids]) if ids else truths[0])
-        if ids:
-            preds.append(score_ids(ckpt, ids, utterances=rows, stores=[(store, None)]).astype(np.float64))
+        if not ids:
+            continue
+        values = target_values(f"corpus {by_id[ids[0]].corpus}", [by_id[i] for i in ids], targets)
+        truths.append(np.stack([values[i] for i in ids]))
+        preds.append(score_ids(ckpt, ids, utterances=rows, stores=[(store, None)]).astype(np.float64))
     return np.concatenate(truths), np.concatenate(preds)
 
 

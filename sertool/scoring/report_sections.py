@@ -188,13 +188,13 @@ def protocol_section(page: Page, info: dict, folds: list[Path]) -> None:
     for d in folds:
         config = _fold_config(d) or _member_fold_config(members, d.name)
         speakers = config.get("speakers", {})
-        log = read_train_log(d / LOG_FILE)
         if members:  # a fused run: its members chose on validation; the fused checkpoint holds the weights
-            config, log = {**config, "calibration": {}}, []
+            config = {**config, "calibration": {}}
         rows.append([d.name, config.get("fold_name", ""), _speakers(speakers.get("train", [])),
                      _speakers(speakers.get("valid", [])), _speakers(speakers.get("test", [])),
                      " / ".join(str(config.get(k, "?")) for k in ("train", "valid", "test")),
-                     _fusion_choice(members) if members else _selection(log, config), _calibration(config)])
+                     _fusion_choice(members) if members else _selection(read_train_log(d / LOG_FILE), config),
+                     _calibration(config)])
     page.add(table(["fold", "name", "train speakers", "validation speakers", "test speakers",
                     "utterances train / valid / test", "chosen on validation", "calibration"], rows, numeric_from=9))
     first = _fold_config(folds[0]) if folds else {}

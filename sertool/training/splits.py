@@ -83,6 +83,26 @@ def _valid_order(train_speakers: list[str], utts_by_speaker, rng: random.Random)
     return order
 
 
+def valid_amount(value) -> int | float:
+    """``--valid-speakers`` read: a count (a whole number >= 0, as int) or a share of the training files (0 < x < 1).
+
+    Raises
+    ------
+    ConfigError
+        Anything else (negative, fractional above 1, not a number).
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if 0 < number < 1:
+        return number
+    if number >= 0 and number.is_integer():
+        return int(number)
+    raise ConfigError(f"--valid-speakers {value!r} is neither a speaker count (0, 1, 2, ...) nor a share of the "
+                      "training files between 0 and 1: give a count or a share such as 0.2")
+
+
 def _pick_valid(train_speakers: list[str], utts_by_speaker, count: float, rng: random.Random) -> list[str]:
     """Validation speakers drawn from the training speakers, alternating genders when known.
 
@@ -93,10 +113,6 @@ def _pick_valid(train_speakers: list[str], utts_by_speaker, count: float, rng: r
     """
     if 0 < count < 1:
         return _pick_share(train_speakers, utts_by_speaker, count, rng)
-    if count < 0 or count != int(count):
-        raise ConfigError(f"--valid-speakers {count}: give a count (0, 1, 2, ...) or a share of the training files "
-                          "between 0 and 1")
-    count = int(count)
     if len(train_speakers) <= count:
         raise ConfigError(f"only {len(train_speakers)} training speakers: cannot hold out {count} for validation; "
                           "use fewer --valid-speakers")
@@ -144,6 +160,7 @@ def make_folds(utts: list[Utterance], protocol: str, *, folds: int = 5, valid_sp
         Unknown protocol, missing speakers or sessions, too few speakers.
     """
     augmented = {u.id for u in utts if u.source_id}
+    valid_speakers = valid_amount(valid_speakers)
     return [Fold(f.index, f.name, f.train, tuple(i for i in f.valid if i not in augmented),
                  tuple(i for i in f.test if i not in augmented))
             for f in _make_folds(utts, protocol, folds=folds, valid_speakers=valid_speakers,
